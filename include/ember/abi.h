@@ -1,0 +1,176 @@
+/* ember/abi.h - the shared-memory layout of an ember pool, version 1.
+ *
+ * One POSIX shared-memory segment per pool, "/ember.<uid>.<name>", mode 0600,
+ * mapped at any address in every process: everything inside is addressed by
+ * byte offsets from the segment base, never by pointers.
+ *
+ *   header | handlers | runners | workers | callers | slots | run ring |
+ *   free ring | page table | payload pages
+ *
+ * Every part starts on its own cache line. The header's geometry fields are
+ * written once by the creator before the supervisor publishes its pid; an
+ * attaching process validates them once and from then on uses its own
+ * process-local copy (struct ember__view in client.h), so a process that
+ * scribbles over the header later cannot make others index out of bounds.
+ * Every index and length read from a slot or ring cell is bounded before use.
+ *
+ * Synchronization notes (writer -> readers, ordering):
+ *   slot.state   caller, runner, supervisor -> all; every transition is a CAS
+ *                on the whole word (generation + flags + state), see client.h
+ *                "Slot state machine".
+ *   ring cells   producers and consumers, CAS only, see client.h "Rings".
+ *   nparked,
+ *   idle_spinners runner threads -> callers; seq_cst, the eventcount pairing
+ *                described at ember__wake_runner().
+ *   runner.*     supervisor writes pid/gen/state; the runner writes load.
+ *   caller.pid   the caller claims its entry by CAS 0 -> pid; supervisor
+ *                clears it after that process has exited.
+ */
+#ifndef EMBER_ABI_H
+#define EMBER_ABI_H
+
+#include <stdint.h>
+#include <stdatomic.h>
+
+#define EMBER_ABI_VERSION   1u
+#define EMBER_MAGIC         0x4745534d45424d45ull /* "EMBEMSEG" little-endian */
+#define EMBER_CACHELINE     64
+#define EMBER_NAME_MAX      40   /* pool and handler names, with the NUL */
+#define EMBER_SLOT_SIZE     256
+#define EMBER_SLOT_HDR      80
+#define EMBER_INLINE_MAX    (EMBER_SLOT_SIZE - EMBER_SLOT_HDR)
+#define EMBER_MAX_SLOTS     65536u /* a ring entry carries a 16-bit index */
+#define EMBER_NONE          0xffffffffu
+
+/* pool state (hdr.pool_state) */
+enum { EMBER_POOL_STARTING = 1, EMBER_POOL_RUNNING = 2, EMBER_POOL_STOPPING = 3,
+       EMBER_POOL_DOWN = 4 };
+
+/* slot states, low 4 bits of slot.state */
+enum { EMBER_SLOT_FREE = 0, EMBER_SLOT_CLAIMED = 1, EMBER_SLOT_QUEUED = 2,
+       EMBER_SLOT_RUNNING = 3, EMBER_SLOT_DONE = 4, EMBER_SLOT_ABANDONED = 5 };
+#define EMBER_SLOT_STATE_MASK 0x0fu
+#define EMBER_SLOT_WAITER     0x10u  /* the owner is (about to be) parked on the word */
+#define EMBER_SLOT_GEN_SHIFT  8      /* bits 8..31: generation, bumped at each claim */
+
+/* slot flags */
+#define EMBER_CALL_CAST 0x1u         /* nobody waits: the runner frees the slot */
+
+/* runner states */
+enum { EMBER_RUNNER_EMPTY = 0, EMBER_RUNNER_BOOTING = 1, EMBER_RUNNER_READY = 2,
+       EMBER_RUNNER_EXITING = 3 };
+
+/* worker (runner thread) state word, also its futex. The global counters
+ * nparked / idle_spinners follow these states; the orders of the updates are
+ * chosen so that a worker killed between the two errs on the harmless side
+ * (see runner.c), and the supervisor subtracts a dead worker's state. */
+enum { EMBER_WORKER_ACTIVE = 0, EMBER_WORKER_PARKED = 1, EMBER_WORKER_WOKEN = 2,
+       EMBER_WORKER_SPINNING = 3 };
+
+struct ember_ring_hdr {
+    _Alignas(EMBER_CACHELINE) _Atomic uint64_t head;  /* consumers' position */
+    _Alignas(EMBER_CACHELINE) _Atomic uint64_t tail;  /* producers' position */
+    /* cells follow at the next cache line: _Atomic uint64_t cell[cap],
+     * each (uint32 sequence << 32) | uint32 value */
+    _Alignas(EMBER_CACHELINE) uint64_t cells_start[];
+};
+
+struct ember_shm_header {
+    /* line 0-1: geometry, immutable after creation */
+    uint64_t magic;
+    uint32_t abi_version;
+    uint32_t header_size;
+    uint64_t segment_size;
+    uint32_t nslots, ring_cap;        /* both powers of two, ring_cap = 2*nslots */
+    uint32_t nrunners, max_concurrency;
+    uint32_t ncallers, nhandlers;
+    uint32_t page_size, npages;
+    uint64_t max_payload;
+    uint64_t default_timeout_ns;
+    uint32_t ncpus, _pad0;
+    uint64_t off_handlers, off_runners, off_workers, off_callers, off_slots,
+             off_run_ring, off_free_ring, off_page_owner, off_page_len, off_pages;
+    char     name[EMBER_NAME_MAX];
+    char     backend[16];             /* the supervisor's event loop: "uring" or "poll" */
+
+    /* supervisor identity; written before pool_state leaves 0 */
+    _Alignas(EMBER_CACHELINE) _Atomic uint32_t sup_pid;
+    _Atomic uint32_t pool_state;
+    uint64_t sup_start_ticks;         /* /proc/<pid>/stat field 22, against pid reuse */
+    _Atomic uint32_t doorbell;        /* supervisor's futex: callers attached/detached */
+    _Atomic uint32_t epoch;
+
+    /* signed: crash repair may leave them below the truth, never above it
+     * where that could cost a wake-up (see runner.c) */
+    _Alignas(EMBER_CACHELINE) _Atomic int32_t nparked;        /* runner threads parked */
+    _Alignas(EMBER_CACHELINE) _Atomic int32_t idle_spinners;  /* runner threads spinning for work */
+    _Alignas(EMBER_CACHELINE) _Atomic int32_t spinners;       /* every spinner, callers too */
+    _Alignas(EMBER_CACHELINE) _Atomic uint32_t slot_seq;      /* futex: bumped when a slot is freed */
+    _Atomic uint32_t slot_waiters;
+    _Alignas(EMBER_CACHELINE) _Atomic uint32_t page_seq;      /* futex: bumped when pages are freed */
+    _Atomic uint32_t page_waiters;
+    _Atomic uint32_t page_hint;
+    _Alignas(EMBER_CACHELINE) unsigned char page_lock[64];    /* pthread_mutex_t, robust, pshared */
+
+    _Alignas(EMBER_CACHELINE) _Atomic uint64_t calls_done;
+    _Atomic uint64_t calls_crashed, calls_expired, runners_started, runners_died,
+                     callers_reaped;
+};
+
+struct ember_handler_ent {
+    char     name[EMBER_NAME_MAX];
+    uint32_t id;
+    uint32_t flags;
+    uint64_t _pad[2];
+};
+
+struct ember_runner_ent {
+    _Atomic uint32_t pid;
+    _Atomic uint32_t gen;
+    _Atomic uint32_t state;
+    _Atomic uint32_t load;            /* jobs running now */
+    uint32_t capacity;                /* = max_concurrency */
+    int32_t  node;
+    _Atomic uint64_t jobs_done;
+    uint64_t started_ns;
+    int32_t  last_exit_signal, last_exit_status;
+    uint64_t _pad[2];
+};
+
+struct ember_worker_ent {
+    _Atomic uint32_t park;            /* EMBER_WORKER_*, futex word */
+    uint32_t runner;
+    uint32_t _pad[14];
+};
+
+struct ember_caller_ent {
+    _Atomic uint32_t pid;             /* 0 = free */
+    _Atomic uint32_t gen;
+    _Atomic uint32_t spinning;        /* its threads counted in hdr.spinners */
+    uint32_t _pad1;
+    uint64_t _pad[6];
+};
+
+struct ember_slot {
+    _Atomic uint32_t state;           /* gen << 8 | WAITER | state */
+    uint32_t handler;
+    uint32_t flags;
+    uint32_t owner, owner_gen;        /* caller table index + its generation */
+    uint32_t runner, runner_gen;      /* set by the runner before RUNNING */
+    int32_t  status;                  /* 0 or -EMBER_E... */
+    int32_t  detail;                  /* signal, exit status or handler's return */
+    uint32_t args_len, args_page;     /* page = EMBER_NONE when inline */
+    uint32_t res_len, res_page;
+    uint64_t deadline_ns;             /* CLOCK_MONOTONIC, absolute */
+    uint64_t t_start_ns, t_end_ns;    /* receipt: when the runner took and finished it */
+    unsigned char data[EMBER_INLINE_MAX];
+};
+
+_Static_assert(sizeof(struct ember_slot) == EMBER_SLOT_SIZE, "slot size");
+_Static_assert(__builtin_offsetof(struct ember_slot, data) == EMBER_SLOT_HDR, "slot header");
+_Static_assert(sizeof(struct ember_runner_ent) == 64, "runner entry");
+_Static_assert(sizeof(struct ember_worker_ent) == 64, "worker entry");
+_Static_assert(sizeof(struct ember_caller_ent) == 64, "caller entry");
+_Static_assert(sizeof(struct ember_handler_ent) == 64, "handler entry");
+
+#endif

@@ -1,0 +1,1190 @@
+/* ember/client.h - header-only client of ember pools, v0.1 (ABI 1).
+ *
+ * Lets any process put work into a running ember pool through shared memory
+ * and get the result back. libc and Linux system calls only.
+ *
+ * USAGE
+ *   In exactly one C file:
+ *       #define EMBER_CLIENT_IMPLEMENTATION
+ *       #include <ember/client.h>
+ *   elsewhere include it plainly. Then:
+ *       ember_client *c;
+ *       int rc = ember_attach("mypool", &c);
+ *       int h = ember_handler(c, "echo");             // >= 0: handler id
+ *       ember_result r;
+ *       rc = ember_call(c, h, "hi", 2, &r, EMBER_TIMEOUT_DEFAULT);
+ *       if (rc == 0) use(r.data, r.len);
+ *       ember_result_release(c, &r);                   // always
+ *       ember_detach(c);
+ *
+ * OPTIONS (define before the include)
+ *   EMBER_API        linkage of the functions (default: extern)
+ *   EMBER_ASSERT(x)  internal assertions (default: assert)
+ *
+ * CONTENTS
+ *   1. error codes (one X-macro list: codes, names, messages)
+ *   2. public API
+ *   3. implementation: time and futexes, the segment view, rings, pages,
+ *      slot state machine, waking runners, attach, calls
+ *
+ * Every function returns 0 (or a non-negative value where said) or a negative
+ * code: -errno from the system, or -EMBER_E... below. ember_strerror() says
+ * what happened; ember_last_error() adds the detail of the last failure on
+ * this thread (which pool, which handler, which size).
+ *
+ * A client handle may be used by many threads at once. It must not be used in
+ * a child forked after ember_attach(): attach again there.
+ */
+#ifndef EMBER_CLIENT_H
+#define EMBER_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "abi.h"
+
+#ifndef EMBER_API
+#define EMBER_API extern
+#endif
+
+/* ---- 1. errors ---------------------------------------------------------- */
+#define EMBER_ERRNO_MAP(X)                                                                    \
+    X(EINVAL, 1000, "invalid argument: a bad pointer, name, option or handle")                \
+    X(ENOPOOL, 1001, "no such pool is running: start it first, or check the name and user")   \
+    X(EPOOLDOWN, 1002, "the pool went down (its supervisor stopped or died) before the call ended") \
+    X(ETIMEDOUT, 1003, "the call's deadline passed before its result came back")              \
+    X(EFULL, 1004, "the pool's queue or payload space stayed full until the deadline")        \
+    X(ENOHANDLER, 1005, "the pool has no handler of that name or id")                         \
+    X(ETOOBIG, 1006, "the payload is larger than the pool's max_payload")                     \
+    X(ECRASHED, 1007, "the runner running the call crashed; the detail is the signal")        \
+    X(ERUNNERLOST, 1008, "the runner was lost while running the call (killed for another call)") \
+    X(EABI, 1009, "the pool's shared segment has another ABI version: rebuild against the same ember") \
+    X(EOWNER, 1010, "the pool's shared segment belongs to another user")                      \
+    X(ECORRUPT, 1011, "the pool's shared segment is corrupted or not an ember segment")       \
+    X(ESTALE, 1012, "the call handle is stale: that call was already collected")              \
+    X(EEXIST, 1013, "a pool of that name is already running")                                 \
+    X(EHANDLER, 1014, "the handler returned an error; the detail is its return value")        \
+    X(EBOOT, 1015, "the pool could not boot a runner")                                        \
+    X(EIMAGE, 1016, "the function is not from the pool's program image")                      \
+    X(EAGAIN, 1017, "the call has not finished yet")                                          \
+    X(ECALLERS, 1018, "the pool's caller table is full: too many attached processes")
+
+enum {
+#define EMBER__XENUM(name, val, msg) EMBER_##name = val,
+    EMBER_ERRNO_MAP(EMBER__XENUM)
+#undef EMBER__XENUM
+};
+
+/* ---- 2. public API ------------------------------------------------------ */
+#define EMBER_TIMEOUT_DEFAULT (-1) /* the pool's configured timeout */
+#define EMBER_TIMEOUT_NONE    INT64_MAX
+
+typedef struct ember_client ember_client;
+
+/* A call in flight: index and generation of its slot; stale ones are refused. */
+typedef struct ember_call_id { uint32_t idx, gen; } ember_call_id;
+
+/* What a finished call returns. data/len point into shared memory and stay
+ * valid until ember_result_release(). */
+typedef struct ember_result {
+    const void *data;
+    size_t      len;
+    int         status;    /* 0 or -EMBER_E... (same as the call's return) */
+    int         detail;    /* signal (ECRASHED), handler's return (EHANDLER) */
+    uint32_t    runner;    /* runner table index that ran it, EMBER_NONE if none */
+    uint64_t    queue_ns;  /* receipt: submit to start */
+    uint64_t    run_ns;    /* receipt: start to end */
+    /* private */
+    uint32_t    _idx, _gen;
+} ember_result;
+
+/* Attach to the running pool NAME of this user. Returns 0, -EMBER_ENOPOOL
+ * (none running), -EMBER_EABI, -EMBER_EOWNER, -EMBER_ECORRUPT, -EMBER_ECALLERS
+ * or -errno. */
+EMBER_API int ember_attach(const char *name, ember_client **out);
+/* Detach; waits for nothing. Calls not collected are released. */
+EMBER_API void ember_detach(ember_client *c);
+/* Handler id for NAME: >= 0, or -EMBER_ENOHANDLER. */
+EMBER_API int ember_handler(ember_client *c, const char *name);
+/* Run handler H with ARGS and wait for its result, at most TIMEOUT_NS (or
+ * EMBER_TIMEOUT_DEFAULT / _NONE) for queueing and running together.
+ * Returns 0 with *res filled, or a negative code (res->status has it too).
+ * Release *res in every case. */
+EMBER_API int ember_call(ember_client *c, int h, const void *args, size_t len,
+                         ember_result *res, int64_t timeout_ns);
+/* Queue handler H with ARGS and return at once; nobody collects the result.
+ * Returns 0 or the submit errors below. */
+EMBER_API int ember_cast(ember_client *c, int h, const void *args, size_t len,
+                         int64_t timeout_ns);
+/* Queue a call and return its id. Returns 0, -EMBER_ENOHANDLER, -EMBER_ETOOBIG,
+ * -EMBER_EFULL (no slot or pages until the deadline), -EMBER_EPOOLDOWN. */
+EMBER_API int ember_submit(ember_client *c, int h, const void *args, size_t len,
+                           int64_t timeout_ns, ember_call_id *id);
+/* Wait for a submitted call until its deadline. Same returns as ember_call. */
+EMBER_API int ember_wait(ember_client *c, ember_call_id id, ember_result *res);
+/* Like ember_wait without waiting: -EMBER_EAGAIN while it is not done. */
+EMBER_API int ember_poll(ember_client *c, ember_call_id id, ember_result *res);
+/* Give back what a result holds (slot, pages). Safe on any result. */
+EMBER_API void ember_result_release(ember_client *c, ember_result *res);
+/* Text for a code (negative or positive, ember's or errno's). */
+EMBER_API const char *ember_strerror(int err);
+/* "EMBER_ETIMEDOUT", "ENOENT"...: the code's name. */
+EMBER_API const char *ember_errname(int err);
+/* Detail of the last failure on this thread ("" if none). */
+EMBER_API const char *ember_last_error(void);
+/* The pool's max_payload in bytes. */
+EMBER_API size_t ember_max_payload(const ember_client *c);
+
+#endif /* EMBER_CLIENT_H */
+
+/* ---- 3. implementation --------------------------------------------------
+ * EMBER_CLIENT_INTERNALS_ONLY (libember's own files) gives the internal
+ * helpers without the public functions, which libember compiles once. */
+#if defined(EMBER_CLIENT_IMPLEMENTATION) || defined(EMBER_CLIENT_INTERNALS_ONLY)
+#ifndef EMBER_CLIENT_IMPLEMENTED
+#define EMBER_CLIENT_IMPLEMENTED
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#ifndef EMBER_ASSERT
+#include <assert.h>
+#define EMBER_ASSERT(x) assert(x)
+#endif
+
+/* -- errors -- */
+#ifdef EMBER_CLIENT_INTERNALS_ONLY
+char *ember__errbuf_ptr(void);
+#define ember__errbuf (ember__errbuf_ptr())
+#else
+static __thread char ember__errbuf_tls[256];
+#define ember__errbuf ember__errbuf_tls
+EMBER_API char *ember__errbuf_ptr(void);
+EMBER_API char *ember__errbuf_ptr(void) { return ember__errbuf_tls; }
+#endif
+#define EMBER__ERRLEN 256
+
+__attribute__((format(printf, 2, 3)))
+static int ember__fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ember__errbuf, EMBER__ERRLEN, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+#ifndef EMBER_CLIENT_INTERNALS_ONLY
+EMBER_API const char *ember_last_error(void) { return ember__errbuf; }
+
+EMBER_API const char *ember_strerror(int err)
+{
+    if (err < 0) err = -err;
+    switch (err) {
+    case 0: return "success";
+#define EMBER__XSTR(name, val, msg) case EMBER_##name: return msg;
+    EMBER_ERRNO_MAP(EMBER__XSTR)
+#undef EMBER__XSTR
+    default: return strerror(err);
+    }
+}
+
+EMBER_API const char *ember_errname(int err)
+{
+    if (err < 0) err = -err;
+    switch (err) {
+    case 0: return "OK";
+#define EMBER__XNAME(name, val, msg) case EMBER_##name: return "EMBER_" #name;
+    EMBER_ERRNO_MAP(EMBER__XNAME)
+#undef EMBER__XNAME
+    default: {
+#if defined(_GNU_SOURCE) && defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 32)
+        const char *n = strerrorname_np(err);
+        return n ? n : "EUNKNOWN";
+#else
+        return "ESYSTEM";
+#endif
+    }
+    }
+}
+#endif
+
+/* -- time, spinning, futexes -- */
+static inline uint64_t ember__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline void ember__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Wait while *w == val, until the absolute CLOCK_MONOTONIC time abs_ns
+ * (0 = no limit). Shared (not private) futex: the word is in shared memory.
+ * Returns 0 when woken or the value differed, -ETIMEDOUT, -EINTR. */
+static inline int ember__futex_wait(_Atomic uint32_t *w, uint32_t val, uint64_t abs_ns)
+{
+    struct timespec ts, *tp = NULL;
+    if (abs_ns) {
+        ts.tv_sec = (time_t)(abs_ns / 1000000000ull);
+        ts.tv_nsec = (long)(abs_ns % 1000000000ull);
+        tp = &ts;
+    }
+    long r = syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT_BITSET, val, tp, NULL,
+                     FUTEX_BITSET_MATCH_ANY);
+    if (r == 0 || errno == EAGAIN) return 0;
+    return -errno;
+}
+
+static inline void ember__futex_wake(_Atomic uint32_t *w, int n)
+{
+    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, n, NULL, NULL, 0);
+}
+
+/* Adaptive spin budget of this thread, in ns: grows when spinning found the
+ * result, halves when it had to park anyway. Bounded both ways. */
+#define EMBER__SPIN_MIN_NS 2000u
+#define EMBER__SPIN_MAX_NS 60000u
+static __thread uint32_t ember__spin_budget = 20000u;
+
+static inline void ember__spin_won(void)
+{
+    uint32_t b = ember__spin_budget + ember__spin_budget / 8 + 500;
+    ember__spin_budget = b > EMBER__SPIN_MAX_NS ? EMBER__SPIN_MAX_NS : b;
+}
+static inline void ember__spin_lost(void)
+{
+    uint32_t b = ember__spin_budget / 2;
+    ember__spin_budget = b < EMBER__SPIN_MIN_NS ? EMBER__SPIN_MIN_NS : b;
+}
+
+/* -- the segment view --------------------------------------------------------
+ * Process-local, validated copy of the geometry: after ember__view_init() no
+ * index or size is taken from the shared header again. */
+struct ember__ring {
+    struct ember_ring_hdr *h;
+    _Atomic uint64_t *cell;
+    uint32_t mask, cap;
+};
+
+struct ember__view {
+    struct ember_shm_header *hdr;
+    char *base;
+    size_t size;
+    struct ember_handler_ent *handlers;
+    struct ember_runner_ent *runners;
+    struct ember_worker_ent *workers;
+    struct ember_caller_ent *callers;
+    struct ember_slot *slots;
+    struct ember__ring run, free;
+    uint32_t *page_owner, *page_len;
+    char *pages;
+    uint32_t nslots, nrunners, max_conc, ncallers, nhandlers, npages, page_size, ncpus;
+    uint64_t max_payload, default_timeout_ns;
+};
+
+static inline size_t ember__ring_bytes(uint32_t cap)
+{
+    return sizeof(struct ember_ring_hdr) + (size_t)cap * sizeof(uint64_t);
+}
+
+static inline bool ember__pow2(uint32_t x) { return x && !(x & (x - 1)); }
+
+/* Check that part [off, off+len) lies inside the segment, cache-aligned. */
+static inline bool ember__part_ok(uint64_t off, uint64_t len, uint64_t size)
+{
+    return off % EMBER_CACHELINE == 0 && off <= size && len <= size - off;
+}
+
+/* Validate a mapped segment and fill V. Returns 0, -EMBER_EABI or
+ * -EMBER_ECORRUPT (with the reason in ember_last_error()). */
+static int ember__view_init(struct ember__view *v, void *base, size_t size)
+{
+    struct ember_shm_header *h = (struct ember_shm_header *)base;
+    memset(v, 0, sizeof *v);
+    if (size < sizeof *h || h->magic != EMBER_MAGIC)
+        return ember__fail(-EMBER_ECORRUPT, "segment has no ember magic");
+    if (h->abi_version != EMBER_ABI_VERSION)
+        return ember__fail(-EMBER_EABI, "segment ABI version %u, this client speaks %u",
+                           h->abi_version, EMBER_ABI_VERSION);
+    if (h->header_size != sizeof *h || h->segment_size != size)
+        return ember__fail(-EMBER_ECORRUPT, "segment size %zu does not match its header (%llu)",
+                           size, (unsigned long long)h->segment_size);
+    if (!ember__pow2(h->nslots) || h->nslots > EMBER_MAX_SLOTS || h->ring_cap != 2 * h->nslots ||
+        h->nrunners == 0 || h->nrunners > 4096 || h->max_concurrency == 0 ||
+        h->max_concurrency > 1024 || h->ncallers == 0 || h->ncallers > 65536 ||
+        h->nhandlers > 4096 || h->page_size < 4096 || h->page_size % 4096 ||
+        h->npages > (1u << 24) || h->ncpus == 0)
+        return ember__fail(-EMBER_ECORRUPT, "segment geometry out of range");
+    uint64_t nw = (uint64_t)h->nrunners * h->max_concurrency;
+    if (!ember__part_ok(h->off_handlers, (uint64_t)h->nhandlers * sizeof(struct ember_handler_ent), size) ||
+        !ember__part_ok(h->off_runners, (uint64_t)h->nrunners * sizeof(struct ember_runner_ent), size) ||
+        !ember__part_ok(h->off_workers, nw * sizeof(struct ember_worker_ent), size) ||
+        !ember__part_ok(h->off_callers, (uint64_t)h->ncallers * sizeof(struct ember_caller_ent), size) ||
+        !ember__part_ok(h->off_slots, (uint64_t)h->nslots * sizeof(struct ember_slot), size) ||
+        !ember__part_ok(h->off_run_ring, ember__ring_bytes(h->ring_cap), size) ||
+        !ember__part_ok(h->off_free_ring, ember__ring_bytes(h->ring_cap), size) ||
+        !ember__part_ok(h->off_page_owner, (uint64_t)h->npages * 4, size) ||
+        !ember__part_ok(h->off_page_len, (uint64_t)h->npages * 4, size) ||
+        !ember__part_ok(h->off_pages, (uint64_t)h->npages * h->page_size, size) ||
+        h->max_payload > (uint64_t)h->npages * h->page_size || h->max_payload > UINT32_MAX)
+        return ember__fail(-EMBER_ECORRUPT, "segment part out of bounds");
+    char *b = (char *)base;
+    v->hdr = h;
+    v->base = b;
+    v->size = size;
+    v->handlers = (struct ember_handler_ent *)(b + h->off_handlers);
+    v->runners = (struct ember_runner_ent *)(b + h->off_runners);
+    v->workers = (struct ember_worker_ent *)(b + h->off_workers);
+    v->callers = (struct ember_caller_ent *)(b + h->off_callers);
+    v->slots = (struct ember_slot *)(b + h->off_slots);
+    v->run.h = (struct ember_ring_hdr *)(b + h->off_run_ring);
+    v->free.h = (struct ember_ring_hdr *)(b + h->off_free_ring);
+    v->run.cell = (_Atomic uint64_t *)v->run.h->cells_start;
+    v->free.cell = (_Atomic uint64_t *)v->free.h->cells_start;
+    v->run.cap = v->free.cap = h->ring_cap;
+    v->run.mask = v->free.mask = h->ring_cap - 1;
+    v->page_owner = (uint32_t *)(b + h->off_page_owner);
+    v->page_len = (uint32_t *)(b + h->off_page_len);
+    v->pages = b + h->off_pages;
+    v->nslots = h->nslots;
+    v->nrunners = h->nrunners;
+    v->max_conc = h->max_concurrency;
+    v->ncallers = h->ncallers;
+    v->nhandlers = h->nhandlers;
+    v->npages = h->npages;
+    v->page_size = h->page_size;
+    v->ncpus = h->ncpus;
+    v->max_payload = h->max_payload;
+    v->default_timeout_ns = h->default_timeout_ns;
+    return 0;
+}
+
+/* -- Rings -------------------------------------------------------------------
+ * A bounded MPMC ring of 32-bit values (Vyukov's sequence-number ring) made
+ * safe against a process dying at any instruction.
+ *
+ * Each cell is one 64-bit word: (sequence << 32) | value. With 64-bit
+ * positions p (head for consumers, tail for producers) and capacity C (a power
+ * of two >= 2), the cell p % C holds:
+ *     seq == p       free for the producer of position p
+ *     seq == p + 1   filled at position p, for the consumer of p
+ *     seq == p + C   consumed at p: free for the producer of p + C
+ * (sequences compare modulo 2^32; all distances are below C <= 2^17.)
+ *
+ * Invariants:
+ *  I1. A value is published by one CAS of its cell (seq p -> p+1 with the
+ *      value) and taken by one CAS (seq p+1 -> p+C). No step needs a second
+ *      store by the same process to become visible, so a process killed between
+ *      any two instructions leaves every cell in one of the three states above.
+ *  I2. head and tail only move forward, by CAS from p to p+1, and only after
+ *      the cell of p has been filled (tail) or consumed (head). Anybody who
+ *      finds the counter behind its cell advances it ("helping"): a producer or
+ *      consumer that dies after its cell CAS delays nobody.
+ *  I3. head <= tail + 1 transiently and never by more; a producer finding a
+ *      cell still filled from the previous lap (seq == p - C + 1) with tail
+ *      unchanged reports the ring full.
+ * Ordering: the cell CAS is seq_cst (it is the publication and, for wake-up
+ * decisions, the store half of the eventcount in ember__wake_runner); the
+ * acquire load of a cell pairs with the CAS that filled it, so the consumer
+ * sees everything the producer wrote to the slot before pushing it.
+ *
+ * Values are hints, not ownership: a slot index taken from a ring is only
+ * used after the slot's own state word agrees (see "Slot state machine"), so
+ * a duplicate or stale entry left by crash repair is dropped harmlessly.
+ */
+static inline int ember__ring_push(const struct ember__ring *r, uint32_t v)
+{
+    for (;;) {
+        uint64_t pos = atomic_load_explicit(&r->h->tail, memory_order_acquire);
+        _Atomic uint64_t *c = &r->cell[pos & r->mask];
+        uint64_t cv = atomic_load_explicit(c, memory_order_acquire);
+        int32_t d = (int32_t)((uint32_t)(cv >> 32) - (uint32_t)pos);
+        if (d == 0) {
+            uint64_t nv = ((uint64_t)(uint32_t)(pos + 1) << 32) | v;
+            if (atomic_compare_exchange_strong_explicit(c, &cv, nv, memory_order_seq_cst,
+                                                        memory_order_relaxed)) {
+                atomic_compare_exchange_strong_explicit(&r->h->tail, &pos, pos + 1,
+                                                        memory_order_release,
+                                                        memory_order_relaxed);
+                return 0;
+            }
+        } else if (d > 0) {
+            /* filled (or filled and consumed) at pos: help tail along */
+            atomic_compare_exchange_strong_explicit(&r->h->tail, &pos, pos + 1,
+                                                    memory_order_release,
+                                                    memory_order_relaxed);
+        } else if (atomic_load_explicit(&r->h->tail, memory_order_acquire) == pos) {
+            return -1; /* previous lap not consumed: full */
+        }
+    }
+}
+
+static inline uint32_t ember__ring_pop(const struct ember__ring *r)
+{
+    for (;;) {
+        uint64_t pos = atomic_load_explicit(&r->h->head, memory_order_acquire);
+        _Atomic uint64_t *c = &r->cell[pos & r->mask];
+        uint64_t cv = atomic_load_explicit(c, memory_order_acquire);
+        int32_t d = (int32_t)((uint32_t)(cv >> 32) - (uint32_t)(pos + 1));
+        if (d == 0) {
+            uint64_t nv = (uint64_t)(uint32_t)(pos + r->cap) << 32;
+            if (atomic_compare_exchange_strong_explicit(c, &cv, nv, memory_order_seq_cst,
+                                                        memory_order_relaxed)) {
+                atomic_compare_exchange_strong_explicit(&r->h->head, &pos, pos + 1,
+                                                        memory_order_release,
+                                                        memory_order_relaxed);
+                return (uint32_t)cv;
+            }
+        } else if (d < 0) {
+            if (atomic_load_explicit(&r->h->head, memory_order_acquire) == pos)
+                return EMBER_NONE; /* not filled yet: empty */
+        } else {
+            /* consumed at pos: help head along */
+            atomic_compare_exchange_strong_explicit(&r->h->head, &pos, pos + 1,
+                                                    memory_order_release,
+                                                    memory_order_relaxed);
+        }
+    }
+}
+
+/* True when the cell at head is filled: cheap enough to spin on. */
+static inline bool ember__ring_nonempty(const struct ember__ring *r)
+{
+    uint64_t pos = atomic_load_explicit(&r->h->head, memory_order_seq_cst);
+    uint64_t cv = atomic_load_explicit(&r->cell[pos & r->mask], memory_order_seq_cst);
+    return (uint32_t)(cv >> 32) == (uint32_t)(pos + 1);
+}
+
+static void ember__ring_init(struct ember_ring_hdr *h, uint32_t cap)
+{
+    _Atomic uint64_t *cell = (_Atomic uint64_t *)h->cells_start;
+    atomic_init(&h->head, 0);
+    atomic_init(&h->tail, 0);
+    for (uint32_t i = 0; i < cap; i++) atomic_init(&cell[i], (uint64_t)i << 32);
+}
+
+/* -- Slot state machine ------------------------------------------------------
+ * A slot's state word is gen(24) << 8 | WAITER | state(4). Every transition
+ * is one CAS on the whole word, so the generation makes a stale actor's CAS
+ * fail, and the word doubles as the owner's futex.
+ *
+ *   FREE --claim (popper of the free ring; gen+1)--> CLAIMED
+ *   CLAIMED --owner: fields written, then release--> QUEUED --push run ring
+ *   QUEUED --runner (it wrote runner/runner_gen first)--> RUNNING
+ *   QUEUED --runner: deadline already passed, status ETIMEDOUT--> DONE
+ *   QUEUED --owner (deadline) or supervisor (owner died)--> FREE
+ *   RUNNING --runner: result written first--> DONE   (wake if WAITER)
+ *   RUNNING --owner: deadline passed--> ABANDONED --runner at end--> FREE
+ *   RUNNING --supervisor: runner died, status ECRASHED--> DONE (cast: FREE)
+ *   DONE --owner: result released--> FREE
+ *   (casts) RUNNING --runner at end--> FREE
+ * Invariants:
+ *  S1. Exactly one process can move a slot out of any state: the owner out of
+ *      CLAIMED and DONE, the runner named in the slot out of RUNNING and
+ *      ABANDONED (or the supervisor once that runner is dead), owner and
+ *      runners race out of QUEUED and the CAS picks one.
+ *  S2. Whoever moves a slot to FREE returns its pages (read before the CAS)
+ *      and pushes idx | gen16 << 16 on the free ring; a claimer sets the
+ *      page fields to NONE, so a FREE slot owns nothing.
+ *  S3. Fields are written before the CAS that publishes them (release) and
+ *      read after the acquire load that sees that state.
+ *  S4. WAITER is set by the owner (CAS) before it sleeps on the word; whoever
+ *      moves the slot to DONE clears it in the same CAS and wakes if it was
+ *      set: no lost wake-up, no wake when nobody sleeps.
+ */
+static inline uint32_t ember__st(uint32_t w) { return w & EMBER_SLOT_STATE_MASK; }
+static inline uint32_t ember__gen(uint32_t w) { return w >> EMBER_SLOT_GEN_SHIFT; }
+static inline uint32_t ember__mk(uint32_t gen, uint32_t st)
+{
+    return (gen << EMBER_SLOT_GEN_SHIFT) | st;
+}
+static inline uint32_t ember__entry(uint32_t idx, uint32_t gen)
+{
+    return idx | (gen & 0xffffu) << 16;
+}
+
+/* -- pages: runs of page_size chunks for payloads beyond the inline bytes ----
+ * page_owner[i] is 0 (free) or slot index + 1 for every chunk of a run;
+ * page_len[start] is the run's length. Guarded by a robust process-shared
+ * mutex: a holder that dies is detected (EOWNERDEAD) and the next holder
+ * repairs the table (ember__pages_repair_locked). */
+static void ember__pages_repair_locked(struct ember__view *v);
+
+static void ember__pages_lock(struct ember__view *v)
+{
+    pthread_mutex_t *m = (pthread_mutex_t *)v->hdr->page_lock;
+    int r = pthread_mutex_lock(m);
+    if (r == EOWNERDEAD) {
+        ember__pages_repair_locked(v);
+        pthread_mutex_consistent(m);
+    }
+}
+static void ember__pages_unlock(struct ember__view *v)
+{
+    pthread_mutex_unlock((pthread_mutex_t *)v->hdr->page_lock);
+}
+
+/* Free every run whose slot no longer refers to it (after a death). */
+static void ember__pages_repair_locked(struct ember__view *v)
+{
+    for (uint32_t i = 0; i < v->npages;) {
+        uint32_t o = v->page_owner[i];
+        if (!o) { i++; continue; }
+        uint32_t n = v->page_len[i];
+        if (n == 0 || n > v->npages - i || o > v->nslots) { v->page_owner[i] = 0; i++; continue; }
+        struct ember_slot *s = &v->slots[o - 1];
+        uint32_t st = ember__st(atomic_load(&s->state));
+        bool used = st != EMBER_SLOT_FREE && (s->args_page == i || s->res_page == i);
+        if (!used)
+            for (uint32_t k = 0; k < n; k++) v->page_owner[i + k] = 0;
+        i += n;
+    }
+}
+
+/* Allocate a run for LEN bytes tagged with slot IDX and record its start in
+ * *WHERE under the lock. Returns 0 or -1 when no run is free. */
+static int ember__pages_alloc(struct ember__view *v, uint32_t idx, uint64_t len, uint32_t *where)
+{
+    uint32_t n = (uint32_t)((len + v->page_size - 1) / v->page_size);
+    if (n == 0 || n > v->npages) return -1;
+    ember__pages_lock(v);
+    uint32_t start = atomic_load_explicit(&v->hdr->page_hint, memory_order_relaxed);
+    if (start >= v->npages) start = 0;
+    for (uint32_t pass = 0; pass < 2; pass++) {
+        uint32_t i = pass ? 0 : start, end = pass ? start + n : v->npages;
+        if (end > v->npages) end = v->npages;
+        uint32_t run = 0;
+        for (; i < end; i++) {
+            if (v->page_owner[i]) { run = 0; continue; }
+            if (++run == n) {
+                uint32_t s0 = i + 1 - n;
+                for (uint32_t k = 0; k < n; k++) v->page_owner[s0 + k] = idx + 1;
+                v->page_len[s0] = n;
+                *where = s0;
+                atomic_store_explicit(&v->hdr->page_hint, s0 + n, memory_order_relaxed);
+                ember__pages_unlock(v);
+                return 0;
+            }
+        }
+    }
+    ember__pages_unlock(v);
+    return -1;
+}
+
+static void ember__pages_free(struct ember__view *v, uint32_t idx, uint32_t start)
+{
+    if (start >= v->npages) return;
+    ember__pages_lock(v);
+    uint32_t n = v->page_len[start];
+    if (v->page_owner[start] == idx + 1 && n && n <= v->npages - start) {
+        for (uint32_t k = 0; k < n; k++) v->page_owner[start + k] = 0;
+        if (start < atomic_load_explicit(&v->hdr->page_hint, memory_order_relaxed))
+            atomic_store_explicit(&v->hdr->page_hint, start, memory_order_relaxed);
+    }
+    ember__pages_unlock(v);
+    atomic_fetch_add(&v->hdr->page_seq, 1);
+    if (atomic_load(&v->hdr->page_waiters)) ember__futex_wake(&v->hdr->page_seq, INT_MAX);
+}
+
+static inline void *ember__page_ptr(struct ember__view *v, uint32_t start)
+{
+    return v->pages + (size_t)start * v->page_size;
+}
+
+/* Bytes of a payload: inline or in a run; NULL if the fields are out of
+ * bounds (a scribbled slot). */
+static inline const void *ember__payload(struct ember__view *v, struct ember_slot *s,
+                                         uint32_t len, uint32_t page)
+{
+    if (page == EMBER_NONE) return len <= EMBER_INLINE_MAX ? s->data : NULL;
+    if (page >= v->npages || len > v->max_payload ||
+        (uint64_t)page * v->page_size + len > (uint64_t)v->npages * v->page_size)
+        return NULL;
+    return ember__page_ptr(v, page);
+}
+
+/* Move slot IDX from the observed word W to FREE and give everything back.
+ * Returns false if the CAS lost (somebody else moved it). */
+static bool ember__slot_free(struct ember__view *v, uint32_t idx, uint32_t w)
+{
+    struct ember_slot *s = &v->slots[idx];
+    uint32_t ap = s->args_page, rp = s->res_page;
+    uint32_t gen = ember__gen(w);
+    if (!atomic_compare_exchange_strong_explicit(&s->state, &w, ember__mk(gen, EMBER_SLOT_FREE),
+                                                 memory_order_acq_rel, memory_order_acquire))
+        return false;
+    if (ap != EMBER_NONE) ember__pages_free(v, idx, ap);
+    if (rp != EMBER_NONE && rp != ap) ember__pages_free(v, idx, rp);
+    ember__ring_push(&v->free, ember__entry(idx, gen));
+    atomic_fetch_add_explicit(&v->hdr->slot_seq, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&v->hdr->slot_waiters, memory_order_seq_cst))
+        ember__futex_wake(&v->hdr->slot_seq, 1);
+    return true;
+}
+
+/* Move a finished slot to DONE (call) or FREE (cast) with STATUS; wakes a
+ * sleeping owner. W is the observed RUNNING (or QUEUED) word. Returns false
+ * if the CAS lost; if the slot turned ABANDONED, frees it. */
+static bool ember__slot_finish(struct ember__view *v, uint32_t idx, uint32_t w, int status,
+                               int detail)
+{
+    struct ember_slot *s = &v->slots[idx];
+    const uint32_t gen0 = ember__gen(w);
+    for (;;) {
+        uint32_t st = ember__st(w);
+        if (ember__gen(w) != gen0) return false;
+        if (st == EMBER_SLOT_ABANDONED) return ember__slot_free(v, idx, w);
+        if (st != EMBER_SLOT_RUNNING && st != EMBER_SLOT_QUEUED) return false;
+        if (s->flags & EMBER_CALL_CAST) {
+            if (ember__slot_free(v, idx, w)) return true;
+        } else {
+            s->status = status;
+            s->detail = detail;
+            uint32_t nw = ember__mk(ember__gen(w), EMBER_SLOT_DONE);
+            if (atomic_compare_exchange_strong_explicit(&s->state, &w, nw, memory_order_acq_rel,
+                                                        memory_order_acquire)) {
+                if (w & EMBER_SLOT_WAITER) ember__futex_wake(&s->state, INT_MAX);
+                return true;
+            }
+            continue; /* w reloaded by the failed CAS */
+        }
+        w = atomic_load_explicit(&s->state, memory_order_acquire);
+    }
+}
+
+/* -- waking a runner: the eventcount ----------------------------------------
+ * Producer (here): push (seq_cst cell CAS), then load nparked, then
+ * idle_spinners (seq_cst). A runner thread going to sleep: set its park word
+ * PARKED and nparked++ (seq_cst), stop counting itself in idle_spinners, then
+ * look at the ring once more before sleeping. In the single total order either
+ * the producer sees the parked thread (and wakes one) or the thread's last
+ * look sees the pushed entry. A spinner that takes an entry and sees more left
+ * wakes the next one (see runner.c), so counting a spinner that is about to
+ * get busy loses nothing. The parked thread woken is one of the least-loaded
+ * runner with a parked thread; it is claimed by CAS PARKED -> WOKEN, so two
+ * producers never spend their wake-ups on the same thread. */
+static void ember__wake_runner(struct ember__view *v)
+{
+    if (atomic_load_explicit(&v->hdr->nparked, memory_order_seq_cst) <= 0) return;
+    if (atomic_load_explicit(&v->hdr->idle_spinners, memory_order_seq_cst) > 0) return;
+    for (int attempt = 0; attempt < 4; attempt++) {
+        uint32_t best = EMBER_NONE, best_load = UINT32_MAX;
+        for (uint32_t r = 0; r < v->nrunners; r++) {
+            struct ember_runner_ent *re = &v->runners[r];
+            if (atomic_load_explicit(&re->state, memory_order_acquire) != EMBER_RUNNER_READY)
+                continue;
+            uint32_t load = atomic_load_explicit(&re->load, memory_order_relaxed);
+            if (load >= best_load) continue;
+            for (uint32_t t = 0; t < v->max_conc; t++)
+                if (atomic_load_explicit(&v->workers[r * v->max_conc + t].park,
+                                         memory_order_seq_cst) == EMBER_WORKER_PARKED) {
+                    best = r, best_load = load;
+                    break;
+                }
+        }
+        if (best == EMBER_NONE) return;
+        for (uint32_t t = 0; t < v->max_conc; t++) {
+            _Atomic uint32_t *pw = &v->workers[best * v->max_conc + t].park;
+            uint32_t exp = EMBER_WORKER_PARKED;
+            if (atomic_compare_exchange_strong(pw, &exp, EMBER_WORKER_WOKEN)) {
+                ember__futex_wake(pw, 1);
+                return;
+            }
+        }
+    }
+}
+
+/* -- the client ------------------------------------------------------------- */
+struct ember_client {
+    struct ember__view v;
+    int sup_pidfd;
+    uint32_t caller_idx, caller_gen;
+    char name[EMBER_NAME_MAX];
+};
+
+static bool ember__name_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n >= EMBER_NAME_MAX) return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = name[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '-' || ch == '.'))
+            return false;
+    }
+    return name[0] != '.';
+}
+
+static void ember__shm_name(char *buf, size_t len, const char *name)
+{
+    snprintf(buf, len, "/ember.%u.%s", (unsigned)geteuid(), name);
+}
+
+/* Start time of PID in clock ticks since boot (/proc/PID/stat field 22), 0 if
+ * it does not exist. Told apart from a reused pid by the supervisor's. */
+static uint64_t ember__proc_start_ticks(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    if (!p) return 0;
+    int field = 2;
+    for (; *p && field < 22; p++)
+        if (*p == ' ') field++;
+    return strtoull(p, NULL, 10);
+}
+
+static int ember__pidfd_open(pid_t pid)
+{
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static bool ember__pidfd_dead(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    return poll(&p, 1, 0) == 1;
+}
+
+/* Is the pool's supervisor alive and the pool taking calls? */
+static int ember__pool_alive(ember_client *c)
+{
+    uint32_t ps = atomic_load_explicit(&c->v.hdr->pool_state, memory_order_acquire);
+    if (ps != EMBER_POOL_RUNNING && ps != EMBER_POOL_STARTING)
+        return ember__fail(-EMBER_EPOOLDOWN, "pool '%s' is stopping or stopped", c->name);
+    if (ember__pidfd_dead(c->sup_pidfd))
+        return ember__fail(-EMBER_EPOOLDOWN, "the supervisor of pool '%s' died", c->name);
+    return 0;
+}
+
+#ifndef EMBER_CLIENT_INTERNALS_ONLY
+EMBER_API int ember_attach(const char *name, ember_client **out)
+{
+    char shm[96];
+    if (!out) return ember__fail(-EMBER_EINVAL, "ember_attach: out is NULL");
+    *out = NULL;
+    if (!ember__name_ok(name))
+        return ember__fail(-EMBER_EINVAL, "bad pool name '%s': 1-39 of [A-Za-z0-9_.-]",
+                           name ? name : "(null)");
+    ember__shm_name(shm, sizeof shm, name);
+    int fd = shm_open(shm, O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return ember__fail(-EMBER_ENOPOOL, "pool '%s' is not running (no segment %s)", name, shm);
+        return ember__fail(-errno, "pool '%s': shm_open %s: %s", name, shm, strerror(errno));
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        close(fd);
+        return ember__fail(-e, "pool '%s': fstat: %s", name, strerror(e));
+    }
+    if (st.st_uid != geteuid()) {
+        close(fd);
+        return ember__fail(-EMBER_EOWNER, "pool '%s': segment %s belongs to uid %u, not %u", name,
+                           shm, (unsigned)st.st_uid, (unsigned)geteuid());
+    }
+    if ((size_t)st.st_size < sizeof(struct ember_shm_header)) {
+        close(fd);
+        return ember__fail(-EMBER_ECORRUPT, "pool '%s': segment %s is too small (%lld bytes)",
+                           name, shm, (long long)st.st_size);
+    }
+    void *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    int e = errno;
+    close(fd);
+    if (base == MAP_FAILED) return ember__fail(-e, "pool '%s': mmap: %s", name, strerror(e));
+    ember_client *c = (ember_client *)calloc(1, sizeof *c);
+    if (!c) {
+        munmap(base, (size_t)st.st_size);
+        return -ENOMEM;
+    }
+    int rc = ember__view_init(&c->v, base, (size_t)st.st_size);
+    if (rc < 0) {
+        char why[EMBER__ERRLEN];
+        memcpy(why, ember__errbuf, sizeof why);
+        ember__fail(rc, "pool '%s': %s", name, why);
+        goto fail;
+    }
+    snprintf(c->name, sizeof c->name, "%s", name);
+    uint32_t pid = atomic_load_explicit(&c->v.hdr->sup_pid, memory_order_acquire);
+    c->sup_pidfd = pid ? ember__pidfd_open((pid_t)pid) : -1;
+    if (c->sup_pidfd < 0 || ember__proc_start_ticks((pid_t)pid) != c->v.hdr->sup_start_ticks) {
+        rc = ember__fail(-EMBER_ENOPOOL, "pool '%s' is not running (its supervisor, pid %u, is gone)",
+                         name, pid);
+        goto fail;
+    }
+    /* claim a caller entry; the supervisor learns of it from the doorbell */
+    uint32_t me = (uint32_t)getpid();
+    c->caller_idx = EMBER_NONE;
+    for (uint32_t i = 0; i < c->v.ncallers; i++) {
+        uint32_t z = 0;
+        if (atomic_compare_exchange_strong(&c->v.callers[i].pid, &z, me)) {
+            c->caller_idx = i;
+            c->caller_gen = atomic_fetch_add(&c->v.callers[i].gen, 1) + 1;
+            break;
+        }
+    }
+    if (c->caller_idx == EMBER_NONE) {
+        rc = ember__fail(-EMBER_ECALLERS, "pool '%s': all %u caller entries are taken", name,
+                         c->v.ncallers);
+        goto fail;
+    }
+    atomic_fetch_add(&c->v.hdr->doorbell, 1);
+    ember__futex_wake(&c->v.hdr->doorbell, 1);
+    *out = c;
+    return 0;
+fail:
+    if (c->sup_pidfd > 0) close(c->sup_pidfd);
+    munmap(base, (size_t)st.st_size);
+    free(c);
+    return rc;
+}
+
+EMBER_API void ember_detach(ember_client *c)
+{
+    if (!c) return;
+    /* Give back what this caller still holds; running calls finish and are
+     * freed by their runner. */
+    for (uint32_t i = 0; i < c->v.nslots; i++) {
+        struct ember_slot *s = &c->v.slots[i];
+        uint32_t w = atomic_load(&s->state), st = ember__st(w);
+        if (s->owner != c->caller_idx || s->owner_gen != c->caller_gen) continue;
+        if (st == EMBER_SLOT_DONE || st == EMBER_SLOT_QUEUED || st == EMBER_SLOT_CLAIMED)
+            ember__slot_free(&c->v, i, w);
+        else if (st == EMBER_SLOT_RUNNING && !(s->flags & EMBER_CALL_CAST))
+            atomic_compare_exchange_strong(&s->state, &w,
+                                           ember__mk(ember__gen(w), EMBER_SLOT_ABANDONED));
+    }
+    uint32_t me = (uint32_t)getpid();
+    atomic_compare_exchange_strong(&c->v.callers[c->caller_idx].pid, &me, 0);
+    atomic_fetch_add(&c->v.hdr->doorbell, 1);
+    ember__futex_wake(&c->v.hdr->doorbell, 1);
+    close(c->sup_pidfd);
+    munmap(c->v.base, c->v.size);
+    free(c);
+}
+
+EMBER_API int ember_handler(ember_client *c, const char *name)
+{
+    if (!c || !name) return ember__fail(-EMBER_EINVAL, "ember_handler: NULL argument");
+    for (uint32_t i = 0; i < c->v.nhandlers; i++)
+        if (strncmp(c->v.handlers[i].name, name, EMBER_NAME_MAX) == 0) return (int)i;
+    return ember__fail(-EMBER_ENOHANDLER, "pool '%s' has no handler '%s'", c->name, name);
+}
+
+EMBER_API size_t ember_max_payload(const ember_client *c) { return c ? c->v.max_payload : 0; }
+
+static uint64_t ember__deadline(ember_client *c, int64_t timeout_ns)
+{
+    if (timeout_ns == EMBER_TIMEOUT_DEFAULT) timeout_ns = (int64_t)c->v.default_timeout_ns;
+    if (timeout_ns < 0 || timeout_ns == EMBER_TIMEOUT_NONE) return UINT64_MAX;
+    return ember__now_ns() + (uint64_t)timeout_ns;
+}
+
+/* Take a free slot, waiting for one until DEADLINE. */
+static int ember__claim(ember_client *c, uint64_t deadline, uint32_t *idx_out, uint32_t *gen_out)
+{
+    struct ember__view *v = &c->v;
+    for (;;) {
+        uint32_t seq = atomic_load_explicit(&v->hdr->slot_seq, memory_order_seq_cst);
+        uint32_t e;
+        while ((e = ember__ring_pop(&v->free)) != EMBER_NONE) {
+            uint32_t idx = e & 0xffffu;
+            if (idx >= v->nslots) continue; /* scribbled entry */
+            struct ember_slot *s = &v->slots[idx];
+            uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
+            if (ember__st(w) != EMBER_SLOT_FREE || (ember__gen(w) & 0xffffu) != (e >> 16))
+                continue; /* stale duplicate from crash repair */
+            uint32_t gen = (ember__gen(w) + 1) & 0xffffffu;
+            s->owner = c->caller_idx;
+            s->owner_gen = c->caller_gen;
+            if (!atomic_compare_exchange_strong_explicit(&s->state, &w,
+                                                         ember__mk(gen, EMBER_SLOT_CLAIMED),
+                                                         memory_order_acq_rel,
+                                                         memory_order_relaxed))
+                continue;
+            s->args_page = s->res_page = EMBER_NONE;
+            s->runner = EMBER_NONE;
+            s->status = s->detail = 0;
+            *idx_out = idx;
+            *gen_out = gen;
+            return 0;
+        }
+        uint64_t now = ember__now_ns();
+        if (now >= deadline)
+            return ember__fail(-EMBER_EFULL, "pool '%s': all %u slots in use until the deadline",
+                               c->name, v->nslots);
+        int rc = ember__pool_alive(c);
+        if (rc) return rc;
+        atomic_fetch_add(&v->hdr->slot_waiters, 1);
+        uint64_t until = now + 100000000ull;
+        ember__futex_wait(&v->hdr->slot_seq, seq, until < deadline ? until : deadline);
+        atomic_fetch_sub(&v->hdr->slot_waiters, 1);
+    }
+}
+
+static int ember__submit(ember_client *c, int h, const void *args, size_t len,
+                         int64_t timeout_ns, uint32_t flags, ember_call_id *id)
+{
+    if (!c) return ember__fail(-EMBER_EINVAL, "client is NULL");
+    struct ember__view *v = &c->v;
+    if (h < 0 || (uint32_t)h >= v->nhandlers)
+        return ember__fail(-EMBER_ENOHANDLER, "pool '%s' has no handler id %d", c->name, h);
+    if (len && !args) return ember__fail(-EMBER_EINVAL, "args is NULL with length %zu", len);
+    if (len > v->max_payload)
+        return ember__fail(-EMBER_ETOOBIG, "payload of %zu bytes exceeds pool '%s' max_payload %llu",
+                           len, c->name, (unsigned long long)v->max_payload);
+    uint32_t ps = atomic_load_explicit(&v->hdr->pool_state, memory_order_relaxed);
+    if (ps != EMBER_POOL_RUNNING && ps != EMBER_POOL_STARTING)
+        return ember__fail(-EMBER_EPOOLDOWN, "pool '%s' is stopping or stopped", c->name);
+    uint64_t deadline = ember__deadline(c, timeout_ns);
+    uint32_t idx = 0, gen = 0;
+    int rc = ember__claim(c, deadline, &idx, &gen);
+    if (rc) return rc;
+    struct ember_slot *s = &v->slots[idx];
+    s->handler = (uint32_t)h;
+    s->flags = flags;
+    s->deadline_ns = deadline;
+    s->args_len = (uint32_t)len;
+    if (len <= EMBER_INLINE_MAX) {
+        if (len) memcpy(s->data, args, len);
+    } else {
+        for (;;) {
+            uint32_t seq = atomic_load(&v->hdr->page_seq);
+            if (ember__pages_alloc(v, idx, len, &s->args_page) == 0) break;
+            uint64_t now = ember__now_ns();
+            if (now >= deadline || (rc = ember__pool_alive(c)) != 0) {
+                ember__slot_free(v, idx, ember__mk(gen, EMBER_SLOT_CLAIMED));
+                return rc ? rc : ember__fail(-EMBER_EFULL,
+                                             "pool '%s': no shared pages for %zu bytes until the deadline",
+                                             c->name, len);
+            }
+            atomic_fetch_add(&v->hdr->page_waiters, 1);
+            uint64_t until = now + 100000000ull;
+            ember__futex_wait(&v->hdr->page_seq, seq, until < deadline ? until : deadline);
+            atomic_fetch_sub(&v->hdr->page_waiters, 1);
+        }
+        memcpy(ember__page_ptr(v, s->args_page), args, len);
+    }
+    /* publish: fields before QUEUED (release), QUEUED before the push */
+    atomic_store_explicit(&s->state, ember__mk(gen, EMBER_SLOT_QUEUED), memory_order_release);
+    if (ember__ring_push(&v->run, ember__entry(idx, gen)) < 0) {
+        /* cannot happen with ring_cap = 2 * nslots unless repairs left many
+         * duplicates; the slot is ours again */
+        ember__slot_free(v, idx, ember__mk(gen, EMBER_SLOT_QUEUED));
+        return ember__fail(-EMBER_EFULL, "pool '%s': run ring full", c->name);
+    }
+    ember__wake_runner(v);
+    if (id) id->idx = idx, id->gen = gen;
+    return 0;
+}
+
+EMBER_API int ember_submit(ember_client *c, int h, const void *args, size_t len,
+                           int64_t timeout_ns, ember_call_id *id)
+{
+    if (!id) return ember__fail(-EMBER_EINVAL, "ember_submit: id is NULL");
+    return ember__submit(c, h, args, len, timeout_ns, 0, id);
+}
+
+EMBER_API int ember_cast(ember_client *c, int h, const void *args, size_t len, int64_t timeout_ns)
+{
+    return ember__submit(c, h, args, len, timeout_ns, EMBER_CALL_CAST, NULL);
+}
+
+static void ember__result_clear(ember_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->runner = EMBER_NONE;
+    res->_idx = EMBER_NONE;
+}
+
+/* Collect a DONE slot into RES. On error statuses the slot is freed now. */
+static int ember__collect(ember_client *c, uint32_t idx, uint32_t w, ember_result *res)
+{
+    struct ember_slot *s = &c->v.slots[idx];
+    res->status = s->status;
+    res->detail = s->detail;
+    res->runner = s->runner;
+    res->run_ns = s->t_end_ns > s->t_start_ns ? s->t_end_ns - s->t_start_ns : 0;
+    res->queue_ns = 0;
+    if (s->status == 0) {
+        const void *p = ember__payload(&c->v, s, s->res_len, s->res_page);
+        if (!p) {
+            res->status = ember__fail(-EMBER_ECORRUPT, "pool '%s': result fields out of bounds",
+                                      c->name);
+            ember__slot_free(&c->v, idx, w);
+            return res->status;
+        }
+        res->data = p;
+        res->len = s->res_len;
+        res->_idx = idx;
+        res->_gen = ember__gen(w);
+        return 0;
+    }
+    int st = s->status;
+    ember__slot_free(&c->v, idx, w);
+    switch (-st) {
+    case EMBER_ECRASHED:
+        return ember__fail(st, "pool '%s': runner %u crashed (signal %d) during the call", c->name,
+                           res->runner, res->detail);
+    case EMBER_ETIMEDOUT:
+        return ember__fail(st, "pool '%s': deadline passed while the call was queued", c->name);
+    default:
+        return ember__fail(st, "pool '%s': call failed (%s, detail %d)", c->name,
+                           ember_strerror(st), res->detail);
+    }
+}
+
+/* Give up on a call at its deadline: never run if still queued. */
+static int ember__expire(ember_client *c, uint32_t idx, uint32_t gen, ember_result *res)
+{
+    struct ember_slot *s = &c->v.slots[idx];
+    for (;;) {
+        uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
+        if (ember__gen(w) != gen) return -EMBER_ESTALE;
+        switch (ember__st(w)) {
+        case EMBER_SLOT_DONE:
+            return ember__collect(c, idx, w, res);
+        case EMBER_SLOT_QUEUED:
+            if (ember__slot_free(&c->v, idx, w)) {
+                res->status = -EMBER_ETIMEDOUT;
+                return ember__fail(-EMBER_ETIMEDOUT,
+                                   "pool '%s': deadline passed while the call was queued; it never ran",
+                                   c->name);
+            }
+            break;
+        case EMBER_SLOT_RUNNING: {
+            uint32_t nw = ember__mk(gen, EMBER_SLOT_ABANDONED);
+            if (atomic_compare_exchange_strong(&s->state, &w, nw)) {
+                res->status = -EMBER_ETIMEDOUT;
+                res->runner = s->runner;
+                return ember__fail(-EMBER_ETIMEDOUT,
+                                   "pool '%s': deadline passed while runner %u ran the call",
+                                   c->name, s->runner);
+            }
+            break;
+        }
+        default:
+            return -EMBER_ESTALE;
+        }
+    }
+}
+
+EMBER_API int ember_poll(ember_client *c, ember_call_id id, ember_result *res)
+{
+    if (!c || !res || id.idx >= c->v.nslots) return ember__fail(-EMBER_EINVAL, "ember_poll: bad argument");
+    ember__result_clear(res);
+    struct ember_slot *s = &c->v.slots[id.idx];
+    uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
+    if (ember__gen(w) != id.gen || s->owner != c->caller_idx)
+        return res->status = ember__fail(-EMBER_ESTALE, "stale call id %u/%u", id.idx, id.gen);
+    if (ember__st(w) == EMBER_SLOT_DONE) return res->status = ember__collect(c, id.idx, w, res);
+    if (ember__now_ns() >= s->deadline_ns) return res->status = ember__expire(c, id.idx, id.gen, res);
+    int rc = ember__pool_alive(c);
+    if (rc) return res->status = rc;
+    return -EMBER_EAGAIN;
+}
+
+EMBER_API int ember_wait(ember_client *c, ember_call_id id, ember_result *res)
+{
+    if (!c || !res || id.idx >= c->v.nslots) return ember__fail(-EMBER_EINVAL, "ember_wait: bad argument");
+    ember__result_clear(res);
+    struct ember__view *v = &c->v;
+    struct ember_slot *s = &v->slots[id.idx];
+    uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
+    if (ember__gen(w) != id.gen || s->owner != c->caller_idx)
+        return res->status = ember__fail(-EMBER_ESTALE, "stale call id %u/%u", id.idx, id.gen);
+    uint64_t deadline = s->deadline_ns;
+    /* spin, while spinners do not outnumber CPUs */
+    _Atomic uint32_t *mine = &v->callers[c->caller_idx].spinning;
+    if (ember__st(w) != EMBER_SLOT_DONE) atomic_fetch_add_explicit(mine, 1, memory_order_relaxed);
+    if (ember__st(w) != EMBER_SLOT_DONE &&
+        atomic_fetch_add_explicit(&v->hdr->spinners, 1, memory_order_relaxed) < (int32_t)v->ncpus) {
+        uint64_t t0 = ember__now_ns(), stop = t0 + ember__spin_budget;
+        for (unsigned i = 1;; i++) {
+            w = atomic_load_explicit(&s->state, memory_order_acquire);
+            if (ember__st(w) == EMBER_SLOT_DONE) break;
+            ember__cpu_relax();
+            if ((i & 63) == 0 && ember__now_ns() >= stop) break;
+        }
+        atomic_fetch_sub_explicit(&v->hdr->spinners, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(mine, 1, memory_order_relaxed);
+        if (ember__st(w) == EMBER_SLOT_DONE) ember__spin_won(); else ember__spin_lost();
+    } else if (ember__st(w) != EMBER_SLOT_DONE) {
+        atomic_fetch_sub_explicit(&v->hdr->spinners, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(mine, 1, memory_order_relaxed);
+    }
+    /* park: the standard loop - check, announce (WAITER), re-check, sleep */
+    while (ember__st(w) != EMBER_SLOT_DONE) {
+        if (ember__gen(w) != id.gen) return res->status = -EMBER_ESTALE;
+        uint64_t now = ember__now_ns();
+        if (now >= deadline) return res->status = ember__expire(c, id.idx, id.gen, res);
+        if (!(w & EMBER_SLOT_WAITER)) {
+            if (!atomic_compare_exchange_strong(&s->state, &w, w | EMBER_SLOT_WAITER)) continue;
+            w |= EMBER_SLOT_WAITER;
+        }
+        /* bounded sleep: a dead supervisor is noticed within 200 ms */
+        uint64_t until = now + 200000000ull;
+        ember__futex_wait(&s->state, w, until < deadline ? until : deadline);
+        w = atomic_load_explicit(&s->state, memory_order_acquire);
+        if (ember__st(w) != EMBER_SLOT_DONE) {
+            int rc = ember__pool_alive(c);
+            if (rc) return res->status = rc;
+        }
+    }
+    return res->status = ember__collect(c, id.idx, w, res);
+}
+
+EMBER_API int ember_call(ember_client *c, int h, const void *args, size_t len, ember_result *res,
+                         int64_t timeout_ns)
+{
+    ember_call_id id;
+    if (!res) return ember__fail(-EMBER_EINVAL, "ember_call: res is NULL");
+    ember__result_clear(res);
+    int rc = ember__submit(c, h, args, len, timeout_ns, 0, &id);
+    if (rc) return res->status = rc;
+    return ember_wait(c, id, res);
+}
+
+EMBER_API void ember_result_release(ember_client *c, ember_result *res)
+{
+    if (!c || !res || res->_idx == EMBER_NONE || res->_idx >= c->v.nslots) return;
+    uint32_t w = atomic_load_explicit(&c->v.slots[res->_idx].state, memory_order_acquire);
+    if (ember__gen(w) == res->_gen && ember__st(w) == EMBER_SLOT_DONE)
+        ember__slot_free(&c->v, res->_idx, w);
+    res->_idx = EMBER_NONE;
+    res->data = NULL;
+}
+
+#endif /* !EMBER_CLIENT_INTERNALS_ONLY */
+#pragma GCC diagnostic pop
+#endif /* EMBER_CLIENT_IMPLEMENTED */
+#endif /* EMBER_CLIENT_IMPLEMENTATION || EMBER_CLIENT_INTERNALS_ONLY */

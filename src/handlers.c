@@ -1,0 +1,55 @@
+/* handlers.c - the handler registry and the built-in handlers.
+ *
+ * Handlers are registered in the application before its pool starts; the
+ * table is copied into the segment (names) and inherited by runners through
+ * fork (function pointers), so an id means the same function everywhere. */
+#include <string.h>
+#include "internal.h"
+
+struct ember__handler ember__handlers[EMBER_MAX_HANDLERS];
+unsigned ember__nhandlers;
+
+int ember_handler_register(const char *name, ember_handler_fn fn)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (!fn || n == 0 || n >= EMBER_NAME_MAX)
+        return -EMBER_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.'))
+            return -EMBER_EINVAL;
+    }
+    ember__builtin_handlers();
+    for (unsigned i = 0; i < ember__nhandlers; i++)
+        if (strcmp(ember__handlers[i].name, name) == 0) return -EMBER_EEXIST;
+    if (ember__nhandlers == EMBER_MAX_HANDLERS) return -EMBER_EINVAL;
+    memcpy(ember__handlers[ember__nhandlers].name, name, n + 1);
+    ember__handlers[ember__nhandlers].fn = fn;
+    ember__nhandlers++;
+    return 0;
+}
+
+/* "noop": returns nothing. The floor of a call's cost. */
+static int h_noop(const void *a, size_t n, ember_out *o, const ember_job *j)
+{
+    (void)a, (void)n, (void)o, (void)j;
+    return 0;
+}
+
+/* "echo": returns its arguments. */
+static int h_echo(const void *a, size_t n, ember_out *o, const ember_job *j)
+{
+    (void)j;
+    return ember_out_write(o, a, n);
+}
+
+void ember__builtin_handlers(void)
+{
+    if (ember__nhandlers) return;
+    memcpy(ember__handlers[0].name, "noop", 5);
+    ember__handlers[0].fn = h_noop;
+    memcpy(ember__handlers[1].name, "echo", 5);
+    ember__handlers[1].fn = h_echo;
+    ember__nhandlers = 2;
+}

@@ -1,0 +1,49 @@
+/* internal.h - what libember's files share and nothing else sees. */
+#ifndef EMBER_INTERNAL_H
+#define EMBER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#ifndef EMBER_CLIENT_IMPLEMENTATION
+#define EMBER_CLIENT_INTERNALS_ONLY
+#endif
+#include "ember/pool.h"
+
+#define EMBER_MAX_HANDLERS 256
+
+struct ember__handler { char name[EMBER_NAME_MAX]; ember_handler_fn fn; };
+extern struct ember__handler ember__handlers[EMBER_MAX_HANDLERS];
+extern unsigned ember__nhandlers;
+void ember__builtin_handlers(void);
+
+/* segment.c: create, size and lay out a pool's segment; on success *V is the
+ * creator's view and *FD the segment's fd. */
+int ember__segment_create(const struct ember_pool_config *cfg, struct ember__view *v);
+void ember__shm_unlink(const char *name);
+
+/* Event loop back-ends of the supervisor (loop_uring.c, loop_poll.c).
+ * Watches are one-shot: a watched fd reported readable is no longer watched. */
+enum { EMBER_EV_FD = 1, EMBER_EV_DOORBELL = 2 };
+struct ember_loop_ev { int kind; uint64_t tag; };
+struct ember_loop;
+struct ember_loop_ops {
+    const char *name;
+    int  (*init)(struct ember_loop **lp, _Atomic uint32_t *doorbell);
+    int  (*add_fd)(struct ember_loop *l, int fd, uint64_t tag);
+    void (*del_fd)(struct ember_loop *l, int fd, uint64_t tag);
+    /* wait up to timeout_ns (<0: no limit); returns events written (0 on timeout) or -errno */
+    int  (*wait)(struct ember_loop *l, int64_t timeout_ns, struct ember_loop_ev *ev, int max);
+    void (*destroy)(struct ember_loop *l);
+    void (*close_in_child)(struct ember_loop *l);
+};
+extern const struct ember_loop_ops ember__loop_uring, ember__loop_poll;
+
+/* supervisor.c: runs in the forked supervisor; never returns. */
+_Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app, int64_t shutdown_ns);
+
+/* runner.c: runs in a forked runner; never returns. */
+_Noreturn void ember__runner_main(struct ember__view *v, uint32_t idx, uint32_t gen,
+                                  pid_t supervisor);
+
+#endif

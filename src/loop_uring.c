@@ -1,0 +1,146 @@
+/* loop_uring.c - the supervisor's io_uring event loop back-end.
+ *
+ * One ring: POLL_ADD (one-shot) on pidfds and the signalfd, and a FUTEX_WAIT
+ * on the pool's doorbell word. liburing 2.3 has no futex helpers, so that
+ * SQE is filled by hand: opcode 51, fd = futex2 flags (FUTEX2_SIZE_U32, never
+ * FUTEX2_PRIVATE: the word is shared), addr = the word, off = the expected
+ * value, addr3 = the bitmask (all ones; zero is refused). It completes with 0
+ * when woken and -EAGAIN when the word already differed; either way the
+ * doorbell is reported and the wait re-armed with the word's current value.
+ * init fails (and the supervisor falls back to loop_poll.c) when the kernel
+ * refuses io_uring or lacks the futex opcode. */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <liburing.h>
+#include "internal.h"
+
+#define EMBER__OP_FUTEX_WAIT 51
+#define EMBER__FUTEX2_SIZE_U32 0x02
+#define TAG_DOORBELL (~0ull)
+#define TAG_IGNORE (~0ull - 1)
+
+struct ember_loop {
+    struct io_uring ring;
+    _Atomic uint32_t *db;
+    uint32_t db_seen;
+};
+
+static struct io_uring_sqe *get_sqe(struct ember_loop *l)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+    if (!sqe) {
+        io_uring_submit(&l->ring);
+        sqe = io_uring_get_sqe(&l->ring);
+    }
+    return sqe;
+}
+
+static int arm_doorbell(struct ember_loop *l)
+{
+    struct io_uring_sqe *sqe = get_sqe(l);
+    if (!sqe) return -EBUSY;
+    l->db_seen = atomic_load(l->db);
+    memset(sqe, 0, sizeof *sqe);
+    sqe->opcode = EMBER__OP_FUTEX_WAIT;
+    sqe->fd = EMBER__FUTEX2_SIZE_U32;
+    sqe->addr = (uint64_t)(uintptr_t)l->db;
+    sqe->off = l->db_seen;
+    sqe->addr3 = 0xffffffffull;
+    sqe->user_data = TAG_DOORBELL;
+    return 0;
+}
+
+static int u_init(struct ember_loop **lp, _Atomic uint32_t *doorbell)
+{
+    struct ember_loop *l = calloc(1, sizeof *l);
+    if (!l) return -ENOMEM;
+    int rc = io_uring_queue_init(256, &l->ring, 0);
+    if (rc < 0) {
+        free(l);
+        return rc;
+    }
+    struct io_uring_probe *p = io_uring_get_probe_ring(&l->ring);
+    bool ok = p && io_uring_opcode_supported(p, IORING_OP_POLL_ADD) &&
+              io_uring_opcode_supported(p, EMBER__OP_FUTEX_WAIT);
+    if (p) io_uring_free_probe(p);
+    if (!ok) {
+        io_uring_queue_exit(&l->ring);
+        free(l);
+        return -ENOSYS;
+    }
+    l->db = doorbell;
+    arm_doorbell(l);
+    rc = io_uring_submit(&l->ring);
+    if (rc < 0) {
+        io_uring_queue_exit(&l->ring);
+        free(l);
+        return rc;
+    }
+    *lp = l;
+    return 0;
+}
+
+static int u_add_fd(struct ember_loop *l, int fd, uint64_t tag)
+{
+    struct io_uring_sqe *sqe = get_sqe(l);
+    if (!sqe) return -EBUSY;
+    io_uring_prep_poll_add(sqe, fd, POLLIN);
+    sqe->user_data = tag;
+    return 0;
+}
+
+static void u_del_fd(struct ember_loop *l, int fd, uint64_t tag)
+{
+    (void)fd;
+    struct io_uring_sqe *sqe = get_sqe(l);
+    if (!sqe) return;
+    io_uring_prep_poll_remove(sqe, tag);
+    sqe->user_data = TAG_IGNORE;
+    io_uring_submit(&l->ring);
+}
+
+static int u_wait(struct ember_loop *l, int64_t timeout_ns, struct ember_loop_ev *ev, int max)
+{
+    struct io_uring_cqe *cqe;
+    int rc;
+    if (timeout_ns >= 0) {
+        struct __kernel_timespec ts = { .tv_sec = timeout_ns / 1000000000,
+                                        .tv_nsec = timeout_ns % 1000000000 };
+        rc = io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
+    } else {
+        rc = io_uring_submit_and_wait(&l->ring, 1);
+    }
+    if (rc < 0 && rc != -ETIME && rc != -EINTR) return rc;
+    int n = 0;
+    bool rearm = false;
+    unsigned head, seen = 0;
+    io_uring_for_each_cqe(&l->ring, head, cqe) {
+        seen++;
+        if (cqe->user_data == TAG_IGNORE) continue;
+        if (cqe->user_data == TAG_DOORBELL) {
+            rearm = true;
+            if (n < max) ev[n++] = (struct ember_loop_ev){ EMBER_EV_DOORBELL, 0 };
+            continue;
+        }
+        if (cqe->res == -ECANCELED) continue; /* removed watch */
+        if (n < max) ev[n++] = (struct ember_loop_ev){ EMBER_EV_FD, cqe->user_data };
+    }
+    io_uring_cq_advance(&l->ring, seen);
+    if (rearm) arm_doorbell(l);
+    return n;
+}
+
+static void u_destroy(struct ember_loop *l)
+{
+    io_uring_queue_exit(&l->ring);
+    free(l);
+}
+
+static void u_close_in_child(struct ember_loop *l) { close(l->ring.ring_fd); }
+
+const struct ember_loop_ops ember__loop_uring = {
+    "uring", u_init, u_add_fd, u_del_fd, u_wait, u_destroy, u_close_in_child,
+};

@@ -1,0 +1,244 @@
+/* runner.c - a runner process: max_concurrency job threads taking calls.
+ *
+ * Forked by the supervisor, so it carries the application's code and
+ * handlers. It dies with the supervisor (PR_SET_PDEATHSIG, checked against
+ * the race with getppid()), so no runner outlives its pool.
+ *
+ * Each job thread runs the loop:
+ *   take an entry from the run ring -> run it -> again;
+ *   when the ring is empty: spin (adaptive budget, only while spinners do not
+ *   outnumber CPUs), then park on its own futex word.
+ * Counters and crash safety. A thread's state word (ACTIVE, SPINNING, PARKED,
+ * WOKEN) and the global counters change in an order chosen so that a thread
+ * killed between the two steps leaves the counters on the harmless side,
+ * given that the supervisor subtracts the dead thread's state:
+ *   idle_spinners may only end up too low (a producer then wakes a thread it
+ *   did not need to), never too high (which would make producers skip a
+ *   needed wake): state first then counter when starting to spin, counter
+ *   first then state when stopping.
+ *   nparked may only end up too high (a producer then scans for a parked
+ *   thread and finds none): counter first then state when parking, state
+ *   first then counter when leaving.
+ * Wake chaining: a thread that takes an entry and sees more left wakes one
+ * more thread (ember__wake_runner), so a spinner that producers counted on
+ * but that got busy loses no wake-up. */
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include "internal.h"
+
+struct ember_out {
+    struct ember__view *v;
+    struct ember_slot *s;
+    uint32_t idx;
+    unsigned char *buf;
+    size_t len, cap;
+    uint32_t page;
+    uint64_t deadline;
+    unsigned char inl[EMBER_INLINE_MAX];
+};
+
+static struct ember__view *g_view;
+static uint32_t g_runner, g_gen;
+static ember_parent_info g_parent;
+static bool g_is_runner;
+
+const ember_parent_info *ember_parent(void) { return g_is_runner ? &g_parent : NULL; }
+
+bool ember_job_cancelled(const ember_job *job)
+{
+    uint32_t w = atomic_load_explicit(job->_state, memory_order_relaxed);
+    return ember__gen(w) != job->_gen || ember__st(w) != EMBER_SLOT_RUNNING;
+}
+
+uint64_t ember_job_remaining_ns(const ember_job *job)
+{
+    uint64_t now = ember__now_ns();
+    return now < job->deadline_ns ? job->deadline_ns - now : 0;
+}
+
+void *ember_out_reserve(ember_out *o, size_t n)
+{
+    if (n > o->v->max_payload - o->len) {
+        ember__fail(-EMBER_ETOOBIG, "result of %zu bytes exceeds max_payload %llu", o->len + n,
+                    (unsigned long long)o->v->max_payload);
+        return NULL;
+    }
+    if (o->len + n > o->cap) {
+        size_t want = o->cap * 2 > o->len + n ? o->cap * 2 : o->len + n;
+        if (want > o->v->max_payload) want = o->v->max_payload;
+        uint32_t old = o->page, nw;
+        for (;;) {
+            uint32_t seq = atomic_load(&o->v->hdr->page_seq);
+            if (ember__pages_alloc(o->v, o->idx, want, &nw) == 0) break;
+            if (ember__now_ns() >= o->deadline) {
+                ember__fail(-EMBER_EFULL, "no shared pages for a %zu-byte result", want);
+                return NULL;
+            }
+            atomic_fetch_add(&o->v->hdr->page_waiters, 1);
+            ember__futex_wait(&o->v->hdr->page_seq, seq, ember__now_ns() + 100000000ull);
+            atomic_fetch_sub(&o->v->hdr->page_waiters, 1);
+        }
+        unsigned char *nb = (unsigned char *)ember__page_ptr(o->v, nw);
+        memcpy(nb, o->buf, o->len);
+        o->s->res_page = nw; /* recorded before the old run goes: repair sees one */
+        if (old != EMBER_NONE) ember__pages_free(o->v, o->idx, old);
+        o->page = nw;
+        o->buf = nb;
+        o->cap = (size_t)((want + o->v->page_size - 1) / o->v->page_size) * o->v->page_size;
+    }
+    void *p = o->buf + o->len;
+    o->len += n;
+    return p;
+}
+
+int ember_out_write(ember_out *o, const void *p, size_t n)
+{
+    if (n == 0) return 0;
+    void *d = ember_out_reserve(o, n);
+    if (!d) return o->len + n > o->v->max_payload ? -EMBER_ETOOBIG : -EMBER_EFULL;
+    memcpy(d, p, n);
+    return 0;
+}
+
+/* Run the call behind ring entry E, if its slot still agrees. */
+static void run_entry(struct ember__view *v, uint32_t e, ember_out *o)
+{
+    uint32_t idx = e & 0xffffu;
+    if (idx >= v->nslots) return; /* scribbled entry */
+    struct ember_slot *s = &v->slots[idx];
+    uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
+    if (ember__st(w) != EMBER_SLOT_QUEUED || (ember__gen(w) & 0xffffu) != (e >> 16)) return;
+    uint64_t now = ember__now_ns();
+    if (now >= s->deadline_ns) { /* expired in the queue: never run */
+        if (ember__slot_finish(v, idx, w, -EMBER_ETIMEDOUT, 0))
+            atomic_fetch_add_explicit(&v->hdr->calls_expired, 1, memory_order_relaxed);
+        return;
+    }
+    s->runner = g_runner; /* before RUNNING: the supervisor attributes by these */
+    s->runner_gen = g_gen;
+    uint32_t gen = ember__gen(w);
+    uint32_t rw = ember__mk(gen, EMBER_SLOT_RUNNING) | (w & EMBER_SLOT_WAITER);
+    if (!atomic_compare_exchange_strong_explicit(&s->state, &w, rw, memory_order_acq_rel,
+                                                 memory_order_relaxed))
+        return; /* the owner gave up or it was taken */
+    struct ember_runner_ent *re = &v->runners[g_runner];
+    atomic_fetch_add_explicit(&re->load, 1, memory_order_relaxed);
+    s->t_start_ns = now;
+    int status = 0, detail = 0;
+    uint32_t h = s->handler;
+    uint32_t alen = s->args_len, apage = s->args_page;
+    const void *args = ember__payload(v, s, alen, apage);
+    o->v = v, o->s = s, o->idx = idx, o->buf = o->inl, o->len = 0;
+    o->cap = EMBER_INLINE_MAX, o->page = EMBER_NONE, o->deadline = s->deadline_ns;
+    if (h >= v->nhandlers || h >= ember__nhandlers) {
+        status = -EMBER_ENOHANDLER;
+    } else if (!args && alen) {
+        status = -EMBER_ECORRUPT;
+    } else {
+        ember_job job = { s->deadline_ns, g_runner, re->node, &s->state, gen };
+        int rc = ember__handlers[h].fn(args, alen, o, &job);
+        if (rc) status = -EMBER_EHANDLER, detail = rc;
+    }
+    if (status == 0) {
+        if (o->page == EMBER_NONE && o->len) memcpy(s->data, o->inl, o->len);
+        s->res_len = (uint32_t)o->len;
+    } else if (o->page != EMBER_NONE) {
+        s->res_page = EMBER_NONE;
+        ember__pages_free(v, idx, o->page);
+    }
+    s->t_end_ns = ember__now_ns();
+    atomic_fetch_sub_explicit(&re->load, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&re->jobs_done, 1, memory_order_relaxed);
+    ember__slot_finish(v, idx, atomic_load_explicit(&s->state, memory_order_acquire), status,
+                       detail);
+}
+
+struct worker_arg { uint32_t wi; };
+
+static void *worker_main(void *arg)
+{
+    struct ember__view *v = g_view;
+    struct ember_shm_header *h = v->hdr;
+    uint32_t wi = ((struct worker_arg *)arg)->wi;
+    _Atomic uint32_t *ws = &v->workers[wi].park;
+    ember_out *o = malloc(sizeof *o);
+    if (!o) _exit(72);
+    for (;;) {
+        uint32_t e = ember__ring_pop(&v->run);
+        if (e != EMBER_NONE) {
+            if (ember__ring_nonempty(&v->run)) ember__wake_runner(v);
+            run_entry(v, e, o);
+            continue;
+        }
+        /* spin while spinners do not outnumber CPUs */
+        if (atomic_fetch_add(&h->spinners, 1) < (int32_t)v->ncpus) {
+            atomic_store(ws, EMBER_WORKER_SPINNING);
+            atomic_fetch_add(&h->idle_spinners, 1);
+            uint64_t stop = ember__now_ns() + ember__spin_budget;
+            bool found = false;
+            for (unsigned i = 1;; i++) {
+                if (ember__ring_nonempty(&v->run)) { found = true; break; }
+                ember__cpu_relax();
+                if ((i & 63) == 0 && ember__now_ns() >= stop) break;
+            }
+            atomic_fetch_sub(&h->idle_spinners, 1);
+            atomic_fetch_sub(&h->spinners, 1);
+            atomic_store(ws, EMBER_WORKER_ACTIVE);
+            if (found) {
+                ember__spin_won();
+                continue;
+            }
+            ember__spin_lost();
+        } else {
+            atomic_fetch_sub(&h->spinners, 1);
+        }
+        /* park: announce, look once more, sleep (bounded: belt and braces) */
+        atomic_fetch_add(&h->nparked, 1);
+        atomic_store(ws, EMBER_WORKER_PARKED);
+        if (!ember__ring_nonempty(&v->run))
+            ember__futex_wait(ws, EMBER_WORKER_PARKED, ember__now_ns() + 1000000000ull);
+        atomic_store(ws, EMBER_WORKER_ACTIVE);
+        atomic_fetch_sub(&h->nparked, 1);
+    }
+    return NULL;
+}
+
+_Noreturn void ember__runner_main(struct ember__view *v, uint32_t idx, uint32_t gen, pid_t sup)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != sup) _exit(0);
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    signal(SIGTERM, SIG_DFL);
+    g_view = v;
+    g_runner = idx;
+    g_gen = gen;
+    g_is_runner = true;
+    g_parent = (ember_parent_info){ v->hdr->name, idx, (int)sup };
+    struct ember_runner_ent *re = &v->runners[idx];
+    atomic_store(&re->load, 0);
+    struct worker_arg *args = calloc(v->max_conc, sizeof *args);
+    if (!args) _exit(72);
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setstacksize(&at, 1u << 20);
+    for (uint32_t t = 0; t < v->max_conc; t++) {
+        args[t].wi = idx * v->max_conc + t;
+        atomic_store(&v->workers[args[t].wi].park, EMBER_WORKER_ACTIVE);
+        pthread_t th;
+        if (t + 1 < v->max_conc && pthread_create(&th, &at, worker_main, &args[t]) != 0) _exit(73);
+    }
+    atomic_store_explicit(&re->state, EMBER_RUNNER_READY, memory_order_release);
+    atomic_fetch_add(&v->hdr->epoch, 1);
+    ember__futex_wake(&v->hdr->epoch, INT_MAX);
+    worker_main(&args[v->max_conc - 1]); /* the main thread is the last worker */
+    _exit(0);
+}
