@@ -217,7 +217,11 @@ _Noreturn void ember__runner_main(struct ember__view *v, uint32_t idx, uint32_t 
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
-    signal(SIGTERM, SIG_DFL);
+    /* A crash in a handler must end the runner with that signal, whatever
+     * handler the application had installed (and runners inherited). */
+    static const int fatal[] = { SIGTERM, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP,
+                                 SIGSYS, SIGINT, SIGHUP, SIGPIPE };
+    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) signal(fatal[i], SIG_DFL);
     g_view = v;
     g_runner = idx;
     g_gen = gen;

@@ -1,0 +1,443 @@
+/* Description: a real pool end to end, on the back-end named by
+ * EMBER_BACKEND (meson runs this file once per back-end): calls small and
+ * large, many in flight, casts; a runner killed by a signal fails exactly
+ * the call it ran (EMBER_ECRASHED with the signal) while queued calls run on
+ * its replacement; a killed caller's queued calls never run and its slots
+ * and pages come back; a killed supervisor makes waiting callers return
+ * EMBER_EPOOLDOWN and runners exit within 1 s; a deadline passing in the
+ * queue; pool stop; and every bad input with its own error. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <cmocka.h>
+#include "internal.h"
+
+struct shared { _Atomic uint32_t hold, started, marks; };
+static struct shared *S;
+
+static int h_block(const void *a, size_t n, ember_out *o, const ember_job *j)
+{
+    (void)a, (void)n, (void)o, (void)j;
+    atomic_fetch_add(&S->started, 1);
+    ember__futex_wake(&S->started, INT_MAX);
+    while (atomic_load(&S->hold)) ember__futex_wait(&S->hold, 1, 0);
+    return 0;
+}
+static int h_mark(const void *a, size_t n, ember_out *o, const ember_job *j)
+{
+    (void)a, (void)n, (void)o, (void)j;
+    atomic_fetch_add(&S->marks, 1);
+    ember__futex_wake(&S->marks, INT_MAX);
+    return 0;
+}
+static int h_crash(const void *a, size_t n, ember_out *o, const ember_job *j)
+{
+    (void)o, (void)j;
+    int sig = 0;
+    if (n == sizeof sig) memcpy(&sig, a, sizeof sig);
+    raise(sig);
+    return 0;
+}
+static int h_bigout(const void *a, size_t n, ember_out *o, const ember_job *j)
+{
+    (void)j;
+    uint32_t len = 0;
+    if (n == sizeof len) memcpy(&len, a, sizeof len);
+    unsigned char *p = ember_out_reserve(o, len);
+    if (!p) return 1;
+    for (uint32_t i = 0; i < len; i++) p[i] = (unsigned char)(i * 7);
+    return 0;
+}
+static int h_fail(const void *a, size_t n, ember_out *o, const ember_job *j)
+{
+    (void)a, (void)n, (void)o, (void)j;
+    return 42;
+}
+
+/* Wait until *w reaches at least want, up to 5 s. */
+static bool await_at_least(_Atomic uint32_t *w, uint32_t want)
+{
+    uint64_t until = ember__now_ns() + 5000000000ull;
+    for (;;) {
+        uint32_t v = atomic_load(w);
+        if (v >= want) return true;
+        if (ember__now_ns() > until) return false;
+        ember__futex_wait(w, v, ember__now_ns() + 50000000ull);
+    }
+}
+
+struct fixture { ember_pool *pool; ember_client *c; char name[40]; };
+
+static void start(struct fixture *f, const char *tag, unsigned runners, unsigned conc, unsigned slots)
+{
+    struct ember_pool_config cfg;
+    ember_pool_config_init(&cfg);
+    snprintf(f->name, sizeof f->name, "t%s-%d", tag, (int)getpid());
+    cfg.name = f->name;
+    cfg.runners = runners;
+    cfg.max_concurrency = conc;
+    cfg.slots = slots;
+    cfg.max_payload = 8u << 20;
+    atomic_store(&S->hold, 0);
+    atomic_store(&S->started, 0);
+    atomic_store(&S->marks, 0);
+    int rc = ember_pool_start(&cfg, &f->pool);
+    if (rc) fail_msg("pool start: %s: %s", ember_strerror(rc), ember_last_error());
+    assert_int_equal(ember_pool_wait_ready(f->pool, runners, 5000000000ll), 0);
+    assert_int_equal(ember_attach(f->name, &f->c), 0);
+}
+
+static void stop(struct fixture *f)
+{
+    ember_detach(f->c);
+    assert_int_equal(ember_pool_stop(f->pool, 1000000000ll), 0);
+}
+
+static void release_hold(void)
+{
+    atomic_store(&S->hold, 0);
+    ember__futex_wake(&S->hold, INT_MAX);
+}
+
+static uint32_t free_slots(ember_client *c)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < c->v.nslots; i++)
+        n += ember__st(atomic_load(&c->v.slots[i].state)) == EMBER_SLOT_FREE;
+    return n;
+}
+
+static uint32_t used_pages(ember_client *c)
+{
+    uint32_t n = 0;
+    ember__pages_lock(&c->v);
+    for (uint32_t i = 0; i < c->v.npages; i++) n += c->v.page_owner[i] != 0;
+    ember__pages_unlock(&c->v);
+    return n;
+}
+
+static void backend_is_the_one_asked(void **st)
+{
+    (void)st;
+    struct fixture f;
+    start(&f, "be", 1, 1, 64);
+    const char *want = getenv("EMBER_BACKEND");
+    assert_string_equal(ember_pool_backend(f.pool), want && *want ? want : "uring");
+    stop(&f);
+}
+
+static void calls_small_large_and_casts(void **st)
+{
+    (void)st;
+    struct fixture f;
+    start(&f, "calls", 2, 2, 256);
+    ember_result r;
+    uint64_t x = 0x1122334455667788ull;
+    assert_int_equal(ember_call(f.c, ember_handler(f.c, "echo"), &x, sizeof x, &r, EMBER_TIMEOUT_DEFAULT), 0);
+    assert_int_equal(r.len, sizeof x);
+    assert_memory_equal(r.data, &x, sizeof x);
+    ember_result_release(f.c, &r);
+    /* 1 MiB of arguments through shared pages, echoed back */
+    size_t big = 1u << 20;
+    unsigned char *buf = malloc(big);
+    for (size_t i = 0; i < big; i++) buf[i] = (unsigned char)(i * 13 + 1);
+    assert_int_equal(ember_call(f.c, ember_handler(f.c, "echo"), buf, big, &r, EMBER_TIMEOUT_DEFAULT), 0);
+    assert_int_equal(r.len, big);
+    assert_memory_equal(r.data, buf, big);
+    ember_result_release(f.c, &r);
+    /* a 5 MiB result grown in place by the handler */
+    uint32_t len = 5u << 20;
+    assert_int_equal(ember_call(f.c, ember_handler(f.c, "bigout"), &len, sizeof len, &r, EMBER_TIMEOUT_DEFAULT), 0);
+    assert_int_equal(r.len, len);
+    const unsigned char *p = r.data;
+    for (uint32_t i = 0; i < len; i += 4093) assert_int_equal(p[i], (unsigned char)(i * 7));
+    ember_result_release(f.c, &r);
+    assert_int_equal(used_pages(f.c), 0);
+    /* a handler's own error */
+    assert_int_equal(ember_call(f.c, ember_handler(f.c, "fail"), NULL, 0, &r, EMBER_TIMEOUT_DEFAULT), -EMBER_EHANDLER);
+    assert_int_equal(r.detail, 42);
+    ember_result_release(f.c, &r);
+    /* many in flight from one thread, collected in reverse order */
+    ember_call_id ids[200];
+    for (uint64_t i = 0; i < 200; i++)
+        assert_int_equal(ember_submit(f.c, ember_handler(f.c, "echo"), &i, sizeof i, EMBER_TIMEOUT_DEFAULT, &ids[i]), 0);
+    for (int i = 199; i >= 0; i--) {
+        assert_int_equal(ember_wait(f.c, ids[i], &r), 0);
+        assert_int_equal(*(const uint64_t *)r.data, (uint64_t)i);
+        ember_result_release(f.c, &r);
+    }
+    assert_int_equal(ember_wait(f.c, ids[0], &r), -EMBER_ESTALE);
+    /* casts run with nobody waiting */
+    for (int i = 0; i < 10; i++) assert_int_equal(ember_cast(f.c, ember_handler(f.c, "mark"), NULL, 0, EMBER_TIMEOUT_DEFAULT), 0);
+    assert_true(await_at_least(&S->marks, 10));
+    free(buf);
+    stop(&f);
+}
+
+static void runner_crash_fails_exactly_its_call(void **st)
+{
+    (void)st;
+    struct fixture f;
+    start(&f, "crash", 1, 1, 64);
+    uint32_t pid0 = atomic_load(&f.c->v.runners[0].pid);
+    int sig = SIGSEGV;
+    ember_call_id crash, q[3];
+    assert_int_equal(ember_submit(f.c, ember_handler(f.c, "crash"), &sig, sizeof sig, EMBER_TIMEOUT_DEFAULT, &crash), 0);
+    for (uint64_t i = 0; i < 3; i++)
+        assert_int_equal(ember_submit(f.c, ember_handler(f.c, "echo"), &i, sizeof i, EMBER_TIMEOUT_DEFAULT, &q[i]), 0);
+    ember_result r;
+    assert_int_equal(ember_wait(f.c, crash, &r), -EMBER_ECRASHED);
+    assert_int_equal(r.detail, SIGSEGV);
+    assert_non_null(strstr(ember_last_error(), "signal 11"));
+    for (uint64_t i = 0; i < 3; i++) { /* not started: run on the replacement */
+        assert_int_equal(ember_wait(f.c, q[i], &r), 0);
+        assert_int_equal(*(const uint64_t *)r.data, i);
+        ember_result_release(f.c, &r);
+    }
+    assert_int_not_equal(atomic_load(&f.c->v.runners[0].pid), pid0);
+    assert_int_equal(free_slots(f.c), 64);
+    stop(&f);
+}
+
+static void dead_caller_queued_calls_never_run(void **st)
+{
+    (void)st;
+    struct fixture f;
+    start(&f, "dcall", 1, 1, 64);
+    atomic_store(&S->hold, 1);
+    ember_call_id blk;
+    assert_int_equal(ember_submit(f.c, ember_handler(f.c, "block"), NULL, 0, EMBER_TIMEOUT_DEFAULT, &blk), 0);
+    assert_true(await_at_least(&S->started, 1));
+    uint32_t reaped0 = atomic_load(&f.c->v.hdr->callers_reaped);
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t child = fork();
+    if (child == 0) {
+        ember_client *c;
+        if (ember_attach(f.name, &c)) _exit(1);
+        static unsigned char args[100000];
+        for (int i = 0; i < 5; i++) {
+            ember_call_id id;
+            if (ember_submit(c, ember_handler(c, "mark"), args, sizeof args, EMBER_TIMEOUT_DEFAULT, &id)) _exit(2);
+        }
+        if (write(pfd[1], "k", 1) != 1) _exit(3);
+        pause();
+        _exit(0);
+    }
+    char k;
+    assert_int_equal(read(pfd[0], &k, 1), 1);
+    assert_true(used_pages(f.c) > 0);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    uint64_t until = ember__now_ns() + 5000000000ull;
+    while (atomic_load(&f.c->v.hdr->callers_reaped) == reaped0 && ember__now_ns() < until)
+        ember__futex_wait(&f.c->v.hdr->epoch, atomic_load(&f.c->v.hdr->epoch), ember__now_ns() + 20000000ull);
+    assert_int_not_equal(atomic_load(&f.c->v.hdr->callers_reaped), reaped0);
+    release_hold();
+    ember_result r;
+    assert_int_equal(ember_wait(f.c, blk, &r), 0);
+    ember_result_release(f.c, &r);
+    uint64_t x = 5; /* the runner has gone past the dead caller's stale entries */
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(ember_call(f.c, ember_handler(f.c, "echo"), &x, sizeof x, &r, EMBER_TIMEOUT_DEFAULT), 0);
+        ember_result_release(f.c, &r);
+    }
+    assert_int_equal(atomic_load(&S->marks), 0);
+    assert_int_equal(free_slots(f.c), 64);
+    assert_int_equal(used_pages(f.c), 0);
+    close(pfd[0]);
+    close(pfd[1]);
+    stop(&f);
+}
+
+static void dead_supervisor_is_a_result(void **st)
+{
+    (void)st;
+    struct fixture f;
+    start(&f, "dsup", 2, 1, 64);
+    atomic_store(&S->hold, 1);
+    ember_call_id blk;
+    assert_int_equal(ember_submit(f.c, ember_handler(f.c, "block"), NULL, 0, EMBER_TIMEOUT_DEFAULT, &blk), 0);
+    assert_true(await_at_least(&S->started, 1));
+    int rfd[2];
+    for (int i = 0; i < 2; i++) rfd[i] = ember__pidfd_open((pid_t)atomic_load(&f.c->v.runners[i].pid));
+    kill(ember_pool_supervisor_pid(f.pool), SIGKILL);
+    uint64_t t0 = ember__now_ns();
+    ember_result r;
+    assert_int_equal(ember_wait(f.c, blk, &r), -EMBER_EPOOLDOWN);
+    assert_true(ember__now_ns() - t0 < 1000000000ull);
+    for (int i = 0; i < 2; i++) {
+        struct pollfd p = { .fd = rfd[i], .events = POLLIN };
+        assert_int_equal(poll(&p, 1, 1000), 1); /* the runner exited */
+        close(rfd[i]);
+    }
+    /* a new call is refused, not hung */
+    uint64_t x = 1;
+    assert_int_equal(ember_call(f.c, 1, &x, sizeof x, &r, 2000000000ll), -EMBER_EPOOLDOWN);
+    release_hold();
+    ember_detach(f.c);
+    ember_pool_stop(f.pool, 0);
+    ember_client *c;
+    assert_int_equal(ember_attach(f.name, &c), -EMBER_ENOPOOL);
+}
+
+static void deadline_in_queue_never_runs(void **st)
+{
+    (void)st;
+    struct fixture f;
+    start(&f, "dl", 1, 1, 64);
+    atomic_store(&S->hold, 1);
+    ember_call_id blk;
+    assert_int_equal(ember_submit(f.c, ember_handler(f.c, "block"), NULL, 0, EMBER_TIMEOUT_DEFAULT, &blk), 0);
+    assert_true(await_at_least(&S->started, 1));
+    ember_result r;
+    assert_int_equal(ember_call(f.c, ember_handler(f.c, "mark"), NULL, 0, &r, 50000000), -EMBER_ETIMEDOUT);
+    assert_non_null(strstr(ember_last_error(), "queued"));
+    release_hold();
+    assert_int_equal(ember_wait(f.c, blk, &r), 0);
+    ember_result_release(f.c, &r);
+    uint64_t x = 1;
+    assert_int_equal(ember_call(f.c, 1, &x, sizeof x, &r, EMBER_TIMEOUT_DEFAULT), 0);
+    ember_result_release(f.c, &r);
+    assert_int_equal(atomic_load(&S->marks), 0);
+    stop(&f);
+}
+
+struct waiter { ember_client *c; ember_call_id id; int rc; };
+static void *wait_thread(void *arg)
+{
+    struct waiter *w = arg;
+    ember_result r;
+    w->rc = ember_wait(w->c, w->id, &r);
+    return NULL;
+}
+
+static void stop_fails_waiting_calls(void **st)
+{
+    (void)st;
+    struct fixture f;
+    start(&f, "stop", 1, 1, 64);
+    atomic_store(&S->hold, 1);
+    struct waiter w = { f.c, { 0, 0 }, 0 };
+    assert_int_equal(ember_submit(f.c, ember_handler(f.c, "block"), NULL, 0, EMBER_TIMEOUT_DEFAULT, &w.id), 0);
+    assert_true(await_at_least(&S->started, 1));
+    pthread_t th;
+    pthread_create(&th, NULL, wait_thread, &w);
+    assert_int_equal(ember_pool_stop(f.pool, 200000000ll), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(w.rc, -EMBER_EPOOLDOWN);
+    release_hold();
+    ember_detach(f.c);
+    ember_client *c;
+    assert_int_equal(ember_attach(f.name, &c), -EMBER_ENOPOOL);
+}
+
+static void write_fake_segment(const char *name, uint64_t magic, uint32_t abi, uid_t owner)
+{
+    char shm[96];
+    ember__shm_name(shm, sizeof shm, name);
+    int fd = shm_open(shm, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    struct ember_shm_header h = { 0 };
+    h.magic = magic;
+    h.abi_version = abi;
+    h.header_size = sizeof h;
+    h.segment_size = 1 << 20;
+    assert_int_equal(ftruncate(fd, 1 << 20), 0);
+    assert_int_equal(pwrite(fd, &h, sizeof h, 0), (ssize_t)sizeof h);
+    if (owner != getuid()) assert_int_equal(fchown(fd, owner, (gid_t)-1), 0);
+    close(fd);
+}
+
+static void bad_inputs_each_have_their_error(void **st)
+{
+    (void)st;
+    ember_client *c;
+    char name[40];
+    snprintf(name, sizeof name, "nope-%d", (int)getpid());
+    assert_int_equal(ember_attach(name, &c), -EMBER_ENOPOOL);
+    assert_non_null(strstr(ember_last_error(), name));
+    assert_int_equal(ember_attach("../etc", &c), -EMBER_EINVAL);
+    write_fake_segment(name, EMBER_MAGIC, EMBER_ABI_VERSION + 1, getuid());
+    assert_int_equal(ember_attach(name, &c), -EMBER_EABI);
+    write_fake_segment(name, 0x1234, EMBER_ABI_VERSION, getuid());
+    assert_int_equal(ember_attach(name, &c), -EMBER_ECORRUPT);
+    if (getuid() == 0) {
+        write_fake_segment(name, EMBER_MAGIC, EMBER_ABI_VERSION, 12345);
+        assert_int_equal(ember_attach(name, &c), -EMBER_EOWNER);
+        assert_non_null(strstr(ember_last_error(), "12345"));
+    }
+    ember__shm_unlink(name);
+
+    struct ember_pool_config cfg;
+    ember_pool_config_init(&cfg);
+    ember_pool *p;
+    cfg.name = "ok";
+    cfg.runners = 0;
+    assert_int_equal(ember_pool_start(&cfg, &p), -EMBER_EINVAL);
+    assert_non_null(strstr(ember_last_error(), "runners"));
+    cfg.runners = 1;
+    cfg.slots = 100;
+    assert_int_equal(ember_pool_start(&cfg, &p), -EMBER_EINVAL);
+    assert_non_null(strstr(ember_last_error(), "slots"));
+
+    struct fixture f;
+    start(&f, "bad", 1, 1, 2);
+    cfg.name = f.name;
+    cfg.slots = 64;
+    assert_int_equal(ember_pool_start(&cfg, &p), -EMBER_EEXIST);
+    assert_int_equal(ember_handler(f.c, "no-such"), -EMBER_ENOHANDLER);
+    assert_non_null(strstr(ember_last_error(), "no-such"));
+    ember_result r;
+    assert_int_equal(ember_call(f.c, 999, NULL, 0, &r, EMBER_TIMEOUT_DEFAULT), -EMBER_ENOHANDLER);
+    size_t too = ember_max_payload(f.c) + 1;
+    void *big = calloc(1, too);
+    assert_int_equal(ember_call(f.c, 1, big, too, &r, EMBER_TIMEOUT_DEFAULT), -EMBER_ETOOBIG);
+    free(big);
+    /* full queue with no time left: both slots held by blocked calls */
+    atomic_store(&S->hold, 1);
+    ember_call_id a, b;
+    assert_int_equal(ember_submit(f.c, ember_handler(f.c, "block"), NULL, 0, EMBER_TIMEOUT_DEFAULT, &a), 0);
+    assert_int_equal(ember_submit(f.c, ember_handler(f.c, "block"), NULL, 0, EMBER_TIMEOUT_DEFAULT, &b), 0);
+    assert_int_equal(ember_call(f.c, 1, NULL, 0, &r, 0), -EMBER_EFULL);
+    release_hold();
+    assert_int_equal(ember_wait(f.c, a, &r), 0);
+    ember_result_release(f.c, &r);
+    assert_int_equal(ember_wait(f.c, b, &r), 0);
+    ember_result_release(f.c, &r);
+    /* every code has its own name and text */
+    assert_string_equal(ember_errname(-EMBER_EFULL), "EMBER_EFULL");
+    assert_string_not_equal(ember_strerror(-EMBER_EFULL), ember_strerror(-EMBER_ETIMEDOUT));
+    stop(&f);
+}
+
+int main(void)
+{
+    S = mmap(NULL, sizeof *S, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ember_handler_register("block", h_block);
+    ember_handler_register("mark", h_mark);
+    ember_handler_register("crash", h_crash);
+    ember_handler_register("bigout", h_bigout);
+    ember_handler_register("fail", h_fail);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(backend_is_the_one_asked),
+        cmocka_unit_test(calls_small_large_and_casts),
+        cmocka_unit_test(runner_crash_fails_exactly_its_call),
+        cmocka_unit_test(dead_caller_queued_calls_never_run),
+        cmocka_unit_test(dead_supervisor_is_a_result),
+        cmocka_unit_test(deadline_in_queue_never_runs),
+        cmocka_unit_test(stop_fails_waiting_calls),
+        cmocka_unit_test(bad_inputs_each_have_their_error),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

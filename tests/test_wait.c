@@ -1,0 +1,223 @@
+/* Description: the slot state machine and waiting, in one process so TSan
+ * sees every access - callers on several threads against runner threads
+ * driving slots through QUEUED/RUNNING/DONE; a caller that parks is woken;
+ * a deadline passing while queued frees the slot and the call never runs; a
+ * deadline passing while running abandons the slot to its runner, which
+ * frees it; a full queue with no time left is EMBER_EFULL. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include "internal.h"
+
+static struct ember__view V;
+static char g_name[40];
+static _Atomic int g_stop, g_ran, g_hold;
+static _Atomic uint64_t g_delay_ns;
+
+/* What a runner thread does with an entry, reduced to the state machine. */
+static void *fake_runner(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&g_stop)) {
+        uint32_t e = ember__ring_pop(&V.run);
+        if (e == EMBER_NONE) { sched_yield(); continue; }
+        uint32_t idx = e & 0xffffu;
+        struct ember_slot *s = &V.slots[idx];
+        uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
+        if (ember__st(w) != EMBER_SLOT_QUEUED || (ember__gen(w) & 0xffffu) != e >> 16) continue;
+        if (ember__now_ns() >= s->deadline_ns) {
+            ember__slot_finish(&V, idx, w, -EMBER_ETIMEDOUT, 0);
+            continue;
+        }
+        s->runner = 0;
+        uint32_t rw = ember__mk(ember__gen(w), EMBER_SLOT_RUNNING) | (w & EMBER_SLOT_WAITER);
+        if (!atomic_compare_exchange_strong(&s->state, &w, rw)) continue;
+        atomic_fetch_add(&g_ran, 1);
+        uint64_t d = atomic_load(&g_delay_ns);
+        if (d) {
+            struct timespec ts = { 0, (long)d };
+            nanosleep(&ts, NULL);
+        }
+        while (atomic_load(&g_hold)) sched_yield();
+        s->res_len = s->args_len; /* echo, in place */
+        ember__slot_finish(&V, idx, atomic_load(&s->state), 0, 0);
+    }
+    return NULL;
+}
+
+static int setup_pool(uint32_t slots)
+{
+    struct ember_pool_config cfg;
+    ember_pool_config_init(&cfg);
+    snprintf(g_name, sizeof g_name, "twait-%d", (int)getpid());
+    cfg.name = g_name;
+    cfg.runners = 1;
+    cfg.slots = slots;
+    cfg.max_payload = 1 << 16;
+    ember__builtin_handlers();
+    int rc = ember__segment_create(&cfg, &V);
+    if (rc) return rc;
+    V.hdr->sup_start_ticks = ember__proc_start_ticks(getpid());
+    atomic_store(&V.hdr->sup_pid, (uint32_t)getpid());
+    atomic_store(&V.hdr->pool_state, EMBER_POOL_RUNNING);
+    return 0;
+}
+
+static void teardown_pool(void)
+{
+    ember__shm_unlink(g_name);
+    munmap(V.base, V.size);
+}
+
+static uint32_t free_slots(void)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < V.nslots; i++) n += ember__st(atomic_load(&V.slots[i].state)) == EMBER_SLOT_FREE;
+    return n;
+}
+
+struct caller_arg { ember_client *c; int h; int bad; };
+
+static void *caller(void *arg)
+{
+    struct caller_arg *a = arg;
+    for (uint64_t i = 0; i < 20000; i++) {
+        ember_result r;
+        uint64_t x = i * 2654435761u;
+        int rc = ember_call(a->c, a->h, &x, sizeof x, &r, EMBER_TIMEOUT_DEFAULT);
+        if (rc || r.len != sizeof x || memcmp(r.data, &x, sizeof x)) a->bad++;
+        ember_result_release(a->c, &r);
+    }
+    return NULL;
+}
+
+static void many_callers_many_runners(void **st)
+{
+    (void)st;
+    assert_int_equal(setup_pool(64), 0);
+    ember_client *c;
+    assert_int_equal(ember_attach(g_name, &c), 0);
+    atomic_store(&g_stop, 0);
+    pthread_t rt[2], ct[3];
+    for (int i = 0; i < 2; i++) pthread_create(&rt[i], NULL, fake_runner, NULL);
+    struct caller_arg a[3];
+    for (int i = 0; i < 3; i++) {
+        a[i] = (struct caller_arg){ c, ember_handler(c, "echo"), 0 };
+        pthread_create(&ct[i], NULL, caller, &a[i]);
+    }
+    for (int i = 0; i < 3; i++) pthread_join(ct[i], NULL);
+    atomic_store(&g_stop, 1);
+    for (int i = 0; i < 2; i++) pthread_join(rt[i], NULL);
+    for (int i = 0; i < 3; i++) assert_int_equal(a[i].bad, 0);
+    assert_int_equal(free_slots(), 64);
+    ember_detach(c);
+    teardown_pool();
+}
+
+static void parked_caller_is_woken(void **st)
+{
+    (void)st;
+    assert_int_equal(setup_pool(8), 0);
+    ember_client *c;
+    assert_int_equal(ember_attach(g_name, &c), 0);
+    atomic_store(&g_stop, 0);
+    atomic_store(&g_delay_ns, 80000000); /* 80 ms: past any spin budget */
+    pthread_t rt;
+    pthread_create(&rt, NULL, fake_runner, NULL);
+    ember_result r;
+    uint32_t x = 7;
+    assert_int_equal(ember_call(c, 1, &x, sizeof x, &r, 5000000000ll), 0);
+    assert_int_equal(r.len, sizeof x);
+    ember_result_release(c, &r);
+    atomic_store(&g_delay_ns, 0);
+    atomic_store(&g_stop, 1);
+    pthread_join(rt, NULL);
+    ember_detach(c);
+    teardown_pool();
+}
+
+static void deadline_in_queue_never_runs(void **st)
+{
+    (void)st;
+    assert_int_equal(setup_pool(8), 0);
+    ember_client *c;
+    assert_int_equal(ember_attach(g_name, &c), 0);
+    atomic_store(&g_ran, 0);
+    ember_result r;
+    uint32_t x = 1;
+    /* no runner: the call stays queued past its 20 ms */
+    assert_int_equal(ember_call(c, 1, &x, sizeof x, &r, 20000000), -EMBER_ETIMEDOUT);
+    assert_int_equal(r.status, -EMBER_ETIMEDOUT);
+    assert_int_equal(free_slots(), 8);
+    /* a runner arriving later drops the stale entry without running it */
+    atomic_store(&g_stop, 0);
+    pthread_t rt;
+    pthread_create(&rt, NULL, fake_runner, NULL);
+    assert_int_equal(ember_call(c, 1, &x, sizeof x, &r, 5000000000ll), 0);
+    ember_result_release(c, &r);
+    atomic_store(&g_stop, 1);
+    pthread_join(rt, NULL);
+    assert_int_equal(atomic_load(&g_ran), 1);
+    ember_detach(c);
+    teardown_pool();
+}
+
+static void deadline_while_running_abandons(void **st)
+{
+    (void)st;
+    assert_int_equal(setup_pool(8), 0);
+    ember_client *c;
+    assert_int_equal(ember_attach(g_name, &c), 0);
+    atomic_store(&g_stop, 0);
+    atomic_store(&g_hold, 1);
+    atomic_store(&g_ran, 0);
+    pthread_t rt;
+    pthread_create(&rt, NULL, fake_runner, NULL);
+    ember_result r;
+    uint32_t x = 1;
+    assert_int_equal(ember_call(c, 1, &x, sizeof x, &r, 50000000), -EMBER_ETIMEDOUT);
+    assert_int_equal(atomic_load(&g_ran), 1);
+    assert_int_equal(free_slots(), 7); /* still the runner's */
+    atomic_store(&g_hold, 0);
+    atomic_store(&g_stop, 1);
+    pthread_join(rt, NULL);
+    assert_int_equal(free_slots(), 8); /* the runner freed it */
+    ember_detach(c);
+    teardown_pool();
+}
+
+static void full_queue_no_time_left(void **st)
+{
+    (void)st;
+    assert_int_equal(setup_pool(2), 0);
+    ember_client *c;
+    assert_int_equal(ember_attach(g_name, &c), 0);
+    ember_call_id a, b, d;
+    uint32_t x = 1;
+    assert_int_equal(ember_submit(c, 1, &x, sizeof x, EMBER_TIMEOUT_NONE, &a), 0);
+    assert_int_equal(ember_submit(c, 1, &x, sizeof x, EMBER_TIMEOUT_NONE, &b), 0);
+    assert_int_equal(ember_submit(c, 1, &x, sizeof x, 0, &d), -EMBER_EFULL);
+    assert_non_null(strstr(ember_last_error(), "slots"));
+    ember_result r;
+    assert_int_equal(ember_poll(c, a, &r), -EMBER_EAGAIN);
+    ember_detach(c); /* gives both back */
+    assert_int_equal(free_slots(), 2);
+    teardown_pool();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(many_callers_many_runners),
+        cmocka_unit_test(parked_caller_is_woken),
+        cmocka_unit_test(deadline_in_queue_never_runs),
+        cmocka_unit_test(deadline_while_running_abandons),
+        cmocka_unit_test(full_queue_no_time_left),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
