@@ -124,10 +124,7 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o)
     s->runner = g_runner; /* before RUNNING: the supervisor attributes by these */
     s->runner_gen = g_gen;
     uint32_t gen = ember__gen(w);
-    uint32_t rw = ember__mk(gen, EMBER_SLOT_RUNNING) | (w & EMBER_SLOT_WAITER);
-    if (!atomic_compare_exchange_strong_explicit(&s->state, &w, rw, memory_order_acq_rel,
-                                                 memory_order_relaxed))
-        return; /* the owner gave up or it was taken */
+    if (!ember__slot_take(s, &w)) return; /* the owner gave up, or another runner has it */
     struct ember_runner_ent *re = &v->runners[g_runner];
     atomic_fetch_add_explicit(&re->load, 1, memory_order_relaxed);
     s->t_start_ns = now;

@@ -15,7 +15,7 @@ struct ring_mem { struct ember__ring r; void *mem; };
 static struct ring_mem make_ring(uint32_t cap)
 {
     struct ring_mem m;
-    m.mem = aligned_alloc(64, ember__ring_bytes(cap));
+    m.mem = aligned_alloc(64, (ember__ring_bytes(cap) + 63) / 64 * 64);
     ember__ring_init((struct ember_ring_hdr *)m.mem, cap);
     m.r.h = m.mem;
     m.r.cell = (_Atomic uint64_t *)m.r.h->cells_start;

@@ -35,8 +35,7 @@ static void *fake_runner(void *arg)
             continue;
         }
         s->runner = 0;
-        uint32_t rw = ember__mk(ember__gen(w), EMBER_SLOT_RUNNING) | (w & EMBER_SLOT_WAITER);
-        if (!atomic_compare_exchange_strong(&s->state, &w, rw)) continue;
+        if (!ember__slot_take(s, &w)) continue;
         atomic_fetch_add(&g_ran, 1);
         uint64_t d = atomic_load(&g_delay_ns);
         if (d) {

@@ -645,6 +645,24 @@ static bool ember__slot_free(struct ember__view *v, uint32_t idx, uint32_t w)
     return true;
 }
 
+/* Runner: move a QUEUED slot (observed word *W) to RUNNING, keeping the
+ * owner's WAITER bit, which the owner may set at any moment: a failed CAS is
+ * retried while the slot is still QUEUED in the same generation. Returns
+ * false when the slot left QUEUED (expired, reclaimed, taken). */
+static inline bool ember__slot_take(struct ember_slot *s, uint32_t *w)
+{
+    const uint32_t gen = ember__gen(*w);
+    for (;;) {
+        if (ember__st(*w) != EMBER_SLOT_QUEUED || ember__gen(*w) != gen) return false;
+        uint32_t rw = ember__mk(gen, EMBER_SLOT_RUNNING) | (*w & EMBER_SLOT_WAITER);
+        if (atomic_compare_exchange_weak_explicit(&s->state, w, rw, memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+            *w = rw;
+            return true;
+        }
+    }
+}
+
 /* Move a finished slot to DONE (call) or FREE (cast) with STATUS; wakes a
  * sleeping owner. W is the observed RUNNING (or QUEUED) word. Returns false
  * if the CAS lost; if the slot turned ABANDONED, frees it. */
@@ -1098,13 +1116,23 @@ static int ember__expire(ember_client *c, uint32_t idx, uint32_t gen, ember_resu
     }
 }
 
+/* Is W (slot word) still the call ID? After submission a call's slot is
+ * QUEUED, RUNNING or DONE in its generation; any other state (FREE after
+ * release, ABANDONED after a deadline) means the id was already collected. */
+static inline bool ember__id_live(uint32_t w, ember_call_id id)
+{
+    uint32_t st = ember__st(w);
+    return ember__gen(w) == id.gen &&
+           (st == EMBER_SLOT_QUEUED || st == EMBER_SLOT_RUNNING || st == EMBER_SLOT_DONE);
+}
+
 EMBER_API int ember_poll(ember_client *c, ember_call_id id, ember_result *res)
 {
     if (!c || !res || id.idx >= c->v.nslots) return ember__fail(-EMBER_EINVAL, "ember_poll: bad argument");
     ember__result_clear(res);
     struct ember_slot *s = &c->v.slots[id.idx];
     uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
-    if (ember__gen(w) != id.gen || s->owner != c->caller_idx)
+    if (!ember__id_live(w, id) || s->owner != c->caller_idx)
         return res->status = ember__fail(-EMBER_ESTALE, "stale call id %u/%u", id.idx, id.gen);
     if (ember__st(w) == EMBER_SLOT_DONE) return res->status = ember__collect(c, id.idx, w, res);
     if (ember__now_ns() >= s->deadline_ns) return res->status = ember__expire(c, id.idx, id.gen, res);
@@ -1120,7 +1148,7 @@ EMBER_API int ember_wait(ember_client *c, ember_call_id id, ember_result *res)
     struct ember__view *v = &c->v;
     struct ember_slot *s = &v->slots[id.idx];
     uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
-    if (ember__gen(w) != id.gen || s->owner != c->caller_idx)
+    if (!ember__id_live(w, id) || s->owner != c->caller_idx)
         return res->status = ember__fail(-EMBER_ESTALE, "stale call id %u/%u", id.idx, id.gen);
     uint64_t deadline = s->deadline_ns;
     /* spin, while spinners do not outnumber CPUs */
@@ -1144,7 +1172,7 @@ EMBER_API int ember_wait(ember_client *c, ember_call_id id, ember_result *res)
     }
     /* park: the standard loop - check, announce (WAITER), re-check, sleep */
     while (ember__st(w) != EMBER_SLOT_DONE) {
-        if (ember__gen(w) != id.gen) return res->status = -EMBER_ESTALE;
+        if (!ember__id_live(w, id)) return res->status = -EMBER_ESTALE;
         uint64_t now = ember__now_ns();
         if (now >= deadline) return res->status = ember__expire(c, id.idx, id.gen, res);
         if (!(w & EMBER_SLOT_WAITER)) {

@@ -1,0 +1,203 @@
+/* ember-bench - what one call costs, against the two mechanisms it is built
+ * from, all measured in one run on this machine:
+ *   spin_rtt_p50_us     busy-poll ping-pong between two processes (the limit)
+ *   futex_rtt_p50_us    futex ping-pong, both sides asleep (the baseline of
+ *                       any round trip that puts a process to sleep)
+ *   call_rtt_warm_*     ember_call of the empty handler, 1 caller, 1 runner
+ *   call_rtt_cold_p50_us the same with both sides parked before each call
+ *   async_throughput_calls_per_s  one caller keeping 256 calls in flight
+ *   idle_cpu_percent    supervisor + runners of an idle pool over 5 s, in
+ *                       percent of one core
+ * Output: one JSON object per line: {"metric","value","unit",...}.
+ * Usage: ember-bench [--quick] */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include "internal.h"
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(uint64_t *v, size_t n, double p)
+{
+    qsort(v, n, sizeof *v, cmp_u64);
+    size_t i = (size_t)(p * (double)(n - 1));
+    return (double)v[i] / 1000.0;
+}
+
+static void emit(const char *metric, double value, const char *unit, const char *extra)
+{
+    printf("{\"metric\":\"%s\",\"value\":%.4g,\"unit\":\"%s\"%s%s}\n", metric, value, unit,
+           extra ? "," : "", extra ? extra : "");
+    fflush(stdout);
+}
+
+static void pin(int cpu)
+{
+    cpu_set_t s;
+    CPU_ZERO(&s);
+    CPU_SET(cpu, &s);
+    sched_setaffinity(0, sizeof s, &s);
+}
+
+/* Ping-pong between this process and a child over one shared word. */
+static double pingpong(long n, bool sleep_mode)
+{
+    _Atomic uint32_t *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    atomic_store(w, 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (long i = 0; i < n; i++) {
+            if (sleep_mode) {
+                while (atomic_load(w) != 1) ember__futex_wait(w, 0, 0);
+                atomic_store(w, 0);
+                ember__futex_wake(w, 1);
+            } else {
+                while (atomic_load_explicit(w, memory_order_acquire) != 1) ember__cpu_relax();
+                atomic_store_explicit(w, 0, memory_order_release);
+            }
+        }
+        _exit(0);
+    }
+    uint64_t *lat = malloc((size_t)n * sizeof *lat);
+    for (long i = 0; i < n; i++) {
+        uint64_t t = ember__now_ns();
+        if (sleep_mode) {
+            atomic_store(w, 1);
+            ember__futex_wake(w, 1);
+            while (atomic_load(w) != 0) ember__futex_wait(w, 1, 0);
+        } else {
+            atomic_store_explicit(w, 1, memory_order_release);
+            while (atomic_load_explicit(w, memory_order_acquire) != 0) ember__cpu_relax();
+        }
+        lat[i] = ember__now_ns() - t;
+    }
+    waitpid(pid, NULL, 0);
+    double p50 = pct(lat, (size_t)n, 0.5);
+    free(lat);
+    munmap((void *)w, 4096);
+    return p50;
+}
+
+static uint64_t task_cpu_ns(pid_t pid)
+{
+    char path[64], buf[128];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    uint64_t sum = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char p2[300];
+        snprintf(p2, sizeof p2, "/proc/%d/task/%s/schedstat", (int)pid, e->d_name);
+        FILE *f = fopen(p2, "r");
+        if (!f) continue;
+        if (fgets(buf, sizeof buf, f)) sum += strtoull(buf, NULL, 10);
+        fclose(f);
+    }
+    closedir(d);
+    return sum;
+}
+
+int main(int argc, char **argv)
+{
+    bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    long n = quick ? 100000 : 1000000;
+    long ncold = quick ? 300 : 2000;
+    char extra[160];
+    snprintf(extra, sizeof extra, "\"quick\":%s,\"cpus\":%ld", quick ? "true" : "false",
+             sysconf(_SC_NPROCESSORS_ONLN));
+
+    double spin = pingpong(n, false);
+    double futex = pingpong(quick ? 3000 : 20000, true);
+
+    struct ember_pool_config cfg;
+    ember_pool_config_init(&cfg);
+    char name[40];
+    snprintf(name, sizeof name, "bench-%d", (int)getpid());
+    cfg.name = name;
+    cfg.runners = 1;
+    ember_pool *pool;
+    int rc = ember_pool_start(&cfg, &pool);
+    if (rc || ember_pool_wait_ready(pool, 1, 5000000000ll)) {
+        fprintf(stderr, "ember-bench: pool: %s\n", ember_last_error());
+        return 1;
+    }
+    ember_client *c;
+    if (ember_attach(name, &c)) return 1;
+    int h = ember_handler(c, "noop");
+    ember_result r;
+    uint64_t *lat = malloc((size_t)n * sizeof *lat);
+    for (long i = 0; i < 10000; i++) { /* warm up */
+        ember_call(c, h, NULL, 0, &r, EMBER_TIMEOUT_DEFAULT);
+        ember_result_release(c, &r);
+    }
+    for (long i = 0; i < n; i++) {
+        uint64_t t = ember__now_ns();
+        rc = ember_call(c, h, NULL, 0, &r, EMBER_TIMEOUT_DEFAULT);
+        lat[i] = ember__now_ns() - t;
+        ember_result_release(c, &r);
+        if (rc) return 1;
+    }
+    double warm50 = pct(lat, (size_t)n, 0.5), warm99 = pct(lat, (size_t)n, 0.99);
+
+    for (long i = 0; i < ncold; i++) {
+        struct timespec ts = { 0, 2000000 }; /* 2 ms: far past every spin budget */
+        nanosleep(&ts, NULL);
+        uint64_t t = ember__now_ns();
+        rc = ember_call(c, h, NULL, 0, &r, EMBER_TIMEOUT_DEFAULT);
+        lat[i] = ember__now_ns() - t;
+        ember_result_release(c, &r);
+    }
+    double cold50 = pct(lat, (size_t)ncold, 0.5);
+
+    enum { WINDOW = 256 };
+    ember_call_id ids[WINDOW];
+    for (int i = 0; i < WINDOW; i++) ember_submit(c, h, NULL, 0, EMBER_TIMEOUT_DEFAULT, &ids[i]);
+    long done = 0;
+    uint64_t t0 = ember__now_ns(), span = quick ? 500000000ull : 2000000000ull;
+    for (int i = 0;; i = (i + 1) % WINDOW) {
+        if (ember_wait(c, ids[i], &r)) return 1;
+        ember_result_release(c, &r);
+        done++;
+        if ((done & 1023) == 0 && ember__now_ns() - t0 > span) break;
+        ember_submit(c, h, NULL, 0, EMBER_TIMEOUT_DEFAULT, &ids[i]);
+    }
+    double tput = (double)done / ((double)(ember__now_ns() - t0) / 1e9);
+    /* drain the rest of the window */
+    for (int i = 0; i < WINDOW; i++)
+        if (ember_wait(c, ids[i], &r) == 0) ember_result_release(c, &r);
+
+    /* idle: let everything park, then count CPU time of supervisor + runners */
+    struct timespec settle = { 0, 300000000 };
+    nanosleep(&settle, NULL);
+    pid_t sup = ember_pool_supervisor_pid(pool);
+    pid_t run = (pid_t)atomic_load(&c->v.runners[0].pid);
+    uint64_t c0 = task_cpu_ns(sup) + task_cpu_ns(run), w0 = ember__now_ns();
+    struct timespec five = { 5, 0 };
+    nanosleep(&five, NULL);
+    uint64_t c1 = task_cpu_ns(sup) + task_cpu_ns(run), w1 = ember__now_ns();
+    double idle = 100.0 * (double)(c1 - c0) / (double)(w1 - w0);
+
+    emit("spin_rtt_p50_us", spin, "us", extra);
+    emit("futex_rtt_p50_us", futex, "us", extra);
+    emit("call_rtt_warm_p50_us", warm50, "us", extra);
+    emit("call_rtt_warm_p99_us", warm99, "us", extra);
+    emit("call_rtt_cold_p50_us", cold50, "us", extra);
+    emit("async_throughput_calls_per_s", tput, "calls/s", extra);
+    emit("idle_cpu_percent", idle, "percent", extra);
+    ember_detach(c);
+    ember_pool_stop(pool, 1000000000ll);
+    free(lat);
+    (void)pin;
+    return 0;
+}
