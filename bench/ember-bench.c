@@ -48,8 +48,9 @@ static void pin(int cpu)
     sched_setaffinity(0, sizeof s, &s);
 }
 
-/* Ping-pong between this process and a child over one shared word. */
-static double pingpong(long n, bool sleep_mode)
+/* Ping-pong between this process and a child over one shared word; N
+ * round trips written to LAT. */
+static void pingpong(long n, bool sleep_mode, uint64_t *lat)
 {
     _Atomic uint32_t *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     atomic_store(w, 0);
@@ -67,7 +68,6 @@ static double pingpong(long n, bool sleep_mode)
         }
         _exit(0);
     }
-    uint64_t *lat = malloc((size_t)n * sizeof *lat);
     for (long i = 0; i < n; i++) {
         uint64_t t = ember__now_ns();
         if (sleep_mode) {
@@ -81,10 +81,7 @@ static double pingpong(long n, bool sleep_mode)
         lat[i] = ember__now_ns() - t;
     }
     waitpid(pid, NULL, 0);
-    double p50 = pct(lat, (size_t)n, 0.5);
-    free(lat);
     munmap((void *)w, 4096);
-    return p50;
 }
 
 static uint64_t task_cpu_ns(pid_t pid)
@@ -117,9 +114,6 @@ int main(int argc, char **argv)
     snprintf(extra, sizeof extra, "\"quick\":%s,\"cpus\":%ld", quick ? "true" : "false",
              sysconf(_SC_NPROCESSORS_ONLN));
 
-    double spin = pingpong(n, false);
-    double futex = pingpong(quick ? 3000 : 20000, true);
-
     struct ember_pool_config cfg;
     ember_pool_config_init(&cfg);
     char name[40];
@@ -136,18 +130,36 @@ int main(int argc, char **argv)
     if (ember_attach(name, &c)) return 1;
     int h = ember_handler(c, "noop");
     ember_result r;
-    uint64_t *lat = malloc((size_t)n * sizeof *lat);
+    uint64_t *lat = malloc((size_t)n * sizeof *lat), *spin_lat = malloc((size_t)n * sizeof *lat);
+    long nf = quick ? 3000 : 20000;
+    uint64_t *futex_lat = malloc((size_t)nf * sizeof *lat);
+    pingpong(nf, true, futex_lat);
+    double futex = pct(futex_lat, (size_t)nf, 0.5);
+    /* The spin baseline and the warm calls alternate in rounds, so that both
+     * see the same machine: on a VM the host may move the vCPUs at any time,
+     * and the cost of a cache-line transfer moves with them. */
+    const int rounds = 10;
+    long per = n / rounds;
     for (long i = 0; i < 10000; i++) { /* warm up */
         ember_call(c, h, NULL, 0, &r, EMBER_TIMEOUT_DEFAULT);
         ember_result_release(c, &r);
     }
-    for (long i = 0; i < n; i++) {
-        uint64_t t = ember__now_ns();
-        rc = ember_call(c, h, NULL, 0, &r, EMBER_TIMEOUT_DEFAULT);
-        lat[i] = ember__now_ns() - t;
-        ember_result_release(c, &r);
-        if (rc) return 1;
+    for (int k = 0; k < rounds; k++) {
+        pingpong(per, false, spin_lat + k * per);
+        for (long i = 0; i < 2000; i++) { /* the runner spins again */
+            ember_call(c, h, NULL, 0, &r, EMBER_TIMEOUT_DEFAULT);
+            ember_result_release(c, &r);
+        }
+        for (long i = k * per; i < (k + 1) * per; i++) {
+            uint64_t t = ember__now_ns();
+            rc = ember_call(c, h, NULL, 0, &r, EMBER_TIMEOUT_DEFAULT);
+            lat[i] = ember__now_ns() - t;
+            ember_result_release(c, &r);
+            if (rc) return 1;
+        }
     }
+    n = per * rounds;
+    double spin = pct(spin_lat, (size_t)n, 0.5);
     double warm50 = pct(lat, (size_t)n, 0.5), warm99 = pct(lat, (size_t)n, 0.99);
 
     for (long i = 0; i < ncold; i++) {
@@ -198,6 +210,8 @@ int main(int argc, char **argv)
     ember_detach(c);
     ember_pool_stop(pool, 1000000000ll);
     free(lat);
+    free(spin_lat);
+    free(futex_lat);
     (void)pin;
     return 0;
 }

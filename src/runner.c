@@ -108,26 +108,22 @@ int ember_out_write(ember_out *o, const void *p, size_t n)
 }
 
 /* Run the call behind ring entry E, if its slot still agrees. */
-static void run_entry(struct ember__view *v, uint32_t e, ember_out *o)
+static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct ember_worker_ent *we)
 {
-    uint32_t idx = e & 0xffffu;
+    uint32_t idx = e & 0xffffu, gen = e >> 16, w;
     if (idx >= v->nslots) return; /* scribbled entry */
     struct ember_slot *s = &v->slots[idx];
-    uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
-    if (ember__st(w) != EMBER_SLOT_QUEUED || (ember__gen(w) & 0xffffu) != (e >> 16)) return;
-    uint64_t now = ember__now_ns();
-    if (now >= s->deadline_ns) { /* expired in the queue: never run */
-        if (ember__slot_finish(v, idx, w, -EMBER_ETIMEDOUT, 0))
-            atomic_fetch_add_explicit(&v->hdr->calls_expired, 1, memory_order_relaxed);
-        return;
-    }
     s->runner = g_runner; /* before RUNNING: the supervisor attributes by these */
     s->runner_gen = g_gen;
-    uint32_t gen = ember__gen(w);
-    if (!ember__slot_take(s, &w)) return; /* the owner gave up, or another runner has it */
-    struct ember_runner_ent *re = &v->runners[g_runner];
-    atomic_fetch_add_explicit(&re->load, 1, memory_order_relaxed);
-    s->t_start_ns = now;
+    if (!ember__slot_take(s, gen, &w)) return; /* the owner gave up, or a stale entry */
+    s->t_start_ns = ember__now_coarse_ns();
+    if (ember__expired(s->deadline_ns)) { /* expired in the queue: never run */
+        atomic_fetch_add_explicit(&v->hdr->calls_expired, 1, memory_order_relaxed);
+        ember__slot_finish(v, idx, atomic_load_explicit(&s->state, memory_order_acquire),
+                           -EMBER_ETIMEDOUT, 0);
+        return;
+    }
+    atomic_store_explicit(&we->busy, 1, memory_order_relaxed);
     int status = 0, detail = 0;
     uint32_t h = s->handler;
     uint32_t alen = s->args_len, apage = s->args_page;
@@ -139,7 +135,7 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o)
     } else if (!args && alen) {
         status = -EMBER_ECORRUPT;
     } else {
-        ember_job job = { s->deadline_ns, g_runner, re->node, &s->state, gen };
+        ember_job job = { s->deadline_ns, g_runner, v->runners[g_runner].node, &s->state, gen };
         int rc = ember__handlers[h].fn(args, alen, o, &job);
         if (rc) status = -EMBER_EHANDLER, detail = rc;
     }
@@ -150,9 +146,9 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o)
         s->res_page = EMBER_NONE;
         ember__pages_free(v, idx, o->page);
     }
-    s->t_end_ns = ember__now_ns();
-    atomic_fetch_sub_explicit(&re->load, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&re->jobs_done, 1, memory_order_relaxed);
+    atomic_store_explicit(&we->busy, 0, memory_order_relaxed);
+    atomic_store_explicit(&we->jobs_done, atomic_load_explicit(&we->jobs_done, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     ember__slot_finish(v, idx, atomic_load_explicit(&s->state, memory_order_acquire), status,
                        detail);
 }
@@ -171,7 +167,7 @@ static void *worker_main(void *arg)
         uint32_t e = ember__ring_pop(&v->run);
         if (e != EMBER_NONE) {
             if (ember__ring_nonempty(&v->run)) ember__wake_runner(v);
-            run_entry(v, e, o);
+            run_entry(v, e, o, &v->workers[wi]);
             continue;
         }
         /* spin while spinners do not outnumber CPUs */
@@ -182,8 +178,8 @@ static void *worker_main(void *arg)
             bool found = false;
             for (unsigned i = 1;; i++) {
                 if (ember__ring_nonempty(&v->run)) { found = true; break; }
-                ember__cpu_relax();
-                if ((i & 63) == 0 && ember__now_ns() >= stop) break;
+                ember__spin_step(i);
+                if ((i & 255) == 0 && ember__now_ns() >= stop) break;
             }
             atomic_fetch_sub(&h->idle_spinners, 1);
             atomic_fetch_sub(&h->spinners, 1);
@@ -225,7 +221,6 @@ _Noreturn void ember__runner_main(struct ember__view *v, uint32_t idx, uint32_t 
     g_is_runner = true;
     g_parent = (ember_parent_info){ v->hdr->name, idx, (int)sup };
     struct ember_runner_ent *re = &v->runners[idx];
-    atomic_store(&re->load, 0);
     struct worker_arg *args = calloc(v->max_conc, sizeof *args);
     if (!args) _exit(72);
     pthread_attr_t at;
@@ -234,6 +229,7 @@ _Noreturn void ember__runner_main(struct ember__view *v, uint32_t idx, uint32_t 
     for (uint32_t t = 0; t < v->max_conc; t++) {
         args[t].wi = idx * v->max_conc + t;
         atomic_store(&v->workers[args[t].wi].park, EMBER_WORKER_ACTIVE);
+        atomic_store(&v->workers[args[t].wi].busy, 0);
         pthread_t th;
         if (t + 1 < v->max_conc && pthread_create(&th, &at, worker_main, &args[t]) != 0) _exit(73);
     }

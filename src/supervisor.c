@@ -134,7 +134,6 @@ static void reap_runner(struct sup *s, uint32_t r, uint32_t gen)
     sr->pidfd = -1;
     atomic_store(&re->state, EMBER_RUNNER_EMPTY);
     atomic_store(&re->pid, 0);
-    atomic_store(&re->load, 0);
     re->last_exit_signal = sig;
     re->last_exit_status = status;
     atomic_fetch_add(&v->hdr->runners_died, 1);
@@ -143,6 +142,7 @@ static void reap_runner(struct sup *s, uint32_t r, uint32_t gen)
     for (uint32_t t = 0; t < v->max_conc; t++) {
         _Atomic uint32_t *pw = &v->workers[r * v->max_conc + t].park;
         uint32_t ws = atomic_exchange(pw, EMBER_WORKER_ACTIVE);
+        atomic_store(&v->workers[r * v->max_conc + t].busy, 0);
         if (ws == EMBER_WORKER_SPINNING) {
             atomic_fetch_sub(&v->hdr->idle_spinners, 1);
             atomic_fetch_sub(&v->hdr->spinners, 1);

@@ -26,16 +26,14 @@ static void *fake_runner(void *arg)
     while (!atomic_load(&g_stop)) {
         uint32_t e = ember__ring_pop(&V.run);
         if (e == EMBER_NONE) { sched_yield(); continue; }
-        uint32_t idx = e & 0xffffu;
+        uint32_t idx = e & 0xffffu, w;
         struct ember_slot *s = &V.slots[idx];
-        uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
-        if (ember__st(w) != EMBER_SLOT_QUEUED || (ember__gen(w) & 0xffffu) != e >> 16) continue;
+        s->runner = 0;
+        if (!ember__slot_take(s, e >> 16, &w)) continue;
         if (ember__now_ns() >= s->deadline_ns) {
-            ember__slot_finish(&V, idx, w, -EMBER_ETIMEDOUT, 0);
+            ember__slot_finish(&V, idx, atomic_load(&s->state), -EMBER_ETIMEDOUT, 0);
             continue;
         }
-        s->runner = 0;
-        if (!ember__slot_take(s, &w)) continue;
         atomic_fetch_add(&g_ran, 1);
         uint64_t d = atomic_load(&g_delay_ns);
         if (d) {

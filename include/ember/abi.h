@@ -16,7 +16,7 @@
  *
  * Synchronization notes (writer -> readers, ordering):
  *   slot.state   caller, runner, supervisor -> all; every transition is a CAS
- *                on the whole word (generation + flags + state), see client.h
+ *                on the whole word (generation(16) + flags + state), see client.h
  *                "Slot state machine".
  *   ring cells   producers and consumers, CAS only, see client.h "Rings".
  *   nparked,
@@ -51,7 +51,7 @@ enum { EMBER_SLOT_FREE = 0, EMBER_SLOT_CLAIMED = 1, EMBER_SLOT_QUEUED = 2,
        EMBER_SLOT_RUNNING = 3, EMBER_SLOT_DONE = 4, EMBER_SLOT_ABANDONED = 5 };
 #define EMBER_SLOT_STATE_MASK 0x0fu
 #define EMBER_SLOT_WAITER     0x10u  /* the owner is (about to be) parked on the word */
-#define EMBER_SLOT_GEN_SHIFT  8      /* bits 8..31: generation, bumped at each claim */
+#define EMBER_SLOT_GEN_SHIFT  16     /* bits 16..31: generation, bumped at each claim */
 
 /* slot flags */
 #define EMBER_CALL_CAST 0x1u         /* nobody waits: the runner frees the slot */
@@ -128,10 +128,10 @@ struct ember_runner_ent {
     _Atomic uint32_t pid;
     _Atomic uint32_t gen;
     _Atomic uint32_t state;
-    _Atomic uint32_t load;            /* jobs running now */
+    _Atomic uint32_t load;            /* unused: the load is the sum of its workers' busy */
     uint32_t capacity;                /* = max_concurrency */
     int32_t  node;
-    _Atomic uint64_t jobs_done;
+    _Atomic uint64_t jobs_done;       /* unused: see workers */
     uint64_t started_ns;
     int32_t  last_exit_signal, last_exit_status;
     uint64_t _pad[2];
@@ -140,7 +140,10 @@ struct ember_runner_ent {
 struct ember_worker_ent {
     _Atomic uint32_t park;            /* EMBER_WORKER_*, futex word */
     uint32_t runner;
-    uint32_t _pad[14];
+    _Atomic uint32_t busy;            /* running a job now (its runner's load is the sum) */
+    uint32_t _pad0;
+    _Atomic uint64_t jobs_done;       /* written by this thread only */
+    uint32_t _pad[10];
 };
 
 struct ember_caller_ent {
@@ -162,7 +165,8 @@ struct ember_slot {
     uint32_t args_len, args_page;     /* page = EMBER_NONE when inline */
     uint32_t res_len, res_page;
     uint64_t deadline_ns;             /* CLOCK_MONOTONIC, absolute */
-    uint64_t t_start_ns, t_end_ns;    /* receipt: when the runner took and finished it */
+    uint64_t t_start_ns;              /* receipt: when the runner took it (CLOCK_MONOTONIC_COARSE) */
+    uint64_t _reserved;
     unsigned char data[EMBER_INLINE_MAX];
 };
 

@@ -91,8 +91,8 @@ typedef struct ember_result {
     int         status;    /* 0 or -EMBER_E... (same as the call's return) */
     int         detail;    /* signal (ECRASHED), handler's return (EHANDLER) */
     uint32_t    runner;    /* runner table index that ran it, EMBER_NONE if none */
-    uint64_t    queue_ns;  /* receipt: submit to start */
-    uint64_t    run_ns;    /* receipt: start to end */
+    uint64_t    start_ns;  /* receipt: when a runner took it, CLOCK_MONOTONIC_COARSE
+                              (one tick of resolution); 0: never */
     /* private */
     uint32_t    _idx, _gen;
 } ember_result;
@@ -232,6 +232,42 @@ static inline uint64_t ember__now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* One step of a spin loop: the first iterations only re-read (the line
+ * stays in this core's cache until its writer invalidates it, so re-reading
+ * costs nothing and notices the change soonest); later ones pause. */
+static inline void ember__spin_step(unsigned i);
+/* CLOCK_MONOTONIC_COARSE: a few ns to read; never ahead of CLOCK_MONOTONIC
+ * and behind it by at most one tick (ember__coarse_res_ns()). */
+static inline uint64_t ember__now_coarse_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t ember__coarse_res_ns(void)
+{
+    static _Atomic uint64_t res;
+    uint64_t r = atomic_load_explicit(&res, memory_order_relaxed);
+    if (!r) {
+        struct timespec ts;
+        r = clock_getres(CLOCK_MONOTONIC_COARSE, &ts) == 0
+                ? (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec
+                : 100000000ull;
+        if (r == 0) r = 1;
+        atomic_store_explicit(&res, r, memory_order_relaxed);
+    }
+    return r;
+}
+
+/* Has DEADLINE passed? Decided by the coarse clock when it is far enough
+ * from the deadline, by the precise one otherwise. */
+static inline bool ember__expired(uint64_t deadline)
+{
+    if (deadline > ember__now_coarse_ns() + 2 * ember__coarse_res_ns()) return false;
+    return ember__now_ns() >= deadline;
+}
+
 static inline void ember__cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -239,6 +275,12 @@ static inline void ember__cpu_relax(void)
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
 #endif
+}
+
+static inline void ember__spin_step(unsigned i)
+{
+    if (i > 256) ember__cpu_relax();
+    else __asm__ __volatile__("" ::: "memory");
 }
 
 /* Wait while *w == val, until the absolute CLOCK_MONOTONIC time abs_ns
@@ -487,7 +529,7 @@ static void ember__ring_init(struct ember_ring_hdr *h, uint32_t cap)
 }
 
 /* -- Slot state machine ------------------------------------------------------
- * A slot's state word is gen(24) << 8 | WAITER | state(4). Every transition
+ * A slot's state word is gen(16) << 16 | WAITER | state(4). Every transition
  * is one CAS on the whole word, so the generation makes a stale actor's CAS
  * fail, and the word doubles as the owner's futex.
  *
@@ -639,27 +681,32 @@ static bool ember__slot_free(struct ember__view *v, uint32_t idx, uint32_t w)
     if (ap != EMBER_NONE) ember__pages_free(v, idx, ap);
     if (rp != EMBER_NONE && rp != ap) ember__pages_free(v, idx, rp);
     ember__ring_push(&v->free, ember__entry(idx, gen));
-    atomic_fetch_add_explicit(&v->hdr->slot_seq, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&v->hdr->slot_waiters, memory_order_seq_cst))
-        ember__futex_wake(&v->hdr->slot_seq, 1);
+    /* eventcount: push (seq_cst), then look for waiters; a waiter counts
+     * itself, then reads slot_seq, then looks at the ring (ember__claim) */
+    if (atomic_load_explicit(&v->hdr->slot_waiters, memory_order_seq_cst)) {
+        atomic_fetch_add_explicit(&v->hdr->slot_seq, 1, memory_order_seq_cst);
+        ember__futex_wake(&v->hdr->slot_seq, INT_MAX);
+    }
     return true;
 }
 
-/* Runner: move a QUEUED slot (observed word *W) to RUNNING, keeping the
- * owner's WAITER bit, which the owner may set at any moment: a failed CAS is
- * retried while the slot is still QUEUED in the same generation. Returns
- * false when the slot left QUEUED (expired, reclaimed, taken). */
-static inline bool ember__slot_take(struct ember_slot *s, uint32_t *w)
+/* Runner: move the slot of ring entry generation GEN from QUEUED to
+ * RUNNING, keeping the owner's WAITER bit, which the owner may set at any
+ * moment. The first CAS is blind (the expected word is known from the ring
+ * entry), so the slot's line is fetched once, for writing. Returns false
+ * when the slot is not QUEUED in that generation (expired, reclaimed, taken,
+ * or a stale entry); *W is the word seen or written. */
+static inline bool ember__slot_take(struct ember_slot *s, uint32_t gen, uint32_t *w)
 {
-    const uint32_t gen = ember__gen(*w);
+    *w = ember__mk(gen, EMBER_SLOT_QUEUED);
     for (;;) {
-        if (ember__st(*w) != EMBER_SLOT_QUEUED || ember__gen(*w) != gen) return false;
         uint32_t rw = ember__mk(gen, EMBER_SLOT_RUNNING) | (*w & EMBER_SLOT_WAITER);
         if (atomic_compare_exchange_weak_explicit(&s->state, w, rw, memory_order_acq_rel,
                                                   memory_order_acquire)) {
             *w = rw;
             return true;
         }
+        if (ember__st(*w) != EMBER_SLOT_QUEUED || ember__gen(*w) != gen) return false;
     }
 }
 
@@ -714,14 +761,15 @@ static void ember__wake_runner(struct ember__view *v)
             struct ember_runner_ent *re = &v->runners[r];
             if (atomic_load_explicit(&re->state, memory_order_acquire) != EMBER_RUNNER_READY)
                 continue;
-            uint32_t load = atomic_load_explicit(&re->load, memory_order_relaxed);
-            if (load >= best_load) continue;
-            for (uint32_t t = 0; t < v->max_conc; t++)
-                if (atomic_load_explicit(&v->workers[r * v->max_conc + t].park,
-                                         memory_order_seq_cst) == EMBER_WORKER_PARKED) {
-                    best = r, best_load = load;
-                    break;
-                }
+            uint32_t load = 0;
+            bool parked = false;
+            for (uint32_t t = 0; t < v->max_conc; t++) {
+                struct ember_worker_ent *we = &v->workers[r * v->max_conc + t];
+                load += atomic_load_explicit(&we->busy, memory_order_relaxed);
+                parked |= atomic_load_explicit(&we->park, memory_order_seq_cst) ==
+                          EMBER_WORKER_PARKED;
+            }
+            if (parked && load < best_load) best = r, best_load = load;
         }
         if (best == EMBER_NONE) return;
         for (uint32_t t = 0; t < v->max_conc; t++) {
@@ -924,6 +972,10 @@ static uint64_t ember__deadline(ember_client *c, int64_t timeout_ns)
 {
     if (timeout_ns == EMBER_TIMEOUT_DEFAULT) timeout_ns = (int64_t)c->v.default_timeout_ns;
     if (timeout_ns < 0 || timeout_ns == EMBER_TIMEOUT_NONE) return UINT64_MAX;
+    /* long timeouts from the coarse clock, rounded late by one tick (never
+     * early): the precise clock costs as much as the rest of a warm call */
+    if (timeout_ns >= 1000000000ll)
+        return ember__now_coarse_ns() + ember__coarse_res_ns() + (uint64_t)timeout_ns;
     return ember__now_ns() + (uint64_t)timeout_ns;
 }
 
@@ -931,17 +983,18 @@ static uint64_t ember__deadline(ember_client *c, int64_t timeout_ns)
 static int ember__claim(ember_client *c, uint64_t deadline, uint32_t *idx_out, uint32_t *gen_out)
 {
     struct ember__view *v = &c->v;
+    bool counted = false;
+    uint32_t seq = 0;
     for (;;) {
-        uint32_t seq = atomic_load_explicit(&v->hdr->slot_seq, memory_order_seq_cst);
         uint32_t e;
         while ((e = ember__ring_pop(&v->free)) != EMBER_NONE) {
             uint32_t idx = e & 0xffffu;
             if (idx >= v->nslots) continue; /* scribbled entry */
             struct ember_slot *s = &v->slots[idx];
             uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
-            if (ember__st(w) != EMBER_SLOT_FREE || (ember__gen(w) & 0xffffu) != (e >> 16))
+            if (ember__st(w) != EMBER_SLOT_FREE || ember__gen(w) != (e >> 16))
                 continue; /* stale duplicate from crash repair */
-            uint32_t gen = (ember__gen(w) + 1) & 0xffffffu;
+            uint32_t gen = (ember__gen(w) + 1) & 0xffffu;
             s->owner = c->caller_idx;
             s->owner_gen = c->caller_gen;
             if (!atomic_compare_exchange_strong_explicit(&s->state, &w,
@@ -952,20 +1005,30 @@ static int ember__claim(ember_client *c, uint64_t deadline, uint32_t *idx_out, u
             s->args_page = s->res_page = EMBER_NONE;
             s->runner = EMBER_NONE;
             s->status = s->detail = 0;
+            s->t_start_ns = 0;
             *idx_out = idx;
             *gen_out = gen;
+            if (counted) atomic_fetch_sub(&v->hdr->slot_waiters, 1);
             return 0;
         }
+        if (!counted) { /* announce, then look once more before sleeping */
+            atomic_fetch_add_explicit(&v->hdr->slot_waiters, 1, memory_order_seq_cst);
+            seq = atomic_load_explicit(&v->hdr->slot_seq, memory_order_seq_cst);
+            counted = true;
+            continue;
+        }
         uint64_t now = ember__now_ns();
-        if (now >= deadline)
-            return ember__fail(-EMBER_EFULL, "pool '%s': all %u slots in use until the deadline",
-                               c->name, v->nslots);
-        int rc = ember__pool_alive(c);
-        if (rc) return rc;
-        atomic_fetch_add(&v->hdr->slot_waiters, 1);
+        int rc = now >= deadline
+                     ? ember__fail(-EMBER_EFULL, "pool '%s': all %u slots in use until the deadline",
+                                   c->name, v->nslots)
+                     : ember__pool_alive(c);
+        if (rc) {
+            atomic_fetch_sub(&v->hdr->slot_waiters, 1);
+            return rc;
+        }
         uint64_t until = now + 100000000ull;
         ember__futex_wait(&v->hdr->slot_seq, seq, until < deadline ? until : deadline);
-        atomic_fetch_sub(&v->hdr->slot_waiters, 1);
+        seq = atomic_load_explicit(&v->hdr->slot_seq, memory_order_seq_cst);
     }
 }
 
@@ -1051,8 +1114,7 @@ static int ember__collect(ember_client *c, uint32_t idx, uint32_t w, ember_resul
     res->status = s->status;
     res->detail = s->detail;
     res->runner = s->runner;
-    res->run_ns = s->t_end_ns > s->t_start_ns ? s->t_end_ns - s->t_start_ns : 0;
-    res->queue_ns = 0;
+    res->start_ns = s->t_start_ns;
     if (s->status == 0) {
         const void *p = ember__payload(&c->v, s, s->res_len, s->res_page);
         if (!p) {
@@ -1156,12 +1218,16 @@ EMBER_API int ember_wait(ember_client *c, ember_call_id id, ember_result *res)
     if (ember__st(w) != EMBER_SLOT_DONE) atomic_fetch_add_explicit(mine, 1, memory_order_relaxed);
     if (ember__st(w) != EMBER_SLOT_DONE &&
         atomic_fetch_add_explicit(&v->hdr->spinners, 1, memory_order_relaxed) < (int32_t)v->ncpus) {
-        uint64_t t0 = ember__now_ns(), stop = t0 + ember__spin_budget;
+        uint64_t stop = 0;
         for (unsigned i = 1;; i++) {
             w = atomic_load_explicit(&s->state, memory_order_acquire);
             if (ember__st(w) == EMBER_SLOT_DONE) break;
-            ember__cpu_relax();
-            if ((i & 63) == 0 && ember__now_ns() >= stop) break;
+            ember__spin_step(i);
+            if ((i & 255) == 0) { /* the clock costs as much as a cache miss: rarely */
+                uint64_t now = ember__now_ns();
+                if (!stop) stop = now + ember__spin_budget;
+                else if (now >= stop) break;
+            }
         }
         atomic_fetch_sub_explicit(&v->hdr->spinners, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(mine, 1, memory_order_relaxed);
