@@ -155,6 +155,16 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
 
 struct worker_arg { uint32_t wi; };
 
+/* Start fetching, for writing, the slot behind a queued entry: when calls
+ * arrive faster than one at a time, their slots' cache misses overlap
+ * instead of each stalling the runner in turn. */
+static void prefetch_slot(uint32_t e, void *arg)
+{
+    struct ember__view *v = arg;
+    uint32_t idx = e & 0xffffu;
+    if (idx < v->nslots) __builtin_prefetch(&v->slots[idx], 1, 3);
+}
+
 static void *worker_main(void *arg)
 {
     struct ember__view *v = g_view;
@@ -166,7 +176,10 @@ static void *worker_main(void *arg)
     for (;;) {
         uint32_t e = ember__ring_pop(&v->run);
         if (e != EMBER_NONE) {
-            if (ember__ring_nonempty(&v->run)) ember__wake_runner(v);
+            if (ember__ring_nonempty(&v->run)) {
+                ember__wake_runner(v);
+                ember__ring_peek(&v->run, 4, prefetch_slot, v);
+            }
             run_entry(v, e, o, &v->workers[wi]);
             continue;
         }

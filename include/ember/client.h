@@ -520,6 +520,19 @@ static inline bool ember__ring_nonempty(const struct ember__ring *r)
     return (uint32_t)(cv >> 32) == (uint32_t)(pos + 1);
 }
 
+/* Hint: call FN(value, arg) for up to N values filled behind head, without
+ * taking them (they may be gone by the time FN runs). For prefetching. */
+static inline void ember__ring_peek(const struct ember__ring *r, unsigned n,
+                                    void (*fn)(uint32_t, void *), void *arg)
+{
+    uint64_t pos = atomic_load_explicit(&r->h->head, memory_order_relaxed);
+    for (unsigned k = 0; k < n; k++, pos++) {
+        uint64_t cv = atomic_load_explicit(&r->cell[pos & r->mask], memory_order_relaxed);
+        if ((uint32_t)(cv >> 32) != (uint32_t)(pos + 1)) return;
+        fn((uint32_t)cv, arg);
+    }
+}
+
 static void ember__ring_init(struct ember_ring_hdr *h, uint32_t cap)
 {
     _Atomic uint64_t *cell = (_Atomic uint64_t *)h->cells_start;
