@@ -103,6 +103,18 @@ static void stop(struct fixture *f)
     assert_int_equal(ember_pool_stop(f->pool, 1000000000ll), 0);
 }
 
+/* Keep a runner busy with a "block" call until release_hold(); returns once
+ * the call has started. */
+static ember_call_id occupy_runner(struct fixture *f)
+{
+    ember_call_id id;
+    uint32_t before = atomic_load(&S->started);
+    atomic_store(&S->hold, 1);
+    assert_int_equal(ember_submit(f->c, ember_handler(f->c, "block"), NULL, 0, EMBER_TIMEOUT_DEFAULT, &id), 0);
+    assert_true(await_at_least(&S->started, before + 1));
+    return id;
+}
+
 static void release_hold(void)
 {
     atomic_store(&S->hold, 0);
@@ -214,10 +226,7 @@ static void dead_caller_queued_calls_never_run(void **st)
     (void)st;
     struct fixture f;
     start(&f, "dcall", 1, 1, 64);
-    atomic_store(&S->hold, 1);
-    ember_call_id blk;
-    assert_int_equal(ember_submit(f.c, ember_handler(f.c, "block"), NULL, 0, EMBER_TIMEOUT_DEFAULT, &blk), 0);
-    assert_true(await_at_least(&S->started, 1));
+    ember_call_id blk = occupy_runner(&f);
     uint32_t reaped0 = atomic_load(&f.c->v.hdr->callers_reaped);
     int pfd[2];
     assert_int_equal(pipe(pfd), 0);
@@ -265,10 +274,7 @@ static void dead_supervisor_is_a_result(void **st)
     (void)st;
     struct fixture f;
     start(&f, "dsup", 2, 1, 64);
-    atomic_store(&S->hold, 1);
-    ember_call_id blk;
-    assert_int_equal(ember_submit(f.c, ember_handler(f.c, "block"), NULL, 0, EMBER_TIMEOUT_DEFAULT, &blk), 0);
-    assert_true(await_at_least(&S->started, 1));
+    ember_call_id blk = occupy_runner(&f);
     int rfd[2];
     for (int i = 0; i < 2; i++) rfd[i] = ember__pidfd_open((pid_t)atomic_load(&f.c->v.runners[i].pid));
     kill(ember_pool_supervisor_pid(f.pool), SIGKILL);
@@ -296,10 +302,7 @@ static void deadline_in_queue_never_runs(void **st)
     (void)st;
     struct fixture f;
     start(&f, "dl", 1, 1, 64);
-    atomic_store(&S->hold, 1);
-    ember_call_id blk;
-    assert_int_equal(ember_submit(f.c, ember_handler(f.c, "block"), NULL, 0, EMBER_TIMEOUT_DEFAULT, &blk), 0);
-    assert_true(await_at_least(&S->started, 1));
+    ember_call_id blk = occupy_runner(&f);
     ember_result r;
     assert_int_equal(ember_call(f.c, ember_handler(f.c, "mark"), NULL, 0, &r, 50000000), -EMBER_ETIMEDOUT);
     assert_non_null(strstr(ember_last_error(), "queued"));
@@ -327,10 +330,7 @@ static void stop_fails_waiting_calls(void **st)
     (void)st;
     struct fixture f;
     start(&f, "stop", 1, 1, 64);
-    atomic_store(&S->hold, 1);
-    struct waiter w = { f.c, { 0, 0 }, 0 };
-    assert_int_equal(ember_submit(f.c, ember_handler(f.c, "block"), NULL, 0, EMBER_TIMEOUT_DEFAULT, &w.id), 0);
-    assert_true(await_at_least(&S->started, 1));
+    struct waiter w = { f.c, occupy_runner(&f), 0 };
     pthread_t th;
     pthread_create(&th, NULL, wait_thread, &w);
     assert_int_equal(ember_pool_stop(f.pool, 200000000ll), 0);
