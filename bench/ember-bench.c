@@ -1,10 +1,14 @@
 /* ember-bench - what one call costs, against the two mechanisms it is built
  * from, all measured in one run on this machine:
  *   spin_rtt_p50_us     busy-poll ping-pong between two processes (the limit)
- *   futex_rtt_p50_us    futex ping-pong, both sides asleep (the baseline of
- *                       any round trip that puts a process to sleep)
+ *   futex_rtt_p50_us    futex ping-pong, both sides asleep for 2 ms before each
+ *                       round trip (the baseline of any round trip that puts a
+ *                       process to sleep; measured like the cold call)
  *   call_rtt_warm_*     ember_call of the empty handler, 1 caller, 1 runner
- *   call_rtt_cold_p50_us the same with both sides parked before each call
+ *   call_rtt_cold_p50_us the same with both sides parked before each call (2 ms
+ *                       idle before each)
+ * The spin baseline and the warm calls are measured in alternating rounds
+ * (the host may move the vCPUs during a run).
  *   async_throughput_calls_per_s  one caller keeping 256 calls in flight
  *   idle_cpu_percent    supervisor + runners of an idle pool over 5 s, in
  *                       percent of one core
@@ -69,6 +73,10 @@ static void pingpong(long n, bool sleep_mode, uint64_t *lat)
         _exit(0);
     }
     for (long i = 0; i < n; i++) {
+        if (sleep_mode) { /* as for cold calls: both sides long asleep first */
+            struct timespec gap = { 0, 2000000 };
+            nanosleep(&gap, NULL);
+        }
         uint64_t t = ember__now_ns();
         if (sleep_mode) {
             atomic_store(w, 1);
@@ -131,7 +139,7 @@ int main(int argc, char **argv)
     int h = ember_handler(c, "noop");
     ember_result r;
     uint64_t *lat = malloc((size_t)n * sizeof *lat), *spin_lat = malloc((size_t)n * sizeof *lat);
-    long nf = quick ? 3000 : 20000;
+    long nf = quick ? 300 : 2000;
     uint64_t *futex_lat = malloc((size_t)nf * sizeof *lat);
     pingpong(nf, true, futex_lat);
     double futex = pct(futex_lat, (size_t)nf, 0.5);

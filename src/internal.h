@@ -21,6 +21,8 @@ void ember__builtin_handlers(void);
  * creator's view and *FD the segment's fd. */
 int ember__segment_create(const struct ember_pool_config *cfg, struct ember__view *v);
 void ember__shm_unlink(const char *name);
+/* Remove NAME's segment if the supervisor it names is gone. */
+void ember__unlink_if_stale(const char *name);
 
 /* Event loop back-ends of the supervisor (loop_uring.c, loop_poll.c).
  * Watches are one-shot: a watched fd reported readable is no longer watched. */

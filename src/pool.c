@@ -142,11 +142,10 @@ int ember_pool_stop(ember_pool *p, int64_t timeout_ns)
     syscall(SYS_pidfd_send_signal, p->sup_pidfd, SIGTERM, NULL, 0);
     struct pollfd pf = { .fd = p->sup_pidfd, .events = POLLIN };
     int ms = timeout_ns < 0 ? -1 : (int)(timeout_ns / 1000000) + 3000;
-    if (poll(&pf, 1, ms) == 0) {
-        syscall(SYS_pidfd_send_signal, p->sup_pidfd, SIGKILL, NULL, 0);
-        ember__shm_unlink(p->name);
-    }
+    if (poll(&pf, 1, ms) == 0) syscall(SYS_pidfd_send_signal, p->sup_pidfd, SIGKILL, NULL, 0);
     waitpid(p->sup, NULL, 0);
+    /* a supervisor that was killed (not stopped) left its segment's name */
+    ember__unlink_if_stale(p->name);
     close(p->sup_pidfd);
     munmap(p->v.base, p->v.size);
     free(p);

@@ -36,6 +36,13 @@ static bool stale_segment(const char *shm)
     return pid == 0 || ember__proc_start_ticks((pid_t)pid) != h.sup_start_ticks;
 }
 
+void ember__unlink_if_stale(const char *name)
+{
+    char shm[96];
+    ember__shm_name(shm, sizeof shm, name);
+    if (stale_segment(shm)) shm_unlink(shm);
+}
+
 int ember__segment_create(const struct ember_pool_config *cfg, struct ember__view *v)
 {
     char shm[96];

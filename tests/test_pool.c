@@ -295,6 +295,9 @@ static void dead_supervisor_is_a_result(void **st)
     ember_pool_stop(f.pool, 0);
     ember_client *c;
     assert_int_equal(ember_attach(f.name, &c), -EMBER_ENOPOOL);
+    char shm[96];
+    ember__shm_name(shm, sizeof shm, f.name);
+    assert_int_equal(shm_open(shm, O_RDONLY, 0), -1); /* stop removed the stale name */
 }
 
 static void deadline_in_queue_never_runs(void **st)
