@@ -310,6 +310,11 @@ static inline void ember__futex_wake(_Atomic uint32_t *w, int n)
 #define EMBER__SPIN_MIN_NS 2000u
 #define EMBER__SPIN_MAX_NS 60000u
 static __thread uint32_t ember__spin_budget = 20000u;
+/* A caller that had to wake a parked runner expects its result no sooner
+ * than one wake-up latency (30-70 us on a VM): it spins across that instead
+ * of parking and costing a second wake-up. */
+#define EMBER__SPIN_AFTER_WAKE_NS 200000u
+static __thread bool ember__woke_runner __attribute__((unused));
 
 static inline void ember__spin_won(void)
 {
@@ -764,10 +769,10 @@ static bool ember__slot_finish(struct ember__view *v, uint32_t idx, uint32_t w, 
  * get busy loses nothing. The parked thread woken is one of the least-loaded
  * runner with a parked thread; it is claimed by CAS PARKED -> WOKEN, so two
  * producers never spend their wake-ups on the same thread. */
-static void ember__wake_runner(struct ember__view *v)
+static bool ember__wake_runner(struct ember__view *v)
 {
-    if (atomic_load_explicit(&v->hdr->nparked, memory_order_seq_cst) <= 0) return;
-    if (atomic_load_explicit(&v->hdr->idle_spinners, memory_order_seq_cst) > 0) return;
+    if (atomic_load_explicit(&v->hdr->nparked, memory_order_seq_cst) <= 0) return false;
+    if (atomic_load_explicit(&v->hdr->idle_spinners, memory_order_seq_cst) > 0) return false;
     for (int attempt = 0; attempt < 4; attempt++) {
         uint32_t best = EMBER_NONE, best_load = UINT32_MAX;
         for (uint32_t r = 0; r < v->nrunners; r++) {
@@ -784,16 +789,17 @@ static void ember__wake_runner(struct ember__view *v)
             }
             if (parked && load < best_load) best = r, best_load = load;
         }
-        if (best == EMBER_NONE) return;
+        if (best == EMBER_NONE) return false;
         for (uint32_t t = 0; t < v->max_conc; t++) {
             _Atomic uint32_t *pw = &v->workers[best * v->max_conc + t].park;
             uint32_t exp = EMBER_WORKER_PARKED;
             if (atomic_compare_exchange_strong(pw, &exp, EMBER_WORKER_WOKEN)) {
                 ember__futex_wake(pw, 1);
-                return;
+                return true;
             }
         }
     }
+    return false;
 }
 
 /* -- the client ------------------------------------------------------------- */
@@ -1096,7 +1102,7 @@ static int ember__submit(ember_client *c, int h, const void *args, size_t len,
         ember__slot_free(v, idx, ember__mk(gen, EMBER_SLOT_QUEUED));
         return ember__fail(-EMBER_EFULL, "pool '%s': run ring full", c->name);
     }
-    ember__wake_runner(v);
+    ember__woke_runner = ember__wake_runner(v);
     if (id) id->idx = idx, id->gen = gen;
     return 0;
 }
@@ -1231,6 +1237,9 @@ EMBER_API int ember_wait(ember_client *c, ember_call_id id, ember_result *res)
     if (ember__st(w) != EMBER_SLOT_DONE) atomic_fetch_add_explicit(mine, 1, memory_order_relaxed);
     if (ember__st(w) != EMBER_SLOT_DONE &&
         atomic_fetch_add_explicit(&v->hdr->spinners, 1, memory_order_relaxed) < (int32_t)v->ncpus) {
+        bool woke = ember__woke_runner;
+        uint32_t budget = woke && ember__spin_budget < EMBER__SPIN_AFTER_WAKE_NS
+                              ? EMBER__SPIN_AFTER_WAKE_NS : ember__spin_budget;
         uint64_t stop = 0;
         for (unsigned i = 1;; i++) {
             w = atomic_load_explicit(&s->state, memory_order_acquire);
@@ -1238,13 +1247,15 @@ EMBER_API int ember_wait(ember_client *c, ember_call_id id, ember_result *res)
             ember__spin_step(i);
             if ((i & 255) == 0) { /* the clock costs as much as a cache miss: rarely */
                 uint64_t now = ember__now_ns();
-                if (!stop) stop = now + ember__spin_budget;
+                if (!stop) stop = now + budget;
                 else if (now >= stop) break;
             }
         }
         atomic_fetch_sub_explicit(&v->hdr->spinners, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(mine, 1, memory_order_relaxed);
-        if (ember__st(w) == EMBER_SLOT_DONE) ember__spin_won(); else ember__spin_lost();
+        if (!woke) { /* a wake-up's latency says nothing about the handler's */
+            if (ember__st(w) == EMBER_SLOT_DONE) ember__spin_won(); else ember__spin_lost();
+        }
     } else if (ember__st(w) != EMBER_SLOT_DONE) {
         atomic_fetch_sub_explicit(&v->hdr->spinners, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(mine, 1, memory_order_relaxed);
@@ -1275,6 +1286,7 @@ EMBER_API int ember_call(ember_client *c, int h, const void *args, size_t len, e
 {
     ember_call_id id;
     if (!res) return ember__fail(-EMBER_EINVAL, "ember_call: res is NULL");
+    ember__woke_runner = false;
     ember__result_clear(res);
     int rc = ember__submit(c, h, args, len, timeout_ns, 0, &id);
     if (rc) return res->status = rc;
