@@ -1,7 +1,7 @@
 /* loop_uring.c - the supervisor's io_uring event loop back-end.
  *
- * One ring: POLL_ADD (one-shot) on pidfds and the signalfd, and a FUTEX_WAIT
- * on the pool's doorbell word. liburing 2.3 has no futex helpers, so that
+ * One ring: POLL_ADD (one-shot) on pidfds and the signalfd, a FUTEX_WAIT on
+ * the pool's doorbell word, and a TIMEOUT for the loop's own deadline. liburing 2.3 has no futex helpers, so that
  * SQE is filled by hand: opcode 51, fd = futex2 flags (FUTEX2_SIZE_U32, never
  * FUTEX2_PRIVATE: the word is shared), addr = the word, off = the expected
  * value, addr3 = the bitmask (all ones; zero is refused). It completes with 0
@@ -21,11 +21,14 @@
 #define EMBER__FUTEX2_SIZE_U32 0x02
 #define TAG_DOORBELL (~0ull)
 #define TAG_IGNORE (~0ull - 1)
+#define TAG_TIMEOUT (~0ull - 2)
 
 struct ember_loop {
     struct io_uring ring;
     _Atomic uint32_t *db;
     uint32_t db_seen;
+    struct __kernel_timespec ts; /* the pending TIMEOUT's, alive until it completes */
+    bool timeout_armed;
 };
 
 static struct io_uring_sqe *get_sqe(struct ember_loop *l)
@@ -104,22 +107,31 @@ static void u_del_fd(struct ember_loop *l, int fd, uint64_t tag)
 
 static int u_wait(struct ember_loop *l, int64_t timeout_ns, struct ember_loop_ev *ev, int max)
 {
-    struct io_uring_cqe *cqe;
-    int rc;
-    if (timeout_ns >= 0) {
-        struct __kernel_timespec ts = { .tv_sec = timeout_ns / 1000000000,
-                                        .tv_nsec = timeout_ns % 1000000000 };
-        rc = io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
-    } else {
-        rc = io_uring_submit_and_wait(&l->ring, 1);
+    /* one IORING_OP_TIMEOUT at a time; it completes (-ETIME) when the time is
+     * up or (0) as soon as any other completion arrives (count 1) */
+    if (timeout_ns >= 0 && !l->timeout_armed) {
+        struct io_uring_sqe *sqe = get_sqe(l);
+        if (sqe) {
+            l->ts.tv_sec = timeout_ns / 1000000000;
+            l->ts.tv_nsec = timeout_ns % 1000000000;
+            io_uring_prep_timeout(sqe, &l->ts, 1, 0);
+            sqe->user_data = TAG_TIMEOUT;
+            l->timeout_armed = true;
+        }
     }
-    if (rc < 0 && rc != -ETIME && rc != -EINTR) return rc;
+    int rc = io_uring_submit_and_wait(&l->ring, 1);
+    if (rc < 0 && rc != -EINTR) return rc;
     int n = 0;
     bool rearm = false;
+    struct io_uring_cqe *cqe;
     unsigned head, seen = 0;
     io_uring_for_each_cqe(&l->ring, head, cqe) {
         seen++;
         if (cqe->user_data == TAG_IGNORE) continue;
+        if (cqe->user_data == TAG_TIMEOUT) {
+            l->timeout_armed = false;
+            continue;
+        }
         if (cqe->user_data == TAG_DOORBELL) {
             rearm = true;
             if (n < max) ev[n++] = (struct ember_loop_ev){ EMBER_EV_DOORBELL, 0 };

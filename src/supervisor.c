@@ -11,6 +11,7 @@
  *     freed (never run), its running ones abandoned.
  *   - the application's pidfd, SIGTERM, SIGINT: stop the pool.
  *   - the doorbell: callers attached or detached; open or drop their pidfds.
+ *   - once a second (the loop's timeout): the caller table is checked again.
  * Event handlers only record and repair; respawn is decided in one place
  * (reap_runner). */
 #include <errno.h>
@@ -27,6 +28,8 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include "internal.h"
+
+#define EMBER__HOUSEKEEPING_NS 1000000000ll /* 1 s: what no event reports */
 
 enum { TAG_RUNNER = 1, TAG_CALLER = 2, TAG_SIGNAL = 3, TAG_APP = 4 };
 #define MKTAG(kind, idx, gen) ((uint64_t)(kind) << 56 | (uint64_t)((gen) & 0xffffffu) << 32 | (idx))
@@ -298,11 +301,19 @@ _Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app, int64_t 
     scan_callers(&s);
 
     struct ember_loop_ev ev[64];
+    uint64_t next_scan = ember__now_ns() + EMBER__HOUSEKEEPING_NS;
     for (;;) {
-        int n = s.ops->wait(s.loop, -1, ev, 64);
+        uint64_t now = ember__now_ns();
+        int n = s.ops->wait(s.loop, now < next_scan ? (int64_t)(next_scan - now) : 0, ev, 64);
         if (n < 0) {
             sup_log("event loop: %s", strerror(-n));
             sup_stop(&s);
+        }
+        if (ember__now_ns() >= next_scan) {
+            /* a caller killed between claiming its entry and ringing the
+             * doorbell is found here (its pid no longer exists) */
+            scan_callers(&s);
+            next_scan = ember__now_ns() + EMBER__HOUSEKEEPING_NS;
         }
         for (int i = 0; i < n; i++) {
             if (ev[i].kind == EMBER_EV_DOORBELL) {

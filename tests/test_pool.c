@@ -3,7 +3,7 @@
  * large, many in flight, casts; a runner killed by a signal fails exactly
  * the call it ran (EMBER_ECRASHED with the signal) while queued calls run on
  * its replacement; a killed caller's queued calls never run and its slots
- * and pages come back; a killed supervisor makes waiting callers return
+ * and pages come back, also when it died before announcing itself; a killed supervisor makes waiting callers return
  * EMBER_EPOOLDOWN and runners exit within 1 s; a deadline passing in the
  * queue; pool stop; and every bad input with its own error. */
 #include <setjmp.h>
@@ -269,6 +269,27 @@ static void dead_caller_queued_calls_never_run(void **st)
     stop(&f);
 }
 
+/* A caller killed after claiming its caller entry but before ringing the
+ * doorbell is found by the supervisor's periodic check, and its entry freed. */
+static void caller_dead_before_doorbell_is_reaped(void **st)
+{
+    (void)st;
+    struct fixture f;
+    start(&f, "nodb", 1, 1, 64);
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    waitpid(child, NULL, 0); /* a pid that is certainly dead */
+    struct ember_caller_ent *ce = &f.c->v.callers[f.c->v.ncallers - 1];
+    uint32_t z = 0;
+    assert_true(atomic_compare_exchange_strong(&ce->pid, &z, (uint32_t)child));
+    atomic_fetch_add(&ce->gen, 1); /* claimed; no doorbell */
+    uint64_t until = ember__now_ns() + 3000000000ull;
+    while (atomic_load(&ce->pid) != 0 && ember__now_ns() < until)
+        ember__futex_wait(&f.c->v.hdr->epoch, atomic_load(&f.c->v.hdr->epoch), ember__now_ns() + 20000000ull);
+    assert_int_equal(atomic_load(&ce->pid), 0);
+    stop(&f);
+}
+
 static void dead_supervisor_is_a_result(void **st)
 {
     (void)st;
@@ -437,6 +458,7 @@ int main(void)
         cmocka_unit_test(calls_small_large_and_casts),
         cmocka_unit_test(runner_crash_fails_exactly_its_call),
         cmocka_unit_test(dead_caller_queued_calls_never_run),
+        cmocka_unit_test(caller_dead_before_doorbell_is_reaped),
         cmocka_unit_test(dead_supervisor_is_a_result),
         cmocka_unit_test(deadline_in_queue_never_runs),
         cmocka_unit_test(stop_fails_waiting_calls),
