@@ -221,6 +221,27 @@ static void runner_crash_fails_exactly_its_call(void **st)
     stop(&f);
 }
 
+/* With max_concurrency 2, a crash fails both calls the runner was running. */
+static void runner_crash_fails_every_call_it_ran(void **st)
+{
+    (void)st;
+    struct fixture f;
+    start(&f, "crash2", 1, 2, 64);
+    ember_call_id blk = occupy_runner(&f);
+    int sig = SIGKILL;
+    ember_result r;
+    assert_int_equal(ember_call(f.c, ember_handler(f.c, "crash"), &sig, sizeof sig, &r, EMBER_TIMEOUT_DEFAULT), -EMBER_ECRASHED);
+    assert_int_equal(r.detail, SIGKILL);
+    assert_int_equal(ember_wait(f.c, blk, &r), -EMBER_ECRASHED);
+    assert_int_equal(r.detail, SIGKILL);
+    release_hold();
+    uint64_t x = 3; /* the replacement serves */
+    assert_int_equal(ember_call(f.c, 1, &x, sizeof x, &r, EMBER_TIMEOUT_DEFAULT), 0);
+    ember_result_release(f.c, &r);
+    assert_int_equal(free_slots(f.c), 64);
+    stop(&f);
+}
+
 static void dead_caller_queued_calls_never_run(void **st)
 {
     (void)st;
@@ -457,6 +478,7 @@ int main(void)
         cmocka_unit_test(backend_is_the_one_asked),
         cmocka_unit_test(calls_small_large_and_casts),
         cmocka_unit_test(runner_crash_fails_exactly_its_call),
+        cmocka_unit_test(runner_crash_fails_every_call_it_ran),
         cmocka_unit_test(dead_caller_queued_calls_never_run),
         cmocka_unit_test(caller_dead_before_doorbell_is_reaped),
         cmocka_unit_test(dead_supervisor_is_a_result),
