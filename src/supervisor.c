@@ -185,13 +185,9 @@ static void reap_caller(struct sup *s, uint32_t i, uint32_t gen)
     sc->pidfd = -1;
     for (uint32_t k = 0; k < v->nslots; k++) {
         struct ember_slot *sl = &v->slots[k];
-        uint32_t w = atomic_load_explicit(&sl->state, memory_order_acquire), st = ember__st(w);
-        if (sl->owner != i || sl->owner_gen != gen) continue;
-        if (st == EMBER_SLOT_CLAIMED || st == EMBER_SLOT_QUEUED || st == EMBER_SLOT_DONE)
-            ember__slot_free(v, k, w);
-        else if (st == EMBER_SLOT_RUNNING && !(sl->flags & EMBER_CALL_CAST))
-            atomic_compare_exchange_strong(&sl->state, &w,
-                                           ember__mk(ember__gen(w), EMBER_SLOT_ABANDONED));
+        uint32_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
+        if (ember__st(w) != EMBER_SLOT_FREE && sl->owner == i && sl->owner_gen == gen)
+            ember__slot_disown(v, k, ember__gen(w));
     }
     atomic_fetch_sub(&v->hdr->spinners, (int32_t)atomic_exchange(&ce->spinning, 0));
     uint32_t pid = sc->pid;

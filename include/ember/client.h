@@ -758,6 +758,39 @@ static bool ember__slot_finish(struct ember__view *v, uint32_t idx, uint32_t w, 
     }
 }
 
+/* The owner of slot IDX is gone (detached or dead): give the slot up for
+ * good. Retries until a CAS lands, since a runner may move the slot between
+ * the read and the CAS (a free lost to a runner's take would otherwise leave
+ * a DONE slot that nobody releases). Queued and finished calls are freed,
+ * running calls abandoned (their runner frees them), running casts finish.
+ * GEN is the generation in which the caller saw the slot as that owner's:
+ * read the state word first (acquire), then the owner fields, which the
+ * claimer wrote before its claim CAS. */
+static void ember__slot_disown(struct ember__view *v, uint32_t idx, uint32_t gen)
+{
+    struct ember_slot *s = &v->slots[idx];
+    uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
+    for (;;) {
+        if (ember__gen(w) != gen) return; /* claimed anew since: not the old owner's */
+        switch (ember__st(w)) {
+        case EMBER_SLOT_CLAIMED:
+        case EMBER_SLOT_QUEUED:
+        case EMBER_SLOT_DONE:
+            if (ember__slot_free(v, idx, w)) return;
+            break;
+        case EMBER_SLOT_RUNNING:
+            if (s->flags & EMBER_CALL_CAST) return;
+            if (atomic_compare_exchange_strong(&s->state, &w,
+                                               ember__mk(ember__gen(w), EMBER_SLOT_ABANDONED)))
+                return;
+            continue; /* w reloaded */
+        default: /* FREE or ABANDONED: nothing is ours */
+            return;
+        }
+        w = atomic_load_explicit(&s->state, memory_order_acquire);
+    }
+}
+
 /* -- waking a runner: the eventcount ----------------------------------------
  * Producer (here): push (seq_cst cell CAS), then load nparked, then
  * idle_spinners (seq_cst). A runner thread going to sleep: set its park word
@@ -960,13 +993,10 @@ EMBER_API void ember_detach(ember_client *c)
      * freed by their runner. */
     for (uint32_t i = 0; i < c->v.nslots; i++) {
         struct ember_slot *s = &c->v.slots[i];
-        uint32_t w = atomic_load(&s->state), st = ember__st(w);
-        if (s->owner != c->caller_idx || s->owner_gen != c->caller_gen) continue;
-        if (st == EMBER_SLOT_DONE || st == EMBER_SLOT_QUEUED || st == EMBER_SLOT_CLAIMED)
-            ember__slot_free(&c->v, i, w);
-        else if (st == EMBER_SLOT_RUNNING && !(s->flags & EMBER_CALL_CAST))
-            atomic_compare_exchange_strong(&s->state, &w,
-                                           ember__mk(ember__gen(w), EMBER_SLOT_ABANDONED));
+        uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
+        if (ember__st(w) != EMBER_SLOT_FREE && s->owner == c->caller_idx &&
+            s->owner_gen == c->caller_gen)
+            ember__slot_disown(&c->v, i, ember__gen(w));
     }
     uint32_t me = (uint32_t)getpid();
     atomic_compare_exchange_strong(&c->v.callers[c->caller_idx].pid, &me, 0);
