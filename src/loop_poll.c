@@ -1,63 +1,37 @@
-/* loop_poll.c - the supervisor's fallback event loop: ppoll + a futex thread.
+/* loop_poll.c - the supervisor's fallback event loop: ppoll and a tick.
  *
  * For kernels or containers that refuse io_uring (kernel.io_uring_disabled,
- * seccomp). A helper thread sleeps on the doorbell futex and turns each
- * change into an eventfd write; the main thread ppoll()s the eventfd, the
- * signalfd and the pidfds. Same one-shot watch semantics as the io_uring
- * back-end. The helper only ever touches the doorbell word and the eventfd. */
+ * seccomp). ppoll() watches the signalfd and the pidfds; since a futex cannot
+ * be polled, the doorbell word is compared with its last value at least every
+ * EMBER__DOORBELL_TICK_NS. The doorbell only announces callers attaching and
+ * detaching, so that delay costs nothing that matters, and the supervisor
+ * stays single-threaded: it forks runners, and a fork while another thread
+ * holds a lock (the allocator's, say) would leave the runner deadlocked.
+ * Same one-shot watch semantics as the io_uring back-end. */
 #include <errno.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/eventfd.h>
 #include "internal.h"
+
+#define EMBER__DOORBELL_TICK_NS 100000000ll
 
 struct ember_loop {
     _Atomic uint32_t *db;
-    _Atomic int stop;
-    int efd;
-    pthread_t th;
+    uint32_t db_seen;
     struct pollfd *pfd;
     uint64_t *tags;
     int n, cap;
 };
-
-static void *doorbell_thread(void *arg)
-{
-    struct ember_loop *l = arg;
-    uint32_t seen = atomic_load(l->db);
-    while (!atomic_load(&l->stop)) {
-        ember__futex_wait(l->db, seen, 0);
-        uint32_t now = atomic_load(l->db);
-        if (now != seen) {
-            seen = now;
-            uint64_t one = 1;
-            if (write(l->efd, &one, sizeof one) < 0) { /* counter saturated: already signalled */ }
-        }
-    }
-    return NULL;
-}
 
 static int p_init(struct ember_loop **lp, _Atomic uint32_t *doorbell)
 {
     struct ember_loop *l = calloc(1, sizeof *l);
     if (!l) return -ENOMEM;
     l->db = doorbell;
-    l->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (l->efd < 0) {
-        int e = errno;
-        free(l);
-        return -e;
-    }
-    int rc = pthread_create(&l->th, NULL, doorbell_thread, l);
-    if (rc) {
-        close(l->efd);
-        free(l);
-        return -rc;
-    }
+    l->db_seen = atomic_load(doorbell);
     *lp = l;
     return 0;
 }
@@ -66,10 +40,10 @@ static int p_add_fd(struct ember_loop *l, int fd, uint64_t tag)
 {
     if (l->n == l->cap) {
         int cap = l->cap ? 2 * l->cap : 64;
-        struct pollfd *p = realloc(l->pfd, (size_t)(cap + 1) * sizeof *p);
+        struct pollfd *p = realloc(l->pfd, (size_t)cap * sizeof *p);
         if (!p) return -ENOMEM;
         l->pfd = p;
-        uint64_t *t = realloc(l->tags, (size_t)(cap + 1) * sizeof *t);
+        uint64_t *t = realloc(l->tags, (size_t)cap * sizeof *t);
         if (!t) return -ENOMEM;
         l->tags = t;
         l->cap = cap;
@@ -98,46 +72,38 @@ static void p_del_fd(struct ember_loop *l, int fd, uint64_t tag)
 
 static int p_wait(struct ember_loop *l, int64_t timeout_ns, struct ember_loop_ev *ev, int max)
 {
-    if (p_add_fd(l, l->efd, ~0ull) < 0) return -ENOMEM; /* the eventfd, last */
-    struct timespec ts, *tp = NULL;
-    if (timeout_ns >= 0) {
-        ts.tv_sec = timeout_ns / 1000000000;
-        ts.tv_nsec = timeout_ns % 1000000000;
-        tp = &ts;
-    }
-    int rc = ppoll(l->pfd, (nfds_t)l->n, tp, NULL);
-    l->n--; /* the eventfd is not a watch */
-    if (rc < 0) return errno == EINTR ? 0 : -errno;
+    if (timeout_ns < 0 || timeout_ns > EMBER__DOORBELL_TICK_NS) timeout_ns = EMBER__DOORBELL_TICK_NS;
+    struct timespec ts = { timeout_ns / 1000000000, timeout_ns % 1000000000 };
     int n = 0;
-    if (l->pfd[l->n].revents) {
-        uint64_t v;
-        if (read(l->efd, &v, sizeof v) < 0) { /* nothing to read: spurious */ }
-        ev[n++] = (struct ember_loop_ev){ EMBER_EV_DOORBELL, 0 };
-    }
-    for (int i = 0; i < l->n && n < max;) {
-        if (l->pfd[i].revents) {
-            ev[n++] = (struct ember_loop_ev){ EMBER_EV_FD, l->tags[i] };
-            drop(l, i);
-        } else {
-            i++;
+    uint32_t db = atomic_load(l->db);
+    if (db == l->db_seen) {
+        int rc = ppoll(l->pfd, (nfds_t)l->n, &ts, NULL);
+        if (rc < 0 && errno != EINTR) return -errno;
+        for (int i = 0; rc > 0 && i < l->n && n < max;) {
+            if (l->pfd[i].revents) {
+                ev[n++] = (struct ember_loop_ev){ EMBER_EV_FD, l->tags[i] };
+                drop(l, i);
+            } else {
+                i++;
+            }
         }
+        db = atomic_load(l->db);
+    }
+    if (db != l->db_seen && n < max) {
+        l->db_seen = db;
+        ev[n++] = (struct ember_loop_ev){ EMBER_EV_DOORBELL, 0 };
     }
     return n;
 }
 
 static void p_destroy(struct ember_loop *l)
 {
-    atomic_store(&l->stop, 1);
-    atomic_fetch_add(l->db, 1);
-    ember__futex_wake(l->db, INT_MAX);
-    pthread_join(l->th, NULL);
-    close(l->efd);
     free(l->pfd);
     free(l->tags);
     free(l);
 }
 
-static void p_close_in_child(struct ember_loop *l) { close(l->efd); }
+static void p_close_in_child(struct ember_loop *l) { (void)l; }
 
 const struct ember_loop_ops ember__loop_poll = {
     "poll", p_init, p_add_fd, p_del_fd, p_wait, p_destroy, p_close_in_child,

@@ -113,14 +113,21 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
     uint32_t idx = e & 0xffffu, gen = e >> 16, w;
     if (idx >= v->nslots) return; /* scribbled entry */
     struct ember_slot *s = &v->slots[idx];
-    s->runner = g_runner; /* before RUNNING: the supervisor attributes by these */
+    /* announced in our own line before the take, so that the supervisor can
+     * attribute the call to us if we die right after it (see reap_runner) */
+    atomic_store_explicit(&we->current, e, memory_order_relaxed);
+    if (!ember__slot_take(s, gen, &w)) { /* the owner gave up, or a stale entry */
+        atomic_store_explicit(&we->current, EMBER_NONE, memory_order_relaxed);
+        return;
+    }
+    s->runner = g_runner;
     s->runner_gen = g_gen;
-    if (!ember__slot_take(s, gen, &w)) return; /* the owner gave up, or a stale entry */
     s->t_start_ns = ember__now_coarse_ns();
     if (ember__expired(s->deadline_ns)) { /* expired in the queue: never run */
         atomic_fetch_add_explicit(&v->hdr->calls_expired, 1, memory_order_relaxed);
         ember__slot_finish(v, idx, atomic_load_explicit(&s->state, memory_order_acquire),
                            -EMBER_ETIMEDOUT, 0);
+        atomic_store_explicit(&we->current, EMBER_NONE, memory_order_relaxed);
         return;
     }
     atomic_store_explicit(&we->busy, 1, memory_order_relaxed);
@@ -151,6 +158,7 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
                           memory_order_relaxed);
     ember__slot_finish(v, idx, atomic_load_explicit(&s->state, memory_order_acquire), status,
                        detail);
+    atomic_store_explicit(&we->current, EMBER_NONE, memory_order_relaxed);
 }
 
 struct worker_arg { uint32_t wi; };
@@ -243,6 +251,7 @@ _Noreturn void ember__runner_main(struct ember__view *v, uint32_t idx, uint32_t 
         args[t].wi = idx * v->max_conc + t;
         atomic_store(&v->workers[args[t].wi].park, EMBER_WORKER_ACTIVE);
         atomic_store(&v->workers[args[t].wi].busy, 0);
+        atomic_store(&v->workers[args[t].wi].current, EMBER_NONE);
         pthread_t th;
         if (t + 1 < v->max_conc && pthread_create(&th, &at, worker_main, &args[t]) != 0) _exit(73);
     }

@@ -28,8 +28,8 @@ static void *fake_runner(void *arg)
         if (e == EMBER_NONE) { sched_yield(); continue; }
         uint32_t idx = e & 0xffffu, w;
         struct ember_slot *s = &V.slots[idx];
-        s->runner = 0;
         if (!ember__slot_take(s, e >> 16, &w)) continue;
+        s->runner = 0;
         if (ember__now_ns() >= s->deadline_ns) {
             ember__slot_finish(&V, idx, atomic_load(&s->state), -EMBER_ETIMEDOUT, 0);
             continue;

@@ -143,7 +143,8 @@ struct ember_worker_ent {
     _Atomic uint32_t busy;            /* running a job now (its runner's load is the sum) */
     uint32_t _pad0;
     _Atomic uint64_t jobs_done;       /* written by this thread only */
-    uint32_t _pad[10];
+    _Atomic uint32_t current;         /* ring entry it is taking or running, EMBER_NONE */
+    uint32_t _pad[9];
 };
 
 struct ember_caller_ent {
@@ -159,7 +160,8 @@ struct ember_slot {
     uint32_t handler;
     uint32_t flags;
     uint32_t owner, owner_gen;        /* caller table index + its generation */
-    uint32_t runner, runner_gen;      /* set by the runner before RUNNING */
+    uint32_t runner, runner_gen;      /* set by the runner right after RUNNING (the
+                                         supervisor also knows it from worker.current) */
     int32_t  status;                  /* 0 or -EMBER_E... */
     int32_t  detail;                  /* signal, exit status or handler's return */
     uint32_t args_len, args_page;     /* page = EMBER_NONE when inline */
