@@ -44,14 +44,6 @@ static void emit(const char *metric, double value, const char *unit, const char 
     fflush(stdout);
 }
 
-static void pin(int cpu)
-{
-    cpu_set_t s;
-    CPU_ZERO(&s);
-    CPU_SET(cpu, &s);
-    sched_setaffinity(0, sizeof s, &s);
-}
-
 /* Ping-pong between this process and a child over one shared word; N
  * round trips written to LAT. */
 static void pingpong(long n, bool sleep_mode, uint64_t *lat)
@@ -220,6 +212,5 @@ int main(int argc, char **argv)
     free(lat);
     free(spin_lat);
     free(futex_lat);
-    (void)pin;
     return 0;
 }

@@ -22,7 +22,9 @@
  *   nparked,
  *   idle_spinners runner threads -> callers; seq_cst, the eventcount pairing
  *                described at ember__wake_runner().
- *   runner.*     supervisor writes pid/gen/state; the runner writes load.
+ *   runner.*     supervisor writes pid/gen/state/exit status.
+ *   worker.*     its thread writes park (with the supervisor after its death),
+ *                busy, jobs_done, current.
  *   caller.pid   the caller claims its entry by CAS 0 -> pid; supervisor
  *                clears it after that process has exited.
  */
@@ -112,8 +114,7 @@ struct ember_shm_header {
     _Atomic uint32_t page_hint;
     _Alignas(EMBER_CACHELINE) unsigned char page_lock[64];    /* pthread_mutex_t, robust, pshared */
 
-    _Alignas(EMBER_CACHELINE) _Atomic uint64_t calls_done;
-    _Atomic uint64_t calls_crashed, calls_expired, runners_started, runners_died,
+    _Alignas(EMBER_CACHELINE) _Atomic uint64_t calls_crashed, calls_expired, runners_started, runners_died,
                      callers_reaped;
 };
 
@@ -128,13 +129,13 @@ struct ember_runner_ent {
     _Atomic uint32_t pid;
     _Atomic uint32_t gen;
     _Atomic uint32_t state;
-    _Atomic uint32_t load;            /* unused: the load is the sum of its workers' busy */
-    uint32_t capacity;                /* = max_concurrency */
+    uint32_t capacity;                /* = max_concurrency; its load is the sum of its
+                                         workers' busy flags */
     int32_t  node;
-    _Atomic uint64_t jobs_done;       /* unused: see workers */
+    uint32_t _pad0;
     uint64_t started_ns;
     int32_t  last_exit_signal, last_exit_status;
-    uint64_t _pad[2];
+    uint64_t _pad[3];
 };
 
 struct ember_worker_ent {
