@@ -12,6 +12,8 @@
  *   async_throughput_calls_per_s  one caller keeping 256 calls in flight
  *   idle_cpu_percent    supervisor + runners of an idle pool over 5 s, in
  *                       percent of one core
+ * With two CPUs or more, the two sides of every measurement are pinned to
+ * different CPUs ("pinned_apart" in the output).
  * Output: one JSON object per line: {"metric","value","unit",...}.
  * Usage: ember-bench [--quick] */
 #include <dirent.h>
@@ -44,6 +46,21 @@ static void emit(const char *metric, double value, const char *unit, const char 
     fflush(stdout);
 }
 
+/* With two CPUs or more, every measurement runs with its two sides on
+ * different CPUs: this process on CPU 0, its peer (ping-pong child, or the
+ * pool's runner) on CPU 1. That is how a pool runs (a runner on its own core),
+ * and it keeps the scheduler from putting a woken process on the waker's CPU
+ * in some rounds and not in others. */
+static bool g_pin;
+
+static void pin_to(pid_t pid, int cpu)
+{
+    cpu_set_t s;
+    CPU_ZERO(&s);
+    CPU_SET(cpu, &s);
+    sched_setaffinity(pid, sizeof s, &s);
+}
+
 /* Ping-pong between this process and a child over one shared word; N
  * round trips written to LAT. */
 static void pingpong(long n, bool sleep_mode, uint64_t *lat)
@@ -52,6 +69,7 @@ static void pingpong(long n, bool sleep_mode, uint64_t *lat)
     atomic_store(w, 0);
     pid_t pid = fork();
     if (pid == 0) {
+        if (g_pin) pin_to(0, 1);
         for (long i = 0; i < n; i++) {
             if (sleep_mode) {
                 while (atomic_load(w) != 1) ember__futex_wait(w, 0, 0);
@@ -110,9 +128,11 @@ int main(int argc, char **argv)
     bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     long n = quick ? 100000 : 1000000;
     long ncold = quick ? 300 : 2000;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    g_pin = ncpu >= 2;
     char extra[160];
-    snprintf(extra, sizeof extra, "\"quick\":%s,\"cpus\":%ld", quick ? "true" : "false",
-             sysconf(_SC_NPROCESSORS_ONLN));
+    snprintf(extra, sizeof extra, "\"quick\":%s,\"cpus\":%ld,\"pinned_apart\":%s",
+             quick ? "true" : "false", ncpu, g_pin ? "true" : "false");
 
     struct ember_pool_config cfg;
     ember_pool_config_init(&cfg);
@@ -129,6 +149,10 @@ int main(int argc, char **argv)
     ember_client *c;
     if (ember_attach(name, &c)) return 1;
     int h = ember_handler(c, "noop");
+    if (g_pin) { /* the runner (one thread: max_concurrency 1) on CPU 1, us on CPU 0 */
+        pin_to(0, 0);
+        pin_to((pid_t)atomic_load(&c->v.runners[0].pid), 1);
+    }
     ember_result r;
     uint64_t *lat = malloc((size_t)n * sizeof *lat), *spin_lat = malloc((size_t)n * sizeof *lat);
     long nf = quick ? 300 : 2000;

@@ -150,6 +150,7 @@ EMBER_API size_t ember_max_payload(const ember_client *c);
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -1274,8 +1275,11 @@ EMBER_API int ember_wait(ember_client *c, ember_call_id id, ember_result *res)
         for (unsigned i = 1;; i++) {
             w = atomic_load_explicit(&s->state, memory_order_acquire);
             if (ember__st(w) == EMBER_SLOT_DONE) break;
-            ember__spin_step(i);
-            if ((i & 255) == 0) { /* the clock costs as much as a cache miss: rarely */
+            /* after a wake-up the runner may have been placed on this very CPU:
+             * yield to it rather than keep it off the CPU */
+            if (woke) sched_yield();
+            else ember__spin_step(i);
+            if ((i & 255) == 0 || (woke && (i & 7) == 0)) { /* the clock costs as much as a cache miss: rarely */
                 uint64_t now = ember__now_ns();
                 if (!stop) stop = now + budget;
                 else if (now >= stop) break;
