@@ -1,0 +1,154 @@
+/* Description: chaos - runners and caller processes are killed at random
+ * while callers keep calls in flight. Every call ends with its result or
+ * EMBER_ECRASHED (never a hang, never a wrong result), and when the dust
+ * settles every slot and every shared page is free again and the pool still
+ * serves. EMBER_CHAOS_SECONDS sets the length (default 2 s, the suite's
+ * short version; tools/chaos runs a long one). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
+#include <cmocka.h>
+#include "internal.h"
+
+static char g_name[40];
+static ember_pool *g_pool;
+static _Atomic int g_stop;
+static _Atomic uint64_t g_ok, g_crashed, g_bad;
+
+/* "work": echoes its arguments after a few microseconds of work */
+static int h_work(const void *a, size_t n, ember_out *o, const ember_job *j)
+{
+    (void)j;
+    volatile uint64_t x = 0;
+    for (int i = 0; i < 2000; i++) x += (uint64_t)i;
+    return ember_out_write(o, a, n);
+}
+
+static void one_call(ember_client *c, int h, uint64_t k, size_t len, unsigned char *buf)
+{
+    for (size_t i = 0; i < len; i++) buf[i] = (unsigned char)(k + i);
+    ember_result r;
+    int rc = ember_call(c, h, buf, len, &r, 10000000000ll);
+    if (rc == 0 && r.len == len && memcmp(r.data, buf, len) == 0) atomic_fetch_add(&g_ok, 1);
+    else if (rc == -EMBER_ECRASHED) atomic_fetch_add(&g_crashed, 1);
+    else {
+        fprintf(stderr, "call %llu: %s (%s)\n", (unsigned long long)k, ember_errname(rc), ember_last_error());
+        atomic_fetch_add(&g_bad, 1);
+    }
+    ember_result_release(c, &r);
+}
+
+static void *caller_thread(void *arg)
+{
+    ember_client *c = arg;
+    int h = ember_handler(c, "work");
+    unsigned char *buf = malloc(300000);
+    for (uint64_t k = 0; !atomic_load(&g_stop); k++)
+        one_call(c, h, k, (k % 16 == 0) ? 100000 + k % 1000 : 8 + k % 100, buf);
+    free(buf);
+    return NULL;
+}
+
+static void chaos(void **st)
+{
+    (void)st;
+    double seconds = getenv("EMBER_CHAOS_SECONDS") ? atof(getenv("EMBER_CHAOS_SECONDS")) : 2.0;
+    struct ember_pool_config cfg;
+    ember_pool_config_init(&cfg);
+    snprintf(g_name, sizeof g_name, "tchaos-%d", (int)getpid());
+    cfg.name = g_name;
+    cfg.runners = 2;
+    cfg.max_concurrency = 2;
+    cfg.slots = 256;
+    cfg.max_payload = 1 << 20;
+    assert_int_equal(ember_pool_start(&cfg, &g_pool), 0);
+    assert_int_equal(ember_pool_wait_ready(g_pool, 2, 5000000000ll), 0);
+    ember_client *c;
+    assert_int_equal(ember_attach(g_name, &c), 0);
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) pthread_create(&th[i], NULL, caller_thread, c);
+
+    unsigned runner_kills = 0, caller_kills = 0;
+    uint64_t end = ember__now_ns() + (uint64_t)(seconds * 1e9);
+    unsigned seed = (unsigned)getpid();
+    while (ember__now_ns() < end) {
+        struct timespec ts = { 0, 10000000 + (long)(rand_r(&seed) % 20000000) };
+        nanosleep(&ts, NULL);
+        if (rand_r(&seed) % 3) { /* kill a runner */
+            uint32_t pid = atomic_load(&c->v.runners[rand_r(&seed) % 2].pid);
+            if (pid && kill((pid_t)pid, SIGKILL) == 0) runner_kills++;
+        } else { /* a caller process killed with calls in flight */
+            int pfd[2];
+            assert_int_equal(pipe(pfd), 0);
+            pid_t p = fork();
+            if (p == 0) {
+                ember_client *cc;
+                if (ember_attach(g_name, &cc)) _exit(1);
+                int h = ember_handler(cc, "work");
+                static unsigned char args[200000];
+                ember_call_id id;
+                for (int i = 0; i < 8; i++) ember_submit(cc, h, args, i % 2 ? sizeof args : 16, EMBER_TIMEOUT_DEFAULT, &id);
+                if (write(pfd[1], "k", 1) != 1) _exit(2); /* calls in flight */
+                for (;;) pause();
+            }
+            close(pfd[1]); /* a child that fails before writing gives EOF, not a hang */
+            char k;
+            bool ready = read(pfd[0], &k, 1) == 1;
+            kill(p, SIGKILL);
+            waitpid(p, NULL, 0);
+            close(pfd[0]);
+            if (ready) caller_kills++;
+        }
+    }
+    atomic_store(&g_stop, 1);
+    for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+    fprintf(stderr, "chaos %.1f s: %u runner kills, %u caller kills; %llu ok, %llu crashed, %llu bad\n",
+            seconds, runner_kills, caller_kills, (unsigned long long)g_ok,
+            (unsigned long long)g_crashed, (unsigned long long)g_bad);
+    assert_int_equal(atomic_load(&g_bad), 0);
+    assert_true(atomic_load(&g_ok) > 0);
+    assert_true(runner_kills > 0);
+
+    /* settle: the supervisor has reaped every killed caller and runner */
+    uint64_t until = ember__now_ns() + 5000000000ull;
+    uint32_t free_slots = 0, used_pages = 0;
+    while (ember__now_ns() < until) {
+        free_slots = 0;
+        for (uint32_t i = 0; i < c->v.nslots; i++)
+            free_slots += ember__st(atomic_load(&c->v.slots[i].state)) == EMBER_SLOT_FREE;
+        used_pages = 0;
+        ember__pages_lock(&c->v);
+        for (uint32_t i = 0; i < c->v.npages; i++) used_pages += c->v.page_owner[i] != 0;
+        ember__pages_unlock(&c->v);
+        if (free_slots == c->v.nslots && used_pages == 0 &&
+            atomic_load(&c->v.hdr->callers_reaped) >= caller_kills)
+            break;
+        struct timespec ts = { 0, 20000000 };
+        nanosleep(&ts, NULL); /* polling a condition the supervisor reaches on its own */
+    }
+    assert_int_equal(free_slots, c->v.nslots);
+    assert_int_equal(used_pages, 0);
+    assert_true(atomic_load(&c->v.hdr->callers_reaped) >= caller_kills);
+    /* and it still serves */
+    assert_int_equal(ember_pool_wait_ready(g_pool, 2, 5000000000ll), 0);
+    ember_result r;
+    uint64_t x = 42;
+    assert_int_equal(ember_call(c, ember_handler(c, "echo"), &x, sizeof x, &r, EMBER_TIMEOUT_DEFAULT), 0);
+    ember_result_release(c, &r);
+    ember_detach(c);
+    assert_int_equal(ember_pool_stop(g_pool, 1000000000ll), 0);
+}
+
+int main(void)
+{
+    ember_handler_register("work", h_work);
+    const struct CMUnitTest tests[] = { cmocka_unit_test(chaos) };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
