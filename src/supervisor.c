@@ -60,6 +60,13 @@ static void sup_log(const char *fmt, ...)
     va_end(ap);
 }
 
+/* Tell waiters (ember_pool_wait_ready, tests) that the pool's state moved. */
+static void bump_epoch(struct ember__view *v)
+{
+    atomic_fetch_add(&v->hdr->epoch, 1);
+    ember__futex_wake(&v->hdr->epoch, INT_MAX);
+}
+
 static void spawn_runner(struct sup *s, uint32_t r)
 {
     struct ember_runner_ent *re = &s->v->runners[r];
@@ -175,6 +182,7 @@ static void reap_runner(struct sup *s, uint32_t r, uint32_t gen)
     sweep_orphans(v);
     uint32_t ps = atomic_load(&v->hdr->pool_state);
     if (ps == EMBER_POOL_RUNNING || ps == EMBER_POOL_STARTING) spawn_runner(s, r);
+    bump_epoch(v);
 }
 
 static void reap_caller(struct sup *s, uint32_t i, uint32_t gen)
@@ -201,6 +209,7 @@ static void reap_caller(struct sup *s, uint32_t i, uint32_t gen)
     sweep_orphans(v);
     sup_log("caller %u (pid %u) gone; its calls reclaimed", i, sc->pid);
     sc->pid = 0;
+    bump_epoch(v);
 }
 
 /* Doorbell: compare the caller table with what we watch. */

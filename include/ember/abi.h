@@ -100,7 +100,8 @@ struct ember_shm_header {
     _Atomic uint32_t pool_state;
     uint64_t sup_start_ticks;         /* /proc/<pid>/stat field 22, against pid reuse */
     _Atomic uint32_t doorbell;        /* supervisor's futex: callers attached/detached */
-    _Atomic uint32_t epoch;
+    _Atomic uint32_t epoch;           /* futex: bumped when a runner is ready, a runner or a
+                                         caller was reaped */
 
     /* signed: crash repair may leave them below the truth, never above it
      * where that could cost a wake-up (see runner.c) */
