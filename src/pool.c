@@ -139,9 +139,11 @@ int ember_pool_wait_ready(ember_pool *p, unsigned n, int64_t timeout_ns)
 int ember_pool_stop(ember_pool *p, int64_t timeout_ns)
 {
     if (!p) return -EMBER_EINVAL;
+    if (timeout_ns < 0) timeout_ns = 0;
+    atomic_store(&p->v.hdr->stop_timeout_ns, timeout_ns);
     syscall(SYS_pidfd_send_signal, p->sup_pidfd, SIGTERM, NULL, 0);
     struct pollfd pf = { .fd = p->sup_pidfd, .events = POLLIN };
-    int ms = timeout_ns < 0 ? -1 : (int)(timeout_ns / 1000000) + 3000;
+    int ms = (int)(timeout_ns / 1000000) + 3000; /* its grace, then time to clean up */
     if (poll(&pf, 1, ms) == 0) syscall(SYS_pidfd_send_signal, p->sup_pidfd, SIGKILL, NULL, 0);
     waitpid(p->sup, NULL, 0);
     /* a supervisor that was killed (not stopped) left its segment's name */

@@ -109,6 +109,7 @@ int ember__segment_create(const struct ember_pool_config *cfg, struct ember__vie
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     h->ncpus = ncpu > 0 ? (uint32_t)ncpu : 1;
     snprintf(h->name, sizeof h->name, "%s", cfg->name);
+    atomic_init(&h->stop_timeout_ns, -1);
 
     pthread_mutexattr_t ma;
     pthread_mutexattr_init(&ma);

@@ -245,12 +245,14 @@ static _Noreturn void sup_stop(struct sup *s)
     atomic_store(&v->hdr->pool_state, EMBER_POOL_STOPPING);
     for (uint32_t r = 0; r < v->nrunners; r++)
         if (s->runners[r].pidfd >= 0) syscall(SYS_pidfd_send_signal, s->runners[r].pidfd, SIGTERM, NULL, 0);
-    uint64_t until = ember__now_ns() + (uint64_t)s->shutdown_ns;
+    int64_t grace = atomic_load(&v->hdr->stop_timeout_ns);
+    if (grace < 0 || grace > 3600ll * 1000000000ll) grace = s->shutdown_ns; /* unset or absurd */
+    uint64_t until = ember__now_ns() + (uint64_t)grace;
     for (uint32_t r = 0; r < v->nrunners; r++) {
         if (s->runners[r].pidfd < 0) continue;
         struct pollfd p = { .fd = s->runners[r].pidfd, .events = POLLIN };
         uint64_t now = ember__now_ns();
-        int ms = now < until ? (int)((until - now) / 1000000) : 0;
+        int ms = now < until ? (int)((until - now + 999999) / 1000000) : 0; /* never short */
         if (poll(&p, 1, ms) == 0) syscall(SYS_pidfd_send_signal, s->runners[r].pidfd, SIGKILL, NULL, 0);
         waitid((idtype_t)P_PIDFD, (id_t)s->runners[r].pidfd, &(siginfo_t){ 0 }, WEXITED);
         close(s->runners[r].pidfd);

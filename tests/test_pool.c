@@ -58,6 +58,12 @@ static int h_bigout(const void *a, size_t n, ember_out *o, const ember_job *j)
     for (uint32_t i = 0; i < len; i++) p[i] = (unsigned char)(i * 7);
     return 0;
 }
+/* "deaf": ignores SIGTERM, then blocks like "block" */
+static int h_deaf(const void *a, size_t n, ember_out *o, const ember_job *j)
+{
+    signal(SIGTERM, SIG_IGN);
+    return h_block(a, n, o, j);
+}
 static int h_fail(const void *a, size_t n, ember_out *o, const ember_job *j)
 {
     (void)a, (void)n, (void)o, (void)j;
@@ -387,6 +393,31 @@ static void stop_fails_waiting_calls(void **st)
     assert_int_equal(ember_attach(f.name, &c), -EMBER_ENOPOOL);
 }
 
+/* A runner that ignores SIGTERM is killed once the stop's timeout has passed,
+ * not later; its caller gets EMBER_EPOOLDOWN. */
+static void stop_timeout_kills_a_deaf_runner(void **st)
+{
+    (void)st;
+    struct fixture f;
+    start(&f, "deaf", 1, 1, 64);
+    uint32_t before = atomic_load(&S->started);
+    atomic_store(&S->hold, 1);
+    struct waiter w = { f.c, { 0, 0 }, 0 };
+    assert_int_equal(ember_submit(f.c, ember_handler(f.c, "deaf"), NULL, 0, EMBER_TIMEOUT_DEFAULT, &w.id), 0);
+    assert_true(await_at_least(&S->started, before + 1));
+    pthread_t th;
+    pthread_create(&th, NULL, wait_thread, &w);
+    uint64_t t0 = ember__now_ns();
+    assert_int_equal(ember_pool_stop(f.pool, 200000000ll), 0);
+    uint64_t took = ember__now_ns() - t0;
+    pthread_join(th, NULL);
+    assert_int_equal(w.rc, -EMBER_EPOOLDOWN);
+    assert_true(took >= 200000000ull);  /* it had its grace */
+    assert_true(took < 1500000000ull);  /* and no more than that, give or take */
+    release_hold();
+    ember_detach(f.c);
+}
+
 static void write_fake_segment(const char *name, uint64_t magic, uint32_t abi, uid_t owner)
 {
     char shm[96];
@@ -474,6 +505,7 @@ int main(void)
     ember_handler_register("crash", h_crash);
     ember_handler_register("bigout", h_bigout);
     ember_handler_register("fail", h_fail);
+    ember_handler_register("deaf", h_deaf);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(backend_is_the_one_asked),
         cmocka_unit_test(calls_small_large_and_casts),
@@ -484,6 +516,7 @@ int main(void)
         cmocka_unit_test(dead_supervisor_is_a_result),
         cmocka_unit_test(deadline_in_queue_never_runs),
         cmocka_unit_test(stop_fails_waiting_calls),
+        cmocka_unit_test(stop_timeout_kills_a_deaf_runner),
         cmocka_unit_test(bad_inputs_each_have_their_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

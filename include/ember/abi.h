@@ -100,6 +100,8 @@ struct ember_shm_header {
     _Atomic uint32_t pool_state;
     uint64_t sup_start_ticks;         /* /proc/<pid>/stat field 22, against pid reuse */
     _Atomic uint32_t doorbell;        /* supervisor's futex: callers attached/detached */
+    _Atomic int64_t stop_timeout_ns;  /* written by ember_pool_stop() before its SIGTERM:
+                                         how long runners get before SIGKILL */
     _Atomic uint32_t epoch;           /* futex: bumped when a runner is ready, a runner or a
                                          caller was reaped */
 

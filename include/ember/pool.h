@@ -68,8 +68,9 @@ typedef struct ember_pool ember_pool;
  * calls queue meanwhile). Returns 0, -EMBER_EINVAL (option named in
  * ember_last_error()), -EMBER_EEXIST (a live pool of that name), -errno. */
 int ember_pool_start(const struct ember_pool_config *cfg, ember_pool **out);
-/* Stop: callers still waiting get EMBER_EPOOLDOWN; runners are killed after
- * TIMEOUT_NS. Frees the handle. Returns 0 or -errno. */
+/* Stop: no new calls; runners get SIGTERM, and SIGKILL after TIMEOUT_NS
+ * (negative: 0); every call not finished gets EMBER_EPOOLDOWN; the
+ * segment's name is removed. Frees the handle. Returns 0 or -errno. */
 int ember_pool_stop(ember_pool *pool, int64_t timeout_ns);
 /* Pid of the pool's supervisor. */
 int ember_pool_supervisor_pid(const ember_pool *pool);
