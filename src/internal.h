@@ -36,7 +36,6 @@ struct ember_loop_ops {
     void (*del_fd)(struct ember_loop *l, int fd, uint64_t tag);
     /* wait up to timeout_ns (<0: no limit); returns events written (0 on timeout) or -errno */
     int  (*wait)(struct ember_loop *l, int64_t timeout_ns, struct ember_loop_ev *ev, int max);
-    void (*destroy)(struct ember_loop *l);
     void (*close_in_child)(struct ember_loop *l);
 };
 extern const struct ember_loop_ops ember__loop_uring, ember__loop_poll;

@@ -96,15 +96,8 @@ static int p_wait(struct ember_loop *l, int64_t timeout_ns, struct ember_loop_ev
     return n;
 }
 
-static void p_destroy(struct ember_loop *l)
-{
-    free(l->pfd);
-    free(l->tags);
-    free(l);
-}
-
 static void p_close_in_child(struct ember_loop *l) { (void)l; }
 
 const struct ember_loop_ops ember__loop_poll = {
-    "poll", p_init, p_add_fd, p_del_fd, p_wait, p_destroy, p_close_in_child,
+    "poll", p_init, p_add_fd, p_del_fd, p_wait, p_close_in_child,
 };

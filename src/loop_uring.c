@@ -145,14 +145,8 @@ static int u_wait(struct ember_loop *l, int64_t timeout_ns, struct ember_loop_ev
     return n;
 }
 
-static void u_destroy(struct ember_loop *l)
-{
-    io_uring_queue_exit(&l->ring);
-    free(l);
-}
-
 static void u_close_in_child(struct ember_loop *l) { close(l->ring.ring_fd); }
 
 const struct ember_loop_ops ember__loop_uring = {
-    "uring", u_init, u_add_fd, u_del_fd, u_wait, u_destroy, u_close_in_child,
+    "uring", u_init, u_add_fd, u_del_fd, u_wait, u_close_in_child,
 };

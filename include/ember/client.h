@@ -233,10 +233,6 @@ static inline uint64_t ember__now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* One step of a spin loop: the first iterations only re-read (the line
- * stays in this core's cache until its writer invalidates it, so re-reading
- * costs nothing and notices the change soonest); later ones pause. */
-static inline void ember__spin_step(unsigned i);
 /* CLOCK_MONOTONIC_COARSE: a few ns to read; never ahead of CLOCK_MONOTONIC
  * and behind it by at most one tick (ember__coarse_res_ns()). */
 static inline uint64_t ember__now_coarse_ns(void)
@@ -278,6 +274,9 @@ static inline void ember__cpu_relax(void)
 #endif
 }
 
+/* One step of a spin loop: the first iterations only re-read (the line
+ * stays in this core's cache until its writer invalidates it, so re-reading
+ * costs nothing and notices the change soonest); later ones pause. */
 static inline void ember__spin_step(unsigned i)
 {
     if (i > 256) ember__cpu_relax();
