@@ -120,10 +120,14 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
         atomic_store_explicit(&we->current, EMBER_NONE, memory_order_relaxed);
         return;
     }
-    s->runner = g_runner;
-    s->runner_gen = g_gen;
-    s->t_start_ns = ember__now_coarse_ns();
+    /* The slot's first line is the one its owner is polling: nothing more is
+     * written to it until the result, so it crosses between the two CPUs as
+     * few times as possible. Who runs it is known from we->current. */
+    uint64_t t0 = ember__now_coarse_ns();
     if (ember__expired(s->deadline_ns)) { /* expired in the queue: never run */
+        s->runner = g_runner;
+        s->runner_gen = g_gen;
+        s->t_start_ns = t0;
         atomic_fetch_add_explicit(&v->hdr->calls_expired, 1, memory_order_relaxed);
         ember__slot_finish(v, idx, atomic_load_explicit(&s->state, memory_order_acquire),
                            -EMBER_ETIMEDOUT, 0);
@@ -153,6 +157,9 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
         s->res_page = EMBER_NONE;
         ember__pages_free(v, idx, o->page);
     }
+    s->runner = g_runner;
+    s->runner_gen = g_gen;
+    s->t_start_ns = t0;
     atomic_store_explicit(&we->busy, 0, memory_order_relaxed);
     atomic_store_explicit(&we->jobs_done, atomic_load_explicit(&we->jobs_done, memory_order_relaxed) + 1,
                           memory_order_relaxed);

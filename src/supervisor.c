@@ -160,19 +160,23 @@ static void reap_runner(struct sup *s, uint32_t r, uint32_t gen)
             atomic_fetch_sub(&v->hdr->nparked, 1);
         }
     }
-    /* fail exactly the calls it held: those whose slot names it, and those its
-     * threads had taken but not yet named it in (killed between the two) */
+    /* fail exactly the calls it held: each of its threads announces the
+     * entry it takes in its own line before taking it, and clears it after
+     * the result is out */
     unsigned failed = 0;
     for (uint32_t i = 0; i < v->nslots; i++) {
         struct ember_slot *sl = &v->slots[i];
         uint32_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
         uint32_t st = ember__st(w);
         if (st != EMBER_SLOT_RUNNING && st != EMBER_SLOT_ABANDONED) continue;
-        bool held = sl->runner == r && sl->runner_gen == gen;
-        for (uint32_t t = 0; !held && sl->runner == EMBER_NONE && t < v->max_conc; t++)
+        bool held = false;
+        for (uint32_t t = 0; !held && t < v->max_conc; t++)
             held = atomic_load(&v->workers[r * v->max_conc + t].current) ==
                    ember__entry(i, ember__gen(w));
-        if (held && ember__slot_finish(v, i, w, -EMBER_ECRASHED, sig ? sig : -status)) failed++;
+        if (!held) continue;
+        sl->runner = r;
+        sl->runner_gen = gen;
+        if (ember__slot_finish(v, i, w, -EMBER_ECRASHED, sig ? sig : -status)) failed++;
     }
     for (uint32_t t = 0; t < v->max_conc; t++)
         atomic_store(&v->workers[r * v->max_conc + t].current, EMBER_NONE);

@@ -164,8 +164,8 @@ struct ember_slot {
     uint32_t handler;
     uint32_t flags;
     uint32_t owner, owner_gen;        /* caller table index + its generation */
-    uint32_t runner, runner_gen;      /* set by the runner right after RUNNING (the
-                                         supervisor also knows it from worker.current) */
+    uint32_t runner, runner_gen;      /* who ran it: written with the result (while it
+                                         runs, worker.current tells) */
     int32_t  status;                  /* 0 or -EMBER_E... */
     int32_t  detail;                  /* signal, exit status or handler's return */
     uint32_t args_len, args_page;     /* page = EMBER_NONE when inline */
