@@ -139,7 +139,7 @@ int main(int argc, char **argv)
     char name[40];
     snprintf(name, sizeof name, "bench-%d", (int)getpid());
     cfg.name = name;
-    cfg.runners = 1;
+    cfg.min = cfg.max = 1;
     ember_pool *pool;
     int rc = ember_pool_start(&cfg, &pool);
     if (rc || ember_pool_wait_ready(pool, 1, 5000000000ll)) {

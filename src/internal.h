@@ -41,10 +41,11 @@ struct ember_loop_ops {
 extern const struct ember_loop_ops ember__loop_uring, ember__loop_poll;
 
 /* supervisor.c: runs in the forked supervisor; never returns. */
-_Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app, int64_t shutdown_ns);
+_Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app,
+                                      const struct ember_pool_config *cfg);
 
 /* runner.c: runs in a forked runner; never returns. */
 _Noreturn void ember__runner_main(struct ember__view *v, uint32_t idx, uint32_t gen,
-                                  pid_t supervisor);
+                                  pid_t supervisor, const struct ember_pool_config *cfg);
 
 #endif

@@ -18,37 +18,75 @@
 
 struct ember_pool {
     struct ember__view v;
+    struct ember_pool_config cfg; /* normalized; the supervisor has its copy from the fork */
     pid_t sup;
     int sup_pidfd;
     char name[EMBER_NAME_MAX];
 };
 
-void ember_pool_config_init(struct ember_pool_config *cfg)
+static unsigned online_cpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    memset(cfg, 0, sizeof *cfg);
-    cfg->name = "ember";
-    cfg->runners = n > 0 ? (unsigned)n : 1;
-    cfg->max_concurrency = 1;
-    cfg->slots = 4096;
-    cfg->max_payload = 64u << 20;
-    cfg->max_callers = 256;
-    cfg->timeout_ns = 30ll * 1000000000ll;
+    return n > 0 ? (unsigned)n : 1;
 }
 
-static int check_config(const struct ember_pool_config *c)
+void ember_pool_config_init(struct ember_pool_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->name = "ember";
+    cfg->min = 0;
+    cfg->max = online_cpus();
+    cfg->max_concurrency = 1;
+    cfg->timeout_ns = 30ll * 1000000000ll;
+    cfg->boot_timeout_ns = 30ll * 1000000000ll;
+    cfg->shutdown_timeout_ns = 30ll * 1000000000ll;
+    cfg->kill_grace_ns = 1000000000ll;
+    cfg->idle_shutdown_after_ns = 30ll * 1000000000ll;
+    cfg->min_idle_shutdown_after_ns = EMBER_NEVER;
+    cfg->queue_capacity = 4096;
+    cfg->max_payload = 64u << 20;
+    cfg->max_callers = 256;
+}
+
+#define EMBER__RUNNERS_MAX 4096u
+
+static int positive(int64_t v, const char *opt)
+{
+    if (v <= 0) return ember__fail(-EMBER_EINVAL, "option %s: %lld is not above zero", opt, (long long)v);
+    return 0;
+}
+
+/* Check C and fill in what it leaves to ember (max_limit, the queue rounded
+ * up). The message names the option. */
+static int check_config(struct ember_pool_config *c)
 {
     if (!ember__name_ok(c->name))
         return ember__fail(-EMBER_EINVAL, "option name: '%s' is not 1-39 of [A-Za-z0-9_.-]",
                            c->name ? c->name : "(null)");
-    if (c->runners == 0 || c->runners > 4096)
-        return ember__fail(-EMBER_EINVAL, "option runners: %u is not in 1..4096", c->runners);
+    if (c->max == 0 || c->max > EMBER__RUNNERS_MAX)
+        return ember__fail(-EMBER_EINVAL, "option max: %u is not in 1..%u", c->max, EMBER__RUNNERS_MAX);
+    if (c->min > c->max)
+        return ember__fail(-EMBER_EINVAL, "option min: %u is above max %u", c->min, c->max);
+    if (c->max_limit == 0) {
+        unsigned d = 4 * online_cpus();
+        c->max_limit = c->max > d ? c->max : d;
+        if (c->max_limit > EMBER__RUNNERS_MAX) c->max_limit = EMBER__RUNNERS_MAX;
+    }
+    if (c->max_limit < c->max || c->max_limit > EMBER__RUNNERS_MAX)
+        return ember__fail(-EMBER_EINVAL, "option max_limit: %u is not in max (%u)..%u", c->max_limit,
+                           c->max, EMBER__RUNNERS_MAX);
     if (c->max_concurrency == 0 || c->max_concurrency > 1024)
         return ember__fail(-EMBER_EINVAL, "option max_concurrency: %u is not in 1..1024",
                            c->max_concurrency);
-    if (!ember__pow2(c->slots) || c->slots < 2 || c->slots > EMBER_MAX_SLOTS)
-        return ember__fail(-EMBER_EINVAL, "option slots: %u is not a power of two in 2..%u",
-                           c->slots, EMBER_MAX_SLOTS);
+    if ((uint64_t)c->max_limit * c->max_concurrency > 65536)
+        return ember__fail(-EMBER_EINVAL, "options max_limit x max_concurrency: %u x %u threads is "
+                           "above 65536", c->max_limit, c->max_concurrency);
+    if (c->queue_capacity < 2 || c->queue_capacity > EMBER_MAX_SLOTS)
+        return ember__fail(-EMBER_EINVAL, "option queue_capacity: %u is not in 2..%u",
+                           c->queue_capacity, EMBER_MAX_SLOTS);
+    uint32_t q = 2;
+    while (q < c->queue_capacity) q *= 2;
+    c->queue_capacity = q;
     if (c->max_payload < EMBER_INLINE_MAX || c->max_payload > (1ull << 31))
         return ember__fail(-EMBER_EINVAL, "option max_payload: %zu is not in %d..2 GiB",
                            c->max_payload, EMBER_INLINE_MAX);
@@ -58,8 +96,16 @@ static int check_config(const struct ember_pool_config *c)
     if (c->max_callers == 0 || c->max_callers > 65536)
         return ember__fail(-EMBER_EINVAL, "option max_callers: %u is not in 1..65536",
                            c->max_callers);
-    if (c->timeout_ns <= 0)
-        return ember__fail(-EMBER_EINVAL, "option timeout: must be above zero");
+    int rc;
+    if ((rc = positive(c->timeout_ns, "timeout")) || (rc = positive(c->boot_timeout_ns, "boot_timeout")) ||
+        (rc = positive(c->shutdown_timeout_ns, "shutdown_timeout")) ||
+        (rc = positive(c->kill_grace_ns, "kill_grace")) ||
+        (rc = positive(c->idle_shutdown_after_ns, "idle_shutdown_after")) ||
+        (rc = positive(c->min_idle_shutdown_after_ns, "min_idle_shutdown_after")))
+        return rc;
+    if (c->log < 0 || c->log > 2)
+        return ember__fail(-EMBER_EINVAL, "option log: %d is not 0, 1 or 2", c->log);
+    if (c->single_use) c->max_jobs = 1;
     return 0;
 }
 
@@ -67,11 +113,16 @@ int ember_pool_start(const struct ember_pool_config *cfg, ember_pool **out)
 {
     if (!cfg || !out) return ember__fail(-EMBER_EINVAL, "ember_pool_start: NULL argument");
     *out = NULL;
-    int rc = check_config(cfg);
-    if (rc) return rc;
-    ember__builtin_handlers();
     ember_pool *p = calloc(1, sizeof *p);
     if (!p) return -ENOMEM;
+    p->cfg = *cfg;
+    int rc = check_config(&p->cfg);
+    if (rc) {
+        free(p);
+        return rc;
+    }
+    cfg = &p->cfg;
+    ember__builtin_handlers();
     rc = ember__segment_create(cfg, &p->v);
     if (rc) {
         free(p);
@@ -82,7 +133,7 @@ int ember_pool_start(const struct ember_pool_config *cfg, ember_pool **out)
     pid_t app = getpid();
     fflush(NULL);
     pid_t pid = fork();
-    if (pid == 0) ember__supervisor_main(&p->v, app, 2000000000ll);
+    if (pid == 0) ember__supervisor_main(&p->v, app, &p->cfg);
     if (pid < 0) {
         rc = -errno;
         goto fail;
@@ -136,15 +187,32 @@ int ember_pool_wait_ready(ember_pool *p, unsigned n, int64_t timeout_ns)
     }
 }
 
+int ember_pool_resize(ember_pool *p, unsigned min, unsigned max)
+{
+    if (!p) return ember__fail(-EMBER_EINVAL, "ember_pool_resize: pool is NULL");
+    if (max == 0 || max > p->cfg.max_limit)
+        return ember__fail(-EMBER_EINVAL, "resize: max %u is not in 1..max_limit (%u)", max,
+                           p->cfg.max_limit);
+    if (min > max) return ember__fail(-EMBER_EINVAL, "resize: min %u is above max %u", min, max);
+    struct ember_shm_header *h = p->v.hdr;
+    atomic_store(&h->min, min);
+    atomic_store(&h->max, max);
+    atomic_fetch_add(&h->resize_seq, 1);
+    atomic_fetch_add(&h->doorbell, 1);
+    ember__futex_wake(&h->doorbell, 1);
+    return 0;
+}
+
 int ember_pool_stop(ember_pool *p, int64_t timeout_ns)
 {
     if (!p) return -EMBER_EINVAL;
-    if (timeout_ns < 0) timeout_ns = 0;
+    if (timeout_ns < 0) timeout_ns = p->cfg.shutdown_timeout_ns;
     atomic_store(&p->v.hdr->stop_timeout_ns, timeout_ns);
     syscall(SYS_pidfd_send_signal, p->sup_pidfd, SIGTERM, NULL, 0);
     struct pollfd pf = { .fd = p->sup_pidfd, .events = POLLIN };
-    int ms = (int)(timeout_ns / 1000000) + 3000; /* its grace, then time to clean up */
-    if (poll(&pf, 1, ms) == 0) syscall(SYS_pidfd_send_signal, p->sup_pidfd, SIGKILL, NULL, 0);
+    int64_t ms = timeout_ns / 1000000 + 3000; /* its grace, then time to clean up */
+    if (poll(&pf, 1, ms > INT32_MAX ? -1 : (int)ms) == 0)
+        syscall(SYS_pidfd_send_signal, p->sup_pidfd, SIGKILL, NULL, 0);
     waitpid(p->sup, NULL, 0);
     /* a supervisor that was killed (not stopped) left its segment's name */
     ember__unlink_if_stale(p->name);

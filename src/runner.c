@@ -21,7 +21,18 @@
  *   first then counter when leaving.
  * Wake chaining: a thread that takes an entry and sees more left wakes one
  * more thread (ember__wake_runner), so a spinner that producers counted on
- * but that got busy loses no wake-up. */
+ * but that got busy loses no wake-up.
+ *
+ * The main thread is the runner's control thread: it runs the boot callback,
+ * starts the job threads, says READY, then sleeps on runner.ctl and answers
+ * the supervisor (idle check, drain), and measures resident memory when
+ * max_rss is set. Draining: job threads take no new call, finish the one
+ * they run and end; one that was woken for a call it will not take passes
+ * the wake-up on; the control thread joins them and exits 0.
+ * Job credits (max_jobs, single_use): a thread takes a credit from
+ * runner.jobs_left before each take from the ring and gives it back if the
+ * ring was empty; the thread that takes the last credit drains the runner at
+ * once, so its replacement boots while that last call runs. */
 
 #include <errno.h>
 #include <pthread.h>
@@ -31,6 +42,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/prctl.h>
+#ifdef EMBER_HAVE_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
 #include "internal.h"
 
 struct ember_out {
@@ -45,16 +59,20 @@ struct ember_out {
 };
 
 static struct ember__view *g_view;
+static const struct ember_pool_config *g_cfg;
 static uint32_t g_runner, g_gen;
 static ember_parent_info g_parent;
 static bool g_is_runner;
+static _Atomic bool g_draining;     /* this runner takes no new call */
+static bool g_limited;              /* jobs_left counts */
 
 const ember_parent_info *ember_parent(void) { return g_is_runner ? &g_parent : NULL; }
 
 bool ember_job_cancelled(const ember_job *job)
 {
     uint32_t w = atomic_load_explicit(job->_state, memory_order_relaxed);
-    return ember__gen(w) != job->_gen || ember__st(w) != EMBER_SLOT_RUNNING;
+    return ember__gen(w) != job->_gen || ember__st(w) != EMBER_SLOT_RUNNING ||
+           ember__expired(job->deadline_ns);
 }
 
 uint64_t ember_job_remaining_ns(const ember_job *job)
@@ -130,11 +148,12 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
         s->t_start_ns = t0;
         atomic_fetch_add_explicit(&v->hdr->calls_expired, 1, memory_order_relaxed);
         ember__slot_finish(v, idx, atomic_load_explicit(&s->state, memory_order_acquire),
-                           -EMBER_ETIMEDOUT, 0);
+                           -EMBER_ETIMEDOUT, EMBER_TIMEOUT_QUEUED);
         atomic_store_explicit(&we->current, EMBER_NONE, memory_order_relaxed);
         return;
     }
-    atomic_store_explicit(&we->busy, 1, memory_order_relaxed);
+    atomic_store_explicit(&we->job_deadline, s->deadline_ns, memory_order_relaxed);
+    atomic_store_explicit(&we->busy, 1, memory_order_release);
     int status = 0, detail = 0;
     uint32_t h = s->handler;
     uint32_t alen = s->args_len, apage = s->args_page;
@@ -160,7 +179,8 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
     s->runner = g_runner;
     s->runner_gen = g_gen;
     s->t_start_ns = t0;
-    atomic_store_explicit(&we->busy, 0, memory_order_relaxed);
+    atomic_store_explicit(&we->idle_since, ember__now_coarse_ns(), memory_order_relaxed);
+    atomic_store_explicit(&we->busy, 0, memory_order_release);
     atomic_store_explicit(&we->jobs_done, atomic_load_explicit(&we->jobs_done, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     ember__slot_finish(v, idx, atomic_load_explicit(&s->state, memory_order_acquire), status,
@@ -168,7 +188,25 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
     atomic_store_explicit(&we->current, EMBER_NONE, memory_order_relaxed);
 }
 
-struct worker_arg { uint32_t wi; };
+struct worker_arg { uint32_t wi; pthread_t th; };
+
+static void ring_supervisor(struct ember__view *v)
+{
+    atomic_fetch_add(&v->hdr->doorbell, 1);
+    ember__futex_wake(&v->hdr->doorbell, 1);
+}
+
+/* Stop taking calls, for REASON; the control thread then ends the runner. */
+static void drain_self(struct ember__view *v, uint32_t reason)
+{
+    struct ember_runner_ent *re = &v->runners[g_runner];
+    uint32_t st = EMBER_RUNNER_READY;
+    if (atomic_compare_exchange_strong(&re->state, &st, EMBER_RUNNER_DRAINING))
+        atomic_store(&re->reason, reason);
+    atomic_store(&g_draining, true);
+    ember__futex_wake(&re->ctl, 1);
+    ring_supervisor(v); /* a replacement can boot now */
+}
 
 /* Start fetching, for writing, the slot behind a queued entry: when calls
  * arrive faster than one at a time, their slots' cache misses overlap
@@ -180,6 +218,24 @@ static void prefetch_slot(uint32_t e, void *arg)
     if (idx < v->nslots) __builtin_prefetch(&v->slots[idx], 1, 3);
 }
 
+/* Take the next call, if any; with job credits, only while there are some. */
+static uint32_t take_next(struct ember__view *v)
+{
+    if (!g_limited) return ember__ring_pop(&v->run);
+    if (!ember__ring_nonempty(&v->run)) return EMBER_NONE;
+    _Atomic int64_t *left = &v->runners[g_runner].jobs_left;
+    int64_t had = atomic_fetch_sub(left, 1);
+    if (had <= 0) {
+        atomic_fetch_add(left, 1);
+        drain_self(v, g_cfg->single_use ? EMBER_WHY_SINGLE_USE : EMBER_WHY_MAX_JOBS);
+        return EMBER_NONE;
+    }
+    uint32_t e = ember__ring_pop(&v->run);
+    if (e == EMBER_NONE) atomic_fetch_add(left, 1);
+    else if (had == 1) drain_self(v, g_cfg->single_use ? EMBER_WHY_SINGLE_USE : EMBER_WHY_MAX_JOBS);
+    return e;
+}
+
 static void *worker_main(void *arg)
 {
     struct ember__view *v = g_view;
@@ -188,8 +244,8 @@ static void *worker_main(void *arg)
     _Atomic uint32_t *ws = &v->workers[wi].park;
     ember_out *o = malloc(sizeof *o);
     if (!o) _exit(72);
-    for (;;) {
-        uint32_t e = ember__ring_pop(&v->run);
+    while (!atomic_load_explicit(&g_draining, memory_order_relaxed)) {
+        uint32_t e = take_next(v);
         if (e != EMBER_NONE) {
             if (ember__ring_nonempty(&v->run)) {
                 ember__wake_runner(v);
@@ -198,6 +254,7 @@ static void *worker_main(void *arg)
             run_entry(v, e, o, &v->workers[wi]);
             continue;
         }
+        if (atomic_load_explicit(&g_draining, memory_order_relaxed)) break;
         /* spin while spinners do not outnumber CPUs */
         if (atomic_fetch_add(&h->spinners, 1) < (int32_t)v->ncpus) {
             atomic_store(ws, EMBER_WORKER_SPINNING);
@@ -207,7 +264,9 @@ static void *worker_main(void *arg)
             for (unsigned i = 1;; i++) {
                 if (ember__ring_nonempty(&v->run)) { found = true; break; }
                 ember__spin_step(i);
-                if ((i & 255) == 0 && ember__now_ns() >= stop) break;
+                if ((i & 255) == 0 && (ember__now_ns() >= stop ||
+                                       atomic_load_explicit(&g_draining, memory_order_relaxed)))
+                    break;
             }
             atomic_fetch_sub(&h->idle_spinners, 1);
             atomic_fetch_sub(&h->spinners, 1);
@@ -223,15 +282,60 @@ static void *worker_main(void *arg)
         /* park: announce, look once more, sleep (bounded: belt and braces) */
         atomic_fetch_add(&h->nparked, 1);
         atomic_store(ws, EMBER_WORKER_PARKED);
-        if (!ember__ring_nonempty(&v->run))
+        if (!ember__ring_nonempty(&v->run) && !atomic_load(&g_draining))
             ember__futex_wait(ws, EMBER_WORKER_PARKED, ember__now_ns() + 1000000000ull);
         atomic_store(ws, EMBER_WORKER_ACTIVE);
         atomic_fetch_sub(&h->nparked, 1);
     }
+    /* draining: a call we were woken for, or one still queued, goes to
+     * another runner, or the supervisor boots one */
+    if (ember__ring_nonempty(&v->run) && !ember__wake_runner(v)) ring_supervisor(v);
+    free(o);
     return NULL;
 }
 
-_Noreturn void ember__runner_main(struct ember__view *v, uint32_t idx, uint32_t gen, pid_t sup)
+/* Bytes resident in this runner: jemalloc's count where it is the
+ * allocator, the kernel's otherwise. */
+static uint64_t runner_rss(void)
+{
+#ifdef EMBER_HAVE_JEMALLOC
+    uint64_t epoch = 1;
+    size_t sz = sizeof epoch, rss = 0, rsz = sizeof rss;
+    if (mallctl("epoch", &epoch, &sz, &epoch, sz) == 0 &&
+        mallctl("stats.resident", &rss, &rsz, NULL, 0) == 0)
+        return rss;
+#endif
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0, res = 0;
+    if (f) {
+        if (fscanf(f, "%lu %lu", &pages, &res) != 2) res = 0;
+        fclose(f);
+    }
+    return (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static bool runner_idle(struct ember__view *v)
+{
+    for (uint32_t t = 0; t < v->max_conc; t++)
+        if (atomic_load(&v->workers[g_runner * v->max_conc + t].busy)) return false;
+    return !ember__ring_nonempty(&v->run);
+}
+
+/* End the runner: its job threads finish their calls and stop. */
+static _Noreturn void drain_and_exit(struct ember__view *v, struct worker_arg *args)
+{
+    atomic_store(&g_draining, true);
+    for (uint32_t t = 0; t < v->max_conc; t++) { /* wake the parked */
+        _Atomic uint32_t *pw = &v->workers[args[t].wi].park;
+        uint32_t exp = EMBER_WORKER_PARKED;
+        if (atomic_compare_exchange_strong(pw, &exp, EMBER_WORKER_WOKEN)) ember__futex_wake(pw, 1);
+    }
+    for (uint32_t t = 0; t < v->max_conc; t++) pthread_join(args[t].th, NULL);
+    _exit(0);
+}
+
+_Noreturn void ember__runner_main(struct ember__view *v, uint32_t idx, uint32_t gen, pid_t sup,
+                                  const struct ember_pool_config *cfg)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != sup) _exit(0);
@@ -244,27 +348,76 @@ _Noreturn void ember__runner_main(struct ember__view *v, uint32_t idx, uint32_t 
                                  SIGSYS, SIGINT, SIGHUP, SIGPIPE };
     for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) signal(fatal[i], SIG_DFL);
     g_view = v;
+    g_cfg = cfg;
     g_runner = idx;
     g_gen = gen;
     g_is_runner = true;
     g_parent = (ember_parent_info){ v->hdr->name, idx, (int)sup };
     struct ember_runner_ent *re = &v->runners[idx];
+    if (cfg->runner_boot) {
+        char msg[sizeof re->msg] = "";
+        int rc = cfg->runner_boot(cfg->runner_boot_arg, msg, sizeof msg);
+        if (rc) {
+            msg[sizeof msg - 1] = 0;
+            memcpy(re->msg, msg, sizeof msg);
+            _exit(rc > 0 && rc < 256 ? rc : 1);
+        }
+    }
+    /* Job credits: max_jobs less up to an eighth, different in each runner,
+     * so runners started together are not all recycled together. */
+    int64_t left = INT64_MAX;
+    if (cfg->max_jobs) {
+        uint64_t j = cfg->max_jobs, jitter = j >= 8 ? (uint64_t)getpid() % (j / 8 + 1) : 0;
+        left = (int64_t)(j - jitter > INT64_MAX ? INT64_MAX : j - jitter);
+        g_limited = true;
+    }
+    atomic_store(&re->jobs_left, left);
     struct worker_arg *args = calloc(v->max_conc, sizeof *args);
     if (!args) _exit(72);
     pthread_attr_t at;
     pthread_attr_init(&at);
     pthread_attr_setstacksize(&at, 1u << 20);
+    uint64_t now = ember__now_coarse_ns();
     for (uint32_t t = 0; t < v->max_conc; t++) {
         args[t].wi = idx * v->max_conc + t;
-        atomic_store(&v->workers[args[t].wi].park, EMBER_WORKER_ACTIVE);
-        atomic_store(&v->workers[args[t].wi].busy, 0);
-        atomic_store(&v->workers[args[t].wi].current, EMBER_NONE);
-        pthread_t th;
-        if (t + 1 < v->max_conc && pthread_create(&th, &at, worker_main, &args[t]) != 0) _exit(73);
+        struct ember_worker_ent *we = &v->workers[args[t].wi];
+        atomic_store(&we->park, EMBER_WORKER_ACTIVE);
+        atomic_store(&we->busy, 0);
+        atomic_store(&we->current, EMBER_NONE);
+        atomic_store(&we->idle_since, now);
     }
-    atomic_store_explicit(&re->state, EMBER_RUNNER_READY, memory_order_release);
+    for (uint32_t t = 0; t < v->max_conc; t++)
+        if (pthread_create(&args[t].th, &at, worker_main, &args[t]) != 0) _exit(73);
+    atomic_store(&re->ready_ns, ember__now_ns());
+    uint32_t st = EMBER_RUNNER_BOOTING;
+    if (!atomic_compare_exchange_strong(&re->state, &st, EMBER_RUNNER_READY))
+        drain_and_exit(v, args); /* drained while it booted (a resize) */
     atomic_fetch_add(&v->hdr->epoch, 1);
     ember__futex_wake(&v->hdr->epoch, INT_MAX);
-    worker_main(&args[v->max_conc - 1]); /* the main thread is the last worker */
-    _exit(0);
+    ring_supervisor(v);
+
+    for (;;) {
+        uint32_t ctl = atomic_load(&re->ctl);
+        if (ctl == EMBER_CTL_DRAIN || atomic_load(&g_draining)) drain_and_exit(v, args);
+        if (ctl == EMBER_CTL_IDLE_CHECK) {
+            bool go = !cfg->idle_shutdown_check || cfg->idle_shutdown_check(cfg->idle_shutdown_arg);
+            uint32_t rs = EMBER_RUNNER_READY;
+            if (go && runner_idle(v) &&
+                atomic_compare_exchange_strong(&re->state, &rs, EMBER_RUNNER_DRAINING)) {
+                atomic_store(&re->reason, EMBER_WHY_IDLE);
+                drain_and_exit(v, args);
+            }
+            atomic_compare_exchange_strong(&re->ctl, &ctl, EMBER_CTL_NONE);
+            atomic_fetch_add(&re->veto_seq, 1);
+            ring_supervisor(v);
+            continue;
+        }
+        if (cfg->max_rss) {
+            uint64_t rss = runner_rss();
+            atomic_store_explicit(&re->rss, rss, memory_order_relaxed);
+            if (rss > cfg->max_rss) drain_self(v, EMBER_WHY_MAX_RSS);
+        }
+        ember__futex_wait(&re->ctl, ctl, ember__now_ns() + (cfg->max_rss ? 200000000ull : 1000000000ull));
+        if (getppid() != sup) _exit(0);
+    }
 }

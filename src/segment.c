@@ -47,22 +47,24 @@ int ember__segment_create(const struct ember_pool_config *cfg, struct ember__vie
 {
     char shm[96];
     ember__shm_name(shm, sizeof shm, cfg->name);
-    uint32_t nslots = cfg->slots, ring_cap = 2 * cfg->slots;
+    uint32_t nslots = cfg->queue_capacity, ring_cap = 2 * cfg->queue_capacity; /* normalized */
     uint32_t page_size = 65536;
     uint64_t space = cfg->payload_space ? cfg->payload_space : 4 * (uint64_t)cfg->max_payload;
     if (space < cfg->max_payload) space = cfg->max_payload;
     uint32_t npages = (uint32_t)((space + page_size - 1) / page_size);
-    uint32_t nworkers = cfg->runners * cfg->max_concurrency;
+    uint32_t nrunners = cfg->max_limit;
+    uint32_t nworkers = nrunners * cfg->max_concurrency;
 
     struct ember_shm_header tmp = { 0 };
     uint64_t off = align_up(sizeof tmp, 64);
     tmp.off_handlers = off;   off = align_up(off + (uint64_t)ember__nhandlers * sizeof(struct ember_handler_ent), 64);
-    tmp.off_runners = off;    off = align_up(off + (uint64_t)cfg->runners * sizeof(struct ember_runner_ent), 64);
+    tmp.off_runners = off;    off = align_up(off + (uint64_t)nrunners * sizeof(struct ember_runner_ent), 64);
     tmp.off_workers = off;    off = align_up(off + (uint64_t)nworkers * sizeof(struct ember_worker_ent), 64);
     tmp.off_callers = off;    off = align_up(off + (uint64_t)cfg->max_callers * sizeof(struct ember_caller_ent), 64);
     tmp.off_slots = off;      off = align_up(off + (uint64_t)nslots * sizeof(struct ember_slot), 64);
     tmp.off_run_ring = off;   off = align_up(off + ember__ring_bytes(ring_cap), 64);
     tmp.off_free_ring = off;  off = align_up(off + ember__ring_bytes(ring_cap), 64);
+    tmp.off_events = off;     off = align_up(off + EMBER_EVENT_RING * sizeof(struct ember_event_ent), 64);
     tmp.off_page_owner = off; off = align_up(off + (uint64_t)npages * 4, 64);
     tmp.off_page_len = off;   off = align_up(off + (uint64_t)npages * 4, 4096);
     tmp.off_pages = off;      off += (uint64_t)npages * page_size;
@@ -98,7 +100,9 @@ int ember__segment_create(const struct ember_pool_config *cfg, struct ember__vie
     h->segment_size = size;
     h->nslots = nslots;
     h->ring_cap = ring_cap;
-    h->nrunners = cfg->runners;
+    h->nrunners = nrunners;
+    atomic_init(&h->min, cfg->min);
+    atomic_init(&h->max, cfg->max);
     h->max_concurrency = cfg->max_concurrency;
     h->ncallers = cfg->max_callers;
     h->nhandlers = ember__nhandlers;
@@ -128,7 +132,7 @@ int ember__segment_create(const struct ember_pool_config *cfg, struct ember__vie
         memcpy(v->handlers[i].name, ember__handlers[i].name, EMBER_NAME_MAX);
         v->handlers[i].id = i;
     }
-    for (uint32_t r = 0; r < cfg->runners; r++) {
+    for (uint32_t r = 0; r < nrunners; r++) {
         v->runners[r].capacity = cfg->max_concurrency;
         v->runners[r].node = 0;
         for (uint32_t t = 0; t < cfg->max_concurrency; t++)

@@ -1,19 +1,25 @@
 /* supervisor.c - the process that owns a pool.
  *
- * Forked from the application by ember_pool_start(). It forks the runners,
- * holds a pidfd for every runner and every attached caller, and repairs the
- * shared state when any of them dies; it never runs user work. One event
- * loop (loop_uring.c, or loop_poll.c where io_uring is refused) reports:
- *   - a runner's pidfd: the runner died. Its running calls fail with
- *     EMBER_ECRASHED and the signal; calls it had not started stay queued for
- *     the others; a new runner takes its place.
+ * Forked from the application by ember_pool_start(). It boots and stops
+ * runners, holds a pidfd for every runner and every attached caller, and
+ * repairs the shared state when any of them dies; it never runs user work.
+ * One event loop (loop_uring.c, or loop_poll.c where io_uring is refused)
+ * reports:
+ *   - a runner's pidfd: the runner ended. Calls it held fail (crash: with the
+ *     signal; killed for a deadline: that call ETIMEDOUT, the others
+ *     ERUNNERLOST); calls it had not started stay queued for the others. An
+ *     end before READY is a failed boot (backoff, breaker).
  *   - a caller's pidfd: the caller died. Its queued and finished calls are
  *     freed (never run), its running ones abandoned.
  *   - the application's pidfd, SIGTERM, SIGINT: stop the pool.
- *   - the doorbell: callers attached or detached; open or drop their pidfds.
- *   - once a second (the loop's timeout): the caller table is checked again.
- * Event handlers only record and repair; respawn is decided in one place
- * (reap_runner). */
+ *   - the doorbell: callers attached or detached, a caller asks for growth,
+ *     a runner is ready or draining, a resize.
+ *   - the loop's timeout: whatever falls due (boot timeouts, deadlines plus
+ *     kill_grace, idle shutdowns, backoff expiry) and a check of the caller
+ *     table once a second.
+ * After every wake-up, evaluate() takes a snapshot of the runners and the
+ * queue and does what the policy (policy.c) decides. Events handlers only
+ * record and repair; booting and stopping runners is decided there alone. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -28,30 +34,53 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include "internal.h"
+#include "policy.h"
 
-#define EMBER__HOUSEKEEPING_NS 1000000000ll /* 1 s: what no event reports */
+#define EMBER__HOUSEKEEPING_NS 1000000000ull /* 1 s: what no event reports */
+#define EMBER__TICK_MIN_NS 10000000ull       /* 10 ms */
 
 enum { TAG_RUNNER = 1, TAG_CALLER = 2, TAG_SIGNAL = 3, TAG_APP = 4 };
 #define MKTAG(kind, idx, gen) ((uint64_t)(kind) << 56 | (uint64_t)((gen) & 0xffffffu) << 32 | (idx))
 
-struct sup_runner { int pidfd; pid_t pid; uint32_t gen; };
+/* why the supervisor killed a runner */
+enum { KILL_NONE = 0, KILL_BOOT_TIMEOUT, KILL_DEADLINE, KILL_STOP };
+
+struct sup_runner {
+    int pidfd;
+    pid_t pid;
+    uint32_t gen;
+    uint8_t kill_why;      /* KILL_*: set when we sent SIGKILL */
+    bool asked;            /* idle check pending */
+    bool reported_ready;   /* GROW_END sent */
+    uint32_t veto_seen;
+    uint32_t boot_reason;
+    uint64_t idle_base;    /* idle timer restarted here (ready, veto) */
+};
 struct sup_caller { int pidfd; uint32_t pid, gen; };
 
 struct sup {
     struct ember__view *v;
+    const struct ember_pool_config *cfg;
     const struct ember_loop_ops *ops;
     struct ember_loop *loop;
     int sigfd, app_pidfd;
     pid_t self;
     struct sup_runner *runners;
     struct sup_caller *callers;
-    int64_t shutdown_ns;
+    struct ember__prunner *plan;
+    uint32_t failures;     /* consecutive failed boots */
+    uint64_t retry_at;     /* no boot before (backoff) */
+    uint64_t next_due;     /* the policy's next deadline */
+    uint64_t tick;         /* longest sleep while runners run calls */
+    int log;
 };
 
-static void sup_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sup_log(const char *fmt, ...)
+static int g_log;
+
+static void sup_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sup_log(int level, const char *fmt, ...)
 {
-    if (!getenv("EMBER_LOG")) return;
+    if (g_log < level) return;
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "ember[%d]: ", (int)getpid());
@@ -67,33 +96,112 @@ static void bump_epoch(struct ember__view *v)
     ember__futex_wake(&v->hdr->epoch, INT_MAX);
 }
 
-static void spawn_runner(struct sup *s, uint32_t r)
+static uint32_t count_serving(struct ember__view *v)
 {
-    struct ember_runner_ent *re = &s->v->runners[r];
+    uint32_t n = 0;
+    for (uint32_t r = 0; r < v->nrunners; r++) {
+        uint32_t st = atomic_load(&v->runners[r].state);
+        n += st == EMBER_RUNNER_BOOTING || st == EMBER_RUNNER_READY;
+    }
+    return n;
+}
+
+/* Publish an event in the ring (a seqlock per entry), call its callback,
+ * log it. */
+static void emit(struct sup *s, uint32_t type, uint32_t r, uint32_t reason, int ok, int count,
+                 int status, int sig, const char *msg)
+{
+    struct ember__view *v = s->v;
+    uint64_t seq = atomic_load_explicit(&v->hdr->ev_next, memory_order_relaxed);
+    struct ember_event_ent *e = &v->events[seq % EMBER_EVENT_RING];
+    atomic_store_explicit(&e->seq, 0, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    e->time_ns = ember__now_ns();
+    e->type = type;
+    e->runner = r;
+    e->runners = count_serving(v);
+    e->reason = reason;
+    e->ok = ok;
+    e->count = count;
+    e->status = status;
+    e->signal = sig;
+    memset(e->msg, 0, sizeof e->msg);
+    if (msg) snprintf(e->msg, sizeof e->msg, "%s", msg);
+    atomic_store_explicit(&e->seq, seq + 1, memory_order_release);
+    atomic_store_explicit(&v->hdr->ev_next, seq + 1, memory_order_release);
+
+    ember_event ev = { .seq = seq, .time_ns = e->time_ns, .type = (int)type, .runner = r,
+                       .runners = e->runners, .reason = (int)reason, .ok = ok, .count = count,
+                       .status = status, .signal = sig };
+    snprintf(ev.pool, sizeof ev.pool, "%s", v->hdr->name);
+    memcpy(ev.msg, e->msg, sizeof ev.msg);
+    const struct ember_pool_config *c = s->cfg;
+    void (*cb)(const ember_event *, void *) =
+        type == EMBER_EV_GROW_START ? c->on_grow_start : type == EMBER_EV_GROW_END ? c->on_grow_end
+                                                                                  : c->on_shrink;
+    if (cb) cb(&ev, c->event_arg);
+    static const char *const names[] = { "", "grow start", "grow end", "shrink" };
+    if (type == EMBER_EV_GROW_END && !ok)
+        sup_log(1, "pool '%s': runner %u failed to boot (%d in a row; status %d, signal %d%s%s)",
+                v->hdr->name, r, count, status, sig, msg && *msg ? ": " : "", msg ? msg : "");
+    else
+        sup_log(1, "pool '%s': %s, runner %u (%s), %u runners", v->hdr->name, names[type], r,
+                ember_why_name((int)reason), ev.runners);
+}
+
+static int spawn_runner(struct sup *s, uint32_t reason)
+{
+    struct ember__view *v = s->v;
+    uint32_t r = 0;
+    while (r < v->nrunners && (atomic_load(&v->runners[r].state) != EMBER_RUNNER_EMPTY ||
+                               s->runners[r].pidfd >= 0))
+        r++;
+    if (r == v->nrunners) return -1;
+    struct ember_runner_ent *re = &v->runners[r];
     uint32_t gen = atomic_fetch_add(&re->gen, 1) + 1;
-    atomic_store(&re->state, EMBER_RUNNER_BOOTING);
+    atomic_store(&re->ctl, EMBER_CTL_NONE);
+    atomic_store(&re->reason, EMBER_WHY_NONE);
+    atomic_store(&re->ready_ns, 0);
+    atomic_store(&re->rss, 0);
+    memset(re->msg, 0, sizeof re->msg);
     re->started_ns = ember__now_ns();
+    for (uint32_t t = 0; t < v->max_conc; t++) {
+        struct ember_worker_ent *we = &v->workers[r * v->max_conc + t];
+        atomic_store(&we->busy, 0);
+        atomic_store(&we->current, EMBER_NONE);
+    }
+    atomic_store(&re->state, EMBER_RUNNER_BOOTING);
+    struct sup_runner *sr = &s->runners[r];
+    *sr = (struct sup_runner){ .pidfd = -1, .gen = gen, .boot_reason = reason,
+                               .veto_seen = atomic_load(&re->veto_seq) };
+    emit(s, EMBER_EV_GROW_START, r, reason, 0, 0, 0, 0, NULL);
     pid_t pid = fork();
     if (pid == 0) {
         s->ops->close_in_child(s->loop);
         close(s->sigfd);
         if (s->app_pidfd >= 0) close(s->app_pidfd);
-        for (uint32_t i = 0; i < s->v->nrunners; i++)
+        for (uint32_t i = 0; i < v->nrunners; i++)
             if (s->runners[i].pidfd >= 0) close(s->runners[i].pidfd);
-        for (uint32_t i = 0; i < s->v->ncallers; i++)
+        for (uint32_t i = 0; i < v->ncallers; i++)
             if (s->callers[i].pidfd >= 0) close(s->callers[i].pidfd);
-        ember__runner_main(s->v, r, gen, s->self);
+        ember__runner_main(v, r, gen, s->self, s->cfg);
     }
     if (pid < 0) {
-        sup_log("fork runner %u: %s", r, strerror(errno));
+        int e = errno;
         atomic_store(&re->state, EMBER_RUNNER_EMPTY);
-        return;
+        s->failures++;
+        s->retry_at = ember__now_ns() + ember__policy_backoff(s->failures);
+        char msg[64];
+        snprintf(msg, sizeof msg, "fork: %s", strerror(e));
+        emit(s, EMBER_EV_GROW_END, r, reason, 0, (int)s->failures, 0, 0, msg);
+        return -1;
     }
-    int fd = ember__pidfd_open(pid);
-    s->runners[r] = (struct sup_runner){ fd, pid, gen };
+    sr->pid = pid;
+    sr->pidfd = ember__pidfd_open(pid);
     atomic_store(&re->pid, (uint32_t)pid);
-    atomic_fetch_add(&s->v->hdr->runners_started, 1);
-    if (fd >= 0) s->ops->add_fd(s->loop, fd, MKTAG(TAG_RUNNER, r, gen));
+    atomic_fetch_add(&v->hdr->runners_started, 1);
+    if (sr->pidfd >= 0) s->ops->add_fd(s->loop, sr->pidfd, MKTAG(TAG_RUNNER, r, gen));
+    return 0;
 }
 
 /* Re-push every QUEUED slot that is not in the run ring and every FREE slot
@@ -140,10 +248,11 @@ static void reap_runner(struct sup *s, uint32_t r, uint32_t gen)
         if (si.si_code == CLD_EXITED) status = si.si_status;
         else sig = si.si_status;
     }
+    s->ops->del_fd(s->loop, sr->pidfd, MKTAG(TAG_RUNNER, r, gen));
     close(sr->pidfd);
     sr->pidfd = -1;
-    atomic_store(&re->state, EMBER_RUNNER_EMPTY);
-    atomic_store(&re->pid, 0);
+    uint32_t was = atomic_load(&re->state);
+    uint32_t why = atomic_load(&re->reason);
     re->last_exit_signal = sig;
     re->last_exit_status = status;
     atomic_fetch_add(&v->hdr->runners_died, 1);
@@ -163,7 +272,8 @@ static void reap_runner(struct sup *s, uint32_t r, uint32_t gen)
     /* fail exactly the calls it held: each of its threads announces the
      * entry it takes in its own line before taking it, and clears it after
      * the result is out */
-    unsigned failed = 0;
+    uint64_t now = ember__now_ns();
+    unsigned failed = 0, killed = 0;
     for (uint32_t i = 0; i < v->nslots; i++) {
         struct ember_slot *sl = &v->slots[i];
         uint32_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
@@ -176,16 +286,53 @@ static void reap_runner(struct sup *s, uint32_t r, uint32_t gen)
         if (!held) continue;
         sl->runner = r;
         sl->runner_gen = gen;
-        if (ember__slot_finish(v, i, w, -EMBER_ECRASHED, sig ? sig : -status)) failed++;
+        int code = -EMBER_ECRASHED, detail = sig ? sig : -status;
+        if (sr->kill_why == KILL_DEADLINE) {
+            bool late = now >= sl->deadline_ns;
+            code = late ? -EMBER_ETIMEDOUT : -EMBER_ERUNNERLOST;
+            detail = late ? EMBER_TIMEOUT_RUNNING : 0;
+            killed += late;
+        } else if (sr->kill_why == KILL_STOP) {
+            code = -EMBER_EPOOLDOWN, detail = 0;
+        }
+        if (ember__slot_finish(v, i, w, code, detail)) failed++;
     }
     for (uint32_t t = 0; t < v->max_conc; t++)
         atomic_store(&v->workers[r * v->max_conc + t].current, EMBER_NONE);
-    atomic_fetch_add(&v->hdr->calls_crashed, failed);
-    sup_log("runner %u (pid %d) died: signal %d, status %d; %u calls failed", r, (int)sr->pid,
-            sig, status, failed);
+    atomic_fetch_add(&v->hdr->calls_crashed, failed - killed);
+    atomic_fetch_add(&v->hdr->calls_killed, killed);
+    atomic_store(&re->state, EMBER_RUNNER_EMPTY);
+    atomic_store(&re->pid, 0);
     sweep_orphans(v);
-    uint32_t ps = atomic_load(&v->hdr->pool_state);
-    if (ps == EMBER_POOL_RUNNING || ps == EMBER_POOL_STARTING) spawn_runner(s, r);
+    if (was == EMBER_RUNNER_BOOTING) { /* never became ready: a failed boot */
+        char msg[sizeof re->msg];
+        memcpy(msg, re->msg, sizeof msg);
+        msg[sizeof msg - 1] = 0;
+        if (sr->kill_why == KILL_BOOT_TIMEOUT)
+            snprintf(msg, sizeof msg, "not ready after boot_timeout (%lld ms)",
+                     (long long)(s->cfg->boot_timeout_ns / 1000000));
+        s->failures++;
+        s->retry_at = now + ember__policy_backoff(s->failures);
+        struct ember_shm_header *h = v->hdr;
+        h->boot_fail_status = status;
+        h->boot_fail_signal = sr->kill_why == KILL_BOOT_TIMEOUT ? 0 : sig;
+        snprintf(h->boot_fail_msg, sizeof h->boot_fail_msg, "%s", msg);
+        atomic_store(&h->boot_retry_ns, s->retry_at);
+        atomic_fetch_add(&h->boot_failures, 1);
+        emit(s, EMBER_EV_GROW_END, r,
+             sr->kill_why == KILL_BOOT_TIMEOUT ? EMBER_WHY_BOOT_TIMEOUT : EMBER_WHY_BOOT_FAILED, 0,
+             (int)s->failures, status, sig, msg);
+    } else {
+        uint32_t reason = sr->kill_why == KILL_DEADLINE ? EMBER_WHY_DEADLINE
+                        : sr->kill_why == KILL_STOP    ? EMBER_WHY_STOP
+                        : was == EMBER_RUNNER_DRAINING && !sig && !status ? why
+                                                                           : EMBER_WHY_CRASH;
+        emit(s, EMBER_EV_SHRINK, r, reason, 0, 0, status, sig, NULL);
+        if (reason == EMBER_WHY_CRASH)
+            sup_log(1, "runner %u (pid %d) died: signal %d, status %d; %u calls failed", r,
+                    (int)sr->pid, sig, status, failed);
+    }
+    sr->kill_why = KILL_NONE;
     bump_epoch(v);
 }
 
@@ -211,7 +358,7 @@ static void reap_caller(struct sup *s, uint32_t i, uint32_t gen)
     atomic_compare_exchange_strong(&ce->pid, &pid, 0);
     atomic_fetch_add(&v->hdr->callers_reaped, 1);
     sweep_orphans(v);
-    sup_log("caller %u (pid %u) gone; its calls reclaimed", i, sc->pid);
+    sup_log(2, "caller %u (pid %u) gone; its calls reclaimed", i, sc->pid);
     sc->pid = 0;
     bump_epoch(v);
 }
@@ -241,27 +388,186 @@ static void scan_callers(struct sup *s)
     }
 }
 
-/* Stop: no new calls; runners are asked to stop, then killed; every call not
- * finished gets EMBER_EPOOLDOWN; the segment's name is removed. */
+/* Calls waiting in the run ring: entries between head and tail whose slot
+ * is still QUEUED in that generation (stale duplicates are not counted). */
+static uint32_t count_queued(struct ember__view *v)
+{
+    struct ember__ring *r = &v->run;
+    uint64_t head = atomic_load(&r->h->head), tail = atomic_load(&r->h->tail);
+    uint32_t n = 0;
+    for (uint64_t p = head; p < tail && p < head + r->cap; p++) {
+        uint64_t cv = atomic_load(&r->cell[p & r->mask]);
+        if ((uint32_t)(cv >> 32) != (uint32_t)(p + 1)) continue;
+        uint32_t e = (uint32_t)cv, idx = e & 0xffffu;
+        if (idx >= v->nslots) continue;
+        uint32_t w = atomic_load(&v->slots[idx].state);
+        n += ember__st(w) == EMBER_SLOT_QUEUED && ember__gen(w) == (e >> 16);
+    }
+    return n;
+}
+
+/* Finish every queued call with CODE (never run). */
+static unsigned fail_queued(struct ember__view *v, int code, int detail)
+{
+    unsigned n = 0;
+    for (uint32_t i = 0; i < v->nslots; i++) {
+        uint32_t w = atomic_load(&v->slots[i].state);
+        if (ember__st(w) == EMBER_SLOT_QUEUED) n += ember__slot_finish(v, i, w, code, detail);
+    }
+    return n;
+}
+
+static void kill_runner(struct sup *s, uint32_t r, uint8_t why)
+{
+    struct sup_runner *sr = &s->runners[r];
+    if (sr->pidfd < 0 || sr->kill_why) return;
+    sr->kill_why = why;
+    syscall(SYS_pidfd_send_signal, sr->pidfd, SIGKILL, NULL, 0);
+}
+
+static void request(struct ember__view *v, uint32_t r, uint32_t ctl)
+{
+    atomic_store(&v->runners[r].ctl, ctl);
+    ember__futex_wake(&v->runners[r].ctl, 1);
+}
+
+/* Look at the pool and do what the policy says. */
+static void evaluate(struct sup *s)
+{
+    struct ember__view *v = s->v;
+    struct ember_shm_header *h = v->hdr;
+    const struct ember_pool_config *c = s->cfg;
+    atomic_store(&h->grow_req, 0); /* looked at from here on */
+    uint64_t now = ember__now_ns(), cnow = ember__now_coarse_ns();
+    uint32_t max = atomic_load(&h->max), min = atomic_load(&h->min);
+    if (max > v->nrunners) max = v->nrunners;
+    if (min > max) min = max;
+    uint32_t nready = 0;
+    for (uint32_t r = 0; r < v->nrunners; r++) {
+        struct ember_runner_ent *re = &v->runners[r];
+        struct sup_runner *sr = &s->runners[r];
+        struct ember__prunner *p = &s->plan[r];
+        uint32_t st = sr->pidfd >= 0 ? atomic_load(&re->state) : EMBER_RUNNER_EMPTY;
+        *p = (struct ember__prunner){ .state = (uint8_t)st, .kill_at = EMBER__NEVER_NS };
+        if (st == EMBER_RUNNER_EMPTY) continue;
+        if (st != EMBER_RUNNER_BOOTING && !sr->reported_ready && atomic_load(&re->ready_ns)) {
+            sr->reported_ready = true;
+            sr->idle_base = atomic_load(&re->ready_ns);
+            s->failures = 0;
+            atomic_store(&h->boot_broken, 0);
+            emit(s, EMBER_EV_GROW_END, r, sr->boot_reason, 1, 0, 0, 0, NULL);
+        }
+        if (sr->asked) {
+            uint32_t vs = atomic_load(&re->veto_seq);
+            if (st == EMBER_RUNNER_READY && vs != sr->veto_seen) { /* it said stay */
+                sr->asked = false;
+                sr->veto_seen = vs;
+                sr->idle_base = cnow;
+                sup_log(2, "runner %u vetoed its idle shutdown", r);
+            }
+        }
+        nready += st == EMBER_RUNNER_READY;
+        p->asked = sr->asked;
+        p->booted_at = re->started_ns;
+        p->idle_since = sr->idle_base;
+        for (uint32_t t = 0; t < v->max_conc; t++) {
+            struct ember_worker_ent *we = &v->workers[r * v->max_conc + t];
+            uint64_t is = atomic_load_explicit(&we->idle_since, memory_order_relaxed);
+            if (is > p->idle_since) p->idle_since = is;
+            if (atomic_load_explicit(&we->busy, memory_order_acquire)) {
+                p->busy++;
+                uint64_t d = atomic_load_explicit(&we->job_deadline, memory_order_relaxed);
+                uint64_t k = d > UINT64_MAX - (uint64_t)c->kill_grace_ns ? EMBER__NEVER_NS
+                                                                        : d + (uint64_t)c->kill_grace_ns;
+                if (k < p->kill_at) p->kill_at = k;
+            }
+        }
+    }
+    struct ember__pin in = {
+        .now = now, .min = min, .max = max, .conc = v->max_conc, .queued = count_queued(v),
+        .failures = s->failures, .retry_at = s->retry_at,
+        .idle_after = (uint64_t)c->idle_shutdown_after_ns,
+        .min_idle_after = c->min_idle_shutdown_after_ns == EMBER_NEVER
+                              ? EMBER__NEVER_NS : (uint64_t)c->min_idle_shutdown_after_ns,
+        .boot_timeout = (uint64_t)c->boot_timeout_ns,
+    };
+    struct ember__pout out;
+    ember__policy_plan(&in, s->plan, v->nrunners, &out);
+    for (uint32_t r = 0; r < v->nrunners; r++) {
+        uint32_t st;
+        switch (s->plan[r].action) {
+        case EMBER__ACT_KILL_BOOT:
+            sup_log(1, "runner %u not ready after boot_timeout: killed", r);
+            kill_runner(s, r, KILL_BOOT_TIMEOUT);
+            break;
+        case EMBER__ACT_KILL_DEADLINE:
+            sup_log(1, "runner %u runs a call past its deadline and kill_grace: killed", r);
+            kill_runner(s, r, KILL_DEADLINE);
+            break;
+        case EMBER__ACT_ASK_IDLE:
+            s->runners[r].asked = true;
+            request(v, r, EMBER_CTL_IDLE_CHECK);
+            break;
+        case EMBER__ACT_DRAIN:
+            st = EMBER_RUNNER_READY;
+            if (atomic_compare_exchange_strong(&v->runners[r].state, &st, EMBER_RUNNER_DRAINING) ||
+                (st == EMBER_RUNNER_BOOTING &&
+                 atomic_compare_exchange_strong(&v->runners[r].state, &st, EMBER_RUNNER_DRAINING))) {
+                atomic_store(&v->runners[r].reason, EMBER_WHY_RESIZE);
+                request(v, r, EMBER_CTL_DRAIN);
+            }
+            break;
+        }
+    }
+    for (uint32_t i = 0; i < out.boots; i++)
+        if (spawn_runner(s, out.boot_reason) < 0) break;
+    bool broken = s->failures >= EMBER__BREAKER_FAILURES && now < s->retry_at;
+    atomic_store(&h->boot_broken, broken ? s->failures : 0);
+    if (out.fail_queued) {
+        unsigned n = fail_queued(v, -EMBER_EBOOT, (int)s->failures);
+        atomic_fetch_add(&h->calls_boot_failed, n);
+        if (n) sup_log(1, "%u queued calls failed: runners do not boot", n);
+    }
+    uint32_t serving = count_serving(v);
+    atomic_store(&h->nserving, serving);
+    atomic_store(&h->nready, nready);
+    atomic_store(&h->at_max, serving >= max);
+    s->next_due = out.next_due;
+}
+
+/* Stop: no new calls; queued calls get EMBER_EPOOLDOWN; runners are drained
+ * (running calls finish) for up to the stop's timeout, then killed, and the
+ * calls they still ran get EMBER_EPOOLDOWN; the segment's name is removed. */
 static _Noreturn void sup_stop(struct sup *s)
 {
     struct ember__view *v = s->v;
     atomic_store(&v->hdr->pool_state, EMBER_POOL_STOPPING);
-    for (uint32_t r = 0; r < v->nrunners; r++)
-        if (s->runners[r].pidfd >= 0) syscall(SYS_pidfd_send_signal, s->runners[r].pidfd, SIGTERM, NULL, 0);
+    for (uint32_t r = 0; r < v->nrunners; r++) {
+        if (s->runners[r].pidfd < 0) continue;
+        atomic_store(&v->runners[r].state, EMBER_RUNNER_DRAINING);
+        atomic_store(&v->runners[r].reason, EMBER_WHY_STOP);
+        request(v, r, EMBER_CTL_DRAIN);
+    }
+    fail_queued(v, -EMBER_EPOOLDOWN, 0);
     int64_t grace = atomic_load(&v->hdr->stop_timeout_ns);
-    if (grace < 0 || grace > 3600ll * 1000000000ll) grace = s->shutdown_ns; /* unset or absurd */
+    if (grace < 0 || grace > 3600ll * 1000000000ll) grace = s->cfg->shutdown_timeout_ns; /* unset or absurd */
     uint64_t until = ember__now_ns() + (uint64_t)grace;
     for (uint32_t r = 0; r < v->nrunners; r++) {
         if (s->runners[r].pidfd < 0) continue;
         struct pollfd p = { .fd = s->runners[r].pidfd, .events = POLLIN };
-        uint64_t now = ember__now_ns();
-        int ms = now < until ? (int)((until - now + 999999) / 1000000) : 0; /* never short */
-        if (poll(&p, 1, ms) == 0) syscall(SYS_pidfd_send_signal, s->runners[r].pidfd, SIGKILL, NULL, 0);
-        waitid((idtype_t)P_PIDFD, (id_t)s->runners[r].pidfd, &(siginfo_t){ 0 }, WEXITED);
-        close(s->runners[r].pidfd);
-        s->runners[r].pidfd = -1;
-        atomic_store(&v->runners[r].state, EMBER_RUNNER_EMPTY);
+        for (;;) { /* calls may still be queued by callers that raced the stop */
+            uint64_t now = ember__now_ns();
+            int ms = now < until ? (int)((until - now + 999999) / 1000000) : 0; /* never short */
+            if (ms > 50) ms = 50;
+            int rc = poll(&p, 1, ms);
+            fail_queued(v, -EMBER_EPOOLDOWN, 0);
+            if (rc != 0) break;
+            if (ember__now_ns() >= until) {
+                kill_runner(s, r, KILL_STOP);
+                break;
+            }
+        }
+        reap_runner(s, r, s->runners[r].gen);
     }
     for (uint32_t i = 0; i < v->nslots; i++) {
         uint32_t w = atomic_load(&v->slots[i].state), st = ember__st(w);
@@ -271,13 +577,17 @@ static _Noreturn void sup_stop(struct sup *s)
     ember__shm_unlink(v->hdr->name);
     atomic_store(&v->hdr->pool_state, EMBER_POOL_DOWN);
     ember__futex_wake(&v->hdr->pool_state, INT_MAX);
-    sup_log("pool '%s' stopped", v->hdr->name);
+    sup_log(1, "pool '%s' stopped", v->hdr->name);
     _exit(0);
 }
 
-_Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app, int64_t shutdown_ns)
+_Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app,
+                                      const struct ember_pool_config *cfg)
 {
-    struct sup s = { .v = v, .self = getpid(), .shutdown_ns = shutdown_ns, .app_pidfd = -1 };
+    struct sup s = { .v = v, .cfg = cfg, .self = getpid(), .app_pidfd = -1 };
+    const char *env = getenv("EMBER_LOG");
+    g_log = cfg->log;
+    if (env && atoi(env) > g_log) g_log = atoi(env);
     setpgid(0, 0); /* terminal signals go to the application, not to the pool */
     sigset_t set;
     sigemptyset(&set);
@@ -288,16 +598,23 @@ _Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app, int64_t 
     s.sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     s.runners = calloc(v->nrunners, sizeof *s.runners);
     s.callers = calloc(v->ncallers, sizeof *s.callers);
-    if (s.sigfd < 0 || !s.runners || !s.callers) _exit(70);
+    s.plan = calloc(v->nrunners, sizeof *s.plan);
+    if (s.sigfd < 0 || !s.runners || !s.callers || !s.plan) _exit(70);
     for (uint32_t i = 0; i < v->nrunners; i++) s.runners[i].pidfd = -1;
     for (uint32_t i = 0; i < v->ncallers; i++) s.callers[i].pidfd = -1;
+    s.tick = EMBER__HOUSEKEEPING_NS;
+    if ((uint64_t)cfg->kill_grace_ns < s.tick) s.tick = (uint64_t)cfg->kill_grace_ns;
+    if ((uint64_t)cfg->idle_shutdown_after_ns < s.tick) s.tick = (uint64_t)cfg->idle_shutdown_after_ns;
+    if ((uint64_t)cfg->min_idle_shutdown_after_ns < s.tick)
+        s.tick = (uint64_t)cfg->min_idle_shutdown_after_ns;
+    if (s.tick < EMBER__TICK_MIN_NS) s.tick = EMBER__TICK_MIN_NS;
 
     const char *want = getenv("EMBER_BACKEND");
     int rc = -1;
     if (!want || strcmp(want, "poll") != 0) {
         s.ops = &ember__loop_uring;
         rc = s.ops->init(&s.loop, &v->hdr->doorbell);
-        if (rc < 0) sup_log("io_uring back-end unavailable (%s); using poll", strerror(-rc));
+        if (rc < 0) sup_log(1, "io_uring back-end unavailable (%s); using poll", strerror(-rc));
     }
     if (rc < 0) {
         s.ops = &ember__loop_poll;
@@ -311,7 +628,7 @@ _Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app, int64_t 
     }
     v->hdr->sup_start_ticks = ember__proc_start_ticks(s.self);
     atomic_store_explicit(&v->hdr->sup_pid, (uint32_t)s.self, memory_order_release);
-    for (uint32_t r = 0; r < v->nrunners; r++) spawn_runner(&s, r);
+    evaluate(&s); /* boots the min runners */
     atomic_store_explicit(&v->hdr->pool_state, EMBER_POOL_RUNNING, memory_order_release);
     ember__futex_wake(&v->hdr->pool_state, INT_MAX);
     scan_callers(&s);
@@ -320,9 +637,16 @@ _Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app, int64_t 
     uint64_t next_scan = ember__now_ns() + EMBER__HOUSEKEEPING_NS;
     for (;;) {
         uint64_t now = ember__now_ns();
-        int n = s.ops->wait(s.loop, now < next_scan ? (int64_t)(next_scan - now) : 0, ev, 64);
+        uint64_t wake = next_scan;
+        if (s.next_due < wake) wake = s.next_due;
+        /* a call that starts now has its deadline plus kill_grace no sooner
+         * than one tick away, and a runner that turns idle now is due no
+         * sooner either: sleeping a tick at most while runners are up misses
+         * neither */
+        if (count_serving(v) && now + s.tick < wake) wake = now + s.tick;
+        int n = s.ops->wait(s.loop, wake > now ? (int64_t)(wake - now) : 0, ev, 64);
         if (n < 0) {
-            sup_log("event loop: %s", strerror(-n));
+            sup_log(1, "event loop: %s", strerror(-n));
             sup_stop(&s);
         }
         if (ember__now_ns() >= next_scan) {
@@ -351,16 +675,17 @@ _Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app, int64_t 
             case TAG_SIGNAL: {
                 struct signalfd_siginfo si;
                 while (read(s.sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
-                    sup_log("signal %u: stopping", si.ssi_signo);
+                    sup_log(1, "signal %u: stopping", si.ssi_signo);
                     sup_stop(&s);
                 }
                 s.ops->add_fd(s.loop, s.sigfd, MKTAG(TAG_SIGNAL, 0, 0));
                 break;
             }
             case TAG_APP:
-                sup_log("application exited: stopping");
+                sup_log(1, "application exited: stopping");
                 sup_stop(&s);
             }
         }
+        evaluate(&s);
     }
 }

@@ -64,9 +64,9 @@ static void chaos(void **st)
     ember_pool_config_init(&cfg);
     snprintf(g_name, sizeof g_name, "tchaos-%d", (int)getpid());
     cfg.name = g_name;
-    cfg.runners = 2;
+    cfg.min = cfg.max = 2;
     cfg.max_concurrency = 2;
-    cfg.slots = 256;
+    cfg.queue_capacity = 256;
     cfg.max_payload = 1 << 20;
     assert_int_equal(ember_pool_start(&cfg, &g_pool), 0);
     assert_int_equal(ember_pool_wait_ready(g_pool, 2, 5000000000ll), 0);

@@ -90,9 +90,9 @@ static void start(struct fixture *f, const char *tag, unsigned runners, unsigned
     ember_pool_config_init(&cfg);
     snprintf(f->name, sizeof f->name, "t%s-%d", tag, (int)getpid());
     cfg.name = f->name;
-    cfg.runners = runners;
+    cfg.min = cfg.max = runners;
     cfg.max_concurrency = conc;
-    cfg.slots = slots;
+    cfg.queue_capacity = slots;
     cfg.max_payload = 8u << 20;
     atomic_store(&S->hold, 0);
     atomic_store(&S->started, 0);
@@ -435,6 +435,17 @@ static void write_fake_segment(const char *name, uint64_t magic, uint32_t abi, u
     close(fd);
 }
 
+static void set_max_zero(struct ember_pool_config *c) { c->max = 0; }
+static void set_min_above_max(struct ember_pool_config *c) { c->min = 3, c->max = 2; }
+static void set_conc_zero(struct ember_pool_config *c) { c->max_concurrency = 0; }
+static void set_queue_one(struct ember_pool_config *c) { c->queue_capacity = 1; }
+static void set_timeout_zero(struct ember_pool_config *c) { c->timeout_ns = 0; }
+static void set_boot_timeout_zero(struct ember_pool_config *c) { c->boot_timeout_ns = 0; }
+static void set_shutdown_timeout_zero(struct ember_pool_config *c) { c->shutdown_timeout_ns = 0; }
+static void set_idle_zero(struct ember_pool_config *c) { c->idle_shutdown_after_ns = 0; }
+static void set_grace_negative(struct ember_pool_config *c) { c->kill_grace_ns = -1; }
+static void set_limit_below_max(struct ember_pool_config *c) { c->max = 4, c->max_limit = 2; }
+
 static void bad_inputs_each_have_their_error(void **st)
 {
     (void)st;
@@ -459,18 +470,32 @@ static void bad_inputs_each_have_their_error(void **st)
     ember_pool_config_init(&cfg);
     ember_pool *p;
     cfg.name = "ok";
-    cfg.runners = 0;
-    assert_int_equal(ember_pool_start(&cfg, &p), -EMBER_EINVAL);
-    assert_non_null(strstr(ember_last_error(), "runners"));
-    cfg.runners = 1;
-    cfg.slots = 100;
-    assert_int_equal(ember_pool_start(&cfg, &p), -EMBER_EINVAL);
-    assert_non_null(strstr(ember_last_error(), "slots"));
+    /* each invalid option is refused, and the message names it */
+    static const struct { const char *opt; void (*set)(struct ember_pool_config *); } bad[] = {
+        { "option max:", set_max_zero },
+        { "option min:", set_min_above_max },
+        { "option max_concurrency:", set_conc_zero },
+        { "option queue_capacity:", set_queue_one },
+        { "option timeout:", set_timeout_zero },
+        { "option boot_timeout:", set_boot_timeout_zero },
+        { "option shutdown_timeout:", set_shutdown_timeout_zero },
+        { "option idle_shutdown_after:", set_idle_zero },
+        { "option kill_grace:", set_grace_negative },
+        { "option max_limit:", set_limit_below_max },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct ember_pool_config b = cfg;
+        bad[i].set(&b);
+        assert_int_equal(ember_pool_start(&b, &p), -EMBER_EINVAL);
+        if (!strstr(ember_last_error(), bad[i].opt))
+            fail_msg("'%s' does not name %s", ember_last_error(), bad[i].opt);
+    }
+    cfg.min = cfg.max = 1;
 
     struct fixture f;
     start(&f, "bad", 1, 1, 2);
     cfg.name = f.name;
-    cfg.slots = 64;
+    cfg.queue_capacity = 64;
     assert_int_equal(ember_pool_start(&cfg, &p), -EMBER_EEXIST);
     assert_int_equal(ember_handler(f.c, "no-such"), -EMBER_ENOHANDLER);
     assert_non_null(strstr(ember_last_error(), "no-such"));

@@ -53,8 +53,8 @@ static int setup_pool(uint32_t slots)
     ember_pool_config_init(&cfg);
     snprintf(g_name, sizeof g_name, "twait-%d", (int)getpid());
     cfg.name = g_name;
-    cfg.runners = 1;
-    cfg.slots = slots;
+    cfg.min = cfg.max = cfg.max_limit = 1;
+    cfg.queue_capacity = slots;
     cfg.max_payload = 1 << 16;
     ember__builtin_handlers();
     int rc = ember__segment_create(&cfg, &V);

@@ -34,7 +34,7 @@ int main(int argc, char **argv)
     char name[40];
     snprintf(name, sizeof name, "demo-%d", (int)getpid());
     cfg.name = name;
-    cfg.runners = runners;
+    cfg.min = cfg.max = runners;
     ember_pool *pool;
     int rc = ember_pool_start(&cfg, &pool);
     if (rc) {

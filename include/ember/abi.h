@@ -1,11 +1,11 @@
-/* ember/abi.h - the shared-memory layout of an ember pool, version 1.
+/* ember/abi.h - the shared-memory layout of an ember pool, version 2.
  *
  * One POSIX shared-memory segment per pool, "/ember.<uid>.<name>", mode 0600,
  * mapped at any address in every process: everything inside is addressed by
  * byte offsets from the segment base, never by pointers.
  *
  *   header | handlers | runners | workers | callers | slots | run ring |
- *   free ring | page table | payload pages
+ *   free ring | event ring | page table | payload pages
  *
  * Every part starts on its own cache line. The header's geometry fields are
  * written once by the creator before the supervisor publishes its pid; an
@@ -34,7 +34,7 @@
 #include <stdint.h>
 #include <stdatomic.h>
 
-#define EMBER_ABI_VERSION   1u
+#define EMBER_ABI_VERSION   2u
 #define EMBER_MAGIC         0x4745534d45424d45ull /* "EMBEMSEG" little-endian */
 #define EMBER_CACHELINE     64
 #define EMBER_NAME_MAX      40   /* pool and handler names, with the NUL */
@@ -58,9 +58,28 @@ enum { EMBER_SLOT_FREE = 0, EMBER_SLOT_CLAIMED = 1, EMBER_SLOT_QUEUED = 2,
 /* slot flags */
 #define EMBER_CALL_CAST 0x1u         /* nobody waits: the runner frees the slot */
 
-/* runner states */
+/* slot.detail of an EMBER_ETIMEDOUT result: where the deadline caught the call */
+#define EMBER_TIMEOUT_QUEUED  1      /* still queued: it never ran */
+#define EMBER_TIMEOUT_RUNNING 2      /* running: it was cancelled, and its runner is killed
+                                        if it does not stop within kill_grace */
+
+/* runner states: BOOTING and READY runners serve the pool (count towards
+ * max); a DRAINING one takes no new call, finishes what it runs and exits. */
 enum { EMBER_RUNNER_EMPTY = 0, EMBER_RUNNER_BOOTING = 1, EMBER_RUNNER_READY = 2,
-       EMBER_RUNNER_EXITING = 3 };
+       EMBER_RUNNER_DRAINING = 3 };
+
+/* runner.ctl: the supervisor's request to a runner (its futex) */
+enum { EMBER_CTL_NONE = 0, EMBER_CTL_IDLE_CHECK = 1, EMBER_CTL_DRAIN = 2 };
+
+/* why a runner stopped or started (events, runner.reason) */
+enum { EMBER_WHY_NONE = 0, EMBER_WHY_MIN = 1, EMBER_WHY_DEMAND = 2, EMBER_WHY_IDLE = 3,
+       EMBER_WHY_RESIZE = 4, EMBER_WHY_MAX_JOBS = 5, EMBER_WHY_MAX_RSS = 6,
+       EMBER_WHY_SINGLE_USE = 7, EMBER_WHY_CRASH = 8, EMBER_WHY_DEADLINE = 9,
+       EMBER_WHY_BOOT_FAILED = 10, EMBER_WHY_BOOT_TIMEOUT = 11, EMBER_WHY_STOP = 12 };
+
+/* event types */
+enum { EMBER_EV_GROW_START = 1, EMBER_EV_GROW_END = 2, EMBER_EV_SHRINK = 3 };
+#define EMBER_EVENT_RING 256      /* entries; a power of two */
 
 /* worker (runner thread) state word, also its futex. The global counters
  * nparked / idle_spinners follow these states; the orders of the updates are
@@ -84,7 +103,7 @@ struct ember_shm_header {
     uint32_t header_size;
     uint64_t segment_size;
     uint32_t nslots, ring_cap;        /* both powers of two, ring_cap = 2*nslots */
-    uint32_t nrunners, max_concurrency;
+    uint32_t nrunners, max_concurrency; /* nrunners: the runner table, the ceiling of max */
     uint32_t ncallers, nhandlers;
     uint32_t page_size, npages;
     uint64_t max_payload;
@@ -118,7 +137,42 @@ struct ember_shm_header {
     _Alignas(EMBER_CACHELINE) unsigned char page_lock[64];    /* pthread_mutex_t, robust, pshared */
 
     _Alignas(EMBER_CACHELINE) _Atomic uint64_t calls_crashed, calls_expired, runners_started, runners_died,
-                     callers_reaped;
+                     callers_reaped, calls_killed, calls_boot_failed, boot_failures;
+
+    /* growth: a caller that found no runner thread free sets grow_req and
+     * rings the doorbell; the supervisor clears it when it has looked */
+    _Alignas(EMBER_CACHELINE) _Atomic uint32_t grow_req;
+    /* written by the supervisor only, read by callers on that same path */
+    _Alignas(EMBER_CACHELINE) _Atomic uint32_t at_max;   /* serving runners == max: do not ask */
+    _Atomic uint32_t nready;          /* READY runners */
+    _Atomic uint32_t nserving;        /* BOOTING + READY runners */
+    _Atomic uint32_t min, max;        /* current bounds (resizable) */
+    _Atomic uint32_t boot_broken;     /* consecutive boot failures while calls are failed
+                                         fast with EMBER_EBOOT, else 0 */
+    int32_t  boot_fail_status, boot_fail_signal;
+    _Atomic uint64_t boot_retry_ns;   /* CLOCK_MONOTONIC of the next boot attempt */
+    char     boot_fail_msg[96];       /* the last failed boot's cause, NUL-terminated */
+    _Atomic uint32_t resize_seq;      /* bumped by ember_pool_resize() after min/max */
+
+    /* event ring: written by the supervisor only; see ember_events_read() */
+    _Alignas(EMBER_CACHELINE) _Atomic uint64_t ev_next; /* sequence of the next event */
+    uint64_t off_events;
+};
+
+/* One event. seq is written last (release) and is the entry's sequence + 1;
+ * a reader copies the entry, then checks seq again (a seqlock). */
+struct ember_event_ent {
+    _Atomic uint64_t seq;
+    uint64_t time_ns;                 /* CLOCK_MONOTONIC */
+    uint32_t type;                    /* EMBER_EV_* */
+    uint32_t runner;                  /* runner table index */
+    uint32_t runners;                 /* serving runners after the event */
+    uint32_t reason;                  /* EMBER_WHY_* */
+    int32_t  ok;                      /* GROW_END: 1, or 0 on failure */
+    int32_t  count;                   /* GROW_END failure: consecutive failures */
+    int32_t  status, signal;          /* a failed boot's exit status or signal */
+    char     msg[64];                 /* a failed boot's message */
+    uint64_t _pad[2];
 };
 
 struct ember_handler_ent {
@@ -131,14 +185,22 @@ struct ember_handler_ent {
 struct ember_runner_ent {
     _Atomic uint32_t pid;
     _Atomic uint32_t gen;
-    _Atomic uint32_t state;
+    _Atomic uint32_t state;           /* EMBER_RUNNER_*; written by the supervisor, and by the
+                                         runner for BOOTING -> READY and READY -> DRAINING */
     uint32_t capacity;                /* = max_concurrency; its load is the sum of its
                                          workers' busy flags */
     int32_t  node;
-    uint32_t _pad0;
-    uint64_t started_ns;
+    _Atomic uint32_t ctl;             /* EMBER_CTL_*: supervisor's request (futex) */
+    uint64_t started_ns;              /* fork */
+    _Atomic uint64_t ready_ns;        /* ready to take calls */
     int32_t  last_exit_signal, last_exit_status;
-    uint64_t _pad[3];
+    _Atomic int64_t jobs_left;        /* calls it may still take (max_jobs, single_use);
+                                         INT64_MAX: no limit */
+    _Atomic uint64_t rss;             /* bytes resident, as the runner measured it */
+    _Atomic uint32_t veto_seq;        /* bumped by the runner when its idle check said stay */
+    _Atomic uint32_t reason;          /* EMBER_WHY_* of its draining */
+    char     msg[64];                 /* why its boot failed, from the runner */
+    uint64_t _pad[7];
 };
 
 struct ember_worker_ent {
@@ -148,7 +210,10 @@ struct ember_worker_ent {
     uint32_t _pad0;
     _Atomic uint64_t jobs_done;       /* written by this thread only */
     _Atomic uint32_t current;         /* ring entry it is taking or running, EMBER_NONE */
-    uint32_t _pad[9];
+    uint32_t _pad1;
+    _Atomic uint64_t job_deadline;    /* deadline of the call it runs (valid while busy) */
+    _Atomic uint64_t idle_since;      /* CLOCK_MONOTONIC_COARSE of its last call's end */
+    uint32_t _pad[4];
 };
 
 struct ember_caller_ent {
@@ -178,7 +243,8 @@ struct ember_slot {
 
 _Static_assert(sizeof(struct ember_slot) == EMBER_SLOT_SIZE, "slot size");
 _Static_assert(__builtin_offsetof(struct ember_slot, data) == EMBER_SLOT_HDR, "slot header");
-_Static_assert(sizeof(struct ember_runner_ent) == 64, "runner entry");
+_Static_assert(sizeof(struct ember_runner_ent) == 192, "runner entry");
+_Static_assert(sizeof(struct ember_event_ent) == 128, "event entry");
 _Static_assert(sizeof(struct ember_worker_ent) == 64, "worker entry");
 _Static_assert(sizeof(struct ember_caller_ent) == 64, "caller entry");
 _Static_assert(sizeof(struct ember_handler_ent) == 64, "handler entry");

@@ -97,6 +97,22 @@ typedef struct ember_result {
     uint32_t    _idx, _gen;
 } ember_result;
 
+/* A pool event (ember_events_read(); the on_grow_start, on_grow_end and
+ * on_shrink callbacks of pool.h). */
+typedef struct ember_event {
+    uint64_t seq;          /* 0, 1, 2... in this pool; a gap means events were lost */
+    uint64_t time_ns;      /* CLOCK_MONOTONIC */
+    int      type;         /* EMBER_EV_GROW_START, _GROW_END, _SHRINK */
+    uint32_t runner;       /* runner table index */
+    uint32_t runners;      /* runners serving the pool (booting or ready) after it */
+    int      reason;       /* EMBER_WHY_*: see ember_why_name() */
+    int      ok;           /* GROW_END: 1 when the runner is up, 0 when its boot failed */
+    int      count;        /* failed GROW_END: boot failures in a row */
+    int      status, signal; /* failed boot: the runner's exit status or signal */
+    char     pool[EMBER_NAME_MAX];
+    char     msg[64];      /* failed boot: the runner's message */
+} ember_event;
+
 /* Attach to the running pool NAME of this user. Returns 0, -EMBER_ENOPOOL
  * (none running), -EMBER_EABI, -EMBER_EOWNER, -EMBER_ECORRUPT, -EMBER_ECALLERS
  * or -errno. */
@@ -133,6 +149,12 @@ EMBER_API const char *ember_errname(int err);
 EMBER_API const char *ember_last_error(void);
 /* The pool's max_payload in bytes. */
 EMBER_API size_t ember_max_payload(const ember_client *c);
+/* Copy up to N pool events, oldest first, starting at sequence *CURSOR (0 at
+ * first; the ring keeps the last EMBER_EVENT_RING), into EV and move *CURSOR
+ * past them. Returns how many (0: none new), or -EMBER_EINVAL. */
+EMBER_API int ember_events_read(ember_client *c, uint64_t *cursor, ember_event *ev, int n);
+/* "idle", "demand", "boot_failed"...: the name of an EMBER_WHY_* reason. */
+EMBER_API const char *ember_why_name(int reason);
 
 #endif /* EMBER_CLIENT_H */
 
@@ -349,6 +371,7 @@ struct ember__view {
     struct ember_caller_ent *callers;
     struct ember_slot *slots;
     struct ember__ring run, free;
+    struct ember_event_ent *events;
     uint32_t *page_owner, *page_len;
     char *pages;
     uint32_t nslots, nrunners, max_conc, ncallers, nhandlers, npages, page_size, ncpus;
@@ -396,6 +419,7 @@ static int ember__view_init(struct ember__view *v, void *base, size_t size)
         !ember__part_ok(h->off_slots, (uint64_t)h->nslots * sizeof(struct ember_slot), size) ||
         !ember__part_ok(h->off_run_ring, ember__ring_bytes(h->ring_cap), size) ||
         !ember__part_ok(h->off_free_ring, ember__ring_bytes(h->ring_cap), size) ||
+        !ember__part_ok(h->off_events, EMBER_EVENT_RING * sizeof(struct ember_event_ent), size) ||
         !ember__part_ok(h->off_page_owner, (uint64_t)h->npages * 4, size) ||
         !ember__part_ok(h->off_page_len, (uint64_t)h->npages * 4, size) ||
         !ember__part_ok(h->off_pages, (uint64_t)h->npages * h->page_size, size) ||
@@ -412,6 +436,7 @@ static int ember__view_init(struct ember__view *v, void *base, size_t size)
     v->slots = (struct ember_slot *)(b + h->off_slots);
     v->run.h = (struct ember_ring_hdr *)(b + h->off_run_ring);
     v->free.h = (struct ember_ring_hdr *)(b + h->off_free_ring);
+    v->events = (struct ember_event_ent *)(b + h->off_events);
     v->run.cell = (_Atomic uint64_t *)v->run.h->cells_start;
     v->free.cell = (_Atomic uint64_t *)v->free.h->cells_start;
     v->run.cap = v->free.cap = h->ring_cap;
@@ -838,6 +863,21 @@ static bool ember__wake_runner(struct ember__view *v)
     return false;
 }
 
+/* A call was pushed and no runner thread was woken or spinning for it: ask
+ * the supervisor to look at the pool's size (it boots a runner if every one
+ * is full and there is room below max). One doorbell per request: the flag
+ * stays set until the supervisor has looked, and a pool at max asks nothing. */
+static inline void ember__ask_growth(struct ember__view *v)
+{
+    struct ember_shm_header *h = v->hdr;
+    if (atomic_load_explicit(&h->at_max, memory_order_relaxed)) return;
+    if (atomic_load_explicit(&h->idle_spinners, memory_order_seq_cst) > 0) return;
+    if (atomic_load_explicit(&h->grow_req, memory_order_relaxed)) return;
+    if (atomic_exchange(&h->grow_req, 1)) return;
+    atomic_fetch_add(&h->doorbell, 1);
+    ember__futex_wake(&h->doorbell, 1);
+}
+
 /* -- the client ------------------------------------------------------------- */
 struct ember_client {
     struct ember__view v;
@@ -904,6 +944,23 @@ static int ember__pool_alive(ember_client *c)
     if (ember__pidfd_dead(c->sup_pidfd))
         return ember__fail(-EMBER_EPOOLDOWN, "the supervisor of pool '%s' died", c->name);
     return 0;
+}
+
+/* Runners fail to boot and none is up: EMBER_EBOOT with the cause. */
+static int ember__boot_error(ember_client *c, uint32_t failures)
+{
+    struct ember_shm_header *h = c->v.hdr;
+    char msg[sizeof h->boot_fail_msg];
+    memcpy(msg, h->boot_fail_msg, sizeof msg);
+    msg[sizeof msg - 1] = 0;
+    uint64_t retry = atomic_load(&h->boot_retry_ns), now = ember__now_ns();
+    char cause[48];
+    if (h->boot_fail_signal) snprintf(cause, sizeof cause, "killed by signal %d", h->boot_fail_signal);
+    else snprintf(cause, sizeof cause, "exit status %d", h->boot_fail_status);
+    return ember__fail(-EMBER_EBOOT,
+                       "pool '%s': runners fail to boot (%u in a row; last: %s%s%s); next attempt in %llu ms",
+                       c->name, failures, cause, msg[0] ? ": " : "", msg,
+                       (unsigned long long)(retry > now ? (retry - now + 999999) / 1000000 : 0));
 }
 
 #ifndef EMBER_CLIENT_INTERNALS_ONLY
@@ -1098,6 +1155,9 @@ static int ember__submit(ember_client *c, int h, const void *args, size_t len,
     uint32_t ps = atomic_load_explicit(&v->hdr->pool_state, memory_order_relaxed);
     if (ps != EMBER_POOL_RUNNING && ps != EMBER_POOL_STARTING)
         return ember__fail(-EMBER_EPOOLDOWN, "pool '%s' is stopping or stopped", c->name);
+    uint32_t broken = atomic_load_explicit(&v->hdr->boot_broken, memory_order_relaxed);
+    if (broken && atomic_load_explicit(&v->hdr->nready, memory_order_relaxed) == 0)
+        return ember__boot_error(c, broken);
     uint64_t deadline = ember__deadline(c, timeout_ns);
     uint32_t idx = 0, gen = 0;
     int rc = ember__claim(c, deadline, &idx, &gen);
@@ -1136,6 +1196,7 @@ static int ember__submit(ember_client *c, int h, const void *args, size_t len,
         return ember__fail(-EMBER_EFULL, "pool '%s': run ring full", c->name);
     }
     ember__woke_runner = ember__wake_runner(v);
+    if (!ember__woke_runner) ember__ask_growth(v);
     if (id) id->idx = idx, id->gen = gen;
     return 0;
 }
@@ -1188,7 +1249,18 @@ static int ember__collect(ember_client *c, uint32_t idx, uint32_t w, ember_resul
         return ember__fail(st, "pool '%s': runner %u crashed (signal %d) during the call", c->name,
                            res->runner, res->detail);
     case EMBER_ETIMEDOUT:
-        return ember__fail(st, "pool '%s': deadline passed while the call was queued", c->name);
+        if (res->detail == EMBER_TIMEOUT_RUNNING)
+            return ember__fail(st, "pool '%s': deadline passed while runner %u ran the call; "
+                               "the runner was killed", c->name, res->runner);
+        return ember__fail(st, "pool '%s': deadline passed while the call was queued; it never ran",
+                           c->name);
+    case EMBER_ERUNNERLOST:
+        return ember__fail(st, "pool '%s': runner %u was killed while it ran the call (another "
+                           "call on it ran past its deadline)", c->name, res->runner);
+    case EMBER_EBOOT:
+        return ember__boot_error(c, (uint32_t)res->detail);
+    case EMBER_EPOOLDOWN:
+        return ember__fail(st, "pool '%s' stopped before the call ended", c->name);
     default:
         return ember__fail(st, "pool '%s': call failed (%s, detail %d)", c->name,
                            ember_strerror(st), res->detail);
@@ -1208,6 +1280,7 @@ static int ember__expire(ember_client *c, uint32_t idx, uint32_t gen, ember_resu
         case EMBER_SLOT_QUEUED:
             if (ember__slot_free(&c->v, idx, w)) {
                 res->status = -EMBER_ETIMEDOUT;
+                res->detail = EMBER_TIMEOUT_QUEUED;
                 return ember__fail(-EMBER_ETIMEDOUT,
                                    "pool '%s': deadline passed while the call was queued; it never ran",
                                    c->name);
@@ -1217,10 +1290,11 @@ static int ember__expire(ember_client *c, uint32_t idx, uint32_t gen, ember_resu
             uint32_t nw = ember__mk(gen, EMBER_SLOT_ABANDONED);
             if (atomic_compare_exchange_strong(&s->state, &w, nw)) {
                 res->status = -EMBER_ETIMEDOUT;
-                res->runner = s->runner;
+                res->detail = EMBER_TIMEOUT_RUNNING;
                 return ember__fail(-EMBER_ETIMEDOUT,
-                                   "pool '%s': deadline passed while runner %u ran the call",
-                                   c->name, s->runner);
+                                   "pool '%s': deadline passed while the call ran; it is cancelled, "
+                                   "and its runner killed if it runs on past the kill grace",
+                                   c->name);
             }
             break;
         }
@@ -1346,6 +1420,49 @@ EMBER_API void ember_result_release(ember_client *c, ember_result *res)
         ember__slot_free(&c->v, res->_idx, w);
     res->_idx = EMBER_NONE;
     res->data = NULL;
+}
+
+EMBER_API int ember_events_read(ember_client *c, uint64_t *cursor, ember_event *ev, int n)
+{
+    if (!c || !cursor || (n > 0 && !ev) || n < 0)
+        return ember__fail(-EMBER_EINVAL, "ember_events_read: bad argument");
+    uint64_t next = atomic_load_explicit(&c->v.hdr->ev_next, memory_order_acquire);
+    uint64_t cur = *cursor;
+    if (cur > next) cur = next; /* a cursor from another pool's life */
+    if (next - cur > EMBER_EVENT_RING) cur = next - EMBER_EVENT_RING;
+    int k = 0;
+    for (; k < n && cur < next; cur++) {
+        struct ember_event_ent *e = &c->v.events[cur % EMBER_EVENT_RING];
+        if (atomic_load_explicit(&e->seq, memory_order_acquire) != cur + 1) continue; /* overwritten */
+        ember_event *o = &ev[k];
+        memset(o, 0, sizeof *o);
+        o->seq = cur;
+        o->time_ns = e->time_ns;
+        o->type = (int)e->type;
+        o->runner = e->runner;
+        o->runners = e->runners;
+        o->reason = (int)e->reason;
+        o->ok = e->ok;
+        o->count = e->count;
+        o->status = e->status;
+        o->signal = e->signal;
+        memcpy(o->msg, e->msg, sizeof o->msg);
+        o->msg[sizeof o->msg - 1] = 0;
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&e->seq, memory_order_relaxed) != cur + 1) continue; /* torn */
+        snprintf(o->pool, sizeof o->pool, "%s", c->name);
+        k++;
+    }
+    *cursor = cur;
+    return k;
+}
+
+EMBER_API const char *ember_why_name(int reason)
+{
+    static const char *const names[] = { "none", "min", "demand", "idle", "resize", "max_jobs",
+                                         "max_rss", "single_use", "crash", "deadline",
+                                         "boot_failed", "boot_timeout", "stop" };
+    return reason >= 0 && reason < (int)(sizeof names / sizeof names[0]) ? names[reason] : "unknown";
 }
 
 #endif /* !EMBER_CLIENT_INTERNALS_ONLY */

@@ -47,15 +47,49 @@ bool ember_job_cancelled(const ember_job *job);
 /* Nanoseconds left before the job's deadline (0 when past). */
 uint64_t ember_job_remaining_ns(const ember_job *job);
 
+#define EMBER_NEVER INT64_MAX   /* a duration that never ends */
+
+/* Pool options; FLAME.Pool's, on one host. Durations in nanoseconds. */
 struct ember_pool_config {
     const char *name;          /* pool name, also the segment's */
-    unsigned runners;          /* runners kept up (default: online CPUs) */
-    unsigned max_concurrency;  /* jobs per runner at once (default 1) */
-    unsigned slots;            /* calls in flight, power of two (default 4096) */
+    unsigned min;              /* runners always up; 0 scales to zero (default 0) */
+    unsigned max;              /* runners at most (default: online CPUs) */
+    unsigned max_limit;        /* ceiling of max for ember_pool_resize() (default:
+                                  the larger of max and 4 x online CPUs) */
+    unsigned max_concurrency;  /* calls per runner at once (default 1) */
+    bool     single_use;       /* a runner runs one call, then is replaced */
+    int64_t  timeout_ns;       /* a call's default deadline, queueing and running (30 s) */
+    int64_t  boot_timeout_ns;  /* fork to ready, or the boot failed (30 s) */
+    int64_t  shutdown_timeout_ns; /* how long a stop lets running calls finish (30 s) */
+    int64_t  kill_grace_ns;    /* a call past its deadline may run this long after its
+                                  cancel flag before its runner is killed (1 s) */
+    int64_t  idle_shutdown_after_ns;     /* a runner above min idle this long stops (30 s) */
+    int64_t  min_idle_shutdown_after_ns; /* the same for min runners (EMBER_NEVER) */
+    /* Asked in the runner before an idle shutdown: false keeps it up (and it
+     * is asked again after another idle period). NULL: always true. */
+    bool   (*idle_shutdown_check)(void *arg);
+    void    *idle_shutdown_arg;
+    uint64_t max_jobs;         /* a runner is replaced after this many calls (0: never) */
+    size_t   max_rss;          /* ... or once its resident memory exceeds this (0: never) */
+    unsigned queue_capacity;   /* calls queued or running at once (default 4096; rounded
+                                  up to a power of two) */
+    int      log;              /* supervisor log on stderr: 0 off, 1 pool events, 2 debug
+                                  (the environment's EMBER_LOG=1/2 too) */
+    /* Runs in each new runner before it takes calls: return 0, or fail the
+     * boot with a message written to MSG (it reaches EMBER_EBOOT results and
+     * the grow-end event). */
+    int    (*runner_boot)(void *arg, char *msg, size_t msglen);
+    void    *runner_boot_arg;
+    /* Pool events, called in the supervisor process (a fork of the program
+     * that started the pool); the same events are in the pool's event ring
+     * for any attached process (ember_events_read()). */
+    void   (*on_grow_start)(const ember_event *ev, void *arg);
+    void   (*on_grow_end)(const ember_event *ev, void *arg);
+    void   (*on_shrink)(const ember_event *ev, void *arg);
+    void    *event_arg;
     size_t   max_payload;      /* bytes per argument or result (default 64 MiB) */
     size_t   payload_space;    /* shared bytes for large payloads (default 4 x max_payload) */
     unsigned max_callers;      /* attached processes at once (default 256) */
-    int64_t  timeout_ns;       /* default call timeout (default 30 s) */
 };
 
 /* Fill CFG with the defaults. */
@@ -63,15 +97,21 @@ void ember_pool_config_init(struct ember_pool_config *cfg);
 
 typedef struct ember_pool ember_pool;
 
-/* Start a pool: creates its segment, forks the supervisor, which forks the
- * runners. Returns once the supervisor is up (runners boot on their own;
+/* Start a pool: creates its segment, forks the supervisor, which boots the
+ * min runners. Returns once the supervisor is up (runners boot on their own;
  * calls queue meanwhile). Returns 0, -EMBER_EINVAL (option named in
  * ember_last_error()), -EMBER_EEXIST (a live pool of that name), -errno. */
 int ember_pool_start(const struct ember_pool_config *cfg, ember_pool **out);
-/* Stop: no new calls; runners get SIGTERM, and SIGKILL after TIMEOUT_NS
- * (negative: 0); every call not finished gets EMBER_EPOOLDOWN; the
- * segment's name is removed. Frees the handle. Returns 0 or -errno. */
-int ember_pool_stop(ember_pool *pool, int64_t timeout_ns);
+/* Graceful stop: no new calls (they get EMBER_EPOOLDOWN), queued calls get
+ * EMBER_EPOOLDOWN, running calls may finish within SHUTDOWN_TIMEOUT_NS
+ * (negative: the pool's shutdown_timeout), then their runners are killed
+ * and those calls get EMBER_EPOOLDOWN too. The segment's name is removed and
+ * the handle freed. Returns 0 or -errno. */
+int ember_pool_stop(ember_pool *pool, int64_t shutdown_timeout_ns);
+/* Change min and max at run time. Growing boots runners as min or demand
+ * needs; shrinking drains runners (idle ones first), never killing a call.
+ * Returns 0 or -EMBER_EINVAL (min > max, max 0, max above max_limit). */
+int ember_pool_resize(ember_pool *pool, unsigned min, unsigned max);
 /* Pid of the pool's supervisor. */
 int ember_pool_supervisor_pid(const ember_pool *pool);
 /* Wait until at least N runners are ready (or TIMEOUT_NS passes): 0 or
