@@ -89,7 +89,8 @@ void ember__policy_plan(const struct ember__pin *in, struct ember__prunner *r, u
     /* boots: cover min and the demand, within max */
     uint64_t demand = (uint64_t)busy + in->queued;
     uint64_t need = in->conc ? (demand + in->conc - 1) / in->conc : demand;
-    uint64_t want = need > in->min ? need : in->min;
+    uint32_t floor = in->min_lapsed ? 0 : in->min;
+    uint64_t want = need > floor ? need : floor;
     if (want > in->max) want = in->max;
     uint32_t boots = want > nserve ? (uint32_t)(want - nserve) : 0;
     if (boots && in->failures) {
@@ -101,7 +102,7 @@ void ember__policy_plan(const struct ember__pin *in, struct ember__prunner *r, u
         }
     }
     out->boots = boots;
-    out->boot_reason = nserve < in->min ? EMBER_WHY_MIN : EMBER_WHY_DEMAND;
+    out->boot_reason = nserve < floor ? EMBER_WHY_MIN : EMBER_WHY_DEMAND;
     out->fail_queued = in->failures >= EMBER__BREAKER_FAILURES && ready == 0 && in->queued > 0 &&
                        booting == 0 && boots == 0;
 
@@ -128,5 +129,6 @@ void ember__policy_plan(const struct ember__pin *in, struct ember__prunner *r, u
         }
         p->action = EMBER__ACT_ASK_IDLE;
         if (above) above--;
+        else out->min_lapsed = true;
     }
 }

@@ -14,7 +14,8 @@
  *    are failing at most one at a time (no fork storm);
  *  - a ready runner idle for idle_after above min is asked to stop (its check
  *    callback may veto), the longest idle first; min runners only after
- *    min_idle_after;
+ *    min_idle_after, and then min lapses: the pool is not topped up to min
+ *    again until calls come (the supervisor clears min_lapsed on demand);
  *  - above max (after a resize), runners are drained: idle ones first, then the
  *    least busy; a draining runner finishes its calls and is never killed;
  *  - a runner still booting after boot_timeout is killed; a runner whose call
@@ -51,6 +52,7 @@ struct ember__pin {
     uint64_t now;
     uint32_t min, max, conc;
     uint32_t queued;                /* calls waiting in the queue */
+    bool     min_lapsed;            /* min runners idled down: do not boot for min */
     uint32_t failures;              /* consecutive failed boots */
     uint64_t retry_at;              /* no boot before this (backoff) */
     uint64_t idle_after, min_idle_after, boot_timeout; /* NEVER_NS: never */
@@ -60,6 +62,7 @@ struct ember__pout {
     uint32_t boots;                 /* runners to boot now */
     uint32_t boot_reason;           /* EMBER_WHY_MIN or _DEMAND */
     bool     fail_queued;           /* breaker open, nobody to serve: fail queued calls */
+    bool     min_lapsed;            /* a min runner was asked to stop for idleness */
     uint64_t next_due;              /* when something may fall due without an event */
 };
 

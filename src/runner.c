@@ -168,6 +168,10 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
         ember_job job = { s->deadline_ns, g_runner, v->runners[g_runner].node, &s->state, gen };
         int rc = ember__handlers[h].fn(args, alen, o, &job);
         if (rc) status = -EMBER_EHANDLER, detail = rc;
+        /* one deadline covers queueing and running: a result that comes
+         * after it is a timeout, as the caller would have seen it */
+        if (ember__expired(s->deadline_ns))
+            status = -EMBER_ETIMEDOUT, detail = EMBER_TIMEOUT_RUNNING;
     }
     if (status == 0) {
         if (o->page == EMBER_NONE && o->len) memcpy(s->data, o->inl, o->len);

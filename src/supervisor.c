@@ -69,6 +69,8 @@ struct sup {
     struct sup_caller *callers;
     struct ember__prunner *plan;
     uint32_t failures;     /* consecutive failed boots */
+    bool min_lapsed;       /* min runners idled down (min_idle_shutdown_after) */
+    uint32_t resize_seen;
     uint64_t retry_at;     /* no boot before (backoff) */
     uint64_t next_due;     /* the policy's next deadline */
     uint64_t tick;         /* longest sleep while runners run calls */
@@ -483,8 +485,12 @@ static void evaluate(struct sup *s)
             }
         }
     }
+    uint32_t queued = count_queued(v), rs = atomic_load(&h->resize_seq);
+    if (queued || rs != s->resize_seen) s->min_lapsed = false; /* in use again: min holds */
+    s->resize_seen = rs;
     struct ember__pin in = {
-        .now = now, .min = min, .max = max, .conc = v->max_conc, .queued = count_queued(v),
+        .now = now, .min = min, .max = max, .conc = v->max_conc, .queued = queued,
+        .min_lapsed = s->min_lapsed,
         .failures = s->failures, .retry_at = s->retry_at,
         .idle_after = (uint64_t)c->idle_shutdown_after_ns,
         .min_idle_after = c->min_idle_shutdown_after_ns == EMBER_NEVER
@@ -493,6 +499,7 @@ static void evaluate(struct sup *s)
     };
     struct ember__pout out;
     ember__policy_plan(&in, s->plan, v->nrunners, &out);
+    s->min_lapsed |= out.min_lapsed;
     for (uint32_t r = 0; r < v->nrunners; r++) {
         uint32_t st;
         switch (s->plan[r].action) {

@@ -186,6 +186,16 @@ static void min_idle_shutdown(void **st)
     assert_int_equal(r[1].action, EMBER__ACT_ASK_IDLE); /* idle 700 ms */
     assert_int_equal(r[0].action, EMBER__ACT_NONE);     /* idle 400 ms */
     assert_int_equal(out.next_due, 1100 * MS);
+    assert_true(out.min_lapsed);
+    /* once it is gone, min is not topped up again while min has lapsed */
+    struct ember__prunner r2[4] = { ready(0, 600 * MS) };
+    in.min_lapsed = true;
+    ember__policy_plan(&in, r2, 4, &out);
+    assert_int_equal(out.boots, 0);
+    in.min_lapsed = false;
+    ember__policy_plan(&in, r2, 4, &out);
+    assert_int_equal(out.boots, 1);
+    assert_int_equal(out.boot_reason, EMBER_WHY_MIN);
 }
 
 static void no_idle_shutdown_while_calls_wait(void **st)

@@ -1,0 +1,629 @@
+/* Description: the elastic pool end to end (FLAME.Pool's behaviours), on the
+ * back-end named by EMBER_BACKEND: min runners boot at start; growth only
+ * when every runner is full, never beyond max (also under 64 concurrent
+ * callers); a call queued past its deadline never runs; two calls while the
+ * only runner boots are both served by it; a failed boot is reported with its
+ * count and retried, and the queued cast then runs; a boot that always fails
+ * backs off and fails calls with EMBER_EBOOT and its cause; idle shutdown
+ * keeps min, the check callback vetoes it, min_idle_shutdown_after stops min
+ * runners too; single_use and max_jobs replace runners; a call past its
+ * deadline gets its runner killed and replaced (others on it: runner lost);
+ * resize up and down under load loses no call; a graceful stop lets running
+ * calls finish; scale from zero. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <cmocka.h>
+#include "internal.h"
+#include "policy.h"
+
+/* State shared with supervisors and runners (inherited mapping). */
+struct shared {
+    _Atomic uint32_t hold, started, ran, boots, boot_fail_first, boot_fail_always,
+        boot_sleep_ms, keep, grow_end_cb, shrink_cb;
+};
+static struct shared *S;
+
+static int h_block(const void *a, size_t n, ember_out *o, const ember_job *j)
+{
+    (void)a, (void)n, (void)o;
+    atomic_fetch_add(&S->started, 1);
+    ember__futex_wake(&S->started, INT_MAX);
+    while (atomic_load(&S->hold) && !ember_job_cancelled(j))
+        ember__futex_wait(&S->hold, 1, ember__now_ns() + 10000000ull);
+    return 0;
+}
+static int h_pid(const void *a, size_t n, ember_out *o, const ember_job *j)
+{
+    (void)a, (void)n, (void)j;
+    atomic_fetch_add(&S->ran, 1);
+    ember__futex_wake(&S->ran, INT_MAX);
+    int pid = getpid();
+    return ember_out_write(o, &pid, sizeof pid);
+}
+static int h_sleep(const void *a, size_t n, ember_out *o, const ember_job *j)
+{
+    (void)o, (void)j;
+    uint32_t us = 0;
+    if (n == sizeof us) memcpy(&us, a, sizeof us);
+    struct timespec ts = { us / 1000000, (long)(us % 1000000) * 1000 };
+    nanosleep(&ts, NULL);
+    atomic_fetch_add(&S->ran, 1);
+    return 0;
+}
+/* never looks at its cancel flag */
+static int h_deaf_spin(const void *a, size_t n, ember_out *o, const ember_job *j)
+{
+    (void)a, (void)n, (void)o, (void)j;
+    atomic_fetch_add(&S->started, 1);
+    ember__futex_wake(&S->started, INT_MAX);
+    for (;;) pause();
+    return 0;
+}
+/* stops when cancelled */
+static int h_polite(const void *a, size_t n, ember_out *o, const ember_job *j)
+{
+    (void)a, (void)n, (void)o;
+    while (!ember_job_cancelled(j)) {
+        struct timespec ts = { 0, 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    atomic_fetch_add(&S->ran, 1);
+    return 0;
+}
+
+static int boot_cb(void *arg, char *msg, size_t len)
+{
+    (void)arg;
+    uint32_t n = atomic_fetch_add(&S->boots, 1);
+    uint32_t ms = atomic_load(&S->boot_sleep_ms);
+    if (ms) {
+        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    if (atomic_load(&S->boot_fail_always)) {
+        snprintf(msg, len, "model file missing");
+        return 3;
+    }
+    if (n == 0 && atomic_load(&S->boot_fail_first)) {
+        snprintf(msg, len, "first boot fails");
+        return 2;
+    }
+    return 0;
+}
+static bool idle_check(void *arg)
+{
+    (void)arg;
+    return !atomic_load(&S->keep);
+}
+static void on_grow_end(const ember_event *ev, void *arg)
+{
+    (void)ev, (void)arg;
+    atomic_fetch_add(&S->grow_end_cb, 1);
+}
+static void on_shrink(const ember_event *ev, void *arg)
+{
+    (void)ev, (void)arg;
+    atomic_fetch_add(&S->shrink_cb, 1);
+}
+
+struct fixture { ember_pool *pool; ember_client *c; char name[40]; uint64_t cursor; };
+
+static void config(struct ember_pool_config *cfg, struct fixture *f, const char *tag)
+{
+    ember_pool_config_init(cfg);
+    snprintf(f->name, sizeof f->name, "e%s-%d", tag, (int)getpid());
+    cfg->name = f->name;
+    cfg->queue_capacity = 256;
+    cfg->max_payload = 1 << 16;
+    cfg->runner_boot = boot_cb;
+    cfg->on_grow_end = on_grow_end;
+    cfg->on_shrink = on_shrink;
+    memset(S, 0, sizeof *S);
+    f->cursor = 0;
+}
+
+static void start(struct fixture *f, const struct ember_pool_config *cfg)
+{
+    int rc = ember_pool_start(cfg, &f->pool);
+    if (rc) fail_msg("pool start: %s: %s", ember_strerror(rc), ember_last_error());
+    assert_int_equal(ember_attach(f->name, &f->c), 0);
+}
+
+static void stop(struct fixture *f)
+{
+    ember_detach(f->c);
+    assert_int_equal(ember_pool_stop(f->pool, 1000000000ll), 0);
+}
+
+static struct ember_shm_header *hdr(struct fixture *f) { return ((struct ember__view *)f->pool)->hdr; }
+
+static uint32_t serving(struct fixture *f) { return atomic_load(&hdr(f)->nserving); }
+
+static uint32_t live_runners(struct fixture *f)
+{
+    struct ember__view *v = (struct ember__view *)f->pool;
+    uint32_t n = 0;
+    for (uint32_t r = 0; r < v->nrunners; r++) n += atomic_load(&v->runners[r].pid) != 0;
+    return n;
+}
+
+/* Wait (up to MS) until the pool has exactly N serving runners and the
+ * supervisor has published it. */
+static bool await_serving(struct fixture *f, uint32_t n, unsigned ms)
+{
+    uint64_t until = ember__now_ns() + ms * 1000000ull;
+    while (ember__now_ns() < until) {
+        uint32_t ep = atomic_load(&hdr(f)->epoch);
+        if (serving(f) == n && live_runners(f) == n) return true;
+        ember__futex_wait(&hdr(f)->epoch, ep, ember__now_ns() + 5000000ull);
+    }
+    return false;
+}
+
+static bool await_count(_Atomic uint32_t *w, uint32_t want, unsigned ms)
+{
+    uint64_t until = ember__now_ns() + ms * 1000000ull;
+    for (;;) {
+        uint32_t v = atomic_load(w);
+        if (v >= want) return true;
+        if (ember__now_ns() > until) return false;
+        ember__futex_wait(w, v, ember__now_ns() + 5000000ull);
+    }
+}
+
+/* Count events of TYPE (and REASON, unless -1) read from the pool since the
+ * last call. */
+struct evcount { int grow_start, grow_ok, grow_fail, shrink, last_fail_count; char last_msg[64]; };
+static struct evcount read_events(struct fixture *f, int shrink_reason)
+{
+    struct evcount n = { 0 };
+    ember_event ev[32];
+    int k;
+    while ((k = ember_events_read(f->c, &f->cursor, ev, 32)) > 0)
+        for (int i = 0; i < k; i++) {
+            assert_string_equal(ev[i].pool, f->name);
+            if (ev[i].type == EMBER_EV_GROW_START) n.grow_start++;
+            if (ev[i].type == EMBER_EV_GROW_END && ev[i].ok) n.grow_ok++;
+            if (ev[i].type == EMBER_EV_GROW_END && !ev[i].ok) {
+                n.grow_fail++;
+                n.last_fail_count = ev[i].count;
+                memcpy(n.last_msg, ev[i].msg, sizeof n.last_msg);
+            }
+            if (ev[i].type == EMBER_EV_SHRINK && (shrink_reason < 0 || ev[i].reason == shrink_reason))
+                n.shrink++;
+        }
+    return n;
+}
+
+/* Wait (up to MS) until WANT shrink events of REASON have come. */
+static int await_shrinks(struct fixture *f, int reason, int want, unsigned ms)
+{
+    uint64_t until = ember__now_ns() + ms * 1000000ull;
+    int n = 0;
+    for (;;) {
+        uint32_t ep = atomic_load(&hdr(f)->epoch);
+        n += read_events(f, reason).shrink;
+        if (n >= want || ember__now_ns() > until) return n;
+        ember__futex_wait(&hdr(f)->epoch, ep, ember__now_ns() + 5000000ull);
+    }
+}
+
+static ember_call_id submit_block(struct fixture *f)
+{
+    ember_call_id id;
+    uint32_t before = atomic_load(&S->started);
+    atomic_store(&S->hold, 1);
+    assert_int_equal(ember_submit(f->c, ember_handler(f->c, "block"), NULL, 0, EMBER_TIMEOUT_DEFAULT, &id), 0);
+    assert_true(await_count(&S->started, before + 1, 5000));
+    return id;
+}
+
+static void release(void)
+{
+    atomic_store(&S->hold, 0);
+    ember__futex_wake(&S->hold, INT_MAX);
+}
+
+static void min_at_start_growth_when_full_max_bounds(void **st)
+{
+    (void)st;
+    struct fixture f;
+    struct ember_pool_config cfg;
+    config(&cfg, &f, "grow");
+    cfg.min = 1;
+    cfg.max = 3;
+    start(&f, &cfg);
+    assert_true(await_serving(&f, 1, 5000)); /* min runners boot at start */
+    ember_result r;
+    /* one call on an idle runner: no growth */
+    assert_int_equal(ember_call(f.c, ember_handler(f.c, "pid"), NULL, 0, &r, EMBER_TIMEOUT_DEFAULT), 0);
+    ember_result_release(f.c, &r);
+    struct evcount e = read_events(&f, -1);
+    assert_int_equal(e.grow_start, 1);
+    int grown = e.grow_ok; /* its GROW_END may come after its first call */
+    /* every runner full: one more each time, up to max */
+    ember_call_id a = submit_block(&f);
+    assert_int_equal(serving(&f), 1);
+    ember_call_id b = submit_block(&f);
+    assert_int_equal(serving(&f), 2);
+    ember_call_id c = submit_block(&f);
+    assert_int_equal(serving(&f), 3);
+    /* beyond max calls queue; with a short timeout one expires there and never runs */
+    uint32_t ran = atomic_load(&S->ran);
+    int rc = ember_call(f.c, ember_handler(f.c, "pid"), NULL, 0, &r, 150000000ll);
+    assert_int_equal(rc, -EMBER_ETIMEDOUT);
+    assert_int_equal(r.detail, EMBER_TIMEOUT_QUEUED);
+    ember_result_release(f.c, &r);
+    assert_int_equal(serving(&f), 3);
+    assert_int_equal(live_runners(&f), 3);
+    release();
+    ember_call_id ids[3] = { a, b, c };
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ember_wait(f.c, ids[i], &r), 0);
+        ember_result_release(f.c, &r);
+    }
+    assert_int_equal(atomic_load(&S->ran), ran); /* the expired call never ran */
+    assert_true(await_count(&S->grow_end_cb, 3, 2000));
+    e = read_events(&f, -1);
+    assert_int_equal(e.grow_start, 2);
+    assert_int_equal(grown + e.grow_ok, 3);
+    stop(&f);
+}
+
+struct storm { struct fixture *f; _Atomic int errors; _Atomic int done; };
+static void *storm_thread(void *arg)
+{
+    struct storm *s = arg;
+    int h = ember_handler(s->f->c, "sleep");
+    uint32_t us = 2000;
+    for (int i = 0; i < 20; i++) {
+        ember_result r;
+        if (ember_call(s->f->c, h, &us, sizeof us, &r, 20000000000ll) != 0) atomic_fetch_add(&s->errors, 1);
+        ember_result_release(s->f->c, &r);
+    }
+    atomic_fetch_add(&s->done, 1);
+    return NULL;
+}
+
+static void never_beyond_max_under_64_callers(void **st)
+{
+    (void)st;
+    struct fixture f;
+    struct ember_pool_config cfg;
+    config(&cfg, &f, "storm");
+    cfg.min = 0;
+    cfg.max = 3;
+    start(&f, &cfg);
+    struct storm s = { .f = &f };
+    pthread_t th[64];
+    for (int i = 0; i < 64; i++) assert_int_equal(pthread_create(&th[i], NULL, storm_thread, &s), 0);
+    uint32_t most = 0;
+    while (atomic_load(&s.done) < 64) {
+        uint32_t n = live_runners(&f);
+        if (n > most) most = n;
+        sched_yield();
+    }
+    for (int i = 0; i < 64; i++) pthread_join(th[i], NULL);
+    assert_int_equal(atomic_load(&s.errors), 0);
+    assert_true(most <= 3);
+    assert_int_equal(most, 3); /* and the demand did grow it to max */
+    assert_int_equal(atomic_load(&S->ran), 64 * 20);
+    stop(&f);
+}
+
+static void two_calls_while_booting_share_the_runner(void **st)
+{
+    (void)st;
+    struct fixture f;
+    struct ember_pool_config cfg;
+    config(&cfg, &f, "boot2");
+    cfg.min = 0;
+    cfg.max = 4;
+    cfg.max_concurrency = 2;
+    start(&f, &cfg);
+    atomic_store(&S->boot_sleep_ms, 200);
+    ember_call_id a, b;
+    int h = ember_handler(f.c, "pid");
+    assert_int_equal(ember_submit(f.c, h, NULL, 0, EMBER_TIMEOUT_DEFAULT, &a), 0);
+    assert_int_equal(ember_submit(f.c, h, NULL, 0, EMBER_TIMEOUT_DEFAULT, &b), 0);
+    ember_result ra, rb;
+    assert_int_equal(ember_wait(f.c, a, &ra), 0);
+    assert_int_equal(ember_wait(f.c, b, &rb), 0);
+    int pa, pb;
+    memcpy(&pa, ra.data, sizeof pa);
+    memcpy(&pb, rb.data, sizeof pb);
+    assert_int_equal(pa, pb);
+    ember_result_release(f.c, &ra);
+    ember_result_release(f.c, &rb);
+    assert_int_equal(atomic_load(&S->boots), 1);
+    assert_int_equal(read_events(&f, -1).grow_start, 1);
+    stop(&f);
+}
+
+static void failed_boot_is_retried_and_the_cast_runs(void **st)
+{
+    (void)st;
+    struct fixture f;
+    struct ember_pool_config cfg;
+    config(&cfg, &f, "retry");
+    cfg.min = 0;
+    cfg.max = 2;
+    start(&f, &cfg);
+    atomic_store(&S->boot_fail_first, 1);
+    assert_int_equal(ember_cast(f.c, ember_handler(f.c, "pid"), NULL, 0, EMBER_TIMEOUT_DEFAULT), 0);
+    assert_true(await_count(&S->ran, 1, 5000));
+    assert_int_equal(atomic_load(&S->boots), 2);
+    assert_true(await_count(&S->grow_end_cb, 2, 2000)); /* the callbacks ran too */
+    struct evcount e = read_events(&f, -1);
+    assert_int_equal(e.grow_fail, 1);
+    assert_int_equal(e.last_fail_count, 1);
+    assert_string_equal(e.last_msg, "first boot fails");
+    assert_int_equal(e.grow_ok, 1);
+    stop(&f);
+}
+
+static void boot_always_failing_backs_off_with_eboot(void **st)
+{
+    (void)st;
+    struct fixture f;
+    struct ember_pool_config cfg;
+    config(&cfg, &f, "broken");
+    cfg.min = 0;
+    cfg.max = 4;
+    start(&f, &cfg);
+    atomic_store(&S->boot_fail_always, 1);
+    ember_result r;
+    uint64_t t0 = ember__now_ns();
+    int rc = ember_call(f.c, ember_handler(f.c, "pid"), NULL, 0, &r, 10000000000ll);
+    uint64_t took = ember__now_ns() - t0;
+    assert_int_equal(rc, -EMBER_EBOOT);
+    if (!strstr(ember_last_error(), "model file missing") || !strstr(ember_last_error(), "exit status 3"))
+        fail_msg("EBOOT without its cause: %s", ember_last_error());
+    ember_result_release(f.c, &r);
+    assert_true(took < 3000000000ull); /* failed fast, not at its 10 s deadline */
+    /* while the breaker is open, calls fail at once, and nothing forks */
+    uint32_t boots = atomic_load(&S->boots);
+    t0 = ember__now_ns();
+    assert_int_equal(ember_call(f.c, ember_handler(f.c, "pid"), NULL, 0, &r, 10000000000ll), -EMBER_EBOOT);
+    ember_result_release(f.c, &r);
+    assert_true(ember__now_ns() - t0 < 50000000ull);
+    assert_true(boots <= EMBER__BREAKER_FAILURES + 1);
+    assert_int_equal(atomic_load(&S->ran), 0);
+    stop(&f);
+}
+
+static void idle_shutdown_keeps_min_and_obeys_the_check(void **st)
+{
+    (void)st;
+    struct fixture f;
+    struct ember_pool_config cfg;
+    config(&cfg, &f, "idle");
+    cfg.min = 1;
+    cfg.max = 3;
+    cfg.idle_shutdown_after_ns = 150000000ll;
+    cfg.idle_shutdown_check = idle_check;
+    start(&f, &cfg);
+    assert_true(await_serving(&f, 1, 5000));
+    atomic_store(&S->keep, 1); /* the check says stay */
+    ember_call_id ids[3];
+    for (int i = 0; i < 3; i++) ids[i] = submit_block(&f);
+    assert_int_equal(serving(&f), 3);
+    release();
+    ember_result r;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ember_wait(f.c, ids[i], &r), 0);
+        ember_result_release(f.c, &r);
+    }
+    /* vetoed: still three after several idle periods */
+    assert_false(await_serving(&f, 2, 600));
+    assert_int_equal(serving(&f), 3);
+    atomic_store(&S->keep, 0);
+    assert_true(await_serving(&f, 1, 3000)); /* grown runners go, min stays */
+    assert_int_equal(await_shrinks(&f, EMBER_WHY_IDLE, 2, 3000), 2);
+    assert_false(await_serving(&f, 0, 500));
+    assert_true(await_count(&S->shrink_cb, 2, 1000));
+    stop(&f);
+}
+
+static void min_idle_shutdown_stops_min_runners(void **st)
+{
+    (void)st;
+    struct fixture f;
+    struct ember_pool_config cfg;
+    config(&cfg, &f, "minidle");
+    cfg.min = 2;
+    cfg.max = 2;
+    cfg.idle_shutdown_after_ns = 100000000ll;
+    cfg.min_idle_shutdown_after_ns = 300000000ll;
+    start(&f, &cfg);
+    assert_true(await_serving(&f, 2, 5000));
+    assert_true(await_serving(&f, 0, 3000));
+    /* and the pool still serves: it boots on demand */
+    ember_result r;
+    assert_int_equal(ember_call(f.c, ember_handler(f.c, "pid"), NULL, 0, &r, EMBER_TIMEOUT_DEFAULT), 0);
+    ember_result_release(f.c, &r);
+    stop(&f);
+}
+
+static void single_use_and_max_jobs_replace_runners(void **st)
+{
+    (void)st;
+    struct fixture f;
+    struct ember_pool_config cfg;
+    config(&cfg, &f, "single");
+    cfg.min = 1;
+    cfg.max = 2;
+    cfg.single_use = true;
+    start(&f, &cfg);
+    int pids[6];
+    for (int i = 0; i < 6; i++) {
+        ember_result r;
+        assert_int_equal(ember_call(f.c, ember_handler(f.c, "pid"), NULL, 0, &r, EMBER_TIMEOUT_DEFAULT), 0);
+        memcpy(&pids[i], r.data, sizeof pids[i]);
+        ember_result_release(f.c, &r);
+        for (int k = 0; k < i; k++) assert_int_not_equal(pids[k], pids[i]);
+    }
+    assert_true(await_serving(&f, 1, 3000)); /* never below min */
+    assert_true(await_shrinks(&f, EMBER_WHY_SINGLE_USE, 5, 3000) >= 5);
+    stop(&f);
+
+    config(&cfg, &f, "maxjobs");
+    cfg.min = 1;
+    cfg.max = 1;
+    cfg.max_jobs = 3;
+    start(&f, &cfg);
+    int prev = 0, same = 0;
+    for (int i = 0; i < 9; i++) {
+        ember_result r;
+        assert_int_equal(ember_call(f.c, ember_handler(f.c, "pid"), NULL, 0, &r, EMBER_TIMEOUT_DEFAULT), 0);
+        int pid;
+        memcpy(&pid, r.data, sizeof pid);
+        ember_result_release(f.c, &r);
+        same = pid == prev ? same + 1 : 1;
+        assert_true(same <= 3);
+        prev = pid;
+    }
+    assert_true(await_shrinks(&f, EMBER_WHY_MAX_JOBS, 2, 3000) >= 2);
+    stop(&f);
+}
+
+static void past_deadline_runner_is_killed_and_replaced(void **st)
+{
+    (void)st;
+    struct fixture f;
+    struct ember_pool_config cfg;
+    config(&cfg, &f, "kill");
+    cfg.min = 1;
+    cfg.max = 1;
+    cfg.max_concurrency = 2;
+    cfg.kill_grace_ns = 100000000ll;
+    start(&f, &cfg);
+    assert_true(await_serving(&f, 1, 5000));
+    /* a call that honours its cancel flag stops at its deadline: nothing killed */
+    ember_result r;
+    assert_int_equal(ember_call(f.c, ember_handler(f.c, "polite"), NULL, 0, &r, 100000000ll),
+                     -EMBER_ETIMEDOUT);
+    assert_int_equal(r.detail, EMBER_TIMEOUT_RUNNING);
+    ember_result_release(f.c, &r);
+    assert_true(await_count(&S->ran, 1, 2000));
+    /* one that does not: its runner is killed after kill_grace; the other
+     * call on that runner is lost with it */
+    ember_call_id other = submit_block(&f);
+    ember_call_id deaf;
+    assert_int_equal(ember_submit(f.c, ember_handler(f.c, "deaf_spin"), NULL, 0, 200000000ll, &deaf), 0);
+    assert_true(await_count(&S->started, 2, 2000));
+    assert_int_equal(ember_wait(f.c, other, &r), -EMBER_ERUNNERLOST);
+    ember_result_release(f.c, &r);
+    assert_int_equal(ember_wait(f.c, deaf, &r), -EMBER_ETIMEDOUT);
+    assert_int_equal(r.detail, EMBER_TIMEOUT_RUNNING);
+    ember_result_release(f.c, &r);
+    assert_int_equal(await_shrinks(&f, EMBER_WHY_DEADLINE, 1, 3000), 1);
+    assert_true(await_serving(&f, 1, 3000)); /* replaced */
+    release();
+    assert_int_equal(ember_call(f.c, ember_handler(f.c, "pid"), NULL, 0, &r, EMBER_TIMEOUT_DEFAULT), 0);
+    ember_result_release(f.c, &r);
+    stop(&f);
+}
+
+static void *load_thread(void *arg)
+{
+    struct storm *s = arg;
+    int h = ember_handler(s->f->c, "sleep");
+    uint32_t us = 500;
+    while (!atomic_load(&s->done)) {
+        ember_result r;
+        if (ember_call(s->f->c, h, &us, sizeof us, &r, 20000000000ll) != 0) {
+            fprintf(stderr, "call: %s\n", ember_last_error());
+            atomic_fetch_add(&s->errors, 1);
+        }
+        ember_result_release(s->f->c, &r);
+    }
+    return NULL;
+}
+
+static void resize_under_load_loses_nothing(void **st)
+{
+    (void)st;
+    struct fixture f;
+    struct ember_pool_config cfg;
+    config(&cfg, &f, "resize");
+    cfg.min = 1;
+    cfg.max = 1;
+    start(&f, &cfg);
+    struct storm s = { .f = &f };
+    pthread_t th[6];
+    for (int i = 0; i < 6; i++) assert_int_equal(pthread_create(&th[i], NULL, load_thread, &s), 0);
+    assert_int_equal(ember_pool_resize(f.pool, 2, 4), 0);
+    assert_true(await_serving(&f, 4, 5000));
+    assert_int_equal(ember_pool_resize(f.pool, 1, 1), 0);
+    assert_true(await_serving(&f, 1, 5000));
+    assert_int_equal(ember_pool_resize(f.pool, 3, 3), 0);
+    assert_true(await_serving(&f, 3, 5000));
+    atomic_store(&s.done, 1);
+    for (int i = 0; i < 6; i++) pthread_join(th[i], NULL);
+    assert_int_equal(atomic_load(&s.errors), 0);
+    assert_true(await_shrinks(&f, EMBER_WHY_RESIZE, 3, 3000) >= 3);
+    assert_int_equal(ember_pool_resize(f.pool, 2, 1), -EMBER_EINVAL);
+    assert_int_equal(ember_pool_resize(f.pool, 0, 100000), -EMBER_EINVAL);
+    stop(&f);
+}
+
+static void graceful_stop_lets_running_calls_finish(void **st)
+{
+    (void)st;
+    struct fixture f;
+    struct ember_pool_config cfg;
+    config(&cfg, &f, "stop");
+    cfg.min = 1;
+    cfg.max = 1;
+    start(&f, &cfg);
+    assert_true(await_serving(&f, 1, 5000));
+    ember_call_id running, queued;
+    uint32_t us = 300000;
+    assert_int_equal(ember_submit(f.c, ember_handler(f.c, "sleep"), &us, sizeof us, EMBER_TIMEOUT_DEFAULT, &running), 0);
+    while (atomic_load(&((struct ember__view *)f.pool)->workers[0].busy) == 0) sched_yield();
+    assert_int_equal(ember_submit(f.c, ember_handler(f.c, "pid"), NULL, 0, EMBER_TIMEOUT_DEFAULT, &queued), 0);
+    ember_client *c = f.c;
+    ember_pool *pool = f.pool;
+    assert_int_equal(ember_pool_stop(pool, 5000000000ll), 0);
+    ember_result r;
+    assert_int_equal(ember_wait(c, running, &r), 0); /* it finished */
+    ember_result_release(c, &r);
+    assert_int_equal(ember_wait(c, queued, &r), -EMBER_EPOOLDOWN);
+    ember_result_release(c, &r);
+    assert_int_equal(atomic_load(&S->ran), 1);
+    ember_detach(c);
+}
+
+int main(void)
+{
+    S = mmap(NULL, sizeof *S, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (S == MAP_FAILED) return 1;
+    ember_handler_register("block", h_block);
+    ember_handler_register("pid", h_pid);
+    ember_handler_register("sleep", h_sleep);
+    ember_handler_register("deaf_spin", h_deaf_spin);
+    ember_handler_register("polite", h_polite);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(min_at_start_growth_when_full_max_bounds),
+        cmocka_unit_test(never_beyond_max_under_64_callers),
+        cmocka_unit_test(two_calls_while_booting_share_the_runner),
+        cmocka_unit_test(failed_boot_is_retried_and_the_cast_runs),
+        cmocka_unit_test(boot_always_failing_backs_off_with_eboot),
+        cmocka_unit_test(idle_shutdown_keeps_min_and_obeys_the_check),
+        cmocka_unit_test(min_idle_shutdown_stops_min_runners),
+        cmocka_unit_test(single_use_and_max_jobs_replace_runners),
+        cmocka_unit_test(past_deadline_runner_is_killed_and_replaced),
+        cmocka_unit_test(resize_under_load_loses_nothing),
+        cmocka_unit_test(graceful_stop_lets_running_calls_finish),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
