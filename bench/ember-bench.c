@@ -12,6 +12,10 @@
  *   async_throughput_calls_per_s  one caller keeping 256 calls in flight
  *   idle_cpu_percent    supervisor + runners of an idle pool over 5 s, in
  *                       percent of one core
+ *   scale_from_zero_ms  first call on a fresh min-0 pool (no runner yet) until
+ *                       its result: growth request, fork, boot, the call
+ *   boot_ms             fork to ready of those runners (their table entries)
+ * The scale-from-zero pools run unpinned, as a first call would.
  * With two CPUs or more, the two sides of every measurement are pinned to
  * different CPUs ("pinned_apart" in the output).
  * Output: one JSON object per line: {"metric","value","unit",...}.
@@ -59,6 +63,38 @@ static void pin_to(pid_t pid, int cpu)
     CPU_ZERO(&s);
     CPU_SET(cpu, &s);
     sched_setaffinity(pid, sizeof s, &s);
+}
+
+/* First calls on fresh min-0 pools: N samples of scale-from-zero and boot
+ * time, in ns. */
+static int scale_from_zero(int n, uint64_t *first, uint64_t *boot)
+{
+    for (int i = 0; i < n; i++) {
+        struct ember_pool_config cfg;
+        ember_pool_config_init(&cfg);
+        char name[40];
+        snprintf(name, sizeof name, "bench0-%d-%d", (int)getpid(), i);
+        cfg.name = name;
+        cfg.min = 0;
+        cfg.max = 1;
+        ember_pool *pool;
+        ember_client *c;
+        if (ember_pool_start(&cfg, &pool)) return -1;
+        if (ember_attach(name, &c)) return -1;
+        int h = ember_handler(c, "noop");
+        ember_result r;
+        uint64_t t0 = ember__now_ns();
+        int rc = ember_call(c, h, NULL, 0, &r, EMBER_TIMEOUT_DEFAULT);
+        first[i] = ember__now_ns() - t0;
+        ember_result_release(c, &r);
+        struct ember_runner_ent *re = &c->v.runners[0];
+        uint64_t ready = atomic_load(&re->ready_ns);
+        boot[i] = ready > re->started_ns ? ready - re->started_ns : 0;
+        ember_detach(c);
+        ember_pool_stop(pool, 1000000000ll);
+        if (rc) return -1;
+    }
+    return 0;
 }
 
 /* Ping-pong between this process and a child over one shared word; N
@@ -224,6 +260,19 @@ int main(int argc, char **argv)
     uint64_t c1 = task_cpu_ns(sup) + task_cpu_ns(run), w1 = ember__now_ns();
     double idle = 100.0 * (double)(c1 - c0) / (double)(w1 - w0);
 
+    /* scale from zero, unpinned */
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    for (long i = 0; i < ncpu && i < CPU_SETSIZE; i++) CPU_SET((int)i, &all);
+    sched_setaffinity(0, sizeof all, &all);
+    int nz = quick ? 15 : 50;
+    uint64_t zero_lat[50], boot_lat[50];
+    if (scale_from_zero(nz, zero_lat, boot_lat)) {
+        fprintf(stderr, "ember-bench: scale from zero: %s\n", ember_last_error());
+        return 1;
+    }
+    double zero50 = pct(zero_lat, (size_t)nz, 0.5) / 1000.0, boot50 = pct(boot_lat, (size_t)nz, 0.5) / 1000.0;
+
     emit("spin_rtt_p50_us", spin, "us", extra);
     emit("futex_rtt_p50_us", futex, "us", extra);
     emit("call_rtt_warm_p50_us", warm50, "us", extra);
@@ -231,6 +280,8 @@ int main(int argc, char **argv)
     emit("call_rtt_cold_p50_us", cold50, "us", extra);
     emit("async_throughput_calls_per_s", tput, "calls/s", extra);
     emit("idle_cpu_percent", idle, "percent", extra);
+    emit("scale_from_zero_ms", zero50, "ms", extra);
+    emit("boot_ms", boot50, "ms", extra);
     ember_detach(c);
     ember_pool_stop(pool, 1000000000ll);
     free(lat);
