@@ -56,20 +56,28 @@ static void *caller_thread(void *arg)
     return NULL;
 }
 
-static void chaos(void **st)
+static void run_chaos(bool elastic)
 {
-    (void)st;
+    atomic_store(&g_stop, 0);
+    atomic_store(&g_ok, 0);
+    atomic_store(&g_crashed, 0);
+    atomic_store(&g_bad, 0);
     double seconds = getenv("EMBER_CHAOS_SECONDS") ? atof(getenv("EMBER_CHAOS_SECONDS")) : 2.0;
     struct ember_pool_config cfg;
     ember_pool_config_init(&cfg);
     snprintf(g_name, sizeof g_name, "tchaos-%d", (int)getpid());
     cfg.name = g_name;
     cfg.min = cfg.max = 2;
+    if (elastic) { /* runners grow, idle down and drain while others are killed */
+        cfg.min = 1;
+        cfg.max = 3;
+        cfg.idle_shutdown_after_ns = 30000000ll;
+    }
     cfg.max_concurrency = 2;
     cfg.queue_capacity = 256;
     cfg.max_payload = 1 << 20;
     assert_int_equal(ember_pool_start(&cfg, &g_pool), 0);
-    assert_int_equal(ember_pool_wait_ready(g_pool, 2, 5000000000ll), 0);
+    assert_int_equal(ember_pool_wait_ready(g_pool, cfg.min, 5000000000ll), 0);
     ember_client *c;
     assert_int_equal(ember_attach(g_name, &c), 0);
     pthread_t th[3];
@@ -82,7 +90,7 @@ static void chaos(void **st)
         struct timespec ts = { 0, 10000000 + (long)(rand_r(&seed) % 20000000) };
         nanosleep(&ts, NULL);
         if (rand_r(&seed) % 3) { /* kill a runner */
-            uint32_t pid = atomic_load(&c->v.runners[rand_r(&seed) % 2].pid);
+            uint32_t pid = atomic_load(&c->v.runners[rand_r(&seed) % cfg.max].pid);
             if (pid && kill((pid_t)pid, SIGKILL) == 0) runner_kills++;
         } else { /* a caller process killed with calls in flight */
             int pfd[2];
@@ -109,8 +117,8 @@ static void chaos(void **st)
     }
     atomic_store(&g_stop, 1);
     for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
-    fprintf(stderr, "chaos %.1f s: %u runner kills, %u caller kills; %llu ok, %llu crashed, %llu bad\n",
-            seconds, runner_kills, caller_kills, (unsigned long long)g_ok,
+    fprintf(stderr, "chaos%s %.1f s: %u runner kills, %u caller kills; %llu ok, %llu crashed, %llu bad\n",
+            elastic ? " (elastic)" : "", seconds, runner_kills, caller_kills, (unsigned long long)g_ok,
             (unsigned long long)g_crashed, (unsigned long long)g_bad);
     assert_int_equal(atomic_load(&g_bad), 0);
     assert_true(atomic_load(&g_ok) > 0);
@@ -137,7 +145,7 @@ static void chaos(void **st)
     assert_int_equal(used_pages, 0);
     assert_true(atomic_load(&c->v.hdr->callers_reaped) >= caller_kills);
     /* and it still serves */
-    assert_int_equal(ember_pool_wait_ready(g_pool, 2, 5000000000ll), 0);
+    assert_int_equal(ember_pool_wait_ready(g_pool, cfg.min, 5000000000ll), 0);
     ember_result r;
     uint64_t x = 42;
     assert_int_equal(ember_call(c, ember_handler(c, "echo"), &x, sizeof x, &r, EMBER_TIMEOUT_DEFAULT), 0);
@@ -146,9 +154,21 @@ static void chaos(void **st)
     assert_int_equal(ember_pool_stop(g_pool, 1000000000ll), 0);
 }
 
+static void chaos(void **st)
+{
+    (void)st;
+    run_chaos(false);
+}
+
+static void chaos_elastic(void **st)
+{
+    (void)st;
+    run_chaos(true);
+}
+
 int main(void)
 {
     ember_handler_register("work", h_work);
-    const struct CMUnitTest tests[] = { cmocka_unit_test(chaos) };
+    const struct CMUnitTest tests[] = { cmocka_unit_test(chaos), cmocka_unit_test(chaos_elastic) };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
