@@ -198,8 +198,7 @@ int ember_pool_resize(ember_pool *p, unsigned min, unsigned max)
     atomic_store(&h->min, min);
     atomic_store(&h->max, max);
     atomic_fetch_add(&h->resize_seq, 1);
-    atomic_fetch_add(&h->doorbell, 1);
-    ember__futex_wake(&h->doorbell, 1);
+    ember__ring_doorbell(&p->v);
     return 0;
 }
 

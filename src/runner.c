@@ -194,12 +194,6 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
 
 struct worker_arg { uint32_t wi; pthread_t th; };
 
-static void ring_supervisor(struct ember__view *v)
-{
-    atomic_fetch_add(&v->hdr->doorbell, 1);
-    ember__futex_wake(&v->hdr->doorbell, 1);
-}
-
 /* Stop taking calls, for REASON; the control thread then ends the runner. */
 static void drain_self(struct ember__view *v, uint32_t reason)
 {
@@ -209,7 +203,7 @@ static void drain_self(struct ember__view *v, uint32_t reason)
         atomic_store(&re->reason, reason);
     atomic_store(&g_draining, true);
     ember__futex_wake(&re->ctl, 1);
-    ring_supervisor(v); /* a replacement can boot now */
+    ember__ring_doorbell(v); /* a replacement can boot now */
 }
 
 /* Start fetching, for writing, the slot behind a queued entry: when calls
@@ -293,7 +287,7 @@ static void *worker_main(void *arg)
     }
     /* draining: a call we were woken for, or one still queued, goes to
      * another runner, or the supervisor boots one */
-    if (ember__ring_nonempty(&v->run) && !ember__wake_runner(v)) ring_supervisor(v);
+    if (ember__ring_nonempty(&v->run) && !ember__wake_runner(v)) ember__ring_doorbell(v);
     free(o);
     return NULL;
 }
@@ -398,7 +392,7 @@ _Noreturn void ember__runner_main(struct ember__view *v, uint32_t idx, uint32_t 
         drain_and_exit(v, args); /* drained while it booted (a resize) */
     atomic_fetch_add(&v->hdr->epoch, 1);
     ember__futex_wake(&v->hdr->epoch, INT_MAX);
-    ring_supervisor(v);
+    ember__ring_doorbell(v);
 
     for (;;) {
         uint32_t ctl = atomic_load(&re->ctl);
@@ -413,7 +407,7 @@ _Noreturn void ember__runner_main(struct ember__view *v, uint32_t idx, uint32_t 
             }
             atomic_compare_exchange_strong(&re->ctl, &ctl, EMBER_CTL_NONE);
             atomic_fetch_add(&re->veto_seq, 1);
-            ring_supervisor(v);
+            ember__ring_doorbell(v);
             continue;
         }
         if (cfg->max_rss) {

@@ -151,6 +151,22 @@ static void emit(struct sup *s, uint32_t type, uint32_t r, uint32_t reason, int 
                 ember_why_name((int)reason), ev.runners);
 }
 
+/* Runner R's boot failed (REASON: boot_failed or boot_timeout): count it,
+ * set the backoff, publish the cause for EMBER_EBOOT, report it. */
+static void boot_failed(struct sup *s, uint32_t r, uint32_t reason, int status, int sig,
+                        const char *msg)
+{
+    struct ember_shm_header *h = s->v->hdr;
+    s->failures++;
+    s->retry_at = ember__now_ns() + ember__policy_backoff(s->failures);
+    h->boot_fail_status = status;
+    h->boot_fail_signal = sig;
+    snprintf(h->boot_fail_msg, sizeof h->boot_fail_msg, "%s", msg);
+    atomic_store(&h->boot_retry_ns, s->retry_at);
+    atomic_fetch_add(&h->boot_failures, 1);
+    emit(s, EMBER_EV_GROW_END, r, reason, 0, (int)s->failures, status, sig, msg);
+}
+
 static int spawn_runner(struct sup *s, uint32_t reason)
 {
     struct ember__view *v = s->v;
@@ -191,11 +207,9 @@ static int spawn_runner(struct sup *s, uint32_t reason)
     if (pid < 0) {
         int e = errno;
         atomic_store(&re->state, EMBER_RUNNER_EMPTY);
-        s->failures++;
-        s->retry_at = ember__now_ns() + ember__policy_backoff(s->failures);
         char msg[64];
         snprintf(msg, sizeof msg, "fork: %s", strerror(e));
-        emit(s, EMBER_EV_GROW_END, r, reason, 0, (int)s->failures, 0, 0, msg);
+        boot_failed(s, r, EMBER_WHY_BOOT_FAILED, 0, 0, msg);
         return -1;
     }
     sr->pid = pid;
@@ -313,17 +327,9 @@ static void reap_runner(struct sup *s, uint32_t r, uint32_t gen)
         if (sr->kill_why == KILL_BOOT_TIMEOUT)
             snprintf(msg, sizeof msg, "not ready after boot_timeout (%lld ms)",
                      (long long)(s->cfg->boot_timeout_ns / 1000000));
-        s->failures++;
-        s->retry_at = now + ember__policy_backoff(s->failures);
-        struct ember_shm_header *h = v->hdr;
-        h->boot_fail_status = status;
-        h->boot_fail_signal = sr->kill_why == KILL_BOOT_TIMEOUT ? 0 : sig;
-        snprintf(h->boot_fail_msg, sizeof h->boot_fail_msg, "%s", msg);
-        atomic_store(&h->boot_retry_ns, s->retry_at);
-        atomic_fetch_add(&h->boot_failures, 1);
-        emit(s, EMBER_EV_GROW_END, r,
-             sr->kill_why == KILL_BOOT_TIMEOUT ? EMBER_WHY_BOOT_TIMEOUT : EMBER_WHY_BOOT_FAILED, 0,
-             (int)s->failures, status, sig, msg);
+        bool timeout = sr->kill_why == KILL_BOOT_TIMEOUT;
+        boot_failed(s, r, timeout ? EMBER_WHY_BOOT_TIMEOUT : EMBER_WHY_BOOT_FAILED, status,
+                    timeout ? 0 : sig, msg);
     } else {
         uint32_t reason = sr->kill_why == KILL_DEADLINE ? EMBER_WHY_DEADLINE
                         : sr->kill_why == KILL_STOP    ? EMBER_WHY_STOP
@@ -455,8 +461,7 @@ static void evaluate(struct sup *s)
         if (st != EMBER_RUNNER_BOOTING && !sr->reported_ready && atomic_load(&re->ready_ns)) {
             sr->reported_ready = true;
             sr->idle_base = atomic_load(&re->ready_ns);
-            s->failures = 0;
-            atomic_store(&h->boot_broken, 0);
+            s->failures = 0; /* boot_broken is recomputed below */
             emit(s, EMBER_EV_GROW_END, r, sr->boot_reason, 1, 0, 0, 0, NULL);
         }
         if (sr->asked) {
@@ -650,7 +655,7 @@ _Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app,
          * than one tick away, and a runner that turns idle now is due no
          * sooner either: sleeping a tick at most while runners are up misses
          * neither */
-        if (count_serving(v) && now + s.tick < wake) wake = now + s.tick;
+        if (atomic_load(&v->hdr->nserving) && now + s.tick < wake) wake = now + s.tick;
         int n = s.ops->wait(s.loop, wake > now ? (int64_t)(wake - now) : 0, ev, 64);
         if (n < 0) {
             sup_log(1, "event loop: %s", strerror(-n));

@@ -863,6 +863,14 @@ static bool ember__wake_runner(struct ember__view *v)
     return false;
 }
 
+/* Tell the supervisor to look at the pool (callers attached or detached,
+ * growth wanted, a runner ready or draining, a resize). */
+static inline void ember__ring_doorbell(struct ember__view *v)
+{
+    atomic_fetch_add(&v->hdr->doorbell, 1);
+    ember__futex_wake(&v->hdr->doorbell, 1);
+}
+
 /* A call was pushed and no runner thread was woken or spinning for it: ask
  * the supervisor to look at the pool's size (it boots a runner if every one
  * is full and there is room below max). One doorbell per request: the flag
@@ -874,8 +882,7 @@ static inline void ember__ask_growth(struct ember__view *v)
     if (atomic_load_explicit(&h->idle_spinners, memory_order_seq_cst) > 0) return;
     if (atomic_load_explicit(&h->grow_req, memory_order_relaxed)) return;
     if (atomic_exchange(&h->grow_req, 1)) return;
-    atomic_fetch_add(&h->doorbell, 1);
-    ember__futex_wake(&h->doorbell, 1);
+    ember__ring_doorbell(v);
 }
 
 /* -- the client ------------------------------------------------------------- */
@@ -1035,8 +1042,7 @@ EMBER_API int ember_attach(const char *name, ember_client **out)
                          c->v.ncallers);
         goto fail;
     }
-    atomic_fetch_add(&c->v.hdr->doorbell, 1);
-    ember__futex_wake(&c->v.hdr->doorbell, 1);
+    ember__ring_doorbell(&c->v);
     *out = c;
     return 0;
 fail:
@@ -1060,8 +1066,7 @@ EMBER_API void ember_detach(ember_client *c)
     }
     uint32_t me = (uint32_t)getpid();
     atomic_compare_exchange_strong(&c->v.callers[c->caller_idx].pid, &me, 0);
-    atomic_fetch_add(&c->v.hdr->doorbell, 1);
-    ember__futex_wake(&c->v.hdr->doorbell, 1);
+    ember__ring_doorbell(&c->v);
     close(c->sup_pidfd);
     munmap(c->v.base, c->v.size);
     free(c);
