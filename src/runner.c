@@ -72,7 +72,7 @@ bool ember_job_cancelled(const ember_job *job)
 {
     uint32_t w = atomic_load_explicit(job->_state, memory_order_relaxed);
     return ember__gen(w) != job->_gen || ember__st(w) != EMBER_SLOT_RUNNING ||
-           ember__expired(job->deadline_ns);
+           (w & EMBER_SLOT_CANCEL) || ember__expired(job->deadline_ns);
 }
 
 uint64_t ember_job_remaining_ns(const ember_job *job)
@@ -142,15 +142,31 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
      * written to it until the result, so it crosses between the two CPUs as
      * few times as possible. Who runs it is known from we->current. */
     uint64_t t0 = ember__now_coarse_ns();
-    if (ember__expired(s->deadline_ns)) { /* expired in the queue: never run */
+    bool expired = ember__expired(s->deadline_ns);
+    if (expired || (w & EMBER_SLOT_CANCEL)) { /* expired or cancelled in the queue: never run */
         s->runner = g_runner;
         s->runner_gen = g_gen;
         s->t_start_ns = t0;
-        atomic_fetch_add_explicit(&v->hdr->calls_expired, 1, memory_order_relaxed);
+        if (expired) atomic_fetch_add_explicit(&v->hdr->calls_expired, 1, memory_order_relaxed);
         ember__slot_finish(v, idx, atomic_load_explicit(&s->state, memory_order_acquire),
-                           -EMBER_ETIMEDOUT, EMBER_TIMEOUT_QUEUED);
+                           expired ? -EMBER_ETIMEDOUT : -EMBER_ECANCELLED,
+                           expired ? EMBER_TIMEOUT_QUEUED : 0);
         atomic_store_explicit(&we->current, EMBER_NONE, memory_order_relaxed);
         return;
+    }
+    if (s->flags & EMBER_CALL_CHILD) { /* tell the owner where it runs */
+        s->runner = g_runner;
+        s->runner_gen = g_gen;
+        s->t_start_ns = t0;
+        for (;;) {
+            if (ember__gen(w) != gen || ember__st(w) != EMBER_SLOT_RUNNING) break;
+            uint32_t nw = (w | EMBER_SLOT_STARTED) & ~EMBER_SLOT_WAITER;
+            if (atomic_compare_exchange_weak_explicit(&s->state, &w, nw, memory_order_acq_rel,
+                                                      memory_order_acquire)) {
+                if (w & EMBER_SLOT_WAITER) ember__futex_wake(&s->state, INT_MAX);
+                break;
+            }
+        }
     }
     atomic_store_explicit(&we->job_deadline, s->deadline_ns, memory_order_relaxed);
     atomic_store_explicit(&we->busy, 1, memory_order_release);
@@ -169,9 +185,12 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
         int rc = ember__handlers[h].fn(args, alen, o, &job);
         if (rc) status = -EMBER_EHANDLER, detail = rc;
         /* one deadline covers queueing and running: a result that comes
-         * after it is a timeout, as the caller would have seen it */
+         * after it is a timeout, as the caller would have seen it; a call
+         * cancelled while it ran ends cancelled */
         if (ember__expired(s->deadline_ns))
             status = -EMBER_ETIMEDOUT, detail = EMBER_TIMEOUT_RUNNING;
+        else if (atomic_load_explicit(&s->state, memory_order_relaxed) & EMBER_SLOT_CANCEL)
+            status = -EMBER_ECANCELLED, detail = 0;
     }
     if (status == 0) {
         if (o->page == EMBER_NONE && o->len) memcpy(s->data, o->inl, o->len);

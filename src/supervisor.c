@@ -43,13 +43,14 @@ enum { TAG_RUNNER = 1, TAG_CALLER = 2, TAG_SIGNAL = 3, TAG_APP = 4 };
 #define MKTAG(kind, idx, gen) ((uint64_t)(kind) << 56 | (uint64_t)((gen) & 0xffffffu) << 32 | (idx))
 
 /* why the supervisor killed a runner */
-enum { KILL_NONE = 0, KILL_BOOT_TIMEOUT, KILL_DEADLINE, KILL_STOP };
+enum { KILL_NONE = 0, KILL_BOOT_TIMEOUT, KILL_OVERDUE, KILL_STOP };
 
 struct sup_runner {
     int pidfd;
     pid_t pid;
     uint32_t gen;
     uint8_t kill_why;      /* KILL_*: set when we sent SIGKILL */
+    bool overdue_cancel;   /* KILL_OVERDUE for a cancelled call (else a deadline) */
     bool asked;            /* idle check pending */
     bool reported_ready;   /* GROW_END sent */
     uint32_t veto_seen;
@@ -57,6 +58,9 @@ struct sup_runner {
     uint64_t idle_base;    /* idle timer restarted here (ready, veto) */
 };
 struct sup_caller { int pidfd; uint32_t pid, gen; };
+/* a runner thread's call that is cancelled (abandoned by a dead linked owner,
+ * or ember_cancel()): since when we know, for the kill_grace clock */
+struct sup_cancel { uint32_t entry; uint64_t since; };
 
 struct sup {
     struct ember__view *v;
@@ -67,6 +71,7 @@ struct sup {
     pid_t self;
     struct sup_runner *runners;
     struct sup_caller *callers;
+    struct sup_cancel *cancels;   /* per worker */
     struct ember__prunner *plan;
     uint32_t failures;     /* consecutive failed boots */
     bool min_lapsed;       /* min runners idled down (min_idle_shutdown_after) */
@@ -303,11 +308,14 @@ static void reap_runner(struct sup *s, uint32_t r, uint32_t gen)
         sl->runner = r;
         sl->runner_gen = gen;
         int code = -EMBER_ECRASHED, detail = sig ? sig : -status;
-        if (sr->kill_why == KILL_DEADLINE) {
-            bool late = now >= sl->deadline_ns;
-            code = late ? -EMBER_ETIMEDOUT : -EMBER_ERUNNERLOST;
-            detail = late ? EMBER_TIMEOUT_RUNNING : 0;
-            killed += late;
+        if (sr->kill_why == KILL_OVERDUE) {
+            /* the overdue calls are killed; the others were lost with them
+             * (an abandoned one is freed: nobody collects it) */
+            bool late = now >= sl->deadline_ns, cancelled = (w & EMBER_SLOT_CANCEL) ||
+                                                            st == EMBER_SLOT_ABANDONED;
+            code = late ? -EMBER_ETIMEDOUT : cancelled ? -EMBER_ECANCELLED : -EMBER_ERUNNERLOST;
+            detail = late ? EMBER_TIMEOUT_RUNNING : cancelled ? 1 : 0;
+            killed += late || cancelled;
         } else if (sr->kill_why == KILL_STOP) {
             code = -EMBER_EPOOLDOWN, detail = 0;
         }
@@ -331,7 +339,8 @@ static void reap_runner(struct sup *s, uint32_t r, uint32_t gen)
         boot_failed(s, r, timeout ? EMBER_WHY_BOOT_TIMEOUT : EMBER_WHY_BOOT_FAILED, status,
                     timeout ? 0 : sig, msg);
     } else {
-        uint32_t reason = sr->kill_why == KILL_DEADLINE ? EMBER_WHY_DEADLINE
+        uint32_t reason = sr->kill_why == KILL_OVERDUE ? (sr->overdue_cancel ? EMBER_WHY_CANCEL
+                                                                            : EMBER_WHY_DEADLINE)
                         : sr->kill_why == KILL_STOP    ? EMBER_WHY_STOP
                         : was == EMBER_RUNNER_DRAINING && !sig && !status ? why
                                                                            : EMBER_WHY_CRASH;
@@ -355,12 +364,16 @@ static void reap_caller(struct sup *s, uint32_t i, uint32_t gen)
         close(sc->pidfd);
     }
     sc->pidfd = -1;
-    for (uint32_t k = 0; k < v->nslots; k++) {
-        struct ember_slot *sl = &v->slots[k];
-        uint32_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
-        if (ember__st(w) != EMBER_SLOT_FREE && sl->owner == i && sl->owner_gen == gen)
-            ember__slot_disown(v, k, ember__gen(w));
-    }
+    /* queued calls first: a runner freed by a cancelled call must not take
+     * the dead caller's next one meanwhile */
+    for (int pass = 0; pass < 2; pass++)
+        for (uint32_t k = 0; k < v->nslots; k++) {
+            struct ember_slot *sl = &v->slots[k];
+            uint32_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
+            if (ember__st(w) != EMBER_SLOT_FREE && (pass || ember__st(w) == EMBER_SLOT_QUEUED) &&
+                sl->owner == i && sl->owner_gen == gen)
+                ember__slot_disown(v, k, ember__gen(w), true);
+        }
     atomic_fetch_sub(&v->hdr->spinners, (int32_t)atomic_exchange(&ce->spinning, 0));
     uint32_t pid = sc->pid;
     atomic_compare_exchange_strong(&ce->pid, &pid, 0);
@@ -439,6 +452,11 @@ static void request(struct ember__view *v, uint32_t r, uint32_t ctl)
     ember__futex_wake(&v->runners[r].ctl, 1);
 }
 
+static uint64_t add_grace(uint64_t t, int64_t grace)
+{
+    return t > UINT64_MAX - (uint64_t)grace ? EMBER__NEVER_NS : t + (uint64_t)grace;
+}
+
 /* Look at the pool and do what the policy says. */
 static void evaluate(struct sup *s)
 {
@@ -477,18 +495,36 @@ static void evaluate(struct sup *s)
         p->asked = sr->asked;
         p->booted_at = re->started_ns;
         p->idle_since = sr->idle_base;
+        uint64_t kill_deadline = EMBER__NEVER_NS, kill_cancel = EMBER__NEVER_NS;
         for (uint32_t t = 0; t < v->max_conc; t++) {
-            struct ember_worker_ent *we = &v->workers[r * v->max_conc + t];
+            uint32_t wi = r * v->max_conc + t;
+            struct ember_worker_ent *we = &v->workers[wi];
             uint64_t is = atomic_load_explicit(&we->idle_since, memory_order_relaxed);
             if (is > p->idle_since) p->idle_since = is;
-            if (atomic_load_explicit(&we->busy, memory_order_acquire)) {
-                p->busy++;
-                uint64_t d = atomic_load_explicit(&we->job_deadline, memory_order_relaxed);
-                uint64_t k = d > UINT64_MAX - (uint64_t)c->kill_grace_ns ? EMBER__NEVER_NS
-                                                                        : d + (uint64_t)c->kill_grace_ns;
-                if (k < p->kill_at) p->kill_at = k;
+            if (!atomic_load_explicit(&we->busy, memory_order_acquire)) {
+                s->cancels[wi].entry = EMBER_NONE;
+                continue;
+            }
+            p->busy++;
+            uint64_t d = atomic_load_explicit(&we->job_deadline, memory_order_relaxed);
+            uint64_t k = add_grace(d, c->kill_grace_ns);
+            if (k < kill_deadline) kill_deadline = k;
+            /* a cancelled call gets kill_grace from when we first see it so */
+            uint32_t e = atomic_load_explicit(&we->current, memory_order_relaxed);
+            struct sup_cancel *cn = &s->cancels[wi];
+            uint32_t sw = (e & 0xffffu) < v->nslots
+                              ? atomic_load_explicit(&v->slots[e & 0xffffu].state, memory_order_relaxed) : 0;
+            if (e != EMBER_NONE && ember__gen(sw) == e >> 16 &&
+                ((sw & EMBER_SLOT_CANCEL) || ember__st(sw) == EMBER_SLOT_ABANDONED)) {
+                if (cn->entry != e) cn->entry = e, cn->since = now;
+                k = add_grace(cn->since, c->kill_grace_ns);
+                if (k < kill_cancel) kill_cancel = k;
+            } else {
+                cn->entry = EMBER_NONE;
             }
         }
+        p->kill_at = kill_deadline < kill_cancel ? kill_deadline : kill_cancel;
+        if (!sr->kill_why) sr->overdue_cancel = kill_cancel < kill_deadline;
     }
     uint32_t queued = count_queued(v), rs = atomic_load(&h->resize_seq);
     if (queued || rs != s->resize_seen) s->min_lapsed = false; /* in use again: min holds */
@@ -513,8 +549,9 @@ static void evaluate(struct sup *s)
             kill_runner(s, r, KILL_BOOT_TIMEOUT);
             break;
         case EMBER__ACT_KILL_DEADLINE:
-            sup_log(1, "runner %u runs a call past its deadline and kill_grace: killed", r);
-            kill_runner(s, r, KILL_DEADLINE);
+            sup_log(1, "runner %u runs a call %s and kill_grace: killed", r,
+                    s->runners[r].overdue_cancel ? "cancelled" : "past its deadline");
+            kill_runner(s, r, KILL_OVERDUE);
             break;
         case EMBER__ACT_ASK_IDLE:
             s->runners[r].asked = true;
@@ -611,8 +648,10 @@ _Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app,
     s.runners = calloc(v->nrunners, sizeof *s.runners);
     s.callers = calloc(v->ncallers, sizeof *s.callers);
     s.plan = calloc(v->nrunners, sizeof *s.plan);
-    if (s.sigfd < 0 || !s.runners || !s.callers || !s.plan) _exit(70);
+    s.cancels = calloc((size_t)v->nrunners * v->max_conc, sizeof *s.cancels);
+    if (s.sigfd < 0 || !s.runners || !s.callers || !s.plan || !s.cancels) _exit(70);
     for (uint32_t i = 0; i < v->nrunners; i++) s.runners[i].pidfd = -1;
+    for (uint32_t i = 0; i < v->nrunners * v->max_conc; i++) s.cancels[i].entry = EMBER_NONE;
     for (uint32_t i = 0; i < v->ncallers; i++) s.callers[i].pidfd = -1;
     s.tick = EMBER__HOUSEKEEPING_NS;
     if ((uint64_t)cfg->kill_grace_ns < s.tick) s.tick = (uint64_t)cfg->kill_grace_ns;

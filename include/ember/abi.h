@@ -1,4 +1,4 @@
-/* ember/abi.h - the shared-memory layout of an ember pool, version 2.
+/* ember/abi.h - the shared-memory layout of an ember pool, version 3.
  *
  * One POSIX shared-memory segment per pool, "/ember.<uid>.<name>", mode 0600,
  * mapped at any address in every process: everything inside is addressed by
@@ -34,7 +34,7 @@
 #include <stdint.h>
 #include <stdatomic.h>
 
-#define EMBER_ABI_VERSION   2u
+#define EMBER_ABI_VERSION   3u
 #define EMBER_MAGIC         0x4745534d45424d45ull /* "EMBEMSEG" little-endian */
 #define EMBER_CACHELINE     64
 #define EMBER_NAME_MAX      40   /* pool and handler names, with the NUL */
@@ -53,10 +53,19 @@ enum { EMBER_SLOT_FREE = 0, EMBER_SLOT_CLAIMED = 1, EMBER_SLOT_QUEUED = 2,
        EMBER_SLOT_RUNNING = 3, EMBER_SLOT_DONE = 4, EMBER_SLOT_ABANDONED = 5 };
 #define EMBER_SLOT_STATE_MASK 0x0fu
 #define EMBER_SLOT_WAITER     0x10u  /* the owner is (about to be) parked on the word */
+#define EMBER_SLOT_ORPHAN     0x20u  /* its owner is gone but the call runs on (unlinked):
+                                        whoever finishes it frees it */
+#define EMBER_SLOT_CANCEL     0x40u  /* the owner cancelled it: not run if still queued, the
+                                        handler sees it, the runner is killed after kill_grace */
+#define EMBER_SLOT_STARTED    0x80u  /* (child) a runner runs it; slot.runner says which */
+#define EMBER_SLOT_STICKY     (EMBER_SLOT_WAITER | EMBER_SLOT_ORPHAN | EMBER_SLOT_CANCEL)
 #define EMBER_SLOT_GEN_SHIFT  16     /* bits 16..31: generation, bumped at each claim */
 
 /* slot flags */
-#define EMBER_CALL_CAST 0x1u         /* nobody waits: the runner frees the slot */
+#define EMBER_CALL_CAST     0x1u     /* nobody waits: the runner frees the slot */
+#define EMBER_CALL_UNLINKED 0x2u     /* runs on if its caller dies (else cancelled) */
+#define EMBER_CALL_CHILD    0x4u     /* place_child: the owner is told when it starts */
+#define EMBER_CALL_FLAGS    0x7u
 
 /* slot.detail of an EMBER_ETIMEDOUT result: where the deadline caught the call */
 #define EMBER_TIMEOUT_QUEUED  1      /* still queued: it never ran */
@@ -75,7 +84,8 @@ enum { EMBER_CTL_NONE = 0, EMBER_CTL_IDLE_CHECK = 1, EMBER_CTL_DRAIN = 2 };
 enum { EMBER_WHY_NONE = 0, EMBER_WHY_MIN = 1, EMBER_WHY_DEMAND = 2, EMBER_WHY_IDLE = 3,
        EMBER_WHY_RESIZE = 4, EMBER_WHY_MAX_JOBS = 5, EMBER_WHY_MAX_RSS = 6,
        EMBER_WHY_SINGLE_USE = 7, EMBER_WHY_CRASH = 8, EMBER_WHY_DEADLINE = 9,
-       EMBER_WHY_BOOT_FAILED = 10, EMBER_WHY_BOOT_TIMEOUT = 11, EMBER_WHY_STOP = 12 };
+       EMBER_WHY_BOOT_FAILED = 10, EMBER_WHY_BOOT_TIMEOUT = 11, EMBER_WHY_STOP = 12,
+       EMBER_WHY_CANCEL = 13 };
 
 /* event types */
 enum { EMBER_EV_GROW_START = 1, EMBER_EV_GROW_END = 2, EMBER_EV_SHRINK = 3 };

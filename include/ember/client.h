@@ -66,7 +66,8 @@
     X(EBOOT, 1015, "the pool could not boot a runner")                                        \
     X(EIMAGE, 1016, "the function is not from the pool's program image")                      \
     X(EAGAIN, 1017, "the call has not finished yet")                                          \
-    X(ECALLERS, 1018, "the pool's caller table is full: too many attached processes")
+    X(ECALLERS, 1018, "the pool's caller table is full: too many attached processes")        \
+    X(ECANCELLED, 1019, "the call was cancelled by its caller")
 
 enum {
 #define EMBER__XENUM(name, val, msg) EMBER_##name = val,
@@ -135,6 +136,48 @@ EMBER_API int ember_cast(ember_client *c, int h, const void *args, size_t len,
  * -EMBER_EFULL (no slot or pages until the deadline), -EMBER_EPOOLDOWN. */
 EMBER_API int ember_submit(ember_client *c, int h, const void *args, size_t len,
                            int64_t timeout_ns, ember_call_id *id);
+/* Link: by default a call, cast or child is linked to the calling process:
+ * if that process dies, its queued work never runs and its running work is
+ * cancelled (ember_job_cancelled() turns true; a handler still running
+ * kill_grace later has its runner killed). EMBER_UNLINKED work runs on and
+ * its result is dropped. A process that detaches normally leaves its casts
+ * to run; its uncollected calls are cancelled as if it had died. */
+#define EMBER_UNLINKED 0x2u
+/* ember_call, ember_cast, ember_submit with FLAGS (0 or EMBER_UNLINKED). */
+EMBER_API int ember_call_flags(ember_client *c, int h, const void *args, size_t len,
+                               ember_result *res, int64_t timeout_ns, unsigned flags);
+EMBER_API int ember_cast_flags(ember_client *c, int h, const void *args, size_t len,
+                               int64_t timeout_ns, unsigned flags);
+EMBER_API int ember_submit_flags(ember_client *c, int h, const void *args, size_t len,
+                                 int64_t timeout_ns, unsigned flags, ember_call_id *id);
+/* Cancel a submitted call: if it is still queued it never runs; if it runs,
+ * its handler sees ember_job_cancelled(), and its runner is killed if it
+ * runs on past the pool's kill_grace. Collect it as usual: ember_wait then
+ * returns -EMBER_ECANCELLED (or its result, if it had finished before).
+ * Returns 0, -EMBER_ESTALE (already collected) or -EMBER_EINVAL. */
+EMBER_API int ember_cancel(ember_client *c, ember_call_id id);
+
+/* A child (FLAME's place_child): a long-lived job that holds one of a
+ * runner's max_concurrency places until it returns, and keeps that runner
+ * from idling down meanwhile. */
+typedef struct ember_child {
+    ember_call_id id;
+    int      pid;      /* the runner process it runs in */
+    int      pidfd;    /* a pidfd of that process, or -1; closed by child_wait/stop */
+    uint32_t runner;   /* runner table index */
+} ember_child;
+/* Start handler H as a child and return once it runs, waiting at most
+ * TIMEOUT_NS for a runner to take it (the child itself has no deadline).
+ * FLAGS: 0 (it is stopped when this process dies) or EMBER_UNLINKED.
+ * Returns 0, the submit errors, or -EMBER_ETIMEDOUT (never ran). */
+EMBER_API int ember_place_child(ember_client *c, int h, const void *args, size_t len,
+                                int64_t timeout_ns, unsigned flags, ember_child *ch);
+/* Wait for the child to end; *res as ember_wait's. Release *res. */
+EMBER_API int ember_child_wait(ember_client *c, ember_child *ch, ember_result *res);
+/* Stop the child (ember_cancel) and wait for it to end: it returns when
+ * its handler does, or when its runner is killed kill_grace later
+ * (-EMBER_ECANCELLED). Release *res. */
+EMBER_API int ember_child_stop(ember_client *c, ember_child *ch, ember_result *res);
 /* Wait for a submitted call until its deadline. Same returns as ember_call. */
 EMBER_API int ember_wait(ember_client *c, ember_call_id id, ember_result *res);
 /* Like ember_wait without waiting: -EMBER_EAGAIN while it is not done. */
@@ -585,10 +628,20 @@ static void ember__ring_init(struct ember_ring_hdr *h, uint32_t cap)
  *   QUEUED --runner: deadline already passed, status ETIMEDOUT--> DONE
  *   QUEUED --owner (deadline) or supervisor (owner died)--> FREE
  *   RUNNING --runner: result written first--> DONE   (wake if WAITER)
- *   RUNNING --owner: deadline passed--> ABANDONED --runner at end--> FREE
+ *   RUNNING --owner: deadline passed, or the supervisor: its linked owner
+ *           died--> ABANDONED --runner at end--> FREE
  *   RUNNING --supervisor: runner died, status ECRASHED--> DONE (cast: FREE)
  *   DONE --owner: result released--> FREE
- *   (casts) RUNNING --runner at end--> FREE
+ *   (casts, and ORPHAN calls) RUNNING --runner at end--> FREE
+ * Flag bits that ride along (kept by every CAS that keeps the state):
+ *   WAITER   set by the owner before it sleeps on the word (S4);
+ *   ORPHAN   set by the supervisor on an unlinked call whose owner died: it
+ *            still runs, and whoever finishes it frees it instead of DONE;
+ *   CANCEL   set by the owner (ember_cancel): a runner that takes it finishes
+ *            it at once with ECANCELLED; a running handler sees it; the
+ *            supervisor kills a runner that runs it on past kill_grace;
+ *   STARTED  (children) set by the runner once it runs the call and has
+ *            written slot.runner; wakes the owner like DONE does.
  * Invariants:
  *  S1. Exactly one process can move a slot out of any state: the owner out of
  *      CLAIMED and DONE, the runner named in the slot out of RUNNING and
@@ -737,8 +790,8 @@ static bool ember__slot_free(struct ember__view *v, uint32_t idx, uint32_t w)
 }
 
 /* Runner: move the slot of ring entry generation GEN from QUEUED to
- * RUNNING, keeping the owner's WAITER bit, which the owner may set at any
- * moment. The first CAS is blind (the expected word is known from the ring
+ * RUNNING, keeping the flag bits (the owner may set WAITER or CANCEL, the
+ * supervisor ORPHAN, at any moment). The first CAS is blind (the expected word is known from the ring
  * entry), so the slot's line is fetched once, for writing. Returns false
  * when the slot is not QUEUED in that generation (expired, reclaimed, taken,
  * or a stale entry); *W is the word seen or written. */
@@ -746,7 +799,7 @@ static inline bool ember__slot_take(struct ember_slot *s, uint32_t gen, uint32_t
 {
     *w = ember__mk(gen, EMBER_SLOT_QUEUED);
     for (;;) {
-        uint32_t rw = ember__mk(gen, EMBER_SLOT_RUNNING) | (*w & EMBER_SLOT_WAITER);
+        uint32_t rw = ember__mk(gen, EMBER_SLOT_RUNNING) | (*w & EMBER_SLOT_STICKY);
         if (atomic_compare_exchange_weak_explicit(&s->state, w, rw, memory_order_acq_rel,
                                                   memory_order_acquire)) {
             *w = rw;
@@ -756,7 +809,7 @@ static inline bool ember__slot_take(struct ember_slot *s, uint32_t gen, uint32_t
     }
 }
 
-/* Move a finished slot to DONE (call) or FREE (cast) with STATUS; wakes a
+/* Move a finished slot to DONE (call) or FREE (cast, orphan) with STATUS; wakes a
  * sleeping owner. W is the observed RUNNING (or QUEUED) word. Returns false
  * if the CAS lost; if the slot turned ABANDONED, frees it. */
 static bool ember__slot_finish(struct ember__view *v, uint32_t idx, uint32_t w, int status,
@@ -769,7 +822,7 @@ static bool ember__slot_finish(struct ember__view *v, uint32_t idx, uint32_t w, 
         if (ember__gen(w) != gen0) return false;
         if (st == EMBER_SLOT_ABANDONED) return ember__slot_free(v, idx, w);
         if (st != EMBER_SLOT_RUNNING && st != EMBER_SLOT_QUEUED) return false;
-        if (s->flags & EMBER_CALL_CAST) {
+        if ((s->flags & EMBER_CALL_CAST) || (w & EMBER_SLOT_ORPHAN)) {
             if (ember__slot_free(v, idx, w)) return true;
         } else {
             s->status = status;
@@ -786,32 +839,45 @@ static bool ember__slot_finish(struct ember__view *v, uint32_t idx, uint32_t w, 
     }
 }
 
-/* The owner of slot IDX is gone (detached or dead): give the slot up for
- * good. Retries until a CAS lands, since a runner may move the slot between
- * the read and the CAS (a free lost to a runner's take would otherwise leave
- * a DONE slot that nobody releases). Queued and finished calls are freed,
- * running calls abandoned (their runner frees them), running casts finish.
+/* The owner of slot IDX is gone: give the slot up for good. DIED: it died
+ * (the supervisor saw its pidfd) rather than detached. Linked work stops:
+ * queued calls are freed (never run), running ones abandoned (the handler
+ * sees its cancel flag; the supervisor kills a runner that runs on past
+ * kill_grace). Unlinked calls run on as orphans, freed by whoever finishes
+ * them; so do casts of a caller that detached (a normal exit). Claimed and
+ * finished slots are freed. Retries until a CAS lands, since a runner may
+ * move the slot between the read and the CAS (a free lost to a runner's take
+ * would otherwise leave a DONE slot that nobody releases).
  * GEN is the generation in which the caller saw the slot as that owner's:
  * read the state word first (acquire), then the owner fields, which the
  * claimer wrote before its claim CAS. */
-static void ember__slot_disown(struct ember__view *v, uint32_t idx, uint32_t gen)
+static void ember__slot_disown(struct ember__view *v, uint32_t idx, uint32_t gen, bool died)
 {
     struct ember_slot *s = &v->slots[idx];
     uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
     for (;;) {
         if (ember__gen(w) != gen) return; /* claimed anew since: not the old owner's */
-        switch (ember__st(w)) {
-        case EMBER_SLOT_CLAIMED:
+        uint32_t st = ember__st(w), fl = s->flags;
+        bool runs_on = (fl & EMBER_CALL_UNLINKED) || ((fl & EMBER_CALL_CAST) && !died);
+        switch (st) {
         case EMBER_SLOT_QUEUED:
+        case EMBER_SLOT_RUNNING:
+            if (runs_on && !(w & EMBER_SLOT_CANCEL)) {
+                if ((fl & EMBER_CALL_CAST) || (w & EMBER_SLOT_ORPHAN)) return;
+                if (atomic_compare_exchange_strong(&s->state, &w, w | EMBER_SLOT_ORPHAN)) return;
+                continue; /* w reloaded */
+            }
+            if (st == EMBER_SLOT_RUNNING) {
+                if (atomic_compare_exchange_strong(&s->state, &w,
+                                                   ember__mk(ember__gen(w), EMBER_SLOT_ABANDONED)))
+                    return;
+                continue;
+            }
+            __attribute__((fallthrough)); /* a queued linked call never runs */
+        case EMBER_SLOT_CLAIMED:
         case EMBER_SLOT_DONE:
             if (ember__slot_free(v, idx, w)) return;
             break;
-        case EMBER_SLOT_RUNNING:
-            if (s->flags & EMBER_CALL_CAST) return;
-            if (atomic_compare_exchange_strong(&s->state, &w,
-                                               ember__mk(ember__gen(w), EMBER_SLOT_ABANDONED)))
-                return;
-            continue; /* w reloaded */
         default: /* FREE or ABANDONED: nothing is ours */
             return;
         }
@@ -1055,14 +1121,15 @@ fail:
 EMBER_API void ember_detach(ember_client *c)
 {
     if (!c) return;
-    /* Give back what this caller still holds; running calls finish and are
-     * freed by their runner. */
+    /* Give back what this caller still holds (ember__slot_disown): queued
+     * calls never run, running ones are cancelled; casts and unlinked calls
+     * run on. */
     for (uint32_t i = 0; i < c->v.nslots; i++) {
         struct ember_slot *s = &c->v.slots[i];
         uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
         if (ember__st(w) != EMBER_SLOT_FREE && s->owner == c->caller_idx &&
             s->owner_gen == c->caller_gen)
-            ember__slot_disown(&c->v, i, ember__gen(w));
+            ember__slot_disown(&c->v, i, ember__gen(w), false);
     }
     uint32_t me = (uint32_t)getpid();
     atomic_compare_exchange_strong(&c->v.callers[c->caller_idx].pid, &me, 0);
@@ -1146,8 +1213,10 @@ static int ember__claim(ember_client *c, uint64_t deadline, uint32_t *idx_out, u
     }
 }
 
+/* Queue a call: wait for a slot and pages until WAIT_UNTIL; the call's own
+ * deadline is DEADLINE. */
 static int ember__submit(ember_client *c, int h, const void *args, size_t len,
-                         int64_t timeout_ns, uint32_t flags, ember_call_id *id)
+                         uint64_t wait_until, uint64_t deadline, uint32_t flags, ember_call_id *id)
 {
     if (!c) return ember__fail(-EMBER_EINVAL, "client is NULL");
     struct ember__view *v = &c->v;
@@ -1163,9 +1232,8 @@ static int ember__submit(ember_client *c, int h, const void *args, size_t len,
     uint32_t broken = atomic_load_explicit(&v->hdr->boot_broken, memory_order_relaxed);
     if (broken && atomic_load_explicit(&v->hdr->nready, memory_order_relaxed) == 0)
         return ember__boot_error(c, broken);
-    uint64_t deadline = ember__deadline(c, timeout_ns);
     uint32_t idx = 0, gen = 0;
-    int rc = ember__claim(c, deadline, &idx, &gen);
+    int rc = ember__claim(c, wait_until, &idx, &gen);
     if (rc) return rc;
     struct ember_slot *s = &v->slots[idx];
     s->handler = (uint32_t)h;
@@ -1179,7 +1247,7 @@ static int ember__submit(ember_client *c, int h, const void *args, size_t len,
             uint32_t seq = atomic_load(&v->hdr->page_seq);
             if (ember__pages_alloc(v, idx, len, &s->args_page) == 0) break;
             uint64_t now = ember__now_ns();
-            if (now >= deadline || (rc = ember__pool_alive(c)) != 0) {
+            if (now >= wait_until || (rc = ember__pool_alive(c)) != 0) {
                 ember__slot_free(v, idx, ember__mk(gen, EMBER_SLOT_CLAIMED));
                 return rc ? rc : ember__fail(-EMBER_EFULL,
                                              "pool '%s': no shared pages for %zu bytes until the deadline",
@@ -1187,7 +1255,7 @@ static int ember__submit(ember_client *c, int h, const void *args, size_t len,
             }
             atomic_fetch_add(&v->hdr->page_waiters, 1);
             uint64_t until = now + 100000000ull;
-            ember__futex_wait(&v->hdr->page_seq, seq, until < deadline ? until : deadline);
+            ember__futex_wait(&v->hdr->page_seq, seq, until < wait_until ? until : wait_until);
             atomic_fetch_sub(&v->hdr->page_waiters, 1);
         }
         memcpy(ember__page_ptr(v, s->args_page), args, len);
@@ -1206,16 +1274,40 @@ static int ember__submit(ember_client *c, int h, const void *args, size_t len,
     return 0;
 }
 
+static int ember__submit_t(ember_client *c, int h, const void *args, size_t len,
+                           int64_t timeout_ns, unsigned flags, ember_call_id *id)
+{
+    if (!c) return ember__fail(-EMBER_EINVAL, "client is NULL");
+    if (flags & ~(unsigned)(EMBER_UNLINKED | EMBER_CALL_CAST))
+        return ember__fail(-EMBER_EINVAL, "unknown call flags 0x%x", flags);
+    uint64_t deadline = ember__deadline(c, timeout_ns);
+    return ember__submit(c, h, args, len, deadline, deadline, flags, id);
+}
+
+EMBER_API int ember_submit_flags(ember_client *c, int h, const void *args, size_t len,
+                                 int64_t timeout_ns, unsigned flags, ember_call_id *id)
+{
+    if (!id) return ember__fail(-EMBER_EINVAL, "ember_submit: id is NULL");
+    return ember__submit_t(c, h, args, len, timeout_ns, flags, id);
+}
+
 EMBER_API int ember_submit(ember_client *c, int h, const void *args, size_t len,
                            int64_t timeout_ns, ember_call_id *id)
 {
-    if (!id) return ember__fail(-EMBER_EINVAL, "ember_submit: id is NULL");
-    return ember__submit(c, h, args, len, timeout_ns, 0, id);
+    return ember_submit_flags(c, h, args, len, timeout_ns, 0, id);
+}
+
+EMBER_API int ember_cast_flags(ember_client *c, int h, const void *args, size_t len,
+                               int64_t timeout_ns, unsigned flags)
+{
+    if (flags & ~(unsigned)EMBER_UNLINKED)
+        return ember__fail(-EMBER_EINVAL, "unknown call flags 0x%x", flags);
+    return ember__submit_t(c, h, args, len, timeout_ns, flags | EMBER_CALL_CAST, NULL);
 }
 
 EMBER_API int ember_cast(ember_client *c, int h, const void *args, size_t len, int64_t timeout_ns)
 {
-    return ember__submit(c, h, args, len, timeout_ns, EMBER_CALL_CAST, NULL);
+    return ember_cast_flags(c, h, args, len, timeout_ns, 0);
 }
 
 static void ember__result_clear(ember_result *res)
@@ -1266,6 +1358,9 @@ static int ember__collect(ember_client *c, uint32_t idx, uint32_t w, ember_resul
         return ember__boot_error(c, (uint32_t)res->detail);
     case EMBER_EPOOLDOWN:
         return ember__fail(st, "pool '%s' stopped before the call ended", c->name);
+    case EMBER_ECANCELLED:
+        return ember__fail(st, "pool '%s': the call was cancelled%s", c->name,
+                           res->detail ? "; its runner was killed after kill_grace" : "");
     default:
         return ember__fail(st, "pool '%s': call failed (%s, detail %d)", c->name,
                            ember_strerror(st), res->detail);
@@ -1387,6 +1482,14 @@ EMBER_API int ember_wait(ember_client *c, ember_call_id id, ember_result *res)
     /* park: the standard loop - check, announce (WAITER), re-check, sleep */
     while (ember__st(w) != EMBER_SLOT_DONE) {
         if (!ember__id_live(w, id)) return res->status = -EMBER_ESTALE;
+        if ((w & EMBER_SLOT_CANCEL) && ember__st(w) == EMBER_SLOT_QUEUED) {
+            if (!ember__slot_free(v, id.idx, w)) { /* a runner took it first */
+                w = atomic_load_explicit(&s->state, memory_order_acquire);
+                continue;
+            }
+            return res->status = ember__fail(-EMBER_ECANCELLED, "pool '%s': the call was "
+                                             "cancelled while queued; it never ran", c->name);
+        }
         uint64_t now = ember__now_ns();
         if (now >= deadline) return res->status = ember__expire(c, id.idx, id.gen, res);
         if (!(w & EMBER_SLOT_WAITER)) {
@@ -1405,16 +1508,116 @@ EMBER_API int ember_wait(ember_client *c, ember_call_id id, ember_result *res)
     return res->status = ember__collect(c, id.idx, w, res);
 }
 
-EMBER_API int ember_call(ember_client *c, int h, const void *args, size_t len, ember_result *res,
-                         int64_t timeout_ns)
+EMBER_API int ember_call_flags(ember_client *c, int h, const void *args, size_t len,
+                               ember_result *res, int64_t timeout_ns, unsigned flags)
 {
     ember_call_id id;
     if (!res) return ember__fail(-EMBER_EINVAL, "ember_call: res is NULL");
     ember__woke_runner = false;
     ember__result_clear(res);
-    int rc = ember__submit(c, h, args, len, timeout_ns, 0, &id);
+    if (flags & ~(unsigned)EMBER_UNLINKED)
+        return res->status = ember__fail(-EMBER_EINVAL, "unknown call flags 0x%x", flags);
+    int rc = ember__submit_t(c, h, args, len, timeout_ns, flags, &id);
     if (rc) return res->status = rc;
     return ember_wait(c, id, res);
+}
+
+EMBER_API int ember_call(ember_client *c, int h, const void *args, size_t len, ember_result *res,
+                         int64_t timeout_ns)
+{
+    return ember_call_flags(c, h, args, len, res, timeout_ns, 0);
+}
+
+EMBER_API int ember_cancel(ember_client *c, ember_call_id id)
+{
+    if (!c || id.idx >= c->v.nslots) return ember__fail(-EMBER_EINVAL, "ember_cancel: bad argument");
+    struct ember_slot *s = &c->v.slots[id.idx];
+    uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
+    for (;;) {
+        if (!ember__id_live(w, id) || s->owner != c->caller_idx)
+            return ember__fail(-EMBER_ESTALE, "stale call id %u/%u", id.idx, id.gen);
+        if (ember__st(w) == EMBER_SLOT_DONE || (w & EMBER_SLOT_CANCEL)) return 0;
+        if (atomic_compare_exchange_strong(&s->state, &w, w | EMBER_SLOT_CANCEL)) break;
+    }
+    /* the supervisor starts the kill_grace clock when it looks */
+    if (ember__st(w) == EMBER_SLOT_RUNNING) ember__ring_doorbell(&c->v);
+    return 0;
+}
+
+EMBER_API int ember_place_child(ember_client *c, int h, const void *args, size_t len,
+                                int64_t timeout_ns, unsigned flags, ember_child *ch)
+{
+    if (!c || !ch) return ember__fail(-EMBER_EINVAL, "ember_place_child: bad argument");
+    memset(ch, 0, sizeof *ch);
+    ch->pidfd = -1;
+    ch->runner = EMBER_NONE;
+    if (flags & ~(unsigned)EMBER_UNLINKED)
+        return ember__fail(-EMBER_EINVAL, "unknown call flags 0x%x", flags);
+    struct ember__view *v = &c->v;
+    uint64_t start_by = ember__deadline(c, timeout_ns);
+    ember_call_id id;
+    int rc = ember__submit(c, h, args, len, start_by, UINT64_MAX, flags | EMBER_CALL_CHILD, &id);
+    if (rc) return rc;
+    struct ember_slot *s = &v->slots[id.idx];
+    uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
+    /* wait until a runner runs it (STARTED) or it is already over (DONE) */
+    for (;;) {
+        if (ember__gen(w) != id.gen) return ember__fail(-EMBER_ECORRUPT, "child slot reused");
+        uint32_t st = ember__st(w);
+        if (st == EMBER_SLOT_DONE || (st == EMBER_SLOT_RUNNING && (w & EMBER_SLOT_STARTED))) break;
+        uint64_t now = ember__now_ns();
+        if (now >= start_by && st == EMBER_SLOT_QUEUED) {
+            if (ember__slot_free(v, id.idx, w))
+                return ember__fail(-EMBER_ETIMEDOUT, "pool '%s': no runner took the child "
+                                   "before the timeout; it never ran", c->name);
+            w = atomic_load_explicit(&s->state, memory_order_acquire);
+            continue;
+        }
+        if (!(w & EMBER_SLOT_WAITER)) {
+            if (!atomic_compare_exchange_strong(&s->state, &w, w | EMBER_SLOT_WAITER)) continue;
+            w |= EMBER_SLOT_WAITER;
+        }
+        uint64_t until = now + 200000000ull;
+        if (st == EMBER_SLOT_QUEUED && start_by < until) until = start_by;
+        ember__futex_wait(&s->state, w, until);
+        w = atomic_load_explicit(&s->state, memory_order_acquire);
+        if (ember__st(w) != EMBER_SLOT_DONE && !(w & EMBER_SLOT_STARTED) &&
+            (rc = ember__pool_alive(c)) != 0) {
+            ember__slot_disown(v, id.idx, id.gen, false);
+            return rc;
+        }
+    }
+    ch->id = id;
+    ch->runner = s->runner;
+    if (ch->runner < v->nrunners) {
+        struct ember_runner_ent *re = &v->runners[ch->runner];
+        uint32_t pid = atomic_load(&re->pid);
+        if (atomic_load(&re->gen) == s->runner_gen && pid) {
+            ch->pid = (int)pid;
+            ch->pidfd = ember__pidfd_open((pid_t)pid);
+        }
+    }
+    return 0;
+}
+
+EMBER_API int ember_child_wait(ember_client *c, ember_child *ch, ember_result *res)
+{
+    if (!c || !ch || !res) return ember__fail(-EMBER_EINVAL, "ember_child_wait: bad argument");
+    int rc = ember_wait(c, ch->id, res);
+    if (ch->pidfd >= 0) close(ch->pidfd);
+    ch->pidfd = -1;
+    return rc;
+}
+
+EMBER_API int ember_child_stop(ember_client *c, ember_child *ch, ember_result *res)
+{
+    if (!c || !ch || !res) return ember__fail(-EMBER_EINVAL, "ember_child_stop: bad argument");
+    int rc = ember_cancel(c, ch->id);
+    if (rc) {
+        ember__result_clear(res);
+        return res->status = rc;
+    }
+    return ember_child_wait(c, ch, res);
 }
 
 EMBER_API void ember_result_release(ember_client *c, ember_result *res)
@@ -1466,7 +1669,7 @@ EMBER_API const char *ember_why_name(int reason)
 {
     static const char *const names[] = { "none", "min", "demand", "idle", "resize", "max_jobs",
                                          "max_rss", "single_use", "crash", "deadline",
-                                         "boot_failed", "boot_timeout", "stop" };
+                                         "boot_failed", "boot_timeout", "stop", "cancelled" };
     return reason >= 0 && reason < (int)(sizeof names / sizeof names[0]) ? names[reason] : "unknown";
 }
 
