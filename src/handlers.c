@@ -51,5 +51,7 @@ void ember__builtin_handlers(void)
     ember__handlers[0].fn = h_noop;
     memcpy(ember__handlers[1].name, "echo", 5);
     ember__handlers[1].fn = h_echo;
-    ember__nhandlers = 2;
+    memcpy(ember__handlers[EMBER__FN_HANDLER].name, "ember.fn", 9);
+    ember__handlers[EMBER__FN_HANDLER].fn = ember__fn_handler;
+    ember__nhandlers = 3;
 }

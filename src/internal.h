@@ -16,6 +16,10 @@ struct ember__handler { char name[EMBER_NAME_MAX]; ember_handler_fn fn; };
 extern struct ember__handler ember__handlers[EMBER_MAX_HANDLERS];
 extern unsigned ember__nhandlers;
 void ember__builtin_handlers(void);
+/* "ember.fn", the built-in behind ember_call_fn (callfn.c): its -EMBER_EIMAGE
+ * is the call's status, not a handler error */
+#define EMBER__FN_HANDLER 2
+int ember__fn_handler(const void *args, size_t len, ember_out *out, const ember_job *job);
 
 /* segment.c: create, size and lay out a pool's segment; on success *V is the
  * creator's view and *FD the segment's fd. */

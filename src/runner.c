@@ -183,7 +183,8 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
     } else {
         ember_job job = { s->deadline_ns, g_runner, v->runners[g_runner].node, &s->state, gen };
         int rc = ember__handlers[h].fn(args, alen, o, &job);
-        if (rc) status = -EMBER_EHANDLER, detail = rc;
+        if (rc == -EMBER_EIMAGE && h == EMBER__FN_HANDLER) status = rc;
+        else if (rc) status = -EMBER_EHANDLER, detail = rc;
         /* one deadline covers queueing and running: a result that comes
          * after it is a timeout, as the caller would have seen it; a call
          * cancelled while it ran ends cancelled */

@@ -1358,6 +1358,9 @@ static int ember__collect(ember_client *c, uint32_t idx, uint32_t w, ember_resul
         return ember__boot_error(c, (uint32_t)res->detail);
     case EMBER_EPOOLDOWN:
         return ember__fail(st, "pool '%s' stopped before the call ended", c->name);
+    case EMBER_EIMAGE:
+        return ember__fail(st, "pool '%s': the function is not in the pool's program image "
+                           "(another program, or the same one started anew); nothing ran", c->name);
     case EMBER_ECANCELLED:
         return ember__fail(st, "pool '%s': the call was cancelled%s", c->name,
                            res->detail ? "; its runner was killed after kill_grace" : "");

@@ -42,6 +42,18 @@ int ember_out_write(ember_out *out, const void *p, size_t n);
  * ember_out_write(). */
 void *ember_out_reserve(ember_out *out, size_t n);
 
+/* Same-image functions (FLAME.call with an anonymous function, on one host):
+ * run FN(CTX copy, CTX_LEN, out, job) in a runner, like a handler. FN must be
+ * code of the program that started the pool, loaded before it started: the
+ * caller is that program or a fork of it. A caller of any other image
+ * (another program, or the same program started anew at other addresses)
+ * gets -EMBER_EIMAGE and nothing runs. Returns as ember_call. */
+int ember_call_fn(ember_client *c, ember_handler_fn fn, const void *ctx, size_t ctx_len,
+                  ember_result *res, int64_t timeout_ns);
+/* The same, queued: FLAGS 0 or EMBER_UNLINKED; collect with ember_wait. */
+int ember_submit_fn(ember_client *c, ember_handler_fn fn, const void *ctx, size_t ctx_len,
+                    int64_t timeout_ns, unsigned flags, ember_call_id *id);
+
 /* Has the caller given up on this job (deadline passed, caller gone)? */
 bool ember_job_cancelled(const ember_job *job);
 /* Nanoseconds left before the job's deadline (0 when past). */
