@@ -190,16 +190,7 @@ int ember_pool_wait_ready(ember_pool *p, unsigned n, int64_t timeout_ns)
 int ember_pool_resize(ember_pool *p, unsigned min, unsigned max)
 {
     if (!p) return ember__fail(-EMBER_EINVAL, "ember_pool_resize: pool is NULL");
-    if (max == 0 || max > p->cfg.max_limit)
-        return ember__fail(-EMBER_EINVAL, "resize: max %u is not in 1..max_limit (%u)", max,
-                           p->cfg.max_limit);
-    if (min > max) return ember__fail(-EMBER_EINVAL, "resize: min %u is above max %u", min, max);
-    struct ember_shm_header *h = p->v.hdr;
-    atomic_store(&h->min, min);
-    atomic_store(&h->max, max);
-    atomic_fetch_add(&h->resize_seq, 1);
-    ember__ring_doorbell(&p->v);
-    return 0;
+    return ember__resize(&p->v, p->name, min, max);
 }
 
 int ember_pool_stop(ember_pool *p, int64_t timeout_ns)

@@ -196,6 +196,16 @@ EMBER_API size_t ember_max_payload(const ember_client *c);
  * first; the ring keeps the last EMBER_EVENT_RING), into EV and move *CURSOR
  * past them. Returns how many (0: none new), or -EMBER_EINVAL. */
 EMBER_API int ember_events_read(ember_client *c, uint64_t *cursor, ember_event *ev, int n);
+/* Pool control from any attached process of the pool's user (the `ember`
+ * command uses these). Resize: as ember_pool_resize() (pool.h): 0, or
+ * -EMBER_EINVAL (min > max, max 0 or above the pool's max_limit). */
+EMBER_API int ember_resize(ember_client *c, unsigned min, unsigned max);
+/* Stop the pool gracefully (as ember_pool_stop(), running calls get
+ * SHUTDOWN_TIMEOUT_NS; negative: the pool's) and wait until its supervisor
+ * has exited. Returns 0 or -errno. C is still to be detached. */
+EMBER_API int ember_stop(ember_client *c, int64_t shutdown_timeout_ns);
+/* Wait until at least N runners are ready: 0, -EMBER_ETIMEDOUT, -EMBER_EPOOLDOWN. */
+EMBER_API int ember_wait_ready(ember_client *c, unsigned n, int64_t timeout_ns);
 /* "idle", "demand", "boot_failed"...: the name of an EMBER_WHY_* reason. */
 EMBER_API const char *ember_why_name(int reason);
 
@@ -216,6 +226,7 @@ EMBER_API const char *ember_why_name(int reason);
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -1036,6 +1047,21 @@ static int ember__boot_error(ember_client *c, uint32_t failures)
                        (unsigned long long)(retry > now ? (retry - now + 999999) / 1000000 : 0));
 }
 
+/* New bounds for the pool; the supervisor acts on them at its next look. */
+static int ember__resize(struct ember__view *v, const char *name, unsigned min, unsigned max)
+{
+    if (max == 0 || max > v->nrunners)
+        return ember__fail(-EMBER_EINVAL, "pool '%s': resize: max %u is not in 1..max_limit (%u)",
+                           name, max, v->nrunners);
+    if (min > max)
+        return ember__fail(-EMBER_EINVAL, "pool '%s': resize: min %u is above max %u", name, min, max);
+    atomic_store(&v->hdr->min, min);
+    atomic_store(&v->hdr->max, max);
+    atomic_fetch_add(&v->hdr->resize_seq, 1);
+    ember__ring_doorbell(v);
+    return 0;
+}
+
 #ifndef EMBER_CLIENT_INTERNALS_ONLY
 EMBER_API int ember_attach(const char *name, ember_client **out)
 {
@@ -1358,6 +1384,8 @@ static int ember__collect(ember_client *c, uint32_t idx, uint32_t w, ember_resul
         return ember__boot_error(c, (uint32_t)res->detail);
     case EMBER_EPOOLDOWN:
         return ember__fail(st, "pool '%s' stopped before the call ended", c->name);
+    case EMBER_EHANDLER:
+        return ember__fail(st, "pool '%s': the handler returned %d", c->name, res->detail);
     case EMBER_EIMAGE:
         return ember__fail(st, "pool '%s': the function is not in the pool's program image "
                            "(another program, or the same one started anew); nothing ran", c->name);
@@ -1666,6 +1694,42 @@ EMBER_API int ember_events_read(ember_client *c, uint64_t *cursor, ember_event *
     }
     *cursor = cur;
     return k;
+}
+
+EMBER_API int ember_resize(ember_client *c, unsigned min, unsigned max)
+{
+    if (!c) return ember__fail(-EMBER_EINVAL, "ember_resize: client is NULL");
+    return ember__resize(&c->v, c->name, min, max);
+}
+
+EMBER_API int ember_stop(ember_client *c, int64_t shutdown_timeout_ns)
+{
+    if (!c) return ember__fail(-EMBER_EINVAL, "ember_stop: client is NULL");
+    if (shutdown_timeout_ns >= 0) atomic_store(&c->v.hdr->stop_timeout_ns, shutdown_timeout_ns);
+    if (syscall(SYS_pidfd_send_signal, c->sup_pidfd, SIGTERM, NULL, 0) < 0 && errno != ESRCH)
+        return ember__fail(-errno, "pool '%s': cannot signal its supervisor: %s", c->name,
+                           strerror(errno));
+    struct pollfd p = { .fd = c->sup_pidfd, .events = POLLIN };
+    while (poll(&p, 1, -1) < 0 && errno == EINTR) {}
+    return 0;
+}
+
+EMBER_API int ember_wait_ready(ember_client *c, unsigned n, int64_t timeout_ns)
+{
+    if (!c) return ember__fail(-EMBER_EINVAL, "ember_wait_ready: client is NULL");
+    uint64_t until = timeout_ns < 0 ? UINT64_MAX : ember__now_ns() + (uint64_t)timeout_ns;
+    for (;;) {
+        uint32_t ep = atomic_load(&c->v.hdr->epoch);
+        if (atomic_load(&c->v.hdr->nready) >= n) return 0;
+        int rc = ember__pool_alive(c);
+        if (rc) return rc;
+        uint64_t now = ember__now_ns();
+        if (now >= until)
+            return ember__fail(-EMBER_ETIMEDOUT, "pool '%s': %u of %u runners ready", c->name,
+                               atomic_load(&c->v.hdr->nready), n);
+        uint64_t t = now + 100000000ull;
+        ember__futex_wait(&c->v.hdr->epoch, ep, t < until ? t : until);
+    }
 }
 
 EMBER_API const char *ember_why_name(int reason)

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Description: the ember command line: `pool start` takes the pool options by
+# their struct names (bad ones are refused and named, exit 2; invalid
+# combinations exit 1 naming the option), `pool wait`, `stats` (text and
+# JSON), `call` with the built-in and command-line handlers (exec: output,
+# exit status, cancel on timeout), `pool resize` up and down, `events`,
+# `pool list`, `pool stop`, and what every command says about a pool that is
+# not running.
+set -u
+EMBER=$1
+NAME=cli-$$
+failures=0
+check() { # check DESCRIPTION COMMAND...: the command must succeed
+    local what=$1; shift
+    if ! "$@"; then echo "FAIL: $what"; failures=$((failures + 1)); fi
+}
+expect() { # expect DESCRIPTION WANTED_STATUS PATTERN COMMAND...: status and stderr/stdout match
+    local what=$1 want=$2 pat=$3; shift 3
+    local out st
+    out=$("$@" 2>&1); st=$?
+    if [ "$st" -ne "$want" ] || ! grep -qE -- "$pat" <<<"$out"; then
+        echo "FAIL: $what (status $st, wanted $want; output: $out)"
+        failures=$((failures + 1))
+    fi
+}
+cleanup() { "$EMBER" pool stop "$NAME" --shutdown_timeout 100ms >/dev/null 2>&1; }
+trap cleanup EXIT
+
+expect "unknown option named" 2 "unknown option --maxx" "$EMBER" pool start "$NAME" --maxx 3
+expect "bad duration named" 2 "option --timeout: '5parsecs'" "$EMBER" pool start "$NAME" --timeout 5parsecs
+expect "bad number named" 2 "option --max: 'lots'" "$EMBER" pool start "$NAME" --max lots
+expect "min above max refused" 1 "option min: 5 is above max 2" "$EMBER" pool start "$NAME" --min 5 --max 2
+expect "zero timeout refused" 1 "option timeout" "$EMBER" pool start "$NAME" --timeout 0
+expect "no pool: stats" 1 "not running" "$EMBER" stats "$NAME"
+expect "no pool: call" 1 "not running" "$EMBER" call "$NAME" echo x
+expect "unknown command" 2 "unknown command 'frobnicate'" "$EMBER" frobnicate
+
+expect "start" 0 "started" "$EMBER" pool start "$NAME" --min 1 --max 3 --max_concurrency 2 \
+    --idle-shutdown-after 300ms --timeout 20s --kill_grace 200ms --queue_capacity 100 --log 0
+expect "a second start of the same name" 1 "already running" "$EMBER" pool start "$NAME"
+check "wait for min" "$EMBER" pool wait "$NAME" --ready 1 --timeout 10s
+expect "stats json: options" 0 '"min":1,"max":3,"max_limit":[0-9]+,"max_concurrency":2' "$EMBER" stats "$NAME" --json
+expect "stats json: queue rounded up" 0 '"queue_capacity":128' "$EMBER" stats "$NAME" --json
+expect "stats text" 0 "runners: 1 serving \(1 ready\), min 1, max 3" "$EMBER" stats "$NAME"
+expect "echo" 0 "^hello$" "$EMBER" call "$NAME" echo hello
+expect "exec output" 0 "^out 42$" "$EMBER" call "$NAME" exec 'echo out $((6 * 7))'
+expect "exec exit status" 1 "handler returned 3" "$EMBER" call "$NAME" exec 'exit 3'
+expect "unknown handler" 1 "no handler 'nope'" "$EMBER" call "$NAME" nope
+# a command past its deadline is stopped: the call times out, the command is gone
+marker=/tmp/ember-cli-$$.marker
+expect "exec cancelled at its deadline" 1 "deadline" "$EMBER" call "$NAME" exec "sleep 0.3; touch $marker" --timeout 100ms
+check "a call after it" "$EMBER" call "$NAME" sleep 400
+expect "the handler stopped it: its runner lives" 0 '"runners_died":0' "$EMBER" stats "$NAME" --json
+if [ -e "$marker" ]; then echo "FAIL: the timed-out command ran on"; failures=$((failures + 1)); rm -f "$marker"; fi
+
+expect "resize" 0 "min 2, max 4" "$EMBER" pool resize "$NAME" --min 2 --max 4
+check "wait for the new min" "$EMBER" pool wait "$NAME" --ready 2 --timeout 10s
+expect "stats after resize" 0 '"min":2,"max":4,.*"ready":2' "$EMBER" stats "$NAME" --json
+expect "resize beyond max_limit refused" 1 "max 100000 is not in 1..max_limit" "$EMBER" pool resize "$NAME" --max 100000
+expect "resize min above max refused" 1 "min 5 is above max 4" "$EMBER" pool resize "$NAME" --min 5
+expect "resize down" 0 "min 1, max 1" "$EMBER" pool resize "$NAME" --min 1 --max 1
+expect "events: min boots" 0 "grow_end runner=[0-9]+ runners=2 reason=min ok" "$EMBER" events "$NAME"
+check "wait for the drain" "$EMBER" pool wait "$NAME" --runners 1 --timeout 10s
+expect "events: resize drains" 0 "shrink runner=[0-9]+ runners=1 reason=resize" "$EMBER" events "$NAME"
+expect "list" 0 "^$NAME +supervisor" "$EMBER" pool list
+expect "stop" 0 "stopped" "$EMBER" pool stop "$NAME"
+expect "stopped pool" 1 "not running" "$EMBER" stats "$NAME"
+
+if [ "$failures" -ne 0 ]; then echo "$failures checks failed"; exit 1; fi
+echo "all checks passed"
