@@ -61,6 +61,8 @@ uint64_t ember_job_remaining_ns(const ember_job *job);
 
 #define EMBER_NEVER INT64_MAX   /* a duration that never ends */
 
+enum { EMBER_PLACEMENT_NUMA = 0, EMBER_PLACEMENT_CORE = 1, EMBER_PLACEMENT_NONE = 2 };
+
 /* Pool options; FLAME.Pool's, on one host. Durations in nanoseconds. */
 struct ember_pool_config {
     const char *name;          /* pool name, also the segment's */
@@ -99,6 +101,14 @@ struct ember_pool_config {
     void   (*on_grow_end)(const ember_event *ev, void *arg);
     void   (*on_shrink)(const ember_event *ev, void *arg);
     void    *event_arg;
+    /* Placement (hwloc): EMBER_PLACEMENT_NUMA (default) spreads runners over
+     * NUMA nodes in proportion to their cores, each bound to its node's CPUs
+     * and memory; _CORE pins one runner per core (max is capped at the
+     * cores); _NONE binds nothing. NODES restricts them to some NUMA nodes
+     * ("0,2-3", by P#; NULL: all). Callers queue on their own node's queue,
+     * runners take from theirs first and steal from the others when idle. */
+    int      placement;
+    const char *nodes;
     size_t   max_payload;      /* bytes per argument or result (default 64 MiB) */
     size_t   payload_space;    /* shared bytes for large payloads (default 4 x max_payload) */
     unsigned max_callers;      /* attached processes at once (default 256) */
