@@ -136,6 +136,7 @@ int ember_call_fn(ember_client *c, ember_handler_fn fn, const void *ctx, size_t 
     if (rc) {
         memset(res, 0, sizeof *res);
         res->runner = EMBER_NONE;
+        res->node = -1;
         res->_idx = EMBER_NONE;
         return res->status = rc;
     }

@@ -44,6 +44,12 @@ struct ember_loop_ops {
 };
 extern const struct ember_loop_ops ember__loop_uring, ember__loop_poll;
 
+/* The pool's placement plan (placement.h), made by ember_pool_start() in the
+ * application and inherited through fork by the supervisor and runners. */
+struct ember__placement;
+extern struct ember__placement *ember__plan;
+extern void *ember__topology; /* hwloc_topology_t */
+
 /* supervisor.c: runs in the forked supervisor; never returns. */
 _Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app,
                                       const struct ember_pool_config *cfg);

@@ -15,6 +15,10 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include "internal.h"
+#include "placement.h"
+
+struct ember__placement *ember__plan;
+void *ember__topology;
 
 struct ember_pool {
     struct ember__view v;
@@ -105,7 +109,33 @@ static int check_config(struct ember_pool_config *c)
         return rc;
     if (c->log < 0 || c->log > 2)
         return ember__fail(-EMBER_EINVAL, "option log: %d is not 0, 1 or 2", c->log);
+    if (c->placement != EMBER_PLACEMENT_NUMA && c->placement != EMBER_PLACEMENT_CORE &&
+        c->placement != EMBER_PLACEMENT_NONE)
+        return ember__fail(-EMBER_EINVAL, "option placement: %d is not EMBER_PLACEMENT_NUMA, _CORE "
+                           "or _NONE", c->placement);
     if (c->single_use) c->max_jobs = 1;
+    return 0;
+}
+
+/* The placement plan of the pool about to start: the topology is loaded
+ * once per process (runners and supervisors inherit it through fork). */
+static int make_plan(const struct ember_pool_config *c)
+{
+    if (!ember__topology) ember__topology = ember__topology_load();
+    if (!ember__topology) return ember__fail(-EMBER_EINVAL, "hwloc could not load the topology");
+    struct ember__placement *p = calloc(1, sizeof *p);
+    if (!p) return -ENOMEM;
+    char err[200];
+    if (ember__placement_plan((hwloc_topology_t)ember__topology, c->placement, c->nodes, p, err,
+                              sizeof err) < 0) {
+        free(p);
+        return ember__fail(-EMBER_EINVAL, "%s", err);
+    }
+    if (ember__plan) {
+        ember__placement_free(ember__plan);
+        free(ember__plan);
+    }
+    ember__plan = p;
     return 0;
 }
 
@@ -123,6 +153,10 @@ int ember_pool_start(const struct ember_pool_config *cfg, ember_pool **out)
     }
     cfg = &p->cfg;
     ember__builtin_handlers();
+    if ((rc = make_plan(cfg)) != 0) {
+        free(p);
+        return rc;
+    }
     rc = ember__segment_create(cfg, &p->v);
     if (rc) {
         free(p);

@@ -46,6 +46,7 @@
 #include <jemalloc/jemalloc.h>
 #endif
 #include "internal.h"
+#include "placement.h"
 
 struct ember_out {
     struct ember__view *v;
@@ -61,6 +62,8 @@ struct ember_out {
 static struct ember__view *g_view;
 static const struct ember_pool_config *g_cfg;
 static uint32_t g_runner, g_gen;
+static uint32_t g_ring;             /* our node's run ring */
+static int32_t g_node;              /* our node's P#, -1 when not placed */
 static ember_parent_info g_parent;
 static bool g_is_runner;
 static _Atomic bool g_draining;     /* this runner takes no new call */
@@ -147,6 +150,7 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
         s->runner = g_runner;
         s->runner_gen = g_gen;
         s->t_start_ns = t0;
+        s->node = g_node;
         if (expired) atomic_fetch_add_explicit(&v->hdr->calls_expired, 1, memory_order_relaxed);
         ember__slot_finish(v, idx, atomic_load_explicit(&s->state, memory_order_acquire),
                            expired ? -EMBER_ETIMEDOUT : -EMBER_ECANCELLED,
@@ -158,6 +162,7 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
         s->runner = g_runner;
         s->runner_gen = g_gen;
         s->t_start_ns = t0;
+        s->node = g_node;
         for (;;) {
             if (ember__gen(w) != gen || ember__st(w) != EMBER_SLOT_RUNNING) break;
             uint32_t nw = (w | EMBER_SLOT_STARTED) & ~EMBER_SLOT_WAITER;
@@ -203,6 +208,7 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
     s->runner = g_runner;
     s->runner_gen = g_gen;
     s->t_start_ns = t0;
+    s->node = g_node;
     atomic_store_explicit(&we->idle_since, ember__now_coarse_ns(), memory_order_relaxed);
     atomic_store_explicit(&we->busy, 0, memory_order_release);
     atomic_store_explicit(&we->jobs_done, atomic_load_explicit(&we->jobs_done, memory_order_relaxed) + 1,
@@ -213,6 +219,10 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
 }
 
 struct worker_arg { uint32_t wi; pthread_t th; };
+
+/* Spin iterations (about 5 us) a spinning thread leaves another node's calls
+ * to that node's own runners before it steals them. */
+#define EMBER__STEAL_AFTER 256u
 
 /* Stop taking calls, for REASON; the control thread then ends the runner. */
 static void drain_self(struct ember__view *v, uint32_t reason)
@@ -236,11 +246,25 @@ static void prefetch_slot(uint32_t e, void *arg)
     if (idx < v->nslots) __builtin_prefetch(&v->slots[idx], 1, 3);
 }
 
-/* Take the next call, if any; with job credits, only while there are some. */
-static uint32_t take_next(struct ember__view *v)
+/* Pop a call: from our node's ring first; from the others (stealing) only
+ * when ours is empty and STEAL. *FROM is the ring it came from. */
+static uint32_t pop_any(struct ember__view *v, uint32_t *from, bool steal)
 {
-    if (!g_limited) return ember__ring_pop(&v->run);
-    if (!ember__ring_nonempty(&v->run)) return EMBER_NONE;
+    uint32_t e = ember__ring_pop(&v->run[g_ring]);
+    *from = g_ring;
+    for (uint32_t k = 1; steal && e == EMBER_NONE && k < v->nrings; k++) {
+        *from = (g_ring + k) % v->nrings;
+        e = ember__ring_pop(&v->run[*from]);
+    }
+    return e;
+}
+
+/* Take the next call, if any; with job credits, only while there are some. */
+static uint32_t take_next(struct ember__view *v, uint32_t *from, bool steal)
+{
+    if (!g_limited) return pop_any(v, from, steal);
+    if (steal ? !ember__any_queued(v, g_ring) : !ember__ring_nonempty(&v->run[g_ring]))
+        return EMBER_NONE;
     _Atomic int64_t *left = &v->runners[g_runner].jobs_left;
     int64_t had = atomic_fetch_sub(left, 1);
     if (had <= 0) {
@@ -248,7 +272,7 @@ static uint32_t take_next(struct ember__view *v)
         drain_self(v, g_cfg->single_use ? EMBER_WHY_SINGLE_USE : EMBER_WHY_MAX_JOBS);
         return EMBER_NONE;
     }
-    uint32_t e = ember__ring_pop(&v->run);
+    uint32_t e = pop_any(v, from, steal);
     if (e == EMBER_NONE) atomic_fetch_add(left, 1);
     else if (had == 1) drain_self(v, g_cfg->single_use ? EMBER_WHY_SINGLE_USE : EMBER_WHY_MAX_JOBS);
     return e;
@@ -262,12 +286,22 @@ static void *worker_main(void *arg)
     _Atomic uint32_t *ws = &v->workers[wi].park;
     ember_out *o = malloc(sizeof *o);
     if (!o) _exit(72);
+    /* steal: another node's calls may be taken (after a wake-up, or after
+     * spinning a while without any of our own node's) */
+    bool steal = true;
     while (!atomic_load_explicit(&g_draining, memory_order_relaxed)) {
-        uint32_t e = take_next(v);
+        uint32_t from;
+        uint32_t e = take_next(v, &from, steal);
+        steal = false;
         if (e != EMBER_NONE) {
-            if (ember__ring_nonempty(&v->run)) {
-                ember__wake_runner(v);
-                ember__ring_peek(&v->run, 4, prefetch_slot, v);
+            if (from != g_ring)
+                atomic_store_explicit(&v->workers[wi].jobs_stolen,
+                                      atomic_load_explicit(&v->workers[wi].jobs_stolen,
+                                                           memory_order_relaxed) + 1,
+                                      memory_order_relaxed);
+            if (ember__ring_nonempty(&v->run[from])) {
+                ember__wake_runner(v, from);
+                ember__ring_peek(&v->run[from], 4, prefetch_slot, v);
             }
             run_entry(v, e, o, &v->workers[wi]);
             continue;
@@ -277,15 +311,21 @@ static void *worker_main(void *arg)
         if (atomic_fetch_add(&h->spinners, 1) < (int32_t)v->ncpus) {
             atomic_store(ws, EMBER_WORKER_SPINNING);
             atomic_fetch_add(&h->idle_spinners, 1);
+            if (v->nrings > 1) atomic_fetch_add(&v->run[g_ring].h->spinners, 1);
             uint64_t stop = ember__now_ns() + ember__spin_budget;
             bool found = false;
             for (unsigned i = 1;; i++) {
-                if (ember__ring_nonempty(&v->run)) { found = true; break; }
+                if (ember__ring_nonempty(&v->run[g_ring])) { found = true; break; }
+                /* another node's call: leave it to that node's runners for
+                 * a few microseconds, then steal it */
+                if (v->nrings > 1 && i >= EMBER__STEAL_AFTER && (i & 15) == 0 &&
+                    ember__any_queued(v, g_ring)) { found = steal = true; break; }
                 ember__spin_step(i);
                 if ((i & 255) == 0 && (ember__now_ns() >= stop ||
                                        atomic_load_explicit(&g_draining, memory_order_relaxed)))
                     break;
             }
+            if (v->nrings > 1) atomic_fetch_sub(&v->run[g_ring].h->spinners, 1);
             atomic_fetch_sub(&h->idle_spinners, 1);
             atomic_fetch_sub(&h->spinners, 1);
             atomic_store(ws, EMBER_WORKER_ACTIVE);
@@ -300,16 +340,45 @@ static void *worker_main(void *arg)
         /* park: announce, look once more, sleep (bounded: belt and braces) */
         atomic_fetch_add(&h->nparked, 1);
         atomic_store(ws, EMBER_WORKER_PARKED);
-        if (!ember__ring_nonempty(&v->run) && !atomic_load(&g_draining))
+        if (!ember__any_queued(v, g_ring) && !atomic_load(&g_draining))
             ember__futex_wait(ws, EMBER_WORKER_PARKED, ember__now_ns() + 1000000000ull);
         atomic_store(ws, EMBER_WORKER_ACTIVE);
         atomic_fetch_sub(&h->nparked, 1);
+        steal = true; /* woken for a call, or it was there before we slept */
     }
     /* draining: a call we were woken for, or one still queued, goes to
      * another runner, or the supervisor boots one */
-    if (ember__ring_nonempty(&v->run) && !ember__wake_runner(v)) ember__ring_doorbell(v);
+    if (ember__any_queued(v, g_ring) && !ember__wake_runner(v, g_ring)) ember__ring_doorbell(v);
     free(o);
     return NULL;
+}
+
+/* Bind this process to what the supervisor planned for it (runner.cpuset,
+ * runner.node): its CPUs, then its memory policy, while it has one thread,
+ * so the job threads it starts next inherit both. The memory policy is the
+ * thread policy (process-wide membind is not supported on Linux), so memory
+ * these threads first touch, shared payload pages included, comes from the
+ * node. On a topology that is not this machine (synthetic, in tests) nothing
+ * is bound. A binding the kernel refuses leaves the runner unbound, and its
+ * entry says so (an empty cpuset). */
+static void bind_self(struct ember_runner_ent *re)
+{
+    const struct ember__placement *pl = ember__plan;
+    hwloc_topology_t t = (hwloc_topology_t)ember__topology;
+    if (!pl || !t || !pl->bind) return;
+    hwloc_bitmap_t set = hwloc_bitmap_alloc();
+    for (unsigned w = 0; w < EMBER_CPUSET_WORDS; w++) hwloc_bitmap_set_ith_ulong(set, w, re->cpuset[w]);
+    if (!hwloc_bitmap_iszero(set)) {
+        if (hwloc_set_cpubind(t, set, HWLOC_CPUBIND_THREAD) < 0) {
+            memset(re->cpuset, 0, sizeof re->cpuset);
+        } else if (re->node >= 0) {
+            hwloc_bitmap_t ns = hwloc_bitmap_alloc();
+            hwloc_bitmap_only(ns, (unsigned)re->node);
+            hwloc_set_membind(t, ns, HWLOC_MEMBIND_BIND, HWLOC_MEMBIND_THREAD | HWLOC_MEMBIND_BYNODESET);
+            hwloc_bitmap_free(ns);
+        }
+    }
+    hwloc_bitmap_free(set);
 }
 
 /* Bytes resident in this runner: jemalloc's count where it is the
@@ -336,7 +405,7 @@ static bool runner_idle(struct ember__view *v)
 {
     for (uint32_t t = 0; t < v->max_conc; t++)
         if (atomic_load(&v->workers[g_runner * v->max_conc + t].busy)) return false;
-    return !ember__ring_nonempty(&v->run);
+    return !ember__any_queued(v, g_ring);
 }
 
 /* End the runner: its job threads finish their calls and stop. */
@@ -372,6 +441,9 @@ _Noreturn void ember__runner_main(struct ember__view *v, uint32_t idx, uint32_t 
     g_is_runner = true;
     g_parent = (ember_parent_info){ v->hdr->name, idx, (int)sup };
     struct ember_runner_ent *re = &v->runners[idx];
+    g_ring = re->ring < v->nrings ? re->ring : 0;
+    g_node = re->node;
+    bind_self(re); /* before the boot callback: what it allocates is local too */
     if (cfg->runner_boot) {
         char msg[sizeof re->msg] = "";
         int rc = cfg->runner_boot(cfg->runner_boot_arg, msg, sizeof msg);

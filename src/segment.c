@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include "internal.h"
+#include "placement.h"
 
 _Static_assert(sizeof(pthread_mutex_t) <= 64, "page lock room");
 
@@ -54,6 +55,16 @@ int ember__segment_create(const struct ember_pool_config *cfg, struct ember__vie
     uint32_t npages = (uint32_t)((space + page_size - 1) / page_size);
     uint32_t nrunners = cfg->max_limit;
     uint32_t nworkers = nrunners * cfg->max_concurrency;
+    const struct ember__placement *pl = ember__plan;
+    uint32_t nrings = pl ? pl->nnodes : 1;
+    uint64_t ring_stride = align_up(ember__ring_bytes(ring_cap), 64);
+    /* the CPU map covers every CPU a node of the plan has */
+    uint32_t ncpu_map = 1;
+    for (uint32_t i = 0; pl && i < pl->nnodes; i++) {
+        int last = hwloc_bitmap_last(pl->node[i].cpuset);
+        if (last >= 0 && (uint32_t)last + 1 > ncpu_map) ncpu_map = (uint32_t)last + 1;
+    }
+    if (ncpu_map > 65536) ncpu_map = 65536;
 
     struct ember_shm_header tmp = { 0 };
     uint64_t off = align_up(sizeof tmp, 64);
@@ -62,9 +73,10 @@ int ember__segment_create(const struct ember_pool_config *cfg, struct ember__vie
     tmp.off_workers = off;    off = align_up(off + (uint64_t)nworkers * sizeof(struct ember_worker_ent), 64);
     tmp.off_callers = off;    off = align_up(off + (uint64_t)cfg->max_callers * sizeof(struct ember_caller_ent), 64);
     tmp.off_slots = off;      off = align_up(off + (uint64_t)nslots * sizeof(struct ember_slot), 64);
-    tmp.off_run_ring = off;   off = align_up(off + ember__ring_bytes(ring_cap), 64);
+    tmp.off_run_ring = off;   off = align_up(off + ring_stride * nrings, 64);
     tmp.off_free_ring = off;  off = align_up(off + ember__ring_bytes(ring_cap), 64);
     tmp.off_events = off;     off = align_up(off + EMBER_EVENT_RING * sizeof(struct ember_event_ent), 64);
+    tmp.off_cpu_ring = off;   off = align_up(off + (uint64_t)ncpu_map * 2, 64);
     tmp.off_page_owner = off; off = align_up(off + (uint64_t)npages * 4, 64);
     tmp.off_page_len = off;   off = align_up(off + (uint64_t)npages * 4, 4096);
     tmp.off_pages = off;      off += (uint64_t)npages * page_size;
@@ -101,6 +113,18 @@ int ember__segment_create(const struct ember_pool_config *cfg, struct ember__vie
     h->nslots = nslots;
     h->ring_cap = ring_cap;
     h->nrunners = nrunners;
+    h->nrings = nrings;
+    h->ring_stride = ring_stride;
+    h->ncpu_map = ncpu_map;
+    h->placement = pl ? (uint32_t)pl->mode : EMBER_PLACEMENT_NONE;
+    uint16_t *map = (uint16_t *)((char *)base + tmp.off_cpu_ring);
+    for (uint32_t c = 0; c < ncpu_map; c++) map[c] = 0;
+    for (uint32_t i = 0; pl && i < pl->nnodes; i++) {
+        int c;
+        hwloc_bitmap_foreach_begin(c, pl->node[i].cpuset)
+            if ((uint32_t)c < ncpu_map) map[c] = (uint16_t)i;
+        hwloc_bitmap_foreach_end();
+    }
     atomic_init(&h->min, cfg->min);
     atomic_init(&h->max, cfg->max);
     h->max_concurrency = cfg->max_concurrency;
@@ -134,12 +158,12 @@ int ember__segment_create(const struct ember_pool_config *cfg, struct ember__vie
     }
     for (uint32_t r = 0; r < nrunners; r++) {
         v->runners[r].capacity = cfg->max_concurrency;
-        v->runners[r].node = 0;
+        v->runners[r].node = -1;
         for (uint32_t t = 0; t < cfg->max_concurrency; t++)
             v->workers[r * cfg->max_concurrency + t].runner = r;
     }
     for (uint32_t i = 0; i < npages; i++) v->page_owner[i] = 0;
-    ember__ring_init(v->run.h, ring_cap);
+    for (uint32_t i = 0; i < nrings; i++) ember__ring_init(v->run[i].h, ring_cap);
     ember__ring_init(v->free.h, ring_cap);
     for (uint32_t i = 0; i < nslots; i++) {
         v->slots[i].args_page = v->slots[i].res_page = EMBER_NONE;

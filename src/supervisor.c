@@ -34,6 +34,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include "internal.h"
+#include "placement.h"
 #include "policy.h"
 
 #define EMBER__HOUSEKEEPING_NS 1000000000ull /* 1 s: what no event reports */
@@ -56,6 +57,7 @@ struct sup_runner {
     uint32_t veto_seen;
     uint32_t boot_reason;
     uint64_t idle_base;    /* idle timer restarted here (ready, veto) */
+    int16_t place;         /* placement core: its core (placement.h), else -1 */
 };
 struct sup_caller { int pidfd; uint32_t pid, gen; };
 /* a runner thread's call that is cancelled (abandoned by a dead linked owner,
@@ -172,7 +174,47 @@ static void boot_failed(struct sup *s, uint32_t r, uint32_t reason, int status, 
     emit(s, EMBER_EV_GROW_END, r, reason, 0, (int)s->failures, status, sig, msg);
 }
 
-static int spawn_runner(struct sup *s, uint32_t reason)
+/* Where the next runner goes (placement.h): its node (ring) and, with
+ * placement core, its core; written into entry RE before its fork. Returns
+ * false when no node has room (every core taken by draining runners). */
+_Static_assert(sizeof(unsigned long) == sizeof(uint64_t), "cpuset words are hwloc's ulongs");
+static bool place_runner(struct sup *s, struct ember_runner_ent *re, const uint32_t *demand,
+                         int *place_out)
+{
+    struct ember__view *v = s->v;
+    const struct ember__placement *pl = ember__plan;
+    memset(re->cpuset, 0, sizeof re->cpuset);
+    re->ring = 0;
+    re->node = -1;
+    *place_out = -1;
+    if (!pl) return true;
+    unsigned live[EMBER_MAX_RINGS] = { 0 };
+    bool *used = pl->nplaces ? calloc(pl->nplaces, sizeof *used) : NULL;
+    for (uint32_t r = 0; r < v->nrunners; r++) {
+        struct ember_runner_ent *o = &v->runners[r];
+        if (o == re || s->runners[r].pidfd < 0) continue;
+        uint32_t st = atomic_load(&o->state);
+        if ((st == EMBER_RUNNER_BOOTING || st == EMBER_RUNNER_READY) && o->ring < pl->nnodes)
+            live[o->ring]++;
+        if (used && s->runners[r].place >= 0) used[s->runners[r].place] = true; /* draining too */
+    }
+    int place = -1;
+    unsigned d[EMBER_MAX_RINGS];
+    for (unsigned i = 0; i < pl->nnodes; i++) d[i] = demand ? demand[i] : 0;
+    int node = ember__placement_pick(pl, atomic_load(&v->hdr->max), live, d, used, &place);
+    free(used);
+    if (node < 0) return false;
+    re->ring = (uint32_t)node;
+    re->node = pl->mode == EMBER_PLACEMENT_NONE ? -1 : pl->node[node].os_index;
+    hwloc_const_bitmap_t set = place >= 0 ? pl->places[place].cpuset
+                             : pl->mode == EMBER_PLACEMENT_NONE ? NULL : pl->node[node].cpuset;
+    for (unsigned w = 0; set && w < EMBER_CPUSET_WORDS; w++)
+        re->cpuset[w] = hwloc_bitmap_to_ith_ulong(set, w);
+    *place_out = place;
+    return true;
+}
+
+static int spawn_runner(struct sup *s, uint32_t reason, const uint32_t *demand)
 {
     struct ember__view *v = s->v;
     uint32_t r = 0;
@@ -181,6 +223,8 @@ static int spawn_runner(struct sup *s, uint32_t reason)
         r++;
     if (r == v->nrunners) return -1;
     struct ember_runner_ent *re = &v->runners[r];
+    int place;
+    if (!place_runner(s, re, demand, &place)) return -1;
     uint32_t gen = atomic_fetch_add(&re->gen, 1) + 1;
     atomic_store(&re->ctl, EMBER_CTL_NONE);
     atomic_store(&re->reason, EMBER_WHY_NONE);
@@ -196,7 +240,7 @@ static int spawn_runner(struct sup *s, uint32_t reason)
     atomic_store(&re->state, EMBER_RUNNER_BOOTING);
     struct sup_runner *sr = &s->runners[r];
     *sr = (struct sup_runner){ .pidfd = -1, .gen = gen, .boot_reason = reason,
-                               .veto_seen = atomic_load(&re->veto_seq) };
+                               .veto_seen = atomic_load(&re->veto_seq), .place = (int16_t)place };
     emit(s, EMBER_EV_GROW_START, r, reason, 0, 0, 0, 0, NULL);
     pid_t pid = fork();
     if (pid == 0) {
@@ -234,22 +278,22 @@ static void sweep_orphans(struct ember__view *v)
 {
     uint8_t *in = calloc(v->nslots, 1);
     if (!in) return;
-    struct { struct ember__ring *r; uint32_t st; uint8_t bit; } rings[2] = {
-        { &v->run, EMBER_SLOT_QUEUED, 1 }, { &v->free, EMBER_SLOT_FREE, 2 } };
-    for (int k = 0; k < 2; k++) {
-        struct ember__ring *r = rings[k].r;
+    for (uint32_t k = 0; k <= v->nrings; k++) { /* the run rings, then the free ring */
+        struct ember__ring *r = k < v->nrings ? &v->run[k] : &v->free;
+        uint8_t bit = k < v->nrings ? 1 : 2;
         uint64_t head = atomic_load(&r->h->head), tail = atomic_load(&r->h->tail);
         for (uint64_t p = head; p <= tail + 1 && p < head + r->cap; p++) {
             uint64_t cv = atomic_load(&r->cell[p & r->mask]);
             if ((uint32_t)(cv >> 32) == (uint32_t)(p + 1) && ((uint32_t)cv & 0xffffu) < v->nslots)
-                in[(uint32_t)cv & 0xffffu] |= rings[k].bit;
+                in[(uint32_t)cv & 0xffffu] |= bit;
         }
     }
     for (uint32_t i = 0; i < v->nslots; i++) {
         uint32_t w = atomic_load(&v->slots[i].state);
-        for (int k = 0; k < 2; k++)
-            if (ember__st(w) == rings[k].st && !(in[i] & rings[k].bit))
-                ember__ring_push(rings[k].r, ember__entry(i, ember__gen(w)));
+        if (ember__st(w) == EMBER_SLOT_QUEUED && !(in[i] & 1)) /* any node's runner steals it */
+            ember__ring_push(&v->run[0], ember__entry(i, ember__gen(w)));
+        if (ember__st(w) == EMBER_SLOT_FREE && !(in[i] & 2))
+            ember__ring_push(&v->free, ember__entry(i, ember__gen(w)));
     }
     free(in);
     ember__pages_lock(v);
@@ -285,6 +329,7 @@ static void reap_runner(struct sup *s, uint32_t r, uint32_t gen)
         atomic_store(&v->workers[r * v->max_conc + t].busy, 0);
         if (ws == EMBER_WORKER_SPINNING) {
             atomic_fetch_sub(&v->hdr->idle_spinners, 1);
+            if (v->nrings > 1 && re->ring < v->nrings) atomic_fetch_sub(&v->run[re->ring].h->spinners, 1);
             atomic_fetch_sub(&v->hdr->spinners, 1);
         } else if (ws == EMBER_WORKER_PARKED || ws == EMBER_WORKER_WOKEN) {
             atomic_fetch_sub(&v->hdr->nparked, 1);
@@ -409,20 +454,26 @@ static void scan_callers(struct sup *s)
     }
 }
 
-/* Calls waiting in the run ring: entries between head and tail whose slot
- * is still QUEUED in that generation (stale duplicates are not counted). */
-static uint32_t count_queued(struct ember__view *v)
+/* Calls waiting in the run rings: entries between head and tail whose slot
+ * is still QUEUED in that generation (stale duplicates are not counted).
+ * PER_RING gets each ring's count. */
+static uint32_t count_queued(struct ember__view *v, uint32_t *per_ring)
 {
-    struct ember__ring *r = &v->run;
-    uint64_t head = atomic_load(&r->h->head), tail = atomic_load(&r->h->tail);
     uint32_t n = 0;
-    for (uint64_t p = head; p < tail && p < head + r->cap; p++) {
-        uint64_t cv = atomic_load(&r->cell[p & r->mask]);
-        if ((uint32_t)(cv >> 32) != (uint32_t)(p + 1)) continue;
-        uint32_t e = (uint32_t)cv, idx = e & 0xffffu;
-        if (idx >= v->nslots) continue;
-        uint32_t w = atomic_load(&v->slots[idx].state);
-        n += ember__st(w) == EMBER_SLOT_QUEUED && ember__gen(w) == (e >> 16);
+    for (uint32_t i = 0; i < v->nrings; i++) {
+        struct ember__ring *r = &v->run[i];
+        uint64_t head = atomic_load(&r->h->head), tail = atomic_load(&r->h->tail);
+        uint32_t k = 0;
+        for (uint64_t p = head; p < tail && p < head + r->cap; p++) {
+            uint64_t cv = atomic_load(&r->cell[p & r->mask]);
+            if ((uint32_t)(cv >> 32) != (uint32_t)(p + 1)) continue;
+            uint32_t e = (uint32_t)cv, idx = e & 0xffffu;
+            if (idx >= v->nslots) continue;
+            uint32_t w = atomic_load(&v->slots[idx].state);
+            k += ember__st(w) == EMBER_SLOT_QUEUED && ember__gen(w) == (e >> 16);
+        }
+        if (per_ring) per_ring[i] = k;
+        n += k;
     }
     return n;
 }
@@ -467,6 +518,8 @@ static void evaluate(struct sup *s)
     uint64_t now = ember__now_ns(), cnow = ember__now_coarse_ns();
     uint32_t max = atomic_load(&h->max), min = atomic_load(&h->min);
     if (max > v->nrunners) max = v->nrunners;
+    if (ember__plan && ember__plan->mode == EMBER_PLACEMENT_CORE && max > ember__plan->nplaces)
+        max = ember__plan->nplaces; /* one runner per core */
     if (min > max) min = max;
     uint32_t nready = 0;
     for (uint32_t r = 0; r < v->nrunners; r++) {
@@ -526,7 +579,8 @@ static void evaluate(struct sup *s)
         p->kill_at = kill_deadline < kill_cancel ? kill_deadline : kill_cancel;
         if (!sr->kill_why) sr->overdue_cancel = kill_cancel < kill_deadline;
     }
-    uint32_t queued = count_queued(v), rs = atomic_load(&h->resize_seq);
+    uint32_t demand[EMBER_MAX_RINGS];
+    uint32_t queued = count_queued(v, demand), rs = atomic_load(&h->resize_seq);
     if (queued || rs != s->resize_seen) s->min_lapsed = false; /* in use again: min holds */
     s->resize_seen = rs;
     struct ember__pin in = {
@@ -569,7 +623,7 @@ static void evaluate(struct sup *s)
         }
     }
     for (uint32_t i = 0; i < out.boots; i++)
-        if (spawn_runner(s, out.boot_reason) < 0) break;
+        if (spawn_runner(s, out.boot_reason, demand) < 0) break;
     bool broken = s->failures >= EMBER__BREAKER_FAILURES && now < s->retry_at;
     atomic_store(&h->boot_broken, broken ? s->failures : 0);
     if (out.fail_queued) {

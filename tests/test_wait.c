@@ -24,7 +24,7 @@ static void *fake_runner(void *arg)
 {
     (void)arg;
     while (!atomic_load(&g_stop)) {
-        uint32_t e = ember__ring_pop(&V.run);
+        uint32_t e = ember__ring_pop(&V.run[0]);
         if (e == EMBER_NONE) { sched_yield(); continue; }
         uint32_t idx = e & 0xffffu, w;
         struct ember_slot *s = &V.slots[idx];

@@ -4,8 +4,9 @@
  * mapped at any address in every process: everything inside is addressed by
  * byte offsets from the segment base, never by pointers.
  *
- *   header | handlers | runners | workers | callers | slots | run ring |
- *   free ring | event ring | page table | payload pages
+ *   header | handlers | runners | workers | callers | slots | run rings
+ *   (one per NUMA node used) | free ring | event ring | CPU -> ring map |
+ *   page table | payload pages
  *
  * Every part starts on its own cache line. The header's geometry fields are
  * written once by the creator before the supervisor publishes its pid; an
@@ -43,6 +44,8 @@
 #define EMBER_INLINE_MAX    (EMBER_SLOT_SIZE - EMBER_SLOT_HDR)
 #define EMBER_MAX_SLOTS     65536u /* a ring entry carries a 16-bit index */
 #define EMBER_NONE          0xffffffffu
+#define EMBER_MAX_RINGS     64     /* submission rings: NUMA nodes used by a pool */
+#define EMBER_CPUSET_WORDS  16     /* runner cpusets: CPUs 0..1023 */
 
 /* pool state (hdr.pool_state) */
 enum { EMBER_POOL_STARTING = 1, EMBER_POOL_RUNNING = 2, EMBER_POOL_STOPPING = 3,
@@ -101,6 +104,9 @@ enum { EMBER_WORKER_ACTIVE = 0, EMBER_WORKER_PARKED = 1, EMBER_WORKER_WOKEN = 2,
 struct ember_ring_hdr {
     _Alignas(EMBER_CACHELINE) _Atomic uint64_t head;  /* consumers' position */
     _Alignas(EMBER_CACHELINE) _Atomic uint64_t tail;  /* producers' position */
+    /* run rings of a multi-node pool: runner threads of this node spinning
+     * for work (the node's share of hdr.idle_spinners) */
+    _Alignas(EMBER_CACHELINE) _Atomic int32_t spinners;
     /* cells follow at the next cache line: _Atomic uint64_t cell[cap],
      * each (uint32 sequence << 32) | uint32 value */
     _Alignas(EMBER_CACHELINE) uint64_t cells_start[];
@@ -121,6 +127,11 @@ struct ember_shm_header {
     uint32_t ncpus, _pad0;
     uint64_t off_handlers, off_runners, off_workers, off_callers, off_slots,
              off_run_ring, off_free_ring, off_page_owner, off_page_len, off_pages;
+    /* run rings: nrings of them, ring i at off_run_ring + i * ring_stride */
+    uint32_t nrings, placement;       /* placement: EMBER_PLACEMENT_* of pool.h */
+    uint64_t ring_stride;
+    uint64_t off_cpu_ring;            /* uint16_t[ncpu_map]: CPU number -> its node's ring */
+    uint32_t ncpu_map, _pad1;
     char     name[EMBER_NAME_MAX];
     char     backend[16];             /* the supervisor's event loop: "uring" or "poll" */
 
@@ -199,7 +210,7 @@ struct ember_runner_ent {
                                          runner for BOOTING -> READY and READY -> DRAINING */
     uint32_t capacity;                /* = max_concurrency; its load is the sum of its
                                          workers' busy flags */
-    int32_t  node;
+    int32_t  node;                    /* NUMA node P# it is placed on, -1: not placed */
     _Atomic uint32_t ctl;             /* EMBER_CTL_*: supervisor's request (futex) */
     uint64_t started_ns;              /* fork */
     _Atomic uint64_t ready_ns;        /* ready to take calls */
@@ -210,7 +221,10 @@ struct ember_runner_ent {
     _Atomic uint32_t veto_seq;        /* bumped by the runner when its idle check said stay */
     _Atomic uint32_t reason;          /* EMBER_WHY_* of its draining */
     char     msg[64];                 /* why its boot failed, from the runner */
-    uint64_t _pad[7];
+    uint32_t ring;                    /* its node's run ring (written before its fork) */
+    uint32_t _pad0;
+    uint64_t cpuset[EMBER_CPUSET_WORDS]; /* CPUs it is bound to (all zero: unbound) */
+    uint64_t _pad[6];
 };
 
 struct ember_worker_ent {
@@ -223,7 +237,8 @@ struct ember_worker_ent {
     uint32_t _pad1;
     _Atomic uint64_t job_deadline;    /* deadline of the call it runs (valid while busy) */
     _Atomic uint64_t idle_since;      /* CLOCK_MONOTONIC_COARSE of its last call's end */
-    uint32_t _pad[4];
+    _Atomic uint64_t jobs_stolen;     /* calls it took from another node's ring */
+    uint32_t _pad[2];
 };
 
 struct ember_caller_ent {
@@ -247,13 +262,14 @@ struct ember_slot {
     uint32_t res_len, res_page;
     uint64_t deadline_ns;             /* CLOCK_MONOTONIC, absolute */
     uint64_t t_start_ns;              /* receipt: when the runner took it (CLOCK_MONOTONIC_COARSE) */
-    uint64_t _reserved;
+    int32_t  node;                    /* receipt: the runner's NUMA node (-1: not placed) */
+    uint32_t _reserved;
     unsigned char data[EMBER_INLINE_MAX];
 };
 
 _Static_assert(sizeof(struct ember_slot) == EMBER_SLOT_SIZE, "slot size");
 _Static_assert(__builtin_offsetof(struct ember_slot, data) == EMBER_SLOT_HDR, "slot header");
-_Static_assert(sizeof(struct ember_runner_ent) == 192, "runner entry");
+_Static_assert(sizeof(struct ember_runner_ent) == 320, "runner entry");
 _Static_assert(sizeof(struct ember_event_ent) == 128, "event entry");
 _Static_assert(sizeof(struct ember_worker_ent) == 64, "worker entry");
 _Static_assert(sizeof(struct ember_caller_ent) == 64, "caller entry");

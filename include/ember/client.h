@@ -92,6 +92,7 @@ typedef struct ember_result {
     int         status;    /* 0 or -EMBER_E... (same as the call's return) */
     int         detail;    /* signal (ECRASHED), handler's return (EHANDLER) */
     uint32_t    runner;    /* runner table index that ran it, EMBER_NONE if none */
+    int         node;      /* NUMA node of that runner (-1: not placed, or none) */
     uint64_t    start_ns;  /* receipt: when a runner took it, CLOCK_MONOTONIC_COARSE
                               (one tick of resolution); 0: never */
     /* private */
@@ -424,11 +425,13 @@ struct ember__view {
     struct ember_worker_ent *workers;
     struct ember_caller_ent *callers;
     struct ember_slot *slots;
-    struct ember__ring run, free;
+    struct ember__ring run[EMBER_MAX_RINGS], free; /* run: one per node, nrings */
     struct ember_event_ent *events;
     uint32_t *page_owner, *page_len;
     char *pages;
     uint32_t nslots, nrunners, max_conc, ncallers, nhandlers, npages, page_size, ncpus;
+    uint32_t nrings, ncpu_map;
+    const uint16_t *cpu_ring;         /* CPU number -> ring (all < nrings, checked) */
     uint64_t max_payload, default_timeout_ns;
 };
 
@@ -463,7 +466,9 @@ static int ember__view_init(struct ember__view *v, void *base, size_t size)
         h->nrunners == 0 || h->nrunners > 4096 || h->max_concurrency == 0 ||
         h->max_concurrency > 1024 || h->ncallers == 0 || h->ncallers > 65536 ||
         h->nhandlers > 4096 || h->page_size < 4096 || h->page_size % 4096 ||
-        h->npages > (1u << 24) || h->ncpus == 0)
+        h->npages > (1u << 24) || h->ncpus == 0 || h->nrings == 0 || h->nrings > EMBER_MAX_RINGS ||
+        h->ring_stride < ember__ring_bytes(h->ring_cap) || h->ring_stride > (1ull << 32) ||
+        h->ncpu_map > 65536)
         return ember__fail(-EMBER_ECORRUPT, "segment geometry out of range");
     uint64_t nw = (uint64_t)h->nrunners * h->max_concurrency;
     if (!ember__part_ok(h->off_handlers, (uint64_t)h->nhandlers * sizeof(struct ember_handler_ent), size) ||
@@ -471,7 +476,9 @@ static int ember__view_init(struct ember__view *v, void *base, size_t size)
         !ember__part_ok(h->off_workers, nw * sizeof(struct ember_worker_ent), size) ||
         !ember__part_ok(h->off_callers, (uint64_t)h->ncallers * sizeof(struct ember_caller_ent), size) ||
         !ember__part_ok(h->off_slots, (uint64_t)h->nslots * sizeof(struct ember_slot), size) ||
-        !ember__part_ok(h->off_run_ring, ember__ring_bytes(h->ring_cap), size) ||
+        !ember__part_ok(h->off_run_ring, h->ring_stride * h->nrings, size) ||
+        h->ring_stride % EMBER_CACHELINE ||
+        !ember__part_ok(h->off_cpu_ring, (uint64_t)h->ncpu_map * 2, size) ||
         !ember__part_ok(h->off_free_ring, ember__ring_bytes(h->ring_cap), size) ||
         !ember__part_ok(h->off_events, EMBER_EVENT_RING * sizeof(struct ember_event_ent), size) ||
         !ember__part_ok(h->off_page_owner, (uint64_t)h->npages * 4, size) ||
@@ -488,13 +495,24 @@ static int ember__view_init(struct ember__view *v, void *base, size_t size)
     v->workers = (struct ember_worker_ent *)(b + h->off_workers);
     v->callers = (struct ember_caller_ent *)(b + h->off_callers);
     v->slots = (struct ember_slot *)(b + h->off_slots);
-    v->run.h = (struct ember_ring_hdr *)(b + h->off_run_ring);
+    v->nrings = h->nrings;
+    for (uint32_t i = 0; i < v->nrings; i++) {
+        v->run[i].h = (struct ember_ring_hdr *)(b + h->off_run_ring + i * h->ring_stride);
+        v->run[i].cell = (_Atomic uint64_t *)v->run[i].h->cells_start;
+        v->run[i].cap = h->ring_cap;
+        v->run[i].mask = h->ring_cap - 1;
+    }
     v->free.h = (struct ember_ring_hdr *)(b + h->off_free_ring);
     v->events = (struct ember_event_ent *)(b + h->off_events);
-    v->run.cell = (_Atomic uint64_t *)v->run.h->cells_start;
     v->free.cell = (_Atomic uint64_t *)v->free.h->cells_start;
-    v->run.cap = v->free.cap = h->ring_cap;
-    v->run.mask = v->free.mask = h->ring_cap - 1;
+    v->free.cap = h->ring_cap;
+    v->free.mask = h->ring_cap - 1;
+    v->cpu_ring = (const uint16_t *)(b + h->off_cpu_ring);
+    v->ncpu_map = h->ncpu_map;
+    for (uint32_t i = 0; i < v->ncpu_map; i++)
+        if (v->cpu_ring[i] >= v->nrings)
+            return ember__fail(-EMBER_ECORRUPT, "segment CPU map names ring %u of %u",
+                               v->cpu_ring[i], v->nrings);
     v->page_owner = (uint32_t *)(b + h->off_page_owner);
     v->page_len = (uint32_t *)(b + h->off_page_len);
     v->pages = b + h->off_pages;
@@ -906,28 +924,37 @@ static void ember__slot_disown(struct ember__view *v, uint32_t idx, uint32_t gen
  * wakes the next one (see runner.c), so counting a spinner that is about to
  * get busy loses nothing. The parked thread woken is one of the least-loaded
  * runner with a parked thread; it is claimed by CAS PARKED -> WOKEN, so two
- * producers never spend their wake-ups on the same thread. */
-static bool ember__wake_runner(struct ember__view *v)
+ * producers never spend their wake-ups on the same thread. With several
+ * nodes each run ring also counts its node's spinners, changed at the same
+ * points as idle_spinners, so the same argument holds per node. */
+/* Wake one parked thread of the least-loaded READY runner that has one
+ * (of ring RING only, if LOCAL; else that ring's runners first). LOCAL also
+ * counts a thread of that ring already woken and not yet running: it looks
+ * at its own ring first, so it takes the call (or an earlier one, and then
+ * chains a wake-up on, see runner.c). */
+static bool ember__wake_one(struct ember__view *v, uint32_t ring, bool local)
 {
-    if (atomic_load_explicit(&v->hdr->nparked, memory_order_seq_cst) <= 0) return false;
-    if (atomic_load_explicit(&v->hdr->idle_spinners, memory_order_seq_cst) > 0) return false;
     for (int attempt = 0; attempt < 4; attempt++) {
-        uint32_t best = EMBER_NONE, best_load = UINT32_MAX;
+        uint32_t best = EMBER_NONE, best_key = UINT32_MAX;
+        bool woken = false;
         for (uint32_t r = 0; r < v->nrunners; r++) {
             struct ember_runner_ent *re = &v->runners[r];
             if (atomic_load_explicit(&re->state, memory_order_acquire) != EMBER_RUNNER_READY)
                 continue;
+            if (local && re->ring != ring) continue;
             uint32_t load = 0;
             bool parked = false;
             for (uint32_t t = 0; t < v->max_conc; t++) {
                 struct ember_worker_ent *we = &v->workers[r * v->max_conc + t];
                 load += atomic_load_explicit(&we->busy, memory_order_relaxed);
-                parked |= atomic_load_explicit(&we->park, memory_order_seq_cst) ==
-                          EMBER_WORKER_PARKED;
+                uint32_t ps = atomic_load_explicit(&we->park, memory_order_seq_cst);
+                parked |= ps == EMBER_WORKER_PARKED;
+                woken |= ps == EMBER_WORKER_WOKEN;
             }
-            if (parked && load < best_load) best = r, best_load = load;
+            uint32_t key = (uint32_t)(re->ring != ring) << 16 | (load & 0xffffu);
+            if (parked && key < best_key) best = r, best_key = key;
         }
-        if (best == EMBER_NONE) return false;
+        if (best == EMBER_NONE) return local && woken;
         for (uint32_t t = 0; t < v->max_conc; t++) {
             _Atomic uint32_t *pw = &v->workers[best * v->max_conc + t].park;
             uint32_t exp = EMBER_WORKER_PARKED;
@@ -937,6 +964,42 @@ static bool ember__wake_runner(struct ember__view *v)
             }
         }
     }
+    return false;
+}
+
+/* A call was pushed on ring RING: make sure a runner thread will take it.
+ * With several nodes, a spinner of the call's node takes it; failing that a
+ * parked thread of that node is woken rather than leaving the call to
+ * another node's spinner (which steals it only after a few microseconds,
+ * see runner.c): the work runs where its caller's memory is. */
+static bool ember__wake_runner(struct ember__view *v, uint32_t ring)
+{
+    if (atomic_load_explicit(&v->hdr->nparked, memory_order_seq_cst) <= 0) return false;
+    if (v->nrings > 1) {
+        if (atomic_load_explicit(&v->run[ring].h->spinners, memory_order_seq_cst) > 0) return false;
+        if (ember__wake_one(v, ring, true)) return true;
+    }
+    if (atomic_load_explicit(&v->hdr->idle_spinners, memory_order_seq_cst) > 0) return false;
+    return ember__wake_one(v, ring, false);
+}
+
+/* The run ring of the node this thread runs on (getcpu through rseq or
+ * the vDSO: no system call). */
+static inline uint32_t ember__my_ring(const struct ember__view *v)
+{
+    if (v->nrings == 1) return 0;
+    int cpu = sched_getcpu();
+    if (cpu < 0 || (uint32_t)cpu >= v->ncpu_map) return 0;
+    uint32_t r = v->cpu_ring[cpu];
+    return r < v->nrings ? r : 0;
+}
+
+/* Is any call waiting in any ring? Ring FIRST is looked at first. */
+static inline bool ember__any_queued(const struct ember__view *v, uint32_t first)
+{
+    if (ember__ring_nonempty(&v->run[first])) return true;
+    for (uint32_t i = 0; i < v->nrings; i++)
+        if (i != first && ember__ring_nonempty(&v->run[i])) return true;
     return false;
 }
 
@@ -1213,6 +1276,7 @@ static int ember__claim(ember_client *c, uint64_t deadline, uint32_t *idx_out, u
             s->runner = EMBER_NONE;
             s->status = s->detail = 0;
             s->t_start_ns = 0;
+            s->node = -1;
             *idx_out = idx;
             *gen_out = gen;
             if (counted) atomic_fetch_sub(&v->hdr->slot_waiters, 1);
@@ -1288,13 +1352,14 @@ static int ember__submit(ember_client *c, int h, const void *args, size_t len,
     }
     /* publish: fields before QUEUED (release), QUEUED before the push */
     atomic_store_explicit(&s->state, ember__mk(gen, EMBER_SLOT_QUEUED), memory_order_release);
-    if (ember__ring_push(&v->run, ember__entry(idx, gen)) < 0) {
+    uint32_t ring = ember__my_ring(v);
+    if (ember__ring_push(&v->run[ring], ember__entry(idx, gen)) < 0) {
         /* cannot happen with ring_cap = 2 * nslots unless repairs left many
          * duplicates; the slot is ours again */
         ember__slot_free(v, idx, ember__mk(gen, EMBER_SLOT_QUEUED));
         return ember__fail(-EMBER_EFULL, "pool '%s': run ring full", c->name);
     }
-    ember__woke_runner = ember__wake_runner(v);
+    ember__woke_runner = ember__wake_runner(v, ring);
     if (!ember__woke_runner) ember__ask_growth(v);
     if (id) id->idx = idx, id->gen = gen;
     return 0;
@@ -1340,6 +1405,7 @@ static void ember__result_clear(ember_result *res)
 {
     memset(res, 0, sizeof *res);
     res->runner = EMBER_NONE;
+    res->node = -1;
     res->_idx = EMBER_NONE;
 }
 
@@ -1351,6 +1417,7 @@ static int ember__collect(ember_client *c, uint32_t idx, uint32_t w, ember_resul
     res->detail = s->detail;
     res->runner = s->runner;
     res->start_ns = s->t_start_ns;
+    res->node = s->node;
     if (s->status == 0) {
         const void *p = ember__payload(&c->v, s, s->res_len, s->res_page);
         if (!p) {
