@@ -360,6 +360,15 @@ static int cmd_pool_start(int argc, char **argv)
         else if (strcmp(name, "log_file") == 0) {
             if (!val) return usage_error("option --log-file needs a path");
             logfile = val;
+        } else if (strcmp(name, "placement") == 0) {
+            if (!val) return usage_error("option --placement needs numa, core or none");
+            if (strcmp(val, "numa") == 0) cfg.placement = EMBER_PLACEMENT_NUMA;
+            else if (strcmp(val, "core") == 0) cfg.placement = EMBER_PLACEMENT_CORE;
+            else if (strcmp(val, "none") == 0) cfg.placement = EMBER_PLACEMENT_NONE;
+            else return usage_error("option --placement: '%s' is not numa, core or none", val);
+        } else if (strcmp(name, "nodes") == 0) {
+            if (!val) return usage_error("option --nodes needs a list of NUMA nodes such as 0,2-3");
+            cfg.nodes = val;
         } else if (strcmp(name, "name") == 0) {
             return usage_error("the name is the first argument, not --name");
         } else {
@@ -578,6 +587,28 @@ static const char *pool_state(uint32_t st)
     }
 }
 
+/* "0-3,8" from a runner's cpuset words; "-" when unbound. */
+static void cpuset_text(const uint64_t *w, char *out, size_t len)
+{
+    size_t n = 0;
+    out[0] = 0;
+    int c = 0, max = EMBER_CPUSET_WORDS * 64;
+    while (c < max && n + 16 < len) {
+        if (!((w[c / 64] >> (c % 64)) & 1)) { c++; continue; }
+        int e = c;
+        while (e + 1 < max && ((w[(e + 1) / 64] >> ((e + 1) % 64)) & 1)) e++;
+        n += (size_t)snprintf(out + n, len - n, n ? ",%d" : "%d", c);
+        if (e > c) n += (size_t)snprintf(out + n, len - n, "-%d", e);
+        c = e + 1;
+    }
+    if (!out[0]) snprintf(out, len, "-");
+}
+
+static const char *placement_name(uint32_t p)
+{
+    return p == EMBER_PLACEMENT_NUMA ? "numa" : p == EMBER_PLACEMENT_CORE ? "core" : "none";
+}
+
 static void human_size(uint64_t b, char *out, size_t len)
 {
     if (b >= 1ull << 30) snprintf(out, len, "%.1fG", b / 1073741824.0);
@@ -608,21 +639,23 @@ static int cmd_stats(int argc, char **argv)
     uint64_t now = ember__now_ns();
     if (json) {
         printf("{\"pool\":\"%s\",\"state\":\"%s\",\"backend\":\"%s\",\"supervisor\":%u,"
+               "\"placement\":\"%s\",\"nodes\":%u,"
                "\"min\":%u,\"max\":%u,\"max_limit\":%u,\"max_concurrency\":%u,\"serving\":%u,"
                "\"ready\":%u,\"queued\":%u,\"running\":%u,\"queue_capacity\":%u,"
                "\"runners_started\":%" PRIu64 ",\"runners_died\":%" PRIu64 ",\"boot_failures\":%" PRIu64
                ",\"calls_crashed\":%" PRIu64 ",\"calls_expired\":%" PRIu64 ",\"calls_killed\":%" PRIu64
                ",\"callers_reaped\":%" PRIu64 ",\"runners\":[",
                c->name, pool_state(atomic_load(&h->pool_state)), h->backend, atomic_load(&h->sup_pid),
-               atomic_load(&h->min), atomic_load(&h->max), v->nrunners, v->max_conc,
+               placement_name(h->placement), v->nrings, atomic_load(&h->min), atomic_load(&h->max), v->nrunners, v->max_conc,
                atomic_load(&h->nserving), atomic_load(&h->nready), queued, running, v->nslots,
                atomic_load(&h->runners_started), atomic_load(&h->runners_died),
                atomic_load(&h->boot_failures), atomic_load(&h->calls_crashed),
                atomic_load(&h->calls_expired), atomic_load(&h->calls_killed),
                atomic_load(&h->callers_reaped));
     } else {
-        printf("pool '%s': %s, backend %s, supervisor pid %u\n", c->name,
-               pool_state(atomic_load(&h->pool_state)), h->backend, atomic_load(&h->sup_pid));
+        printf("pool '%s': %s, backend %s, supervisor pid %u, placement %s over %u node%s\n", c->name,
+               pool_state(atomic_load(&h->pool_state)), h->backend, atomic_load(&h->sup_pid),
+               placement_name(h->placement), v->nrings, v->nrings == 1 ? "" : "s");
         printf("runners: %u serving (%u ready), min %u, max %u (limit %u), max_concurrency %u\n",
                atomic_load(&h->nserving), atomic_load(&h->nready), atomic_load(&h->min),
                atomic_load(&h->max), v->nrunners, v->max_conc);
@@ -634,8 +667,8 @@ static int cmd_stats(int argc, char **argv)
                ", callers reaped %" PRIu64 "\n",
                atomic_load(&h->runners_started), atomic_load(&h->runners_died),
                atomic_load(&h->boot_failures), atomic_load(&h->callers_reaped));
-        printf("%5s %8s %-9s %4s %6s %10s %8s %9s\n", "#", "pid", "state", "node", "busy", "calls", "rss",
-               "up");
+        printf("%5s %8s %-9s %4s %-14s %6s %10s %8s %8s %9s\n", "#", "pid", "state", "node", "cpus", "busy",
+               "calls", "stolen", "rss", "up");
     }
     bool first = true;
     for (uint32_t r = 0; r < v->nrunners; r++) {
@@ -643,23 +676,26 @@ static int cmd_stats(int argc, char **argv)
         uint32_t pid = atomic_load(&re->pid), st = atomic_load(&re->state);
         if (!pid || st == EMBER_RUNNER_EMPTY) continue;
         unsigned busy = 0;
-        uint64_t jobs = 0;
+        uint64_t jobs = 0, stolen = 0;
         for (uint32_t t = 0; t < v->max_conc; t++) {
             busy += atomic_load(&v->workers[r * v->max_conc + t].busy) != 0;
             jobs += atomic_load(&v->workers[r * v->max_conc + t].jobs_done);
+            stolen += atomic_load(&v->workers[r * v->max_conc + t].jobs_stolen);
         }
+        char cpus[160];
+        cpuset_text(re->cpuset, cpus, sizeof cpus);
         double up = re->started_ns && now > re->started_ns ? (now - re->started_ns) / 1e9 : 0;
         uint64_t rss = atomic_load(&re->rss);
         if (json) {
-            printf("%s{\"index\":%u,\"pid\":%u,\"state\":\"%s\",\"node\":%d,\"busy\":%u,\"calls\":%" PRIu64
-                   ",\"rss\":%" PRIu64 ",\"up_s\":%.3f}",
-                   first ? "" : ",", r, pid, runner_state(st), re->node, busy, jobs, rss, up);
+            printf("%s{\"index\":%u,\"pid\":%u,\"state\":\"%s\",\"node\":%d,\"cpus\":\"%s\",\"busy\":%u,"
+                   "\"calls\":%" PRIu64 ",\"stolen\":%" PRIu64 ",\"rss\":%" PRIu64 ",\"up_s\":%.3f}",
+                   first ? "" : ",", r, pid, runner_state(st), re->node, cpus, busy, jobs, stolen, rss, up);
         } else {
             char rs[16], bs[16];
             human_size(rss, rs, sizeof rs);
             snprintf(bs, sizeof bs, "%u/%u", busy, v->max_conc);
-            printf("%5u %8u %-9s %4d %6s %10" PRIu64 " %8s %8.1fs\n", r, pid, runner_state(st), re->node,
-                   bs, jobs, rss ? rs : "-", up);
+            printf("%5u %8u %-9s %4d %-14s %6s %10" PRIu64 " %8" PRIu64 " %8s %8.1fs\n", r, pid,
+                   runner_state(st), re->node, cpus, bs, jobs, stolen, rss ? rs : "-", up);
         }
         first = false;
     }
@@ -774,6 +810,7 @@ static void help(FILE *f)
             "  --idle_shutdown_after D --min_idle_shutdown_after D|never\n"
             "  --max_jobs N --max_rss SIZE --queue_capacity N --log 0|1|2\n"
             "  --max_payload SIZE --payload_space SIZE --max_callers N\n"
+            "  --placement numa|core|none --nodes LIST (NUMA nodes by P#, e.g. 0,2-3)\n"
             "DURATION: 250ms, 30s, 2m, 1h (a bare number is milliseconds); SIZE: 512M, 2G...\n"
             "handlers of a pool started here: noop, echo, sleep MS, spin MS, exec 'SHELL COMMAND'\n");
 }

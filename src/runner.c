@@ -22,6 +22,10 @@
  * Wake chaining: a thread that takes an entry and sees more left wakes one
  * more thread (ember__wake_runner), so a spinner that producers counted on
  * but that got busy loses no wake-up.
+ * Nodes: a thread takes from its own node's run ring first; from the other
+ * rings only after a wake-up or after spinning EMBER__STEAL_AFTER iterations
+ * with nothing of its own (stealing), and it looks at all of them before it
+ * parks.
  *
  * The main thread is the runner's control thread: it runs the boot callback,
  * starts the job threads, says READY, then sleeps on runner.ctl and answers

@@ -23,7 +23,10 @@ expect() { # expect DESCRIPTION WANTED_STATUS PATTERN COMMAND...: status and std
         failures=$((failures + 1))
     fi
 }
-cleanup() { "$EMBER" pool stop "$NAME" --shutdown_timeout 100ms >/dev/null 2>&1; }
+cleanup() {
+    "$EMBER" pool stop "$NAME" --shutdown_timeout 100ms >/dev/null 2>&1
+    "$EMBER" pool stop "$NAME-2n" --shutdown_timeout 100ms >/dev/null 2>&1
+}
 trap cleanup EXIT
 
 expect "unknown option named" 2 "unknown option --maxx" "$EMBER" pool start "$NAME" --maxx 3
@@ -31,6 +34,8 @@ expect "bad duration named" 2 "option --timeout: '5parsecs'" "$EMBER" pool start
 expect "bad number named" 2 "option --max: 'lots'" "$EMBER" pool start "$NAME" --max lots
 expect "min above max refused" 1 "option min: 5 is above max 2" "$EMBER" pool start "$NAME" --min 5 --max 2
 expect "zero timeout refused" 1 "option timeout" "$EMBER" pool start "$NAME" --timeout 0
+expect "bad placement named" 2 "option --placement: 'spread'" "$EMBER" pool start "$NAME" --placement spread
+expect "unknown node refused" 1 "option nodes: '7'" "$EMBER" pool start "$NAME" --nodes 7
 expect "no pool: stats" 1 "not running" "$EMBER" stats "$NAME"
 expect "no pool: call" 1 "not running" "$EMBER" call "$NAME" echo x
 expect "unknown command" 2 "unknown command 'frobnicate'" "$EMBER" frobnicate
@@ -62,6 +67,11 @@ expect "resize down" 0 "min 1, max 1" "$EMBER" pool resize "$NAME" --min 1 --max
 expect "events: min boots" 0 "grow_end runner=[0-9]+ runners=2 reason=min ok" "$EMBER" events "$NAME"
 check "wait for the drain" "$EMBER" pool wait "$NAME" --runners 1 --timeout 10s
 expect "events: resize drains" 0 "shrink runner=[0-9]+ runners=1 reason=resize" "$EMBER" events "$NAME"
+# a pool on a synthetic 2-node topology: one runner per node, each with its node's CPUs
+expect "2-node start" 0 "started" env HWLOC_SYNTHETIC="node:2 core:2 pu:1" "$EMBER" pool start "$NAME-2n" --min 2 --max 2
+check "2-node wait" "$EMBER" pool wait "$NAME-2n" --ready 2
+expect "2-node stats" 0 '"placement":"numa","nodes":2,.*"node":0,"cpus":"0-1".*"node":1,"cpus":"2-3"|"node":1,"cpus":"2-3".*"node":0,"cpus":"0-1"' "$EMBER" stats "$NAME-2n" --json
+expect "2-node stop" 0 "stopped" "$EMBER" pool stop "$NAME-2n"
 expect "list" 0 "^$NAME +supervisor" "$EMBER" pool list
 expect "stop" 0 "stopped" "$EMBER" pool stop "$NAME"
 expect "stopped pool" 1 "not running" "$EMBER" stats "$NAME"
