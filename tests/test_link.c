@@ -25,7 +25,7 @@
 /* State shared with the pool's processes and forked callers. */
 struct shared {
     _Atomic uint32_t started[NJOBS], ended[NJOBS], cancelled[NJOBS];
-    _Atomic uint32_t nstarted, hold;
+    _Atomic uint32_t nstarted, hold, submitted; /* submitted: a forked caller is done */
 };
 static struct shared *S;
 
@@ -140,6 +140,7 @@ static pid_t caller(struct fixture *f, void (*body)(ember_client *c, int h))
         ember_client *c;
         if (ember_attach(f->name, &c)) _exit(2);
         body(c, ember_handler(c, "work"));
+        bump(&S->submitted);
         for (;;) pause();
     }
     return pid;
@@ -167,6 +168,7 @@ static void caller_death_stops_linked_work_and_spares_unlinked(void **st)
     start(&f, "mix", 1, 1, 2, 0);
     atomic_store(&S->hold, 1);
     pid_t pid = caller(&f, body_mixed);
+    assert_true(await_count(&S->submitted, 1, 5000));
     assert_true(await_count(&S->nstarted, 2, 5000)); /* 0 and 1 run */
     kill_caller(pid);
     /* the linked running handler sees its cancel flag and returns */
@@ -207,6 +209,7 @@ static void deaf_linked_work_has_its_runner_killed(void **st)
     assert_int_equal(ember_submit(f.c, f.h, &jb, sizeof jb, EMBER_TIMEOUT_DEFAULT, &other), 0);
     assert_true(await_count(&S->started[1], 1, 5000));
     pid_t pid = caller(&f, body_deaf);
+    assert_true(await_count(&S->submitted, 1, 5000));
     assert_true(await_count(&S->started[0], 1, 5000));
     uint64_t t0 = ember__now_ns();
     kill_caller(pid);
@@ -334,6 +337,7 @@ static void child_stops_with_its_caller_unless_unlinked(void **st)
     struct fixture f;
     start(&f, "chdie", 1, 1, 2, 0);
     pid_t pid = caller(&f, body_children);
+    assert_true(await_count(&S->submitted, 1, 5000));
     assert_true(await_count(&S->nstarted, 2, 5000));
     kill_caller(pid);
     assert_true(await_count(&S->cancelled[0], 1, 3000)); /* linked: stopped */
