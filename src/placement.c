@@ -98,6 +98,10 @@ int ember__placement_plan(hwloc_topology_t t, int mode, const char *nodes,
         }
     }
     hwloc_bitmap_free(want);
+    /* one node with every CPU: binding to it changes nothing, skip the cost */
+    if (mode == EMBER_PLACEMENT_NUMA && p->nnodes == 1 && nn <= 1 &&
+        hwloc_bitmap_isequal(p->node[0].cpuset, hwloc_topology_get_topology_cpuset(t)))
+        p->bind = false;
     if (mode == EMBER_PLACEMENT_CORE) {
         unsigned total = 0;
         for (unsigned i = 0; i < p->nnodes; i++) total += p->node[i].cores;

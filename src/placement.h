@@ -40,7 +40,8 @@ struct ember__place {           /* placement core: one core */
 
 struct ember__placement {
     int      mode;              /* EMBER_PLACEMENT_* */
-    bool     bind;              /* the topology is this machine's: bind for real */
+    bool     bind;              /* bind for real: the topology is this machine's, and
+                                   binding changes something (not one node with every CPU) */
     unsigned nnodes;            /* nodes used: one submission ring each */
     struct ember__pnode node[EMBER__MAX_NODES];
     unsigned nplaces;           /* placement core: the cores of the nodes used */

@@ -210,6 +210,10 @@ static void real_machine(void **st)
     assert_non_null(t);
     struct ember__placement p = plan(t, EMBER_PLACEMENT_NUMA, NULL);
     assert_true(p.nnodes >= 1);
+    /* binding to the only node is skipped: it would change nothing */
+    assert_true(p.bind == (p.nnodes > 1));
+    ember__placement_free(&p);
+    p = plan(t, EMBER_PLACEMENT_CORE, NULL);
     assert_true(p.bind);
     unsigned cores = 0;
     for (unsigned i = 0; i < p.nnodes; i++) cores += p.node[i].cores;
