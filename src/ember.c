@@ -55,15 +55,26 @@ static int fail(int rc, const char *what)
 
 /* ---- handlers of pools started from the command line --------------------- */
 
-/* "sleep": sleeps ARG milliseconds (a decimal string), or until cancelled. */
+/* The deadline ARG milliseconds (a decimal string) from now; false if ARG
+ * is no number. */
+static bool ms_from_now(const void *a, size_t n, uint64_t *until)
+{
+    char buf[32], *end;
+    if (n == 0 || n >= sizeof buf) return false;
+    memcpy(buf, a, n);
+    buf[n] = 0;
+    unsigned long long ms = strtoull(buf, &end, 10);
+    if (*end || ms > 1000000000ull) return false;
+    *until = ember__now_ns() + ms * 1000000ull;
+    return true;
+}
+
+/* "sleep": sleeps ARG milliseconds, or until cancelled. */
 static int h_sleep(const void *a, size_t n, ember_out *o, const ember_job *j)
 {
     (void)o;
-    char buf[32];
-    if (n == 0 || n >= sizeof buf) return 1;
-    memcpy(buf, a, n);
-    buf[n] = 0;
-    uint64_t until = ember__now_ns() + strtoull(buf, NULL, 10) * 1000000ull;
+    uint64_t until;
+    if (!ms_from_now(a, n, &until)) return 1;
     while (!ember_job_cancelled(j) && ember__now_ns() < until) {
         struct timespec ts = { 0, 1000000 };
         nanosleep(&ts, NULL);
@@ -71,15 +82,12 @@ static int h_sleep(const void *a, size_t n, ember_out *o, const ember_job *j)
     return 0;
 }
 
-/* "spin": keeps a CPU busy for ARG milliseconds. */
+/* "spin": keeps a CPU busy for ARG milliseconds, or until cancelled. */
 static int h_spin(const void *a, size_t n, ember_out *o, const ember_job *j)
 {
     (void)o;
-    char buf[32];
-    if (n == 0 || n >= sizeof buf) return 1;
-    memcpy(buf, a, n);
-    buf[n] = 0;
-    uint64_t until = ember__now_ns() + strtoull(buf, NULL, 10) * 1000000ull;
+    uint64_t until;
+    if (!ms_from_now(a, n, &until)) return 1;
     volatile uint64_t x = 0;
     while (ember__now_ns() < until && !ember_job_cancelled(j))
         for (int i = 0; i < 10000; i++) x += (uint64_t)i;
