@@ -147,12 +147,13 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
     }
     /* The slot's first line is the one its owner is polling: nothing more is
      * written to it until the result, so it crosses between the two CPUs as
-     * few times as possible. Who runs it is known from we->current. */
+     * few times as possible. Who runs it is known from we->current. Two
+     * coarse clock reads a call: one when it starts, one when it ends. */
     uint64_t t0 = ember__now_coarse_ns();
-    bool expired = ember__expired(s->deadline_ns);
+    bool expired = ember__expired_at(s->deadline_ns, t0);
     if (expired || (w & EMBER_SLOT_CANCEL)) { /* expired or cancelled in the queue: never run */
-        s->runner = g_runner;
-        s->runner_gen = g_gen;
+        s->runner = (uint16_t)g_runner;
+        s->runner_gen = (uint16_t)g_gen;
         s->t_start_ns = t0;
         s->node = g_node;
         if (expired) atomic_fetch_add_explicit(&v->hdr->calls_expired, 1, memory_order_relaxed);
@@ -163,8 +164,8 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
         return;
     }
     if (s->flags & EMBER_CALL_CHILD) { /* tell the owner where it runs */
-        s->runner = g_runner;
-        s->runner_gen = g_gen;
+        s->runner = (uint16_t)g_runner;
+        s->runner_gen = (uint16_t)g_gen;
         s->t_start_ns = t0;
         s->node = g_node;
         for (;;) {
@@ -180,6 +181,7 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
     atomic_store_explicit(&we->job_deadline, s->deadline_ns, memory_order_relaxed);
     atomic_store_explicit(&we->busy, 1, memory_order_release);
     int status = 0, detail = 0;
+    uint64_t t1 = 0;
     uint32_t h = s->handler;
     uint32_t alen = s->args_len, apage = s->args_page;
     const void *args = ember__payload(v, s, alen, apage);
@@ -197,7 +199,7 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
         /* one deadline covers queueing and running: a result that comes
          * after it is a timeout, as the caller would have seen it; a call
          * cancelled while it ran ends cancelled */
-        if (ember__expired(s->deadline_ns))
+        if (ember__expired_at(s->deadline_ns, t1 = ember__now_coarse_ns()))
             status = -EMBER_ETIMEDOUT, detail = EMBER_TIMEOUT_RUNNING;
         else if (atomic_load_explicit(&s->state, memory_order_relaxed) & EMBER_SLOT_CANCEL)
             status = -EMBER_ECANCELLED, detail = 0;
@@ -209,11 +211,11 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
         s->res_page = EMBER_NONE;
         ember__pages_free(v, idx, o->page);
     }
-    s->runner = g_runner;
-    s->runner_gen = g_gen;
+    s->runner = (uint16_t)g_runner;
+    s->runner_gen = (uint16_t)g_gen;
     s->t_start_ns = t0;
     s->node = g_node;
-    atomic_store_explicit(&we->idle_since, ember__now_coarse_ns(), memory_order_relaxed);
+    atomic_store_explicit(&we->idle_since, t1 ? t1 : ember__now_coarse_ns(), memory_order_relaxed);
     atomic_store_explicit(&we->busy, 0, memory_order_release);
     atomic_store_explicit(&we->jobs_done, atomic_load_explicit(&we->jobs_done, memory_order_relaxed) + 1,
                           memory_order_relaxed);

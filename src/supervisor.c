@@ -350,8 +350,8 @@ static void reap_runner(struct sup *s, uint32_t r, uint32_t gen)
             held = atomic_load(&v->workers[r * v->max_conc + t].current) ==
                    ember__entry(i, ember__gen(w));
         if (!held) continue;
-        sl->runner = r;
-        sl->runner_gen = gen;
+        sl->runner = (uint16_t)r;
+        sl->runner_gen = (uint16_t)gen;
         int code = -EMBER_ECRASHED, detail = sig ? sig : -status;
         if (sr->kill_why == KILL_OVERDUE) {
             /* the overdue calls are killed; the others were lost with them

@@ -40,7 +40,7 @@
 #define EMBER_CACHELINE     64
 #define EMBER_NAME_MAX      40   /* pool and handler names, with the NUL */
 #define EMBER_SLOT_SIZE     256
-#define EMBER_SLOT_HDR      80
+#define EMBER_SLOT_HDR      64   /* one cache line: the one caller and runner hand over */
 #define EMBER_INLINE_MAX    (EMBER_SLOT_SIZE - EMBER_SLOT_HDR)
 #define EMBER_MAX_SLOTS     65536u /* a ring entry carries a 16-bit index */
 #define EMBER_NONE          0xffffffffu
@@ -249,23 +249,26 @@ struct ember_caller_ent {
     uint64_t _pad[6];
 };
 
+/* A slot's header is its first cache line, and everything a call hands
+ * over between caller and runner is in it; the inline bytes follow. */
 struct ember_slot {
-    _Atomic uint32_t state;           /* gen << 8 | WAITER | state */
-    uint32_t handler;
-    uint32_t flags;
+    _Atomic uint32_t state;           /* gen << 16 | flag bits | state */
+    uint16_t handler;                 /* < 4096 */
+    uint16_t flags;                   /* EMBER_CALL_* */
     uint32_t owner, owner_gen;        /* caller table index + its generation */
-    uint32_t runner, runner_gen;      /* who ran it: written with the result (while it
-                                         runs, worker.current tells) */
+    uint16_t runner, runner_gen;      /* who ran it (EMBER_SLOT_NO_RUNNER: none), and the low
+                                         16 bits of that runner's generation: written with the
+                                         result (while it runs, worker.current tells) */
     int32_t  status;                  /* 0 or -EMBER_E... */
     int32_t  detail;                  /* signal, exit status or handler's return */
+    int32_t  node;                    /* receipt: the runner's NUMA node (-1: not placed) */
     uint32_t args_len, args_page;     /* page = EMBER_NONE when inline */
     uint32_t res_len, res_page;
     uint64_t deadline_ns;             /* CLOCK_MONOTONIC, absolute */
     uint64_t t_start_ns;              /* receipt: when the runner took it (CLOCK_MONOTONIC_COARSE) */
-    int32_t  node;                    /* receipt: the runner's NUMA node (-1: not placed) */
-    uint32_t _reserved;
     unsigned char data[EMBER_INLINE_MAX];
 };
+#define EMBER_SLOT_NO_RUNNER 0xffffu
 
 _Static_assert(sizeof(struct ember_slot) == EMBER_SLOT_SIZE, "slot size");
 _Static_assert(__builtin_offsetof(struct ember_slot, data) == EMBER_SLOT_HDR, "slot header");

@@ -336,10 +336,14 @@ static inline uint64_t ember__coarse_res_ns(void)
 
 /* Has DEADLINE passed? Decided by the coarse clock when it is far enough
  * from the deadline, by the precise one otherwise. */
+static inline bool ember__expired_at(uint64_t deadline, uint64_t coarse_now)
+{
+    if (deadline > coarse_now + 2 * ember__coarse_res_ns()) return false;
+    return ember__now_ns() >= deadline;
+}
 static inline bool ember__expired(uint64_t deadline)
 {
-    if (deadline > ember__now_coarse_ns() + 2 * ember__coarse_res_ns()) return false;
-    return ember__now_ns() >= deadline;
+    return ember__expired_at(deadline, ember__now_coarse_ns());
 }
 
 static inline void ember__cpu_relax(void)
@@ -1273,7 +1277,7 @@ static int ember__claim(ember_client *c, uint64_t deadline, uint32_t *idx_out, u
                                                          memory_order_relaxed))
                 continue;
             s->args_page = s->res_page = EMBER_NONE;
-            s->runner = EMBER_NONE;
+            s->runner = EMBER_SLOT_NO_RUNNER;
             s->status = s->detail = 0;
             s->t_start_ns = 0;
             s->node = -1;
@@ -1326,8 +1330,8 @@ static int ember__submit(ember_client *c, int h, const void *args, size_t len,
     int rc = ember__claim(c, wait_until, &idx, &gen);
     if (rc) return rc;
     struct ember_slot *s = &v->slots[idx];
-    s->handler = (uint32_t)h;
-    s->flags = flags;
+    s->handler = (uint16_t)h;
+    s->flags = (uint16_t)flags;
     s->deadline_ns = deadline;
     s->args_len = (uint32_t)len;
     if (len <= EMBER_INLINE_MAX) {
@@ -1415,7 +1419,7 @@ static int ember__collect(ember_client *c, uint32_t idx, uint32_t w, ember_resul
     struct ember_slot *s = &c->v.slots[idx];
     res->status = s->status;
     res->detail = s->detail;
-    res->runner = s->runner;
+    res->runner = s->runner == EMBER_SLOT_NO_RUNNER ? EMBER_NONE : s->runner;
     res->start_ns = s->t_start_ns;
     res->node = s->node;
     if (s->status == 0) {
@@ -1686,11 +1690,11 @@ EMBER_API int ember_place_child(ember_client *c, int h, const void *args, size_t
         }
     }
     ch->id = id;
-    ch->runner = s->runner;
+    ch->runner = s->runner == EMBER_SLOT_NO_RUNNER ? EMBER_NONE : s->runner;
     if (ch->runner < v->nrunners) {
         struct ember_runner_ent *re = &v->runners[ch->runner];
         uint32_t pid = atomic_load(&re->pid);
-        if (atomic_load(&re->gen) == s->runner_gen && pid) {
+        if ((uint16_t)atomic_load(&re->gen) == s->runner_gen && pid) {
             ch->pid = (int)pid;
             ch->pidfd = ember__pidfd_open((pid_t)pid);
         }
