@@ -3,7 +3,8 @@
  * driving slots through QUEUED/RUNNING/DONE; a caller that parks is woken;
  * a deadline passing while queued frees the slot and the call never runs; a
  * deadline passing while running abandons the slot to its runner, which
- * frees it; a full queue with no time left is EMBER_EFULL. */
+ * frees it; a full queue with no time left is EMBER_EFULL; a slot a caller
+ * keeps at hand after a release is taken by another caller that needs it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -207,6 +208,54 @@ static void full_queue_no_time_left(void **st)
     teardown_pool();
 }
 
+/* A released slot that its caller keeps at hand (off the free ring) is
+ * still there for everyone: a second caller that finds the ring empty takes
+ * it, and a waiter is woken by a release. */
+static void slots_kept_at_hand_are_shared(void **st)
+{
+    (void)st;
+    assert_int_equal(setup_pool(2), 0);
+    atomic_store(&g_stop, 0);
+    pthread_t rt;
+    pthread_create(&rt, NULL, fake_runner, NULL);
+    ember_client *a, *b;
+    assert_int_equal(ember_attach(g_name, &a), 0);
+    assert_int_equal(ember_attach(g_name, &b), 0);
+    uint32_t x = 7;
+    ember_result r;
+    /* A runs two calls: it ends holding one released slot at hand */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(ember_call(a, 1, &x, sizeof x, &r, EMBER_TIMEOUT_DEFAULT), 0);
+        ember_result_release(a, &r);
+    }
+    assert_int_not_equal(atomic_load(&a->hot), EMBER_NONE);
+    /* B takes both slots, the one at A's hand included, without waiting */
+    atomic_store(&g_hold, 1);
+    ember_call_id i1, i2, i3;
+    assert_int_equal(ember_submit(b, 1, &x, sizeof x, EMBER_TIMEOUT_NONE, &i1), 0);
+    assert_int_equal(ember_submit(b, 1, &x, sizeof x, EMBER_TIMEOUT_NONE, &i2), 0);
+    assert_int_equal(free_slots(), 0);
+    /* A now has none: its call waits, and gets a slot when B releases one */
+    atomic_store(&g_hold, 0);
+    assert_int_equal(ember_wait(b, i1, &r), 0);
+    ember_result_release(b, &r);
+    assert_int_equal(ember_submit(a, 1, &x, sizeof x, 2000000000ll, &i3), 0);
+    assert_int_equal(ember_wait(a, i3, &r), 0);
+    ember_result_release(a, &r);
+    assert_int_equal(ember_wait(b, i2, &r), 0);
+    ember_result_release(b, &r);
+    ember_detach(a);
+    ember_detach(b);
+    atomic_store(&g_stop, 1);
+    pthread_join(rt, NULL);
+    assert_int_equal(free_slots(), 2);
+    /* and every free slot is back on the free ring */
+    uint32_t n = 0, e;
+    while ((e = ember__ring_pop(&V.free)) != EMBER_NONE) n++;
+    assert_int_equal(n, 2);
+    teardown_pool();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -215,6 +264,7 @@ int main(void)
         cmocka_unit_test(deadline_in_queue_never_runs),
         cmocka_unit_test(deadline_while_running_abandons),
         cmocka_unit_test(full_queue_no_time_left),
+        cmocka_unit_test(slots_kept_at_hand_are_shared),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

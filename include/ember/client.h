@@ -800,26 +800,47 @@ static inline const void *ember__payload(struct ember__view *v, struct ember_slo
     return ember__page_ptr(v, page);
 }
 
-/* Move slot IDX from the observed word W to FREE and give everything back.
- * Returns false if the CAS lost (somebody else moved it). */
-static bool ember__slot_free(struct ember__view *v, uint32_t idx, uint32_t w)
+/* Move slot IDX from the observed word W to FREE and give back its pages;
+ * PUSH: also put it on the free ring (else its owner keeps it at hand, see
+ * ember__slot_recycle). Returns false if the CAS lost (somebody else moved
+ * it). */
+static bool ember__slot_free_ex(struct ember__view *v, uint32_t idx, uint32_t w, bool push)
 {
     struct ember_slot *s = &v->slots[idx];
     uint32_t ap = s->args_page, rp = s->res_page;
     uint32_t gen = ember__gen(w);
     if (!atomic_compare_exchange_strong_explicit(&s->state, &w, ember__mk(gen, EMBER_SLOT_FREE),
-                                                 memory_order_acq_rel, memory_order_acquire))
+                                                 memory_order_seq_cst, memory_order_acquire))
         return false;
     if (ap != EMBER_NONE) ember__pages_free(v, idx, ap);
     if (rp != EMBER_NONE && rp != ap) ember__pages_free(v, idx, rp);
-    ember__ring_push(&v->free, ember__entry(idx, gen));
-    /* eventcount: push (seq_cst), then look for waiters; a waiter counts
-     * itself, then reads slot_seq, then looks at the ring (ember__claim) */
+    if (push) ember__ring_push(&v->free, ember__entry(idx, gen));
+    /* eventcount: free (seq_cst), then look for waiters; a waiter counts
+     * itself, then reads slot_seq, then looks at the ring and at every slot
+     * (ember__claim) */
     if (atomic_load_explicit(&v->hdr->slot_waiters, memory_order_seq_cst)) {
+        if (!push) ember__ring_push(&v->free, ember__entry(idx, gen));
         atomic_fetch_add_explicit(&v->hdr->slot_seq, 1, memory_order_seq_cst);
         ember__futex_wake(&v->hdr->slot_seq, INT_MAX);
     }
     return true;
+}
+
+static bool ember__slot_free(struct ember__view *v, uint32_t idx, uint32_t w)
+{
+    return ember__slot_free_ex(v, idx, w, true);
+}
+
+/* Put a slot kept at hand (entry E) back on the free ring, unless somebody
+ * has claimed it meanwhile (then E is stale: dropped, not left to fill the
+ * ring). */
+static void ember__hot_return(struct ember__view *v, uint32_t e)
+{
+    uint32_t idx = e & 0xffffu;
+    if (e == EMBER_NONE || idx >= v->nslots) return;
+    if (atomic_load_explicit(&v->slots[idx].state, memory_order_acquire) ==
+        ember__mk(e >> 16, EMBER_SLOT_FREE))
+        ember__ring_push(&v->free, e);
 }
 
 /* Runner: move the slot of ring entry generation GEN from QUEUED to
@@ -1032,6 +1053,11 @@ static inline void ember__ask_growth(struct ember__view *v)
 /* -- the client ------------------------------------------------------------- */
 struct ember_client {
     struct ember__view v;
+    /* the slot this caller released last, FREE but kept off the free ring
+     * (idx | gen << 16, or EMBER_NONE): the next call takes it back with one
+     * CAS, its line still in this CPU's cache; anybody may claim it meanwhile
+     * (ember__claim looks at every slot before it waits) */
+    _Atomic uint32_t hot;
     int sup_pidfd;
     uint32_t caller_idx, caller_gen;
     char name[EMBER_NAME_MAX];
@@ -1180,6 +1206,7 @@ EMBER_API int ember_attach(const char *name, ember_client **out)
     snprintf(c->name, sizeof c->name, "%s", name);
     uint32_t pid = atomic_load_explicit(&c->v.hdr->sup_pid, memory_order_acquire);
     c->sup_pidfd = pid ? ember__pidfd_open((pid_t)pid) : -1;
+    atomic_init(&c->hot, EMBER_NONE);
     if (c->sup_pidfd < 0 || ember__proc_start_ticks((pid_t)pid) != c->v.hdr->sup_start_ticks) {
         rc = ember__fail(-EMBER_ENOPOOL, "pool '%s' is not running (its supervisor, pid %u, is gone)",
                          name, pid);
@@ -1224,6 +1251,7 @@ EMBER_API void ember_detach(ember_client *c)
             s->owner_gen == c->caller_gen)
             ember__slot_disown(&c->v, i, ember__gen(w), false);
     }
+    ember__hot_return(&c->v, atomic_exchange(&c->hot, EMBER_NONE));
     uint32_t me = (uint32_t)getpid();
     atomic_compare_exchange_strong(&c->v.callers[c->caller_idx].pid, &me, 0);
     ember__ring_doorbell(&c->v);
@@ -1253,44 +1281,73 @@ static uint64_t ember__deadline(ember_client *c, int64_t timeout_ns)
     return ember__now_ns() + (uint64_t)timeout_ns;
 }
 
-/* Take a free slot, waiting for one until DEADLINE. */
+/* Claim the FREE slot of entry E (idx | gen << 16) for C: false if it is
+ * not FREE in that generation any more (taken, or a stale entry). */
+static bool ember__claim_entry(ember_client *c, uint32_t e, uint32_t *idx_out, uint32_t *gen_out)
+{
+    struct ember__view *v = &c->v;
+    uint32_t idx = e & 0xffffu;
+    if (idx >= v->nslots) return false; /* scribbled entry */
+    struct ember_slot *s = &v->slots[idx];
+    uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
+    if (ember__st(w) != EMBER_SLOT_FREE || ember__gen(w) != (e >> 16))
+        return false; /* stale duplicate from crash repair, or taken */
+    uint32_t gen = (ember__gen(w) + 1) & 0xffffu;
+    s->owner = c->caller_idx;
+    s->owner_gen = c->caller_gen;
+    if (!atomic_compare_exchange_strong_explicit(&s->state, &w, ember__mk(gen, EMBER_SLOT_CLAIMED),
+                                                 memory_order_acq_rel, memory_order_relaxed))
+        return false;
+    s->args_page = s->res_page = EMBER_NONE;
+    s->runner = EMBER_SLOT_NO_RUNNER;
+    s->status = s->detail = 0;
+    s->t_start_ns = 0;
+    s->node = -1;
+    *idx_out = idx;
+    *gen_out = gen;
+    return true;
+}
+
+/* A released slot: keep it at hand for the next call (off the free ring)
+ * unless somebody waits for slots; the one kept before goes to the ring. */
+static void ember__slot_recycle(ember_client *c, uint32_t idx, uint32_t w)
+{
+    if (!ember__slot_free_ex(&c->v, idx, w, false)) return;
+    if (atomic_load_explicit(&c->v.hdr->slot_waiters, memory_order_seq_cst)) return; /* pushed */
+    uint32_t old = atomic_exchange_explicit(&c->hot, ember__entry(idx, ember__gen(w)),
+                                            memory_order_acq_rel);
+    ember__hot_return(&c->v, old);
+}
+
+/* Take a free slot, waiting for one until DEADLINE: the one kept at hand,
+ * else one from the free ring; before sleeping, any FREE slot at all (the
+ * ones other callers keep at hand included). */
 static int ember__claim(ember_client *c, uint64_t deadline, uint32_t *idx_out, uint32_t *gen_out)
 {
     struct ember__view *v = &c->v;
+    uint32_t e = atomic_exchange_explicit(&c->hot, EMBER_NONE, memory_order_acq_rel);
+    if (e != EMBER_NONE && ember__claim_entry(c, e, idx_out, gen_out)) return 0;
     bool counted = false;
     uint32_t seq = 0;
     for (;;) {
-        uint32_t e;
-        while ((e = ember__ring_pop(&v->free)) != EMBER_NONE) {
-            uint32_t idx = e & 0xffffu;
-            if (idx >= v->nslots) continue; /* scribbled entry */
-            struct ember_slot *s = &v->slots[idx];
-            uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
-            if (ember__st(w) != EMBER_SLOT_FREE || ember__gen(w) != (e >> 16))
-                continue; /* stale duplicate from crash repair */
-            uint32_t gen = (ember__gen(w) + 1) & 0xffffu;
-            s->owner = c->caller_idx;
-            s->owner_gen = c->caller_gen;
-            if (!atomic_compare_exchange_strong_explicit(&s->state, &w,
-                                                         ember__mk(gen, EMBER_SLOT_CLAIMED),
-                                                         memory_order_acq_rel,
-                                                         memory_order_relaxed))
-                continue;
-            s->args_page = s->res_page = EMBER_NONE;
-            s->runner = EMBER_SLOT_NO_RUNNER;
-            s->status = s->detail = 0;
-            s->t_start_ns = 0;
-            s->node = -1;
-            *idx_out = idx;
-            *gen_out = gen;
-            if (counted) atomic_fetch_sub(&v->hdr->slot_waiters, 1);
-            return 0;
-        }
+        while ((e = ember__ring_pop(&v->free)) != EMBER_NONE)
+            if (ember__claim_entry(c, e, idx_out, gen_out)) {
+                if (counted) atomic_fetch_sub(&v->hdr->slot_waiters, 1);
+                return 0;
+            }
         if (!counted) { /* announce, then look once more before sleeping */
             atomic_fetch_add_explicit(&v->hdr->slot_waiters, 1, memory_order_seq_cst);
             seq = atomic_load_explicit(&v->hdr->slot_seq, memory_order_seq_cst);
             counted = true;
             continue;
+        }
+        for (uint32_t i = 0; i < v->nslots; i++) { /* FREE slots kept off the ring */
+            uint32_t w = atomic_load_explicit(&v->slots[i].state, memory_order_relaxed);
+            if (ember__st(w) == EMBER_SLOT_FREE &&
+                ember__claim_entry(c, ember__entry(i, ember__gen(w)), idx_out, gen_out)) {
+                atomic_fetch_sub(&v->hdr->slot_waiters, 1);
+                return 0;
+            }
         }
         uint64_t now = ember__now_ns();
         int rc = now >= deadline
@@ -1727,7 +1784,7 @@ EMBER_API void ember_result_release(ember_client *c, ember_result *res)
     if (!c || !res || res->_idx == EMBER_NONE || res->_idx >= c->v.nslots) return;
     uint32_t w = atomic_load_explicit(&c->v.slots[res->_idx].state, memory_order_acquire);
     if (ember__gen(w) == res->_gen && ember__st(w) == EMBER_SLOT_DONE)
-        ember__slot_free(&c->v, res->_idx, w);
+        ember__slot_recycle(c, res->_idx, w);
     res->_idx = EMBER_NONE;
     res->data = NULL;
 }
