@@ -204,21 +204,25 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
         else if (atomic_load_explicit(&s->state, memory_order_relaxed) & EMBER_SLOT_CANCEL)
             status = -EMBER_ECANCELLED, detail = 0;
     }
-    if (status == 0) {
-        if (o->page == EMBER_NONE && o->len) memcpy(s->data, o->inl, o->len);
-        s->res_len = (uint32_t)o->len;
-    } else if (o->page != EMBER_NONE) {
-        s->res_page = EMBER_NONE;
-        ember__pages_free(v, idx, o->page);
-    }
-    s->runner = (uint16_t)g_runner;
-    s->runner_gen = (uint16_t)g_gen;
-    s->t_start_ns = t0;
-    s->node = g_node;
+    /* our own line first; then the slot's header line in one burst of
+     * stores ending with the DONE CAS: the owner is polling that line, and
+     * every gap between two stores to it lets a poll take it back */
     atomic_store_explicit(&we->idle_since, t1 ? t1 : ember__now_coarse_ns(), memory_order_relaxed);
     atomic_store_explicit(&we->busy, 0, memory_order_release);
     atomic_store_explicit(&we->jobs_done, atomic_load_explicit(&we->jobs_done, memory_order_relaxed) + 1,
                           memory_order_relaxed);
+    if (status == 0) {
+        if (o->page == EMBER_NONE && o->len) memcpy(s->data, o->inl, o->len);
+    } else if (o->page != EMBER_NONE) {
+        s->res_page = EMBER_NONE;
+        ember__pages_free(v, idx, o->page);
+    }
+    __builtin_prefetch(s, 1, 3);
+    if (status == 0) s->res_len = (uint32_t)o->len;
+    s->runner = (uint16_t)g_runner;
+    s->runner_gen = (uint16_t)g_gen;
+    s->t_start_ns = t0;
+    s->node = g_node;
     ember__slot_finish(v, idx, atomic_load_explicit(&s->state, memory_order_acquire), status,
                        detail);
     atomic_store_explicit(&we->current, EMBER_NONE, memory_order_relaxed);

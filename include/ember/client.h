@@ -396,8 +396,9 @@ static __thread uint32_t ember__spin_budget = 20000u;
  * of parking and costing a second wake-up. */
 #define EMBER__SPIN_AFTER_WAKE_NS 200000u
 /* Iterations a waiter looks for its result before it counts itself among
- * the spinners (about 1 us). */
-#define EMBER__SPIN_QUIET 256u
+ * the spinners (about 1-2 us: each one pauses, so that the runner writing
+ * the result is not robbed of the slot's line between its stores). */
+#define EMBER__SPIN_QUIET 48u
 static __thread bool ember__woke_runner __attribute__((unused));
 
 static inline void ember__spin_won(void)
@@ -1605,7 +1606,7 @@ EMBER_API int ember_wait(ember_client *c, ember_call_id id, ember_result *res)
         for (unsigned i = 0; i < EMBER__SPIN_QUIET; i++) {
             w = atomic_load_explicit(&s->state, memory_order_acquire);
             if (ember__st(w) == EMBER_SLOT_DONE) break;
-            ember__spin_step(i);
+            ember__cpu_relax();
         }
     /* then spin, while spinners do not outnumber CPUs */
     _Atomic uint32_t *mine = &v->callers[c->caller_idx].spinning;
