@@ -421,8 +421,10 @@ static void reap_caller(struct sup *s, uint32_t i, uint32_t gen)
         }
     atomic_fetch_sub(&v->hdr->spinners, (int32_t)atomic_exchange(&ce->spinning, 0));
     uint32_t pid = sc->pid;
-    atomic_compare_exchange_strong(&ce->pid, &pid, 0);
-    atomic_fetch_add(&v->hdr->callers_reaped, 1);
+    /* counted only if it died attached (one that detached and then exited
+     * before we looked at the table left nothing behind) */
+    if (atomic_compare_exchange_strong(&ce->pid, &pid, 0))
+        atomic_fetch_add(&v->hdr->callers_reaped, 1);
     sweep_orphans(v);
     sup_log(2, "caller %u (pid %u) gone; its calls reclaimed", i, sc->pid);
     sc->pid = 0;
