@@ -203,22 +203,8 @@ const char *ember_pool_backend(const ember_pool *p) { return p ? p->v.hdr->backe
 
 int ember_pool_wait_ready(ember_pool *p, unsigned n, int64_t timeout_ns)
 {
-    uint64_t until = ember__now_ns() + (uint64_t)timeout_ns;
-    for (;;) {
-        uint32_t ep = atomic_load(&p->v.hdr->epoch);
-        unsigned ready = 0;
-        for (uint32_t r = 0; r < p->v.nrunners; r++)
-            ready += atomic_load(&p->v.runners[r].state) == EMBER_RUNNER_READY;
-        if (ready >= n) return 0;
-        if (ember__pidfd_dead(p->sup_pidfd))
-            return ember__fail(-EMBER_EPOOLDOWN, "pool '%s': supervisor died", p->name);
-        uint64_t now = ember__now_ns();
-        if (now >= until)
-            return ember__fail(-EMBER_ETIMEDOUT, "pool '%s': %u of %u runners ready", p->name,
-                               ready, n);
-        uint64_t t = now + 100000000ull;
-        ember__futex_wait(&p->v.hdr->epoch, ep, t < until ? t : until);
-    }
+    if (!p) return ember__fail(-EMBER_EINVAL, "ember_pool_wait_ready: pool is NULL");
+    return ember__wait_ready(&p->v, p->name, p->sup_pidfd, n, timeout_ns);
 }
 
 int ember_pool_resize(ember_pool *p, unsigned min, unsigned max)
@@ -231,12 +217,7 @@ int ember_pool_stop(ember_pool *p, int64_t timeout_ns)
 {
     if (!p) return -EMBER_EINVAL;
     if (timeout_ns < 0) timeout_ns = p->cfg.shutdown_timeout_ns;
-    atomic_store(&p->v.hdr->stop_timeout_ns, timeout_ns);
-    syscall(SYS_pidfd_send_signal, p->sup_pidfd, SIGTERM, NULL, 0);
-    struct pollfd pf = { .fd = p->sup_pidfd, .events = POLLIN };
-    int64_t ms = timeout_ns / 1000000 + 3000; /* its grace, then time to clean up */
-    if (poll(&pf, 1, ms > INT32_MAX ? -1 : (int)ms) == 0)
-        syscall(SYS_pidfd_send_signal, p->sup_pidfd, SIGKILL, NULL, 0);
+    ember__stop_supervisor(&p->v, p->name, p->sup_pidfd, timeout_ns);
     waitpid(p->sup, NULL, 0);
     /* a supervisor that was killed (not stopped) left its segment's name */
     ember__unlink_if_stale(p->name);

@@ -199,13 +199,11 @@ static bool place_runner(struct sup *s, struct ember_runner_ent *re, const uint3
         if (used && s->runners[r].place >= 0) used[s->runners[r].place] = true; /* draining too */
     }
     int place = -1;
-    unsigned d[EMBER_MAX_RINGS];
-    for (unsigned i = 0; i < pl->nnodes; i++) d[i] = demand ? demand[i] : 0;
-    int node = ember__placement_pick(pl, atomic_load(&v->hdr->max), live, d, used, &place);
+    int node = ember__placement_pick(pl, atomic_load(&v->hdr->max), live, demand, used, &place);
     free(used);
     if (node < 0) return false;
     re->ring = (uint32_t)node;
-    re->node = pl->mode == EMBER_PLACEMENT_NONE ? -1 : pl->node[node].os_index;
+    re->node = pl->node[node].os_index; /* -1 with placement none */
     hwloc_const_bitmap_t set = place >= 0 ? pl->places[place].cpuset
                              : pl->mode == EMBER_PLACEMENT_NONE ? NULL : pl->node[node].cpuset;
     for (unsigned w = 0; set && w < EMBER_CPUSET_WORDS; w++)
@@ -457,8 +455,8 @@ static void scan_callers(struct sup *s)
 }
 
 /* Calls waiting in the run rings: entries between head and tail whose slot
- * is still QUEUED in that generation (stale duplicates are not counted).
- * PER_RING gets each ring's count. */
+ * is still QUEUED in that generation (stale duplicates are not counted),
+ * in all and (PER_RING) in each ring. */
 static uint32_t count_queued(struct ember__view *v, uint32_t *per_ring)
 {
     uint32_t n = 0;
@@ -474,7 +472,7 @@ static uint32_t count_queued(struct ember__view *v, uint32_t *per_ring)
             uint32_t w = atomic_load(&v->slots[idx].state);
             k += ember__st(w) == EMBER_SLOT_QUEUED && ember__gen(w) == (e >> 16);
         }
-        if (per_ring) per_ring[i] = k;
+        per_ring[i] = k;
         n += k;
     }
     return n;

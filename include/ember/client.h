@@ -1141,6 +1141,48 @@ static int ember__boot_error(ember_client *c, uint32_t failures)
                        (unsigned long long)(retry > now ? (retry - now + 999999) / 1000000 : 0));
 }
 
+/* Wait until at least N runners are READY (or TIMEOUT_NS passes, negative:
+ * no limit): 0, -EMBER_ETIMEDOUT, -EMBER_EPOOLDOWN. */
+static int ember__wait_ready(struct ember__view *v, const char *name, int sup_pidfd, unsigned n,
+                             int64_t timeout_ns)
+{
+    uint64_t until = timeout_ns < 0 ? UINT64_MAX : ember__now_ns() + (uint64_t)timeout_ns;
+    for (;;) {
+        uint32_t ep = atomic_load(&v->hdr->epoch);
+        unsigned ready = 0;
+        for (uint32_t r = 0; r < v->nrunners; r++)
+            ready += atomic_load(&v->runners[r].state) == EMBER_RUNNER_READY;
+        if (ready >= n) return 0;
+        uint32_t ps = atomic_load(&v->hdr->pool_state);
+        if ((ps != EMBER_POOL_RUNNING && ps != EMBER_POOL_STARTING) || ember__pidfd_dead(sup_pidfd))
+            return ember__fail(-EMBER_EPOOLDOWN, "pool '%s' is stopping or its supervisor died", name);
+        uint64_t now = ember__now_ns();
+        if (now >= until)
+            return ember__fail(-EMBER_ETIMEDOUT, "pool '%s': %u of %u runners ready", name, ready, n);
+        uint64_t t = now + 100000000ull;
+        ember__futex_wait(&v->hdr->epoch, ep, t < until ? t : until);
+    }
+}
+
+/* Ask the supervisor behind SUP_PIDFD to stop, giving running calls
+ * SHUTDOWN_TIMEOUT_NS (negative: the pool's own), and wait for it to exit for
+ * up to that and 3 s more; one still there then is killed. With a negative
+ * timeout the wait has no limit (the supervisor bounds its own stop). */
+static int ember__stop_supervisor(struct ember__view *v, const char *name, int sup_pidfd,
+                                  int64_t shutdown_timeout_ns)
+{
+    if (shutdown_timeout_ns >= 0) atomic_store(&v->hdr->stop_timeout_ns, shutdown_timeout_ns);
+    if (syscall(SYS_pidfd_send_signal, sup_pidfd, SIGTERM, NULL, 0) < 0 && errno != ESRCH)
+        return ember__fail(-errno, "pool '%s': cannot signal its supervisor: %s", name,
+                           strerror(errno));
+    int64_t ms = shutdown_timeout_ns < 0 ? -1 : shutdown_timeout_ns / 1000000 + 3000;
+    struct pollfd p = { .fd = sup_pidfd, .events = POLLIN };
+    int rc;
+    while ((rc = poll(&p, 1, ms > INT32_MAX ? -1 : (int)ms)) < 0 && errno == EINTR) {}
+    if (rc == 0) syscall(SYS_pidfd_send_signal, sup_pidfd, SIGKILL, NULL, 0);
+    return 0;
+}
+
 /* New bounds for the pool; the supervisor acts on them at its next look. */
 static int ember__resize(struct ember__view *v, const char *name, unsigned min, unsigned max)
 {
@@ -1427,21 +1469,31 @@ static int ember__submit(ember_client *c, int h, const void *args, size_t len,
     return 0;
 }
 
+/* The caller's FLAGS: 0 or EMBER_UNLINKED (the other EMBER_CALL_* bits are
+ * ember's own). */
+static int ember__bad_flags(unsigned flags)
+{
+    return flags & ~(unsigned)EMBER_UNLINKED
+               ? ember__fail(-EMBER_EINVAL, "unknown call flags 0x%x", flags) : 0;
+}
+
+/* Queue a call of KIND (0 or EMBER_CALL_CAST) with the caller's FLAGS; one
+ * deadline, TIMEOUT_NS, for waiting for a slot, queueing and running. */
 static int ember__submit_t(ember_client *c, int h, const void *args, size_t len,
-                           int64_t timeout_ns, unsigned flags, ember_call_id *id)
+                           int64_t timeout_ns, unsigned flags, unsigned kind, ember_call_id *id)
 {
     if (!c) return ember__fail(-EMBER_EINVAL, "client is NULL");
-    if (flags & ~(unsigned)(EMBER_UNLINKED | EMBER_CALL_CAST))
-        return ember__fail(-EMBER_EINVAL, "unknown call flags 0x%x", flags);
+    int rc = ember__bad_flags(flags);
+    if (rc) return rc;
     uint64_t deadline = ember__deadline(c, timeout_ns);
-    return ember__submit(c, h, args, len, deadline, deadline, flags, id);
+    return ember__submit(c, h, args, len, deadline, deadline, flags | kind, id);
 }
 
 EMBER_API int ember_submit_flags(ember_client *c, int h, const void *args, size_t len,
                                  int64_t timeout_ns, unsigned flags, ember_call_id *id)
 {
     if (!id) return ember__fail(-EMBER_EINVAL, "ember_submit: id is NULL");
-    return ember__submit_t(c, h, args, len, timeout_ns, flags, id);
+    return ember__submit_t(c, h, args, len, timeout_ns, flags, 0, id);
 }
 
 EMBER_API int ember_submit(ember_client *c, int h, const void *args, size_t len,
@@ -1453,9 +1505,7 @@ EMBER_API int ember_submit(ember_client *c, int h, const void *args, size_t len,
 EMBER_API int ember_cast_flags(ember_client *c, int h, const void *args, size_t len,
                                int64_t timeout_ns, unsigned flags)
 {
-    if (flags & ~(unsigned)EMBER_UNLINKED)
-        return ember__fail(-EMBER_EINVAL, "unknown call flags 0x%x", flags);
-    return ember__submit_t(c, h, args, len, timeout_ns, flags | EMBER_CALL_CAST, NULL);
+    return ember__submit_t(c, h, args, len, timeout_ns, flags, EMBER_CALL_CAST, NULL);
 }
 
 EMBER_API int ember_cast(ember_client *c, int h, const void *args, size_t len, int64_t timeout_ns)
@@ -1675,9 +1725,7 @@ EMBER_API int ember_call_flags(ember_client *c, int h, const void *args, size_t 
     if (!res) return ember__fail(-EMBER_EINVAL, "ember_call: res is NULL");
     ember__woke_runner = false;
     ember__result_clear(res);
-    if (flags & ~(unsigned)EMBER_UNLINKED)
-        return res->status = ember__fail(-EMBER_EINVAL, "unknown call flags 0x%x", flags);
-    int rc = ember__submit_t(c, h, args, len, timeout_ns, flags, &id);
+    int rc = ember__submit_t(c, h, args, len, timeout_ns, flags, 0, &id);
     if (rc) return res->status = rc;
     return ember_wait(c, id, res);
 }
@@ -1711,12 +1759,12 @@ EMBER_API int ember_place_child(ember_client *c, int h, const void *args, size_t
     memset(ch, 0, sizeof *ch);
     ch->pidfd = -1;
     ch->runner = EMBER_NONE;
-    if (flags & ~(unsigned)EMBER_UNLINKED)
-        return ember__fail(-EMBER_EINVAL, "unknown call flags 0x%x", flags);
+    int rc = ember__bad_flags(flags);
+    if (rc) return rc;
     struct ember__view *v = &c->v;
     uint64_t start_by = ember__deadline(c, timeout_ns);
     ember_call_id id;
-    int rc = ember__submit(c, h, args, len, start_by, UINT64_MAX, flags | EMBER_CALL_CHILD, &id);
+    rc = ember__submit(c, h, args, len, start_by, UINT64_MAX, flags | EMBER_CALL_CHILD, &id);
     if (rc) return rc;
     struct ember_slot *s = &v->slots[id.idx];
     uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
@@ -1834,31 +1882,13 @@ EMBER_API int ember_resize(ember_client *c, unsigned min, unsigned max)
 EMBER_API int ember_stop(ember_client *c, int64_t shutdown_timeout_ns)
 {
     if (!c) return ember__fail(-EMBER_EINVAL, "ember_stop: client is NULL");
-    if (shutdown_timeout_ns >= 0) atomic_store(&c->v.hdr->stop_timeout_ns, shutdown_timeout_ns);
-    if (syscall(SYS_pidfd_send_signal, c->sup_pidfd, SIGTERM, NULL, 0) < 0 && errno != ESRCH)
-        return ember__fail(-errno, "pool '%s': cannot signal its supervisor: %s", c->name,
-                           strerror(errno));
-    struct pollfd p = { .fd = c->sup_pidfd, .events = POLLIN };
-    while (poll(&p, 1, -1) < 0 && errno == EINTR) {}
-    return 0;
+    return ember__stop_supervisor(&c->v, c->name, c->sup_pidfd, shutdown_timeout_ns);
 }
 
 EMBER_API int ember_wait_ready(ember_client *c, unsigned n, int64_t timeout_ns)
 {
     if (!c) return ember__fail(-EMBER_EINVAL, "ember_wait_ready: client is NULL");
-    uint64_t until = timeout_ns < 0 ? UINT64_MAX : ember__now_ns() + (uint64_t)timeout_ns;
-    for (;;) {
-        uint32_t ep = atomic_load(&c->v.hdr->epoch);
-        if (atomic_load(&c->v.hdr->nready) >= n) return 0;
-        int rc = ember__pool_alive(c);
-        if (rc) return rc;
-        uint64_t now = ember__now_ns();
-        if (now >= until)
-            return ember__fail(-EMBER_ETIMEDOUT, "pool '%s': %u of %u runners ready", c->name,
-                               atomic_load(&c->v.hdr->nready), n);
-        uint64_t t = now + 100000000ull;
-        ember__futex_wait(&c->v.hdr->epoch, ep, t < until ? t : until);
-    }
+    return ember__wait_ready(&c->v, c->name, c->sup_pidfd, n, timeout_ns);
 }
 
 EMBER_API const char *ember_why_name(int reason)
