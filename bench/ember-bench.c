@@ -19,7 +19,9 @@
  * With two CPUs or more, the two sides of every measurement are pinned to
  * different CPUs ("pinned_apart" in the output).
  * Output: one JSON object per line: {"metric","value","unit",...}.
- * Usage: ember-bench [--quick] */
+ * Usage: ember-bench [--quick] [--rtt]
+ *   --rtt  only the spin baseline and the warm calls (their rounds, then
+ *          spin_rtt_p50_us, call_rtt_warm_p50_us, _p99_us and their ratio) */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,7 +163,15 @@ static uint64_t task_cpu_ns(pid_t pid)
 
 int main(int argc, char **argv)
 {
-    bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    bool quick = false, rtt_only = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) quick = true;
+        else if (strcmp(argv[i], "--rtt") == 0) rtt_only = true;
+        else {
+            fprintf(stderr, "usage: ember-bench [--quick] [--rtt]\n");
+            return 2;
+        }
+    }
     long n = quick ? 100000 : 1000000;
     long ncold = quick ? 300 : 2000;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -221,6 +231,15 @@ int main(int argc, char **argv)
     n = per * rounds;
     double spin = pct(spin_lat, (size_t)n, 0.5);
     double warm50 = pct(lat, (size_t)n, 0.5), warm99 = pct(lat, (size_t)n, 0.99);
+    if (rtt_only) {
+        emit("spin_rtt_p50_us", spin, "us", extra);
+        emit("call_rtt_warm_p50_us", warm50, "us", extra);
+        emit("call_rtt_warm_p99_us", warm99, "us", extra);
+        emit("warm_over_spin", warm50 / spin, "ratio", extra);
+        ember_detach(c);
+        ember_pool_stop(pool, 1000000000ll);
+        return 0;
+    }
 
     for (long i = 0; i < ncold; i++) {
         struct timespec ts = { 0, 2000000 }; /* 2 ms: far past every spin budget */

@@ -325,7 +325,12 @@ static void *worker_main(void *arg)
             uint64_t stop = ember__now_ns() + ember__spin_budget;
             bool found = false;
             for (unsigned i = 1;; i++) {
-                if (ember__ring_nonempty(&v->run[g_ring])) { found = true; break; }
+                uint32_t front = ember__ring_front(&v->run[g_ring]);
+                if (front != EMBER_NONE) { /* its slot's line starts on its way now */
+                    prefetch_slot(front, v);
+                    found = true;
+                    break;
+                }
                 /* another node's call: leave it to that node's runners for
                  * a few microseconds, then steal it */
                 if (v->nrings > 1 && i >= EMBER__STEAL_AFTER && (i & 15) == 0 &&

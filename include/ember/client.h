@@ -572,18 +572,21 @@ static inline int ember__ring_push(const struct ember__ring *r, uint32_t v)
     for (;;) {
         uint64_t pos = atomic_load_explicit(&r->h->tail, memory_order_acquire);
         _Atomic uint64_t *c = &r->cell[pos & r->mask];
-        uint64_t cv = atomic_load_explicit(c, memory_order_acquire);
-        int32_t d = (int32_t)((uint32_t)(cv >> 32) - (uint32_t)pos);
+        /* The first CAS is blind: a free cell of position pos holds exactly
+         * pos << 32 (consumers leave the value 0), so the line is fetched
+         * once, for writing, rather than read and then upgraded. */
+        uint64_t cv = (uint64_t)(uint32_t)pos << 32;
+        uint64_t nv = ((uint64_t)(uint32_t)(pos + 1) << 32) | v;
+        int32_t d = 0;
+        while (!atomic_compare_exchange_weak_explicit(c, &cv, nv, memory_order_seq_cst,
+                                                      memory_order_acquire))
+            if ((d = (int32_t)((uint32_t)(cv >> 32) - (uint32_t)pos)) != 0) break;
         if (d == 0) {
-            uint64_t nv = ((uint64_t)(uint32_t)(pos + 1) << 32) | v;
-            if (atomic_compare_exchange_strong_explicit(c, &cv, nv, memory_order_seq_cst,
-                                                        memory_order_relaxed)) {
-                atomic_compare_exchange_strong_explicit(&r->h->tail, &pos, pos + 1,
-                                                        memory_order_release,
-                                                        memory_order_relaxed);
-                return 0;
-            }
-        } else if (d > 0) {
+            atomic_compare_exchange_strong_explicit(&r->h->tail, &pos, pos + 1,
+                                                    memory_order_release, memory_order_relaxed);
+            return 0;
+        }
+        if (d > 0) {
             /* filled (or filled and consumed) at pos: help tail along */
             atomic_compare_exchange_strong_explicit(&r->h->tail, &pos, pos + 1,
                                                     memory_order_release,
@@ -622,7 +625,16 @@ static inline uint32_t ember__ring_pop(const struct ember__ring *r)
     }
 }
 
-/* True when the cell at head is filled: cheap enough to spin on. */
+/* The value in the cell at head if it is filled, else EMBER_NONE (a hint:
+ * somebody may take it first). Cheap enough to spin on. */
+static inline uint32_t ember__ring_front(const struct ember__ring *r)
+{
+    uint64_t pos = atomic_load_explicit(&r->h->head, memory_order_seq_cst);
+    uint64_t cv = atomic_load_explicit(&r->cell[pos & r->mask], memory_order_seq_cst);
+    return (uint32_t)(cv >> 32) == (uint32_t)(pos + 1) ? (uint32_t)cv : EMBER_NONE;
+}
+
+/* True when the cell at head is filled. */
 static inline bool ember__ring_nonempty(const struct ember__ring *r)
 {
     uint64_t pos = atomic_load_explicit(&r->h->head, memory_order_seq_cst);
