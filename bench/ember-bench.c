@@ -20,8 +20,9 @@
  * different CPUs ("pinned_apart" in the output).
  * Output: one JSON object per line: {"metric","value","unit",...}.
  * Usage: ember-bench [--quick] [--rtt]
- *   --rtt  only the spin baseline and the warm calls (their rounds, then
- *          spin_rtt_p50_us, call_rtt_warm_p50_us, _p99_us and their ratio) */
+ *   --rtt  only the spin baseline and the warm calls: spin_rtt_p50_us,
+ *          call_rtt_warm_p50_us, _p99_us and warm_over_spin on stdout, each
+ *          round's two medians on stderr */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,6 +229,10 @@ int main(int argc, char **argv)
             if (rc) return 1;
         }
     }
+    if (rtt_only) /* per round, on stderr: the host moves vCPUs between rounds */
+        for (int k = 0; k < rounds; k++)
+            fprintf(stderr, "round %d spin %.3f warm %.3f\n", k, pct(spin_lat + k * per, (size_t)per, 0.5),
+                    pct(lat + k * per, (size_t)per, 0.5));
     n = per * rounds;
     double spin = pct(spin_lat, (size_t)n, 0.5);
     double warm50 = pct(lat, (size_t)n, 0.5), warm99 = pct(lat, (size_t)n, 0.99);

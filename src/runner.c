@@ -12,10 +12,10 @@
  * WOKEN) and the global counters change in an order chosen so that a thread
  * killed between the two steps leaves the counters on the harmless side,
  * given that the supervisor subtracts the dead thread's state:
- *   idle_spinners may only end up too low (a producer then wakes a thread it
- *   did not need to), never too high (which would make producers skip a
- *   needed wake): state first then counter when starting to spin, counter
- *   first then state when stopping.
+ *   the idle spinner count (high half of hdr.spin) may only end up too low
+ *   (a producer then wakes a thread it did not need to), never too high
+ *   (which would make producers skip a needed wake): state first then
+ *   counter when starting to spin, counter first then state when stopping.
  *   nparked may only end up too high (a producer then scans for a parked
  *   thread and finds none): counter first then state when parking, state
  *   first then counter when leaving.
@@ -141,29 +141,38 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
     /* announced in our own line before the take, so that the supervisor can
      * attribute the call to us if we die right after it (see reap_runner) */
     atomic_store_explicit(&we->current, e, memory_order_relaxed);
+    /* the start time is read while the slot's line is on its way (a call
+     * whose deadline passes between this and the take runs: the coarse
+     * clock is that coarse anyway) */
+    uint64_t t0 = ember__now_coarse_ns();
     if (!ember__slot_take(s, gen, &w)) { /* the owner gave up, or a stale entry */
         atomic_store_explicit(&we->current, EMBER_NONE, memory_order_relaxed);
         return;
     }
-    /* The slot's first line is the one its owner is polling: nothing more is
-     * written to it until the result, so it crosses between the two CPUs as
-     * few times as possible. Who runs it is known from we->current. Two
-     * coarse clock reads a call: one when it starts, one when it ends. */
-    uint64_t t0 = ember__now_coarse_ns();
-    bool expired = ember__expired_at(s->deadline_ns, t0);
+    /* The slot's first line is the one its owner is polling: from the take
+     * to the DONE CAS the runner does as little as it can, since each poll
+     * of the owner in between takes the line back, and the result's stores
+     * then have to fetch it once more. The runner reads the line once, right
+     * after the take (the call's fields, in one burst), and writes it again
+     * only for the result: its stores in one burst ending with the DONE CAS,
+     * which expects the word of the take (a flag set since makes it fail
+     * once and retry). Its own bookkeeping waits until after DONE. Who runs
+     * the call is known from we->current. Two coarse clock reads a call. */
+    const uint64_t deadline = s->deadline_ns;
+    const uint32_t h = s->handler, flags = s->flags, alen = s->args_len, apage = s->args_page;
+    bool expired = ember__expired_at(deadline, t0);
     if (expired || (w & EMBER_SLOT_CANCEL)) { /* expired or cancelled in the queue: never run */
         s->runner = (uint16_t)g_runner;
         s->runner_gen = (uint16_t)g_gen;
         s->t_start_ns = t0;
         s->node = g_node;
         if (expired) atomic_fetch_add_explicit(&v->hdr->calls_expired, 1, memory_order_relaxed);
-        ember__slot_finish(v, idx, atomic_load_explicit(&s->state, memory_order_acquire),
-                           expired ? -EMBER_ETIMEDOUT : -EMBER_ECANCELLED,
+        ember__slot_finish(v, idx, w, expired ? -EMBER_ETIMEDOUT : -EMBER_ECANCELLED,
                            expired ? EMBER_TIMEOUT_QUEUED : 0);
         atomic_store_explicit(&we->current, EMBER_NONE, memory_order_relaxed);
         return;
     }
-    if (s->flags & EMBER_CALL_CHILD) { /* tell the owner where it runs */
+    if (flags & EMBER_CALL_CHILD) { /* tell the owner where it runs */
         s->runner = (uint16_t)g_runner;
         s->runner_gen = (uint16_t)g_gen;
         s->t_start_ns = t0;
@@ -174,43 +183,35 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
             if (atomic_compare_exchange_weak_explicit(&s->state, &w, nw, memory_order_acq_rel,
                                                       memory_order_acquire)) {
                 if (w & EMBER_SLOT_WAITER) ember__futex_wake(&s->state, INT_MAX);
+                w = nw;
                 break;
             }
         }
     }
-    atomic_store_explicit(&we->job_deadline, s->deadline_ns, memory_order_relaxed);
+    atomic_store_explicit(&we->job_deadline, deadline, memory_order_relaxed);
     atomic_store_explicit(&we->busy, 1, memory_order_release);
     int status = 0, detail = 0;
     uint64_t t1 = 0;
-    uint32_t h = s->handler;
-    uint32_t alen = s->args_len, apage = s->args_page;
     const void *args = ember__payload(v, s, alen, apage);
     o->v = v, o->s = s, o->idx = idx, o->buf = o->inl, o->len = 0;
-    o->cap = EMBER_INLINE_MAX, o->page = EMBER_NONE, o->deadline = s->deadline_ns;
+    o->cap = EMBER_INLINE_MAX, o->page = EMBER_NONE, o->deadline = deadline;
     if (h >= v->nhandlers || h >= ember__nhandlers) {
         status = -EMBER_ENOHANDLER;
     } else if (!args && alen) {
         status = -EMBER_ECORRUPT;
     } else {
-        ember_job job = { s->deadline_ns, g_runner, v->runners[g_runner].node, &s->state, gen };
+        ember_job job = { deadline, g_runner, g_node, &s->state, gen };
         int rc = ember__handlers[h].fn(args, alen, o, &job);
+        __builtin_prefetch(s, 1, 3); /* the line, back for the result */
         if (rc == -EMBER_EIMAGE && h == EMBER__FN_HANDLER) status = rc;
         else if (rc) status = -EMBER_EHANDLER, detail = rc;
         /* one deadline covers queueing and running: a result that comes
-         * after it is a timeout, as the caller would have seen it; a call
-         * cancelled while it ran ends cancelled */
-        if (ember__expired_at(s->deadline_ns, t1 = ember__now_coarse_ns()))
+         * after it is a timeout, as the caller would have seen it (a call
+         * cancelled while it ran ends cancelled: ember__slot_finish sees the
+         * flag in the word it replaces) */
+        if (ember__expired_at(deadline, t1 = ember__now_coarse_ns()))
             status = -EMBER_ETIMEDOUT, detail = EMBER_TIMEOUT_RUNNING;
-        else if (atomic_load_explicit(&s->state, memory_order_relaxed) & EMBER_SLOT_CANCEL)
-            status = -EMBER_ECANCELLED, detail = 0;
     }
-    /* our own line first; then the slot's header line in one burst of
-     * stores ending with the DONE CAS: the owner is polling that line, and
-     * every gap between two stores to it lets a poll take it back */
-    atomic_store_explicit(&we->idle_since, t1 ? t1 : ember__now_coarse_ns(), memory_order_relaxed);
-    atomic_store_explicit(&we->busy, 0, memory_order_release);
-    atomic_store_explicit(&we->jobs_done, atomic_load_explicit(&we->jobs_done, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
     if (status == 0) {
         if (o->page == EMBER_NONE && o->len) memcpy(s->data, o->inl, o->len);
     } else if (o->page != EMBER_NONE) {
@@ -223,8 +224,11 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
     s->runner_gen = (uint16_t)g_gen;
     s->t_start_ns = t0;
     s->node = g_node;
-    ember__slot_finish(v, idx, atomic_load_explicit(&s->state, memory_order_acquire), status,
-                       detail);
+    ember__slot_finish(v, idx, w, status, detail);
+    atomic_store_explicit(&we->idle_since, t1 ? t1 : ember__now_coarse_ns(), memory_order_relaxed);
+    atomic_store_explicit(&we->busy, 0, memory_order_release);
+    atomic_store_explicit(&we->jobs_done, atomic_load_explicit(&we->jobs_done, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     atomic_store_explicit(&we->current, EMBER_NONE, memory_order_relaxed);
 }
 
@@ -318,9 +322,10 @@ static void *worker_main(void *arg)
         }
         if (atomic_load_explicit(&g_draining, memory_order_relaxed)) break;
         /* spin while spinners do not outnumber CPUs */
-        if (atomic_fetch_add(&h->spinners, 1) < (int32_t)v->ncpus) {
-            atomic_store(ws, EMBER_WORKER_SPINNING);
-            atomic_fetch_add(&h->idle_spinners, 1);
+        if (ember__spinners(atomic_load_explicit(&h->spin, memory_order_relaxed)) < (int32_t)v->ncpus) {
+            /* state, then both counters in one step (see the top of this file) */
+            atomic_store_explicit(ws, EMBER_WORKER_SPINNING, memory_order_release);
+            atomic_fetch_add(&h->spin, EMBER_SPIN_IDLE);
             if (v->nrings > 1) atomic_fetch_add(&v->run[g_ring].h->spinners, 1);
             uint64_t stop = ember__now_ns() + ember__spin_budget;
             bool found = false;
@@ -341,16 +346,13 @@ static void *worker_main(void *arg)
                     break;
             }
             if (v->nrings > 1) atomic_fetch_sub(&v->run[g_ring].h->spinners, 1);
-            atomic_fetch_sub(&h->idle_spinners, 1);
-            atomic_fetch_sub(&h->spinners, 1);
-            atomic_store(ws, EMBER_WORKER_ACTIVE);
+            atomic_fetch_sub(&h->spin, EMBER_SPIN_IDLE);
+            atomic_store_explicit(ws, EMBER_WORKER_ACTIVE, memory_order_release);
             if (found) {
                 ember__spin_won();
                 continue;
             }
             ember__spin_lost();
-        } else {
-            atomic_fetch_sub(&h->spinners, 1);
         }
         /* park: announce, look once more, sleep (bounded: belt and braces) */
         atomic_fetch_add(&h->nparked, 1);

@@ -138,6 +138,7 @@ int ember__segment_create(const struct ember_pool_config *cfg, struct ember__vie
     h->ncpus = ncpu > 0 ? (uint32_t)ncpu : 1;
     snprintf(h->name, sizeof h->name, "%s", cfg->name);
     atomic_init(&h->stop_timeout_ns, -1);
+    atomic_init(&h->spin, ((uint64_t)EMBER_SPIN_BIAS << 32) | EMBER_SPIN_BIAS);
 
     pthread_mutexattr_t ma;
     pthread_mutexattr_init(&ma);

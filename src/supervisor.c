@@ -326,9 +326,8 @@ static void reap_runner(struct sup *s, uint32_t r, uint32_t gen)
         uint32_t ws = atomic_exchange(pw, EMBER_WORKER_ACTIVE);
         atomic_store(&v->workers[r * v->max_conc + t].busy, 0);
         if (ws == EMBER_WORKER_SPINNING) {
-            atomic_fetch_sub(&v->hdr->idle_spinners, 1);
+            atomic_fetch_sub(&v->hdr->spin, EMBER_SPIN_IDLE);
             if (v->nrings > 1 && re->ring < v->nrings) atomic_fetch_sub(&v->run[re->ring].h->spinners, 1);
-            atomic_fetch_sub(&v->hdr->spinners, 1);
         } else if (ws == EMBER_WORKER_PARKED || ws == EMBER_WORKER_WOKEN) {
             atomic_fetch_sub(&v->hdr->nparked, 1);
         }
@@ -417,7 +416,7 @@ static void reap_caller(struct sup *s, uint32_t i, uint32_t gen)
                 sl->owner == i && sl->owner_gen == gen)
                 ember__slot_disown(v, k, ember__gen(w), true);
         }
-    atomic_fetch_sub(&v->hdr->spinners, (int32_t)atomic_exchange(&ce->spinning, 0));
+    atomic_fetch_sub(&v->hdr->spin, atomic_exchange(&ce->spinning, 0));
     uint32_t pid = sc->pid;
     /* counted only if it died attached (one that detached and then exited
      * before we looked at the table left nothing behind) */

@@ -1,4 +1,4 @@
-/* ember/abi.h - the shared-memory layout of an ember pool, version 3.
+/* ember/abi.h - the shared-memory layout of an ember pool, version 4.
  *
  * One POSIX shared-memory segment per pool, "/ember.<uid>.<name>", mode 0600,
  * mapped at any address in every process: everything inside is addressed by
@@ -21,7 +21,7 @@
  *                "Slot state machine".
  *   ring cells   producers and consumers, CAS only, see client.h "Rings".
  *   nparked,
- *   idle_spinners runner threads -> callers; seq_cst, the eventcount pairing
+ *   spin         runner threads -> callers; seq_cst, the eventcount pairing
  *                described at ember__wake_runner().
  *   runner.*     supervisor writes pid/gen/state/exit status.
  *   worker.*     its thread writes park (with the supervisor after its death),
@@ -35,7 +35,7 @@
 #include <stdint.h>
 #include <stdatomic.h>
 
-#define EMBER_ABI_VERSION   3u
+#define EMBER_ABI_VERSION   4u
 #define EMBER_MAGIC         0x4745534d45424d45ull /* "EMBEMSEG" little-endian */
 #define EMBER_CACHELINE     64
 #define EMBER_NAME_MAX      40   /* pool and handler names, with the NUL */
@@ -46,6 +46,7 @@
 #define EMBER_NONE          0xffffffffu
 #define EMBER_MAX_RINGS     64     /* submission rings: NUMA nodes used by a pool */
 #define EMBER_CPUSET_WORDS  16     /* runner cpusets: CPUs 0..1023 */
+#define EMBER_SPIN_BIAS     0x80000000u /* zero of each half of hdr.spin */
 
 /* pool state (hdr.pool_state) */
 enum { EMBER_POOL_STARTING = 1, EMBER_POOL_RUNNING = 2, EMBER_POOL_STOPPING = 3,
@@ -95,7 +96,7 @@ enum { EMBER_EV_GROW_START = 1, EMBER_EV_GROW_END = 2, EMBER_EV_SHRINK = 3 };
 #define EMBER_EVENT_RING 256      /* entries; a power of two */
 
 /* worker (runner thread) state word, also its futex. The global counters
- * nparked / idle_spinners follow these states; the orders of the updates are
+ * nparked and the idle spinner count (hdr.spin) follow these states; the orders of the updates are
  * chosen so that a worker killed between the two errs on the harmless side
  * (see runner.c), and the supervisor subtracts a dead worker's state. */
 enum { EMBER_WORKER_ACTIVE = 0, EMBER_WORKER_PARKED = 1, EMBER_WORKER_WOKEN = 2,
@@ -105,7 +106,7 @@ struct ember_ring_hdr {
     _Alignas(EMBER_CACHELINE) _Atomic uint64_t head;  /* consumers' position */
     _Alignas(EMBER_CACHELINE) _Atomic uint64_t tail;  /* producers' position */
     /* run rings of a multi-node pool: runner threads of this node spinning
-     * for work (the node's share of hdr.idle_spinners) */
+     * for work (the node's share of the idle spinners of hdr.spin) */
     _Alignas(EMBER_CACHELINE) _Atomic int32_t spinners;
     /* cells follow at the next cache line: _Atomic uint64_t cell[cap],
      * each (uint32 sequence << 32) | uint32 value */
@@ -148,8 +149,12 @@ struct ember_shm_header {
     /* signed: crash repair may leave them below the truth, never above it
      * where that could cost a wake-up (see runner.c) */
     _Alignas(EMBER_CACHELINE) _Atomic int32_t nparked;        /* runner threads parked */
-    _Alignas(EMBER_CACHELINE) _Atomic int32_t idle_spinners;  /* runner threads spinning for work */
-    _Alignas(EMBER_CACHELINE) _Atomic int32_t spinners;       /* every spinner, callers too */
+    /* two counters in one word, so that a runner thread starting or stopping
+     * to spin changes both with one atomic operation: the low half counts
+     * every spinner (callers too), the high half the runner threads spinning
+     * for work ("idle spinners"); each half is biased by EMBER_SPIN_BIAS, so
+     * a half left below zero by crash repair never borrows from the other */
+    _Alignas(EMBER_CACHELINE) _Atomic uint64_t spin;
     _Alignas(EMBER_CACHELINE) _Atomic uint32_t slot_seq;      /* futex: bumped when a slot is freed */
     _Atomic uint32_t slot_waiters;
     _Alignas(EMBER_CACHELINE) _Atomic uint32_t page_seq;      /* futex: bumped when pages are freed */

@@ -877,7 +877,8 @@ static inline bool ember__slot_take(struct ember_slot *s, uint32_t gen, uint32_t
 }
 
 /* Move a finished slot to DONE (call) or FREE (cast, orphan) with STATUS; wakes a
- * sleeping owner. W is the observed RUNNING (or QUEUED) word. Returns false
+ * sleeping owner. W is the RUNNING (or QUEUED) word as last seen or written
+ * (a stale one only costs a failed CAS). Returns false
  * if the CAS lost; if the slot turned ABANDONED, frees it. */
 static bool ember__slot_finish(struct ember__view *v, uint32_t idx, uint32_t w, int status,
                                int detail)
@@ -892,8 +893,12 @@ static bool ember__slot_finish(struct ember__view *v, uint32_t idx, uint32_t w, 
         if ((s->flags & EMBER_CALL_CAST) || (w & EMBER_SLOT_ORPHAN)) {
             if (ember__slot_free(v, idx, w)) return true;
         } else {
-            s->status = status;
-            s->detail = detail;
+            /* cancelled while it ran: a result or a handler's error is
+             * reported as the cancel (the CAS below fails if the flag comes
+             * after this look, and the loop looks again) */
+            bool cancel = (w & EMBER_SLOT_CANCEL) && (status == 0 || status == -EMBER_EHANDLER);
+            s->status = cancel ? -EMBER_ECANCELLED : status;
+            s->detail = cancel ? 0 : detail;
             uint32_t nw = ember__mk(ember__gen(w), EMBER_SLOT_DONE);
             if (atomic_compare_exchange_strong_explicit(&s->state, &w, nw, memory_order_acq_rel,
                                                         memory_order_acquire)) {
@@ -954,8 +959,8 @@ static void ember__slot_disown(struct ember__view *v, uint32_t idx, uint32_t gen
 
 /* -- waking a runner: the eventcount ----------------------------------------
  * Producer (here): push (seq_cst cell CAS), then load nparked, then
- * idle_spinners (seq_cst). A runner thread going to sleep: set its park word
- * PARKED and nparked++ (seq_cst), stop counting itself in idle_spinners, then
+ * the idle spinner count in hdr.spin (seq_cst). A runner thread going to sleep: set its park word
+ * PARKED and nparked++ (seq_cst), stop counting itself among the idle spinners, then
  * look at the ring once more before sleeping. In the single total order either
  * the producer sees the parked thread (and wakes one) or the thread's last
  * look sees the pushed entry. A spinner that takes an entry and sees more left
@@ -964,7 +969,16 @@ static void ember__slot_disown(struct ember__view *v, uint32_t idx, uint32_t gen
  * runner with a parked thread; it is claimed by CAS PARKED -> WOKEN, so two
  * producers never spend their wake-ups on the same thread. With several
  * nodes each run ring also counts its node's spinners, changed at the same
- * points as idle_spinners, so the same argument holds per node. */
+ * points as hdr.spin, so the same argument holds per node. */
+/* hdr.spin: a runner thread spinning for work counts in both halves, a
+ * caller spinning for its result in the low half only (see abi.h) */
+#define EMBER_SPIN_IDLE ((1ull << 32) | 1ull)
+static inline int32_t ember__spinners(uint64_t w) { return (int32_t)((uint32_t)w - EMBER_SPIN_BIAS); }
+static inline int32_t ember__idle_spinners(uint64_t w)
+{
+    return (int32_t)((uint32_t)(w >> 32) - EMBER_SPIN_BIAS);
+}
+
 /* Wake one parked thread of the least-loaded READY runner that has one
  * (of ring RING only, if LOCAL; else that ring's runners first). LOCAL also
  * counts a thread of that ring already woken and not yet running: it looks
@@ -1017,7 +1031,8 @@ static bool ember__wake_runner(struct ember__view *v, uint32_t ring)
         if (atomic_load_explicit(&v->run[ring].h->spinners, memory_order_seq_cst) > 0) return false;
         if (ember__wake_one(v, ring, true)) return true;
     }
-    if (atomic_load_explicit(&v->hdr->idle_spinners, memory_order_seq_cst) > 0) return false;
+    if (ember__idle_spinners(atomic_load_explicit(&v->hdr->spin, memory_order_seq_cst)) > 0)
+        return false;
     return ember__wake_one(v, ring, false);
 }
 
@@ -1057,7 +1072,7 @@ static inline void ember__ask_growth(struct ember__view *v)
 {
     struct ember_shm_header *h = v->hdr;
     if (atomic_load_explicit(&h->at_max, memory_order_relaxed)) return;
-    if (atomic_load_explicit(&h->idle_spinners, memory_order_seq_cst) > 0) return;
+    if (ember__idle_spinners(atomic_load_explicit(&h->spin, memory_order_seq_cst)) > 0) return;
     if (atomic_load_explicit(&h->grow_req, memory_order_relaxed)) return;
     if (atomic_exchange(&h->grow_req, 1)) return;
     ember__ring_doorbell(v);
@@ -1651,30 +1666,32 @@ EMBER_API int ember_poll(ember_client *c, ember_call_id id, ember_result *res)
     return -EMBER_EAGAIN;
 }
 
-EMBER_API int ember_wait(ember_client *c, ember_call_id id, ember_result *res)
+/* Wait for call ID of this client, queued with DEADLINE; W: its slot word
+ * as last seen, or 0 when not looked at yet (right after submitting it). */
+static int ember__wait(ember_client *c, ember_call_id id, uint64_t deadline, uint32_t w,
+                       ember_result *res)
 {
-    if (!c || !res || id.idx >= c->v.nslots) return ember__fail(-EMBER_EINVAL, "ember_wait: bad argument");
-    ember__result_clear(res);
     struct ember__view *v = &c->v;
     struct ember_slot *s = &v->slots[id.idx];
-    uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
-    if (!ember__id_live(w, id) || s->owner != c->caller_idx)
-        return res->status = ember__fail(-EMBER_ESTALE, "stale call id %u/%u", id.idx, id.gen);
-    uint64_t deadline = s->deadline_ns;
     /* A warm call's result arrives within a few hundred ns: look for it for
-     * a few hundred iterations before counting this thread as a spinner, so
-     * that the shared counter's line does not travel on every call. */
+     * a few dozen pauses before counting this thread as a spinner, so that
+     * the shared counter's line does not travel on every call. Each look
+     * comes after a pause: a look right after the push would find nothing,
+     * and would take the slot's line from a runner that has just taken it. */
     if (ember__st(w) != EMBER_SLOT_DONE && !ember__woke_runner)
         for (unsigned i = 0; i < EMBER__SPIN_QUIET; i++) {
+            ember__cpu_relax();
             w = atomic_load_explicit(&s->state, memory_order_acquire);
             if (ember__st(w) == EMBER_SLOT_DONE) break;
-            ember__cpu_relax();
         }
+    else if (w == 0)
+        w = atomic_load_explicit(&s->state, memory_order_acquire);
     /* then spin, while spinners do not outnumber CPUs */
     _Atomic uint32_t *mine = &v->callers[c->caller_idx].spinning;
     if (ember__st(w) != EMBER_SLOT_DONE) atomic_fetch_add_explicit(mine, 1, memory_order_relaxed);
     if (ember__st(w) != EMBER_SLOT_DONE &&
-        atomic_fetch_add_explicit(&v->hdr->spinners, 1, memory_order_relaxed) < (int32_t)v->ncpus) {
+        ember__spinners(atomic_fetch_add_explicit(&v->hdr->spin, 1, memory_order_relaxed)) <
+            (int32_t)v->ncpus) {
         bool woke = ember__woke_runner;
         uint32_t budget = woke && ember__spin_budget < EMBER__SPIN_AFTER_WAKE_NS
                               ? EMBER__SPIN_AFTER_WAKE_NS : ember__spin_budget;
@@ -1692,13 +1709,13 @@ EMBER_API int ember_wait(ember_client *c, ember_call_id id, ember_result *res)
                 else if (now >= stop) break;
             }
         }
-        atomic_fetch_sub_explicit(&v->hdr->spinners, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&v->hdr->spin, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(mine, 1, memory_order_relaxed);
         if (!woke) { /* a wake-up's latency says nothing about the handler's */
             if (ember__st(w) == EMBER_SLOT_DONE) ember__spin_won(); else ember__spin_lost();
         }
     } else if (ember__st(w) != EMBER_SLOT_DONE) {
-        atomic_fetch_sub_explicit(&v->hdr->spinners, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&v->hdr->spin, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(mine, 1, memory_order_relaxed);
     }
     /* park: the standard loop - check, announce (WAITER), re-check, sleep */
@@ -1730,6 +1747,17 @@ EMBER_API int ember_wait(ember_client *c, ember_call_id id, ember_result *res)
     return res->status = ember__collect(c, id.idx, w, res);
 }
 
+EMBER_API int ember_wait(ember_client *c, ember_call_id id, ember_result *res)
+{
+    if (!c || !res || id.idx >= c->v.nslots) return ember__fail(-EMBER_EINVAL, "ember_wait: bad argument");
+    ember__result_clear(res);
+    struct ember_slot *s = &c->v.slots[id.idx];
+    uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
+    if (!ember__id_live(w, id) || s->owner != c->caller_idx)
+        return res->status = ember__fail(-EMBER_ESTALE, "stale call id %u/%u", id.idx, id.gen);
+    return ember__wait(c, id, s->deadline_ns, w, res);
+}
+
 EMBER_API int ember_call_flags(ember_client *c, int h, const void *args, size_t len,
                                ember_result *res, int64_t timeout_ns, unsigned flags)
 {
@@ -1737,9 +1765,13 @@ EMBER_API int ember_call_flags(ember_client *c, int h, const void *args, size_t 
     if (!res) return ember__fail(-EMBER_EINVAL, "ember_call: res is NULL");
     ember__woke_runner = false;
     ember__result_clear(res);
-    int rc = ember__submit_t(c, h, args, len, timeout_ns, flags, 0, &id);
+    if (!c) return res->status = ember__fail(-EMBER_EINVAL, "client is NULL");
+    int rc = ember__bad_flags(flags);
     if (rc) return res->status = rc;
-    return ember_wait(c, id, res);
+    uint64_t deadline = ember__deadline(c, timeout_ns);
+    rc = ember__submit(c, h, args, len, deadline, deadline, flags, &id);
+    if (rc) return res->status = rc;
+    return ember__wait(c, id, deadline, 0, res); /* the id is ours: no checks */
 }
 
 EMBER_API int ember_call(ember_client *c, int h, const void *args, size_t len, ember_result *res,
