@@ -458,6 +458,10 @@ _Noreturn void ember__runner_main(struct ember__view *v, uint32_t idx, uint32_t 
     g_is_runner = true;
     g_parent = (ember_parent_info){ v->hdr->name, idx, (int)sup };
     struct ember_runner_ent *re = &v->runners[idx];
+    /* our pid, before we can take a call: the supervisor stores it too, but
+     * only once fork() has returned to it, and a child's owner reads it as
+     * soon as the call has started */
+    atomic_store(&re->pid, (uint32_t)getpid());
     g_ring = re->ring < v->nrings ? re->ring : 0;
     g_node = re->node;
     bind_self(re); /* before the boot callback: what it allocates is local too */

@@ -1651,17 +1651,30 @@ static inline bool ember__id_live(uint32_t w, ember_call_id id)
            (st == EMBER_SLOT_QUEUED || st == EMBER_SLOT_RUNNING || st == EMBER_SLOT_DONE);
 }
 
-EMBER_API int ember_poll(ember_client *c, ember_call_id id, ember_result *res)
+/* Check the arguments of ember_wait / ember_poll (WHO): clears RES and
+ * reads the call's slot word into *W; 0, or the error (also in res->status
+ * once RES is known). */
+static int ember__id_check(ember_client *c, ember_call_id id, ember_result *res, uint32_t *w,
+                           const char *who)
 {
-    if (!c || !res || id.idx >= c->v.nslots) return ember__fail(-EMBER_EINVAL, "ember_poll: bad argument");
+    if (!c || !res || id.idx >= c->v.nslots) return ember__fail(-EMBER_EINVAL, "%s: bad argument", who);
     ember__result_clear(res);
     struct ember_slot *s = &c->v.slots[id.idx];
-    uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
-    if (!ember__id_live(w, id) || s->owner != c->caller_idx)
+    *w = atomic_load_explicit(&s->state, memory_order_acquire);
+    if (!ember__id_live(*w, id) || s->owner != c->caller_idx)
         return res->status = ember__fail(-EMBER_ESTALE, "stale call id %u/%u", id.idx, id.gen);
+    return 0;
+}
+
+EMBER_API int ember_poll(ember_client *c, ember_call_id id, ember_result *res)
+{
+    uint32_t w = 0;
+    int rc = ember__id_check(c, id, res, &w, "ember_poll");
+    if (rc) return rc;
+    struct ember_slot *s = &c->v.slots[id.idx];
     if (ember__st(w) == EMBER_SLOT_DONE) return res->status = ember__collect(c, id.idx, w, res);
     if (ember__now_ns() >= s->deadline_ns) return res->status = ember__expire(c, id.idx, id.gen, res);
-    int rc = ember__pool_alive(c);
+    rc = ember__pool_alive(c);
     if (rc) return res->status = rc;
     return -EMBER_EAGAIN;
 }
@@ -1749,13 +1762,10 @@ static int ember__wait(ember_client *c, ember_call_id id, uint64_t deadline, uin
 
 EMBER_API int ember_wait(ember_client *c, ember_call_id id, ember_result *res)
 {
-    if (!c || !res || id.idx >= c->v.nslots) return ember__fail(-EMBER_EINVAL, "ember_wait: bad argument");
-    ember__result_clear(res);
-    struct ember_slot *s = &c->v.slots[id.idx];
-    uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
-    if (!ember__id_live(w, id) || s->owner != c->caller_idx)
-        return res->status = ember__fail(-EMBER_ESTALE, "stale call id %u/%u", id.idx, id.gen);
-    return ember__wait(c, id, s->deadline_ns, w, res);
+    uint32_t w = 0;
+    int rc = ember__id_check(c, id, res, &w, "ember_wait");
+    if (rc) return rc;
+    return ember__wait(c, id, c->v.slots[id.idx].deadline_ns, w, res);
 }
 
 EMBER_API int ember_call_flags(ember_client *c, int h, const void *args, size_t len,
