@@ -31,7 +31,7 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
-#include "internal.h"
+#include "lib/testing.h"
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -90,7 +90,7 @@ static int scale_from_zero(int n, uint64_t *first, uint64_t *boot)
         int rc = ember_call(c, h, NULL, 0, &r, EMBER_TIMEOUT_DEFAULT);
         first[i] = ember__now_ns() - t0;
         ember_result_release(c, &r);
-        struct ember_runner_ent *re = &c->v.runners[0];
+        struct ember_runner_ent *re = &ember__client_view(c)->runners[0];
         uint64_t ready = atomic_load(&re->ready_ns);
         boot[i] = ready > re->started_ns ? ready - re->started_ns : 0;
         ember_detach(c);
@@ -198,7 +198,7 @@ int main(int argc, char **argv)
     int h = ember_handler(c, "noop");
     if (g_pin) { /* the runner (one thread: max_concurrency 1) on CPU 1, us on CPU 0 */
         pin_to(0, 0);
-        pin_to((pid_t)atomic_load(&c->v.runners[0].pid), 1);
+        pin_to((pid_t)atomic_load(&ember__client_view(c)->runners[0].pid), 1);
     }
     ember_result r;
     uint64_t *lat = malloc((size_t)n * sizeof *lat), *spin_lat = malloc((size_t)n * sizeof *lat);
@@ -277,7 +277,7 @@ int main(int argc, char **argv)
     struct timespec settle = { 0, 300000000 };
     nanosleep(&settle, NULL);
     pid_t sup = ember_pool_supervisor_pid(pool);
-    pid_t run = (pid_t)atomic_load(&c->v.runners[0].pid);
+    pid_t run = (pid_t)atomic_load(&ember__client_view(c)->runners[0].pid);
     uint64_t c0 = task_cpu_ns(sup) + task_cpu_ns(run), w0 = ember__now_ns();
     struct timespec five = { 5, 0 };
     nanosleep(&five, NULL);

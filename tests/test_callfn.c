@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <sys/wait.h>
 #include <cmocka.h>
-#include "internal.h"
+#include "lib/testing.h"
 
 static const char *g_foreign; /* path of the foreign program */
 
@@ -64,7 +64,7 @@ static void same_image_function_runs_in_a_runner(void **st)
     memcpy(ans, r.data, sizeof ans);
     ember_result_release(f.c, &r);
     assert_int_equal(ans[0], 4950);
-    struct ember__view *v = (struct ember__view *)f.pool;
+    struct ember__view *v = ember__pool_view(f.pool);
     assert_int_equal(ans[1], (long)atomic_load(&v->runners[r.runner].pid));
     assert_int_not_equal(ans[1], (long)getpid());
     /* a forked caller shares the image */
@@ -99,7 +99,7 @@ static void foreign_image_is_refused(void **st)
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0); /* EMBER_EIMAGE */
     /* nothing ran: the runner is the same and the pool serves */
-    struct ember__view *v = (struct ember__view *)f.pool;
+    struct ember__view *v = ember__pool_view(f.pool);
     assert_int_equal(atomic_load(&v->hdr->runners_died), 0);
     ember_result r;
     int x = 7;

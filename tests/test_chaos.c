@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include <sys/wait.h>
 #include <cmocka.h>
-#include "internal.h"
+#include "lib/testing.h"
 
 static char g_name[40];
 static ember_pool *g_pool;
@@ -90,7 +90,7 @@ static void run_chaos(bool elastic)
         struct timespec ts = { 0, 10000000 + (long)(rand_r(&seed) % 20000000) };
         nanosleep(&ts, NULL);
         if (rand_r(&seed) % 3) { /* kill a runner */
-            uint32_t pid = atomic_load(&c->v.runners[rand_r(&seed) % cfg.max].pid);
+            uint32_t pid = atomic_load(&ember__client_view(c)->runners[rand_r(&seed) % cfg.max].pid);
             if (pid && kill((pid_t)pid, SIGKILL) == 0) runner_kills++;
         } else { /* a caller process killed with calls in flight */
             int pfd[2];
@@ -129,21 +129,21 @@ static void run_chaos(bool elastic)
     uint32_t free_slots = 0, used_pages = 0;
     while (ember__now_ns() < until) {
         free_slots = 0;
-        for (uint32_t i = 0; i < c->v.nslots; i++)
-            free_slots += ember__st(atomic_load(&c->v.slots[i].state)) == EMBER_SLOT_FREE;
+        for (uint32_t i = 0; i < ember__client_view(c)->nslots; i++)
+            free_slots += ember__st(atomic_load(&ember__client_view(c)->slots[i].state)) == EMBER_SLOT_FREE;
         used_pages = 0;
-        ember__pages_lock(&c->v);
-        for (uint32_t i = 0; i < c->v.npages; i++) used_pages += c->v.page_owner[i] != 0;
-        ember__pages_unlock(&c->v);
-        if (free_slots == c->v.nslots && used_pages == 0 &&
-            atomic_load(&c->v.hdr->callers_reaped) >= caller_kills)
+        ember__pages_lock(ember__client_view(c));
+        for (uint32_t i = 0; i < ember__client_view(c)->npages; i++) used_pages += ember__client_view(c)->page_owner[i] != 0;
+        ember__pages_unlock(ember__client_view(c));
+        if (free_slots == ember__client_view(c)->nslots && used_pages == 0 &&
+            atomic_load(&ember__client_view(c)->hdr->callers_reaped) >= caller_kills)
             break;
         struct timespec ts = { 0, 20000000 };
         nanosleep(&ts, NULL); /* polling a condition the supervisor reaches on its own */
     }
-    assert_int_equal(free_slots, c->v.nslots);
+    assert_int_equal(free_slots, ember__client_view(c)->nslots);
     assert_int_equal(used_pages, 0);
-    assert_true(atomic_load(&c->v.hdr->callers_reaped) >= caller_kills);
+    assert_true(atomic_load(&ember__client_view(c)->hdr->callers_reaped) >= caller_kills);
     /* and it still serves */
     assert_int_equal(ember_pool_wait_ready(g_pool, cfg.min, 5000000000ll), 0);
     ember_result r;

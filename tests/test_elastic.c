@@ -21,8 +21,8 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <cmocka.h>
-#include "internal.h"
-#include "policy.h"
+#include "lib/testing.h"
+#include "supervisor/policy.h"
 
 /* State shared with supervisors and runners (inherited mapping). */
 struct shared {
@@ -143,13 +143,13 @@ static void stop(struct fixture *f)
     assert_int_equal(ember_pool_stop(f->pool, 1000000000ll), 0);
 }
 
-static struct ember_shm_header *hdr(struct fixture *f) { return ((struct ember__view *)f->pool)->hdr; }
+static struct ember_shm_header *hdr(struct fixture *f) { return ember__pool_view(f->pool)->hdr; }
 
 static uint32_t serving(struct fixture *f) { return atomic_load(&hdr(f)->nserving); }
 
 static uint32_t live_runners(struct fixture *f)
 {
-    struct ember__view *v = (struct ember__view *)f->pool;
+    struct ember__view *v = ember__pool_view(f->pool);
     uint32_t n = 0;
     for (uint32_t r = 0; r < v->nrunners; r++) n += atomic_load(&v->runners[r].pid) != 0;
     return n;
@@ -589,7 +589,7 @@ static void graceful_stop_lets_running_calls_finish(void **st)
     ember_call_id running, queued;
     uint32_t us = 300000;
     assert_int_equal(ember_submit(f.c, ember_handler(f.c, "sleep"), &us, sizeof us, EMBER_TIMEOUT_DEFAULT, &running), 0);
-    while (atomic_load(&((struct ember__view *)f.pool)->workers[0].busy) == 0) sched_yield();
+    while (atomic_load(&ember__pool_view(f.pool)->workers[0].busy) == 0) sched_yield();
     assert_int_equal(ember_submit(f.c, ember_handler(f.c, "pid"), NULL, 0, EMBER_TIMEOUT_DEFAULT, &queued), 0);
     ember_client *c = f.c;
     ember_pool *pool = f.pool;

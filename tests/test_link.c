@@ -19,7 +19,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <cmocka.h>
-#include "internal.h"
+#include "lib/testing.h"
 
 #define NJOBS 16
 /* State shared with the pool's processes and forked callers. */
@@ -107,7 +107,7 @@ static void stop(struct fixture *f)
     assert_int_equal(ember_pool_stop(f->pool, 1000000000ll), 0);
 }
 
-static struct ember_shm_header *hdr(struct fixture *f) { return ((struct ember__view *)f->pool)->hdr; }
+static struct ember_shm_header *hdr(struct fixture *f) { return ember__pool_view(f->pool)->hdr; }
 
 static int cast(ember_client *c, int h, uint32_t id, uint32_t mode, unsigned flags)
 {
@@ -293,7 +293,7 @@ static void child_holds_a_place_and_keeps_its_runner(void **st)
     struct job jb = { 0, POLITE };
     assert_int_equal(ember_place_child(f.c, f.h, &jb, sizeof jb, 5000000000ll, 0, &ch), 0);
     assert_true(await_count(&S->started[0], 1, 3000));
-    struct ember__view *v = (struct ember__view *)f.pool;
+    struct ember__view *v = ember__pool_view(f.pool);
     assert_true(ch.runner < v->nrunners);
     assert_int_equal(ch.pid, (int)atomic_load(&v->runners[ch.runner].pid));
     assert_true(ch.pidfd >= 0);
@@ -349,7 +349,7 @@ static void child_stops_with_its_caller_unless_unlinked(void **st)
     }
     assert_int_equal(atomic_load(&hdr(&f)->callers_reaped), 1);
     /* the unlinked child still runs, not cancelled: an orphan */
-    struct ember__view *v = (struct ember__view *)f.pool;
+    struct ember__view *v = ember__pool_view(f.pool);
     unsigned orphans = 0, others = 0;
     for (uint32_t i = 0; i < v->nslots; i++) {
         uint32_t w = atomic_load(&v->slots[i].state);

@@ -18,7 +18,7 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <cmocka.h>
-#include "internal.h"
+#include "lib/testing.h"
 
 struct fixture { ember_pool *pool; ember_client *c; char name[40]; };
 
@@ -45,7 +45,7 @@ static void stop(struct fixture *f)
     assert_int_equal(ember_pool_stop(f->pool, 1000000000ll), 0);
 }
 
-static struct ember__view *view(struct fixture *f) { return (struct ember__view *)f->pool; }
+static struct ember__view *view(struct fixture *f) { return ember__pool_view(f->pool); }
 
 /* The runner's affinity as a set of CPUs, compared with its entry's cpuset. */
 static void affinity_matches_entry(struct ember_runner_ent *re, cpu_set_t *got)

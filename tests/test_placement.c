@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
-#include "internal.h"
-#include "placement.h"
+#include "lib/testing.h"
+#include "lib/placement.h"
 
 /* A synthetic topology, optionally restricted to the PUs in KEEP. */
 static hwloc_topology_t synth(const char *desc, const char *keep)

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include "ember/abi.h"
-#include "policy.h"
+#include "supervisor/policy.h"
 
 #define MS 1000000ull
 #define NEVER EMBER__NEVER_NS

@@ -20,7 +20,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <cmocka.h>
-#include "internal.h"
+#include "lib/testing.h"
 
 struct shared { _Atomic uint32_t hold, started, marks; };
 static struct shared *S;
@@ -130,17 +130,17 @@ static void release_hold(void)
 static uint32_t free_slots(ember_client *c)
 {
     uint32_t n = 0;
-    for (uint32_t i = 0; i < c->v.nslots; i++)
-        n += ember__st(atomic_load(&c->v.slots[i].state)) == EMBER_SLOT_FREE;
+    for (uint32_t i = 0; i < ember__client_view(c)->nslots; i++)
+        n += ember__st(atomic_load(&ember__client_view(c)->slots[i].state)) == EMBER_SLOT_FREE;
     return n;
 }
 
 static uint32_t used_pages(ember_client *c)
 {
     uint32_t n = 0;
-    ember__pages_lock(&c->v);
-    for (uint32_t i = 0; i < c->v.npages; i++) n += c->v.page_owner[i] != 0;
-    ember__pages_unlock(&c->v);
+    ember__pages_lock(ember__client_view(c));
+    for (uint32_t i = 0; i < ember__client_view(c)->npages; i++) n += ember__client_view(c)->page_owner[i] != 0;
+    ember__pages_unlock(ember__client_view(c));
     return n;
 }
 
@@ -207,7 +207,7 @@ static void runner_crash_fails_exactly_its_call(void **st)
     (void)st;
     struct fixture f;
     start(&f, "crash", 1, 1, 64);
-    uint32_t pid0 = atomic_load(&f.c->v.runners[0].pid);
+    uint32_t pid0 = atomic_load(&ember__client_view(f.c)->runners[0].pid);
     int sig = SIGSEGV;
     ember_call_id crash, q[3];
     assert_int_equal(ember_submit(f.c, ember_handler(f.c, "crash"), &sig, sizeof sig, EMBER_TIMEOUT_DEFAULT, &crash), 0);
@@ -222,7 +222,7 @@ static void runner_crash_fails_exactly_its_call(void **st)
         assert_int_equal(*(const uint64_t *)r.data, i);
         ember_result_release(f.c, &r);
     }
-    assert_int_not_equal(atomic_load(&f.c->v.runners[0].pid), pid0);
+    assert_int_not_equal(atomic_load(&ember__client_view(f.c)->runners[0].pid), pid0);
     assert_int_equal(free_slots(f.c), 64);
     stop(&f);
 }
@@ -254,7 +254,7 @@ static void dead_caller_queued_calls_never_run(void **st)
     struct fixture f;
     start(&f, "dcall", 1, 1, 64);
     ember_call_id blk = occupy_runner(&f);
-    uint32_t reaped0 = atomic_load(&f.c->v.hdr->callers_reaped);
+    uint32_t reaped0 = atomic_load(&ember__client_view(f.c)->hdr->callers_reaped);
     int pfd[2];
     assert_int_equal(pipe(pfd), 0);
     pid_t child = fork();
@@ -276,9 +276,9 @@ static void dead_caller_queued_calls_never_run(void **st)
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
     uint64_t until = ember__now_ns() + 5000000000ull;
-    while (atomic_load(&f.c->v.hdr->callers_reaped) == reaped0 && ember__now_ns() < until)
-        ember__futex_wait(&f.c->v.hdr->epoch, atomic_load(&f.c->v.hdr->epoch), ember__now_ns() + 20000000ull);
-    assert_int_not_equal(atomic_load(&f.c->v.hdr->callers_reaped), reaped0);
+    while (atomic_load(&ember__client_view(f.c)->hdr->callers_reaped) == reaped0 && ember__now_ns() < until)
+        ember__futex_wait(&ember__client_view(f.c)->hdr->epoch, atomic_load(&ember__client_view(f.c)->hdr->epoch), ember__now_ns() + 20000000ull);
+    assert_int_not_equal(atomic_load(&ember__client_view(f.c)->hdr->callers_reaped), reaped0);
     release_hold();
     ember_result r;
     assert_int_equal(ember_wait(f.c, blk, &r), 0);
@@ -306,13 +306,13 @@ static void caller_dead_before_doorbell_is_reaped(void **st)
     pid_t child = fork();
     if (child == 0) _exit(0);
     waitpid(child, NULL, 0); /* a pid that is certainly dead */
-    struct ember_caller_ent *ce = &f.c->v.callers[f.c->v.ncallers - 1];
+    struct ember_caller_ent *ce = &ember__client_view(f.c)->callers[ember__client_view(f.c)->ncallers - 1];
     uint32_t z = 0;
     assert_true(atomic_compare_exchange_strong(&ce->pid, &z, (uint32_t)child));
     atomic_fetch_add(&ce->gen, 1); /* claimed; no doorbell */
     uint64_t until = ember__now_ns() + 3000000000ull;
     while (atomic_load(&ce->pid) != 0 && ember__now_ns() < until)
-        ember__futex_wait(&f.c->v.hdr->epoch, atomic_load(&f.c->v.hdr->epoch), ember__now_ns() + 20000000ull);
+        ember__futex_wait(&ember__client_view(f.c)->hdr->epoch, atomic_load(&ember__client_view(f.c)->hdr->epoch), ember__now_ns() + 20000000ull);
     assert_int_equal(atomic_load(&ce->pid), 0);
     stop(&f);
 }
@@ -324,7 +324,7 @@ static void dead_supervisor_is_a_result(void **st)
     start(&f, "dsup", 2, 1, 64);
     ember_call_id blk = occupy_runner(&f);
     int rfd[2];
-    for (int i = 0; i < 2; i++) rfd[i] = ember__pidfd_open((pid_t)atomic_load(&f.c->v.runners[i].pid));
+    for (int i = 0; i < 2; i++) rfd[i] = ember__pidfd_open((pid_t)atomic_load(&ember__client_view(f.c)->runners[i].pid));
     kill(ember_pool_supervisor_pid(f.pool), SIGKILL);
     uint64_t t0 = ember__now_ns();
     ember_result r;

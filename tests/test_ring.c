@@ -8,7 +8,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <cmocka.h>
-#include "internal.h"
+#include "lib/testing.h"
 
 struct ring_mem { struct ember__ring r; void *mem; };
 

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "internal.h"
+#include "lib/testing.h"
 
 static struct ember__view V;
 static char g_name[40];
@@ -197,8 +197,8 @@ static void full_queue_no_time_left(void **st)
     assert_int_equal(ember_attach(g_name, &c), 0);
     ember_call_id a, b, d;
     uint32_t x = 1;
-    assert_int_equal(ember_submit(c, 1, &x, sizeof x, EMBER_TIMEOUT_NONE, &a), 0);
-    assert_int_equal(ember_submit(c, 1, &x, sizeof x, EMBER_TIMEOUT_NONE, &b), 0);
+    assert_int_equal(ember_submit(c, 1, &x, sizeof x, EMBER_NEVER, &a), 0);
+    assert_int_equal(ember_submit(c, 1, &x, sizeof x, EMBER_NEVER, &b), 0);
     assert_int_equal(ember_submit(c, 1, &x, sizeof x, 0, &d), -EMBER_EFULL);
     assert_non_null(strstr(ember_last_error(), "slots"));
     ember_result r;
@@ -228,12 +228,12 @@ static void slots_kept_at_hand_are_shared(void **st)
         assert_int_equal(ember_call(a, 1, &x, sizeof x, &r, EMBER_TIMEOUT_DEFAULT), 0);
         ember_result_release(a, &r);
     }
-    assert_int_not_equal(atomic_load(&a->hot), EMBER_NONE);
+    assert_int_not_equal(ember__client_hot(a), EMBER_NONE);
     /* B takes both slots, the one at A's hand included, without waiting */
     atomic_store(&g_hold, 1);
     ember_call_id i1, i2, i3;
-    assert_int_equal(ember_submit(b, 1, &x, sizeof x, EMBER_TIMEOUT_NONE, &i1), 0);
-    assert_int_equal(ember_submit(b, 1, &x, sizeof x, EMBER_TIMEOUT_NONE, &i2), 0);
+    assert_int_equal(ember_submit(b, 1, &x, sizeof x, EMBER_NEVER, &i1), 0);
+    assert_int_equal(ember_submit(b, 1, &x, sizeof x, EMBER_NEVER, &i2), 0);
     assert_int_equal(free_slots(), 0);
     /* A now has none: its call waits, and gets a slot when B releases one */
     atomic_store(&g_hold, 0);

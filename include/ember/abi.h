@@ -1,4 +1,4 @@
-/* ember/abi.h - the shared-memory layout of an ember pool, version 4.
+/* ember/abi.h - the shared-memory layout of an ember pool, version 5.
  *
  * One POSIX shared-memory segment per pool, "/ember.<uid>.<name>", mode 0600,
  * mapped at any address in every process: everything inside is addressed by
@@ -11,19 +11,21 @@
  * Every part starts on its own cache line. The header's geometry fields are
  * written once by the creator before the supervisor publishes its pid; an
  * attaching process validates them once and from then on uses its own
- * process-local copy (struct ember__view in client.h), so a process that
+ * process-local copy (struct ember__view, detail/view.h), so a process that
  * scribbles over the header later cannot make others index out of bounds.
  * Every index and length read from a slot or ring cell is bounded before use.
  *
  * Synchronization notes (writer -> readers, ordering):
  *   slot.state   caller, runner, supervisor -> all; every transition is a CAS
- *                on the whole word (generation(16) + flags + state), see client.h
- *                "Slot state machine".
- *   ring cells   producers and consumers, CAS only, see client.h "Rings".
+ *                on the whole word (generation(16) + flags + state), see
+ *                detail/slot.h.
+ *   ring cells   producers and consumers, CAS only, see detail/ring.h.
  *   nparked,
  *   spin         runner threads -> callers; seq_cst, the eventcount pairing
- *                described at ember__wake_runner().
- *   runner.*     supervisor writes pid/gen/state/exit status.
+ *                described in detail/wake.h.
+ *   runner.*     supervisor writes gen/state/exit status, and pid after the
+ *                fork; the runner writes its own pid before it takes a call,
+ *                state for BOOTING -> READY and READY -> DRAINING, rss.
  *   worker.*     its thread writes park (with the supervisor after its death),
  *                busy, jobs_done, current.
  *   caller.pid   the caller claims its entry by CAS 0 -> pid; supervisor
@@ -33,9 +35,9 @@
 #define EMBER_ABI_H
 
 #include <stdint.h>
-#include <stdatomic.h>
+#include "detail/atomic.h"
 
-#define EMBER_ABI_VERSION   4u
+#define EMBER_ABI_VERSION   5u
 #define EMBER_MAGIC         0x4745534d45424d45ull /* "EMBEMSEG" little-endian */
 #define EMBER_CACHELINE     64
 #define EMBER_NAME_MAX      40   /* pool and handler names, with the NUL */
@@ -67,7 +69,8 @@ enum { EMBER_SLOT_FREE = 0, EMBER_SLOT_CLAIMED = 1, EMBER_SLOT_QUEUED = 2,
 
 /* slot flags */
 #define EMBER_CALL_CAST     0x1u     /* nobody waits: the runner frees the slot */
-#define EMBER_CALL_UNLINKED 0x2u     /* runs on if its caller dies (else cancelled) */
+#define EMBER_UNLINKED      0x2u     /* runs on if its caller dies (else cancelled); the one
+                                        flag a caller passes (ember_call_flags...) */
 #define EMBER_CALL_CHILD    0x4u     /* place_child: the owner is told when it starts */
 #define EMBER_CALL_FLAGS    0x7u
 
@@ -84,33 +87,62 @@ enum { EMBER_RUNNER_EMPTY = 0, EMBER_RUNNER_BOOTING = 1, EMBER_RUNNER_READY = 2,
 /* runner.ctl: the supervisor's request to a runner (its futex) */
 enum { EMBER_CTL_NONE = 0, EMBER_CTL_IDLE_CHECK = 1, EMBER_CTL_DRAIN = 2 };
 
-/* why a runner stopped or started (events, runner.reason) */
-enum { EMBER_WHY_NONE = 0, EMBER_WHY_MIN = 1, EMBER_WHY_DEMAND = 2, EMBER_WHY_IDLE = 3,
-       EMBER_WHY_RESIZE = 4, EMBER_WHY_MAX_JOBS = 5, EMBER_WHY_MAX_RSS = 6,
-       EMBER_WHY_SINGLE_USE = 7, EMBER_WHY_CRASH = 8, EMBER_WHY_DEADLINE = 9,
-       EMBER_WHY_BOOT_FAILED = 10, EMBER_WHY_BOOT_TIMEOUT = 11, EMBER_WHY_STOP = 12,
-       EMBER_WHY_CANCEL = 13 };
+/* Why a runner started or stopped (events, runner.reason): X(NAME, VALUE,
+ * TEXT) makes EMBER_WHY_NAME = VALUE, and ember_why_name() gives TEXT. */
+#define EMBER_WHY_TABLE(X)                                                                    \
+    X(NONE, 0, "none")                 /* no reason recorded */                               \
+    X(MIN, 1, "min")                   /* booted to keep min runners up */                    \
+    X(DEMAND, 2, "demand")             /* booted because every runner was full */             \
+    X(IDLE, 3, "idle")                 /* stopped after idle_shutdown_after */                \
+    X(RESIZE, 4, "resize")             /* drained by a smaller max */                         \
+    X(MAX_JOBS, 5, "max_jobs")         /* recycled after max_jobs calls */                    \
+    X(MAX_RSS, 6, "max_rss")           /* recycled above max_rss */                           \
+    X(SINGLE_USE, 7, "single_use")     /* recycled after its one call */                      \
+    X(CRASH, 8, "crash")               /* died on its own */                                  \
+    X(DEADLINE, 9, "deadline")         /* killed: a call ran past its deadline and kill_grace */ \
+    X(BOOT_FAILED, 10, "boot_failed")  /* its boot failed */                                  \
+    X(BOOT_TIMEOUT, 11, "boot_timeout") /* not ready within boot_timeout */                   \
+    X(STOP, 12, "stop")                /* the pool stopped */                                 \
+    X(CANCEL, 13, "cancelled")         /* killed: a cancelled call ran past kill_grace */
+enum {
+#define EMBER__XWHY(name, val, text) EMBER_WHY_##name = val,
+    EMBER_WHY_TABLE(EMBER__XWHY)
+#undef EMBER__XWHY
+};
 
-/* event types */
-enum { EMBER_EV_GROW_START = 1, EMBER_EV_GROW_END = 2, EMBER_EV_SHRINK = 3 };
+/* Pool event types: X(NAME, VALUE, TEXT) as above; ember_event_name(). */
+#define EMBER_EVENT_TABLE(X)                                                                  \
+    X(GROW_START, 1, "grow_start")     /* a runner is booting */                              \
+    X(GROW_END, 2, "grow_end")         /* it is ready, or its boot failed */                  \
+    X(SHRINK, 3, "shrink")             /* a runner is gone */
+enum {
+#define EMBER__XEV(name, val, text) EMBER_EV_##name = val,
+    EMBER_EVENT_TABLE(EMBER__XEV)
+#undef EMBER__XEV
+};
+
+/* placement of runners (hdr.placement, pool.h's ember_pool_config.placement) */
+enum { EMBER_PLACEMENT_NUMA = 0, EMBER_PLACEMENT_CORE = 1, EMBER_PLACEMENT_NONE = 2 };
 #define EMBER_EVENT_RING 256      /* entries; a power of two */
 
-/* worker (runner thread) state word, also its futex. The global counters
- * nparked and the idle spinner count (hdr.spin) follow these states; the orders of the updates are
- * chosen so that a worker killed between the two errs on the harmless side
- * (see runner.c), and the supervisor subtracts a dead worker's state. */
+/* A runner's job thread ("worker": its entry in the worker table) has a
+ * state word, also its futex. The global counters nparked and the idle
+ * spinner count (hdr.spin) follow these states; the orders of the updates
+ * are chosen so that a worker killed between the two errs on the harmless
+ * side (see src/runner/worker.c), and the supervisor subtracts a dead
+ * worker's state. */
 enum { EMBER_WORKER_ACTIVE = 0, EMBER_WORKER_PARKED = 1, EMBER_WORKER_WOKEN = 2,
        EMBER_WORKER_SPINNING = 3 };
 
 struct ember_ring_hdr {
-    _Alignas(EMBER_CACHELINE) _Atomic uint64_t head;  /* consumers' position */
-    _Alignas(EMBER_CACHELINE) _Atomic uint64_t tail;  /* producers' position */
+    EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint64_t) head;  /* consumers' position */
+    EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint64_t) tail;  /* producers' position */
     /* run rings of a multi-node pool: runner threads of this node spinning
      * for work (the node's share of the idle spinners of hdr.spin) */
-    _Alignas(EMBER_CACHELINE) _Atomic int32_t spinners;
-    /* cells follow at the next cache line: _Atomic uint64_t cell[cap],
+    EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(int32_t) spinners;
+    /* cells follow at the next cache line: EMBER_ATOMIC(uint64_t) cell[cap],
      * each (uint32 sequence << 32) | uint32 value */
-    _Alignas(EMBER_CACHELINE) uint64_t cells_start[];
+    EMBER_ALIGNAS(EMBER_CACHELINE) uint64_t cells_start[];
 };
 
 struct ember_shm_header {
@@ -137,58 +169,60 @@ struct ember_shm_header {
     char     backend[16];             /* the supervisor's event loop: "uring" or "poll" */
 
     /* supervisor identity; written before pool_state leaves 0 */
-    _Alignas(EMBER_CACHELINE) _Atomic uint32_t sup_pid;
-    _Atomic uint32_t pool_state;
+    EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint32_t) sup_pid;
+    EMBER_ATOMIC(uint32_t) pool_state;
     uint64_t sup_start_ticks;         /* /proc/<pid>/stat field 22, against pid reuse */
-    _Atomic uint32_t doorbell;        /* supervisor's futex: callers attached/detached */
-    _Atomic int64_t stop_timeout_ns;  /* written by ember_pool_stop() before its SIGTERM:
+    EMBER_ATOMIC(uint32_t) doorbell;        /* supervisor's futex: look at the pool (callers came or
+                                         went, growth wanted, a runner ready or draining,
+                                         a cancel, a resize) */
+    EMBER_ATOMIC(int64_t) stop_timeout_ns;  /* written by ember_pool_stop() before its SIGTERM:
                                          how long runners get before SIGKILL */
-    _Atomic uint32_t epoch;           /* futex: bumped when a runner is ready, a runner or a
-                                         caller was reaped */
+    EMBER_ATOMIC(uint32_t) epoch;           /* futex: bumped when a runner is ready, a runner or a
+                                         caller was reaped, an event was published */
 
     /* signed: crash repair may leave them below the truth, never above it
-     * where that could cost a wake-up (see runner.c) */
-    _Alignas(EMBER_CACHELINE) _Atomic int32_t nparked;        /* runner threads parked */
+     * where that could cost a wake-up (see src/runner/worker.c) */
+    EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(int32_t) nparked;        /* runner threads parked */
     /* two counters in one word, so that a runner thread starting or stopping
      * to spin changes both with one atomic operation: the low half counts
      * every spinner (callers too), the high half the runner threads spinning
      * for work ("idle spinners"); each half is biased by EMBER_SPIN_BIAS, so
      * a half left below zero by crash repair never borrows from the other */
-    _Alignas(EMBER_CACHELINE) _Atomic uint64_t spin;
-    _Alignas(EMBER_CACHELINE) _Atomic uint32_t slot_seq;      /* futex: bumped when a slot is freed */
-    _Atomic uint32_t slot_waiters;
-    _Alignas(EMBER_CACHELINE) _Atomic uint32_t page_seq;      /* futex: bumped when pages are freed */
-    _Atomic uint32_t page_waiters;
-    _Atomic uint32_t page_hint;
-    _Alignas(EMBER_CACHELINE) unsigned char page_lock[64];    /* pthread_mutex_t, robust, pshared */
+    EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint64_t) spin;
+    EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint32_t) slot_seq;      /* futex: bumped when a slot is freed */
+    EMBER_ATOMIC(uint32_t) slot_waiters;
+    EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint32_t) page_seq;      /* futex: bumped when pages are freed */
+    EMBER_ATOMIC(uint32_t) page_waiters;
+    EMBER_ATOMIC(uint32_t) page_hint;
+    EMBER_ALIGNAS(EMBER_CACHELINE) unsigned char page_lock[64];    /* pthread_mutex_t, robust, pshared */
 
-    _Alignas(EMBER_CACHELINE) _Atomic uint64_t calls_crashed, calls_expired, runners_started, runners_died,
+    EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint64_t) calls_crashed, calls_expired, runners_started, runners_died,
                      callers_reaped, calls_killed, calls_boot_failed, boot_failures;
 
     /* growth: a caller that found no runner thread free sets grow_req and
      * rings the doorbell; the supervisor clears it when it has looked */
-    _Alignas(EMBER_CACHELINE) _Atomic uint32_t grow_req;
+    EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint32_t) grow_req;
     /* written by the supervisor only, read by callers on that same path */
-    _Alignas(EMBER_CACHELINE) _Atomic uint32_t at_max;   /* serving runners == max: do not ask */
-    _Atomic uint32_t nready;          /* READY runners */
-    _Atomic uint32_t nserving;        /* BOOTING + READY runners */
-    _Atomic uint32_t min, max;        /* current bounds (resizable) */
-    _Atomic uint32_t boot_broken;     /* consecutive boot failures while calls are failed
+    EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint32_t) at_max;   /* serving runners == max: do not ask */
+    EMBER_ATOMIC(uint32_t) nready;          /* READY runners */
+    EMBER_ATOMIC(uint32_t) nserving;        /* BOOTING + READY runners */
+    EMBER_ATOMIC(uint32_t) min, max;        /* current bounds (resizable) */
+    EMBER_ATOMIC(uint32_t) boot_broken;     /* consecutive boot failures while calls are failed
                                          fast with EMBER_EBOOT, else 0 */
     int32_t  boot_fail_status, boot_fail_signal;
-    _Atomic uint64_t boot_retry_ns;   /* CLOCK_MONOTONIC of the next boot attempt */
+    EMBER_ATOMIC(uint64_t) boot_retry_ns;   /* CLOCK_MONOTONIC of the next boot attempt */
     char     boot_fail_msg[96];       /* the last failed boot's cause, NUL-terminated */
-    _Atomic uint32_t resize_seq;      /* bumped by ember_pool_resize() after min/max */
+    EMBER_ATOMIC(uint32_t) resize_seq;      /* bumped by ember_pool_resize() after min/max */
 
     /* event ring: written by the supervisor only; see ember_events_read() */
-    _Alignas(EMBER_CACHELINE) _Atomic uint64_t ev_next; /* sequence of the next event */
+    EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint64_t) ev_next; /* sequence of the next event */
     uint64_t off_events;
 };
 
 /* One event. seq is written last (release) and is the entry's sequence + 1;
  * a reader copies the entry, then checks seq again (a seqlock). */
 struct ember_event_ent {
-    _Atomic uint64_t seq;
+    EMBER_ATOMIC(uint64_t) seq;
     uint64_t time_ns;                 /* CLOCK_MONOTONIC */
     uint32_t type;                    /* EMBER_EV_* */
     uint32_t runner;                  /* runner table index */
@@ -209,22 +243,22 @@ struct ember_handler_ent {
 };
 
 struct ember_runner_ent {
-    _Atomic uint32_t pid;
-    _Atomic uint32_t gen;
-    _Atomic uint32_t state;           /* EMBER_RUNNER_*; written by the supervisor, and by the
+    EMBER_ATOMIC(uint32_t) pid;
+    EMBER_ATOMIC(uint32_t) gen;
+    EMBER_ATOMIC(uint32_t) state;           /* EMBER_RUNNER_*; written by the supervisor, and by the
                                          runner for BOOTING -> READY and READY -> DRAINING */
     uint32_t capacity;                /* = max_concurrency; its load is the sum of its
                                          workers' busy flags */
     int32_t  node;                    /* NUMA node P# it is placed on, -1: not placed */
-    _Atomic uint32_t ctl;             /* EMBER_CTL_*: supervisor's request (futex) */
+    EMBER_ATOMIC(uint32_t) ctl;             /* EMBER_CTL_*: supervisor's request (futex) */
     uint64_t started_ns;              /* fork */
-    _Atomic uint64_t ready_ns;        /* ready to take calls */
+    EMBER_ATOMIC(uint64_t) ready_ns;        /* ready to take calls */
     int32_t  last_exit_signal, last_exit_status;
-    _Atomic int64_t jobs_left;        /* calls it may still take (max_jobs, single_use);
+    EMBER_ATOMIC(int64_t) jobs_left;        /* calls it may still take (max_jobs, single_use);
                                          INT64_MAX: no limit */
-    _Atomic uint64_t rss;             /* bytes resident, as the runner measured it */
-    _Atomic uint32_t veto_seq;        /* bumped by the runner when its idle check said stay */
-    _Atomic uint32_t reason;          /* EMBER_WHY_* of its draining */
+    EMBER_ATOMIC(uint64_t) rss;             /* bytes resident, as the runner measured it */
+    EMBER_ATOMIC(uint32_t) veto_seq;        /* bumped by the runner when its idle check said stay */
+    EMBER_ATOMIC(uint32_t) reason;          /* EMBER_WHY_* of its draining */
     char     msg[64];                 /* why its boot failed, from the runner */
     uint32_t ring;                    /* its node's run ring (written before its fork) */
     uint32_t _pad0;
@@ -233,23 +267,23 @@ struct ember_runner_ent {
 };
 
 struct ember_worker_ent {
-    _Atomic uint32_t park;            /* EMBER_WORKER_*, futex word */
+    EMBER_ATOMIC(uint32_t) park;            /* EMBER_WORKER_*, futex word */
     uint32_t runner;
-    _Atomic uint32_t busy;            /* running a job now (its runner's load is the sum) */
+    EMBER_ATOMIC(uint32_t) busy;            /* running a job now (its runner's load is the sum) */
     uint32_t _pad0;
-    _Atomic uint64_t jobs_done;       /* written by this thread only */
-    _Atomic uint32_t current;         /* ring entry it is taking or running, EMBER_NONE */
+    EMBER_ATOMIC(uint64_t) jobs_done;       /* written by this thread only */
+    EMBER_ATOMIC(uint32_t) current;         /* ring entry it is taking or running, EMBER_NONE */
     uint32_t _pad1;
-    _Atomic uint64_t job_deadline;    /* deadline of the call it runs (valid while busy) */
-    _Atomic uint64_t idle_since;      /* CLOCK_MONOTONIC_COARSE of its last call's end */
-    _Atomic uint64_t jobs_stolen;     /* calls it took from another node's ring */
+    EMBER_ATOMIC(uint64_t) job_deadline;    /* deadline of the call it runs (valid while busy) */
+    EMBER_ATOMIC(uint64_t) idle_since;      /* CLOCK_MONOTONIC_COARSE of its last call's end */
+    EMBER_ATOMIC(uint64_t) jobs_stolen;     /* calls it took from another node's ring */
     uint32_t _pad[2];
 };
 
 struct ember_caller_ent {
-    _Atomic uint32_t pid;             /* 0 = free */
-    _Atomic uint32_t gen;
-    _Atomic uint32_t spinning;        /* its threads counted in hdr.spinners */
+    EMBER_ATOMIC(uint32_t) pid;             /* 0 = free */
+    EMBER_ATOMIC(uint32_t) gen;
+    EMBER_ATOMIC(uint32_t) spinning;        /* its threads counted in hdr.spin */
     uint32_t _pad1;
     uint64_t _pad[6];
 };
@@ -257,7 +291,7 @@ struct ember_caller_ent {
 /* A slot's header is its first cache line, and everything a call hands
  * over between caller and runner is in it; the inline bytes follow. */
 struct ember_slot {
-    _Atomic uint32_t state;           /* gen << 16 | flag bits | state */
+    EMBER_ATOMIC(uint32_t) state;           /* gen << 16 | flag bits | state */
     uint16_t handler;                 /* < 4096 */
     uint16_t flags;                   /* EMBER_CALL_* */
     uint32_t owner, owner_gen;        /* caller table index + its generation */
@@ -275,12 +309,12 @@ struct ember_slot {
 };
 #define EMBER_SLOT_NO_RUNNER 0xffffu
 
-_Static_assert(sizeof(struct ember_slot) == EMBER_SLOT_SIZE, "slot size");
-_Static_assert(__builtin_offsetof(struct ember_slot, data) == EMBER_SLOT_HDR, "slot header");
-_Static_assert(sizeof(struct ember_runner_ent) == 320, "runner entry");
-_Static_assert(sizeof(struct ember_event_ent) == 128, "event entry");
-_Static_assert(sizeof(struct ember_worker_ent) == 64, "worker entry");
-_Static_assert(sizeof(struct ember_caller_ent) == 64, "caller entry");
-_Static_assert(sizeof(struct ember_handler_ent) == 64, "handler entry");
+EMBER_STATIC_ASSERT(sizeof(struct ember_slot) == EMBER_SLOT_SIZE, "slot size");
+EMBER_STATIC_ASSERT(__builtin_offsetof(struct ember_slot, data) == EMBER_SLOT_HDR, "slot header");
+EMBER_STATIC_ASSERT(sizeof(struct ember_runner_ent) == 320, "runner entry");
+EMBER_STATIC_ASSERT(sizeof(struct ember_event_ent) == 128, "event entry");
+EMBER_STATIC_ASSERT(sizeof(struct ember_worker_ent) == 64, "worker entry");
+EMBER_STATIC_ASSERT(sizeof(struct ember_caller_ent) == 64, "caller entry");
+EMBER_STATIC_ASSERT(sizeof(struct ember_handler_ent) == 64, "handler entry");
 
 #endif

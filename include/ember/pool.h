@@ -5,7 +5,8 @@
  * the program's code, so every registered handler can run there. Any process
  * can then call into the pool through <ember/client.h>.
  *
- * Returns: 0 or a negative code (-errno or -EMBER_E..., see client.h).
+ * Returns: 0 or a negative code -EMBER_E... from client.h's table, with
+ * ember_last_error() saying what was wrong.
  */
 #ifndef EMBER_POOL_H
 #define EMBER_POOL_H
@@ -15,6 +16,10 @@
 #include <stdint.h>
 #include "client.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct ember_out ember_out;   /* where a handler writes its result */
 
 /* What a handler knows of the call it runs. Read-only. */
@@ -22,7 +27,7 @@ typedef struct ember_job {
     uint64_t deadline_ns;             /* CLOCK_MONOTONIC, absolute */
     uint32_t runner;                  /* runner table index */
     int      node;                    /* NUMA node of the runner */
-    const _Atomic uint32_t *_state;   /* private */
+    const EMBER_ATOMIC(uint32_t) *_state;   /* private */
     uint32_t _gen;                    /* private */
 } ember_job;
 
@@ -32,7 +37,8 @@ typedef int (*ember_handler_fn)(const void *args, size_t len, ember_out *out,
                                 const ember_job *job);
 
 /* Register FN under NAME (1-39 of [A-Za-z0-9_.-]) before ember_pool_start().
- * Returns 0, -EMBER_EINVAL (bad name, NULL fn, after start), -EMBER_EEXIST. */
+ * A pool has the handlers registered when it started. Returns 0,
+ * -EMBER_EINVAL (bad name, NULL fn, table full), -EMBER_EEXIST. */
 int ember_handler_register(const char *name, ember_handler_fn fn);
 
 /* Append N bytes to the result. Returns 0, -EMBER_ETOOBIG (over max_payload)
@@ -58,10 +64,6 @@ int ember_submit_fn(ember_client *c, ember_handler_fn fn, const void *ctx, size_
 bool ember_job_cancelled(const ember_job *job);
 /* Nanoseconds left before the job's deadline (0 when past). */
 uint64_t ember_job_remaining_ns(const ember_job *job);
-
-#define EMBER_NEVER INT64_MAX   /* a duration that never ends */
-
-enum { EMBER_PLACEMENT_NUMA = 0, EMBER_PLACEMENT_CORE = 1, EMBER_PLACEMENT_NONE = 2 };
 
 /* Pool options; FLAME.Pool's, on one host. Durations in nanoseconds. */
 struct ember_pool_config {
@@ -114,6 +116,57 @@ struct ember_pool_config {
     unsigned max_callers;      /* attached processes at once (default 256) */
 };
 
+/* The pool options that are values (callbacks and the name aside), one
+ * row each: X(NAME, FIELD, KIND, DEFAULT, MIN, MAX, DOC). KIND is the
+ * field's type (EMBER_OPT_UINT: unsigned, _INT: int, _U64: uint64_t,
+ * _SIZE: size_t bytes, _DURATION: int64_t ns, _BOOL: bool, _PLACEMENT: int
+ * EMBER_PLACEMENT_*, _STRING: const char *); DEFAULT is what
+ * ember_pool_config_init() sets (EMBER_ONLINE_CPUS: the CPUs online), MIN
+ * and MAX the range ember_pool_start() accepts (0 for MIN of a size or
+ * duration: the option may be 0, meaning what DOC says). The `ember`
+ * command takes them as --NAME, and its help lists them from here. */
+#define EMBER_POOL_OPTIONS(X)                                                                 \
+    X(min, min, EMBER_OPT_UINT, 0, 0, 4096, "runners always up; 0 scales to zero")            \
+    X(max, max, EMBER_OPT_UINT, EMBER_ONLINE_CPUS, 1, 4096, "runners at most")                \
+    X(max_limit, max_limit, EMBER_OPT_UINT, 0, 0, 4096,                                        \
+      "ceiling of max for resizes (0: the larger of max and 4 x CPUs)")                        \
+    X(max_concurrency, max_concurrency, EMBER_OPT_UINT, 1, 1, 1024, "calls per runner at once") \
+    X(single_use, single_use, EMBER_OPT_BOOL, 0, 0, 1, "a runner runs one call, then is replaced") \
+    X(timeout, timeout_ns, EMBER_OPT_DURATION, 30 * EMBER_SECOND, 1, EMBER_NEVER,              \
+      "a call's default deadline, queueing and running")                                       \
+    X(boot_timeout, boot_timeout_ns, EMBER_OPT_DURATION, 30 * EMBER_SECOND, 1, EMBER_NEVER,    \
+      "fork to ready, or the boot failed")                                                     \
+    X(shutdown_timeout, shutdown_timeout_ns, EMBER_OPT_DURATION, 30 * EMBER_SECOND, 1,         \
+      EMBER_NEVER, "how long a stop lets running calls finish")                                \
+    X(kill_grace, kill_grace_ns, EMBER_OPT_DURATION, EMBER_SECOND, 1, EMBER_NEVER,             \
+      "a call past its deadline or cancelled runs this long before its runner is killed")      \
+    X(idle_shutdown_after, idle_shutdown_after_ns, EMBER_OPT_DURATION, 30 * EMBER_SECOND, 1,   \
+      EMBER_NEVER, "a runner above min idle this long stops")                                  \
+    X(min_idle_shutdown_after, min_idle_shutdown_after_ns, EMBER_OPT_DURATION, EMBER_NEVER, 1, \
+      EMBER_NEVER, "the same for the min runners")                                             \
+    X(max_jobs, max_jobs, EMBER_OPT_U64, 0, 0, UINT64_MAX, "a runner is replaced after this many calls (0: never)") \
+    X(max_rss, max_rss, EMBER_OPT_SIZE, 0, 0, SIZE_MAX,                                        \
+      "... or once its resident memory exceeds this (0: never)")                              \
+    X(queue_capacity, queue_capacity, EMBER_OPT_UINT, 4096, 2, 65536,                          \
+      "calls queued or running at once (rounded up to a power of two)")                        \
+    X(log, log, EMBER_OPT_INT, 0, 0, 2, "supervisor log on stderr: 0 off, 1 pool events, 2 debug") \
+    X(placement, placement, EMBER_OPT_PLACEMENT, EMBER_PLACEMENT_NUMA, 0, 2,                   \
+      "numa: runners per NUMA node; core: one pinned per core; none")                         \
+    X(nodes, nodes, EMBER_OPT_STRING, 0, 0, 0, "NUMA nodes to use, by P# (\"0,2-3\"; none: all)") \
+    X(max_payload, max_payload, EMBER_OPT_SIZE, 64 * EMBER_MIB, EMBER_INLINE_MAX, 2048 * EMBER_MIB, \
+      "bytes per argument or result")                                                         \
+    X(payload_space, payload_space, EMBER_OPT_SIZE, 0, 0, SIZE_MAX,                            \
+      "shared bytes for large payloads (0: 4 x max_payload)")                                  \
+    X(max_callers, max_callers, EMBER_OPT_UINT, 256, 1, 65536, "attached processes at once")
+
+enum { EMBER_OPT_UINT, EMBER_OPT_INT, EMBER_OPT_U64, EMBER_OPT_SIZE, EMBER_OPT_DURATION,
+       EMBER_OPT_BOOL, EMBER_OPT_PLACEMENT, EMBER_OPT_STRING };
+#define EMBER_SECOND 1000000000ll
+#define EMBER_MIB    (1024ull * 1024ull)
+#define EMBER_ONLINE_CPUS ember_online_cpus()
+/* CPUs online (at least 1). */
+unsigned ember_online_cpus(void);
+
 /* Fill CFG with the defaults. */
 void ember_pool_config_init(struct ember_pool_config *cfg);
 
@@ -152,5 +205,9 @@ const ember_parent_info *ember_parent(void);
  * cannot be set up, or forced with EMBER_BACKEND=poll). Name of the one a
  * pool's supervisor runs, as it reported it. */
 const char *ember_pool_backend(const ember_pool *pool);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -15,7 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <liburing.h>
-#include "internal.h"
+#include "lib/internal.h"
+#include "supervisor/loop.h"
 
 #define EMBER__OP_FUTEX_WAIT 51
 #define EMBER__FUTEX2_SIZE_U32 0x02
@@ -56,7 +57,7 @@ static int arm_doorbell(struct ember_loop *l)
     return 0;
 }
 
-static int u_init(struct ember_loop **lp, _Atomic uint32_t *doorbell)
+static int u_init(struct ember_loop **lp, EMBER_ATOMIC(uint32_t) *doorbell)
 {
     struct ember_loop *l = calloc(1, sizeof *l);
     if (!l) return -ENOMEM;
@@ -134,11 +135,11 @@ static int u_wait(struct ember_loop *l, int64_t timeout_ns, struct ember_loop_ev
         }
         if (cqe->user_data == TAG_DOORBELL) {
             rearm = true;
-            if (n < max) ev[n++] = (struct ember_loop_ev){ EMBER_EV_DOORBELL, 0 };
+            if (n < max) ev[n++] = (struct ember_loop_ev){ EMBER__LOOP_DOORBELL, 0 };
             continue;
         }
         if (cqe->res == -ECANCELED) continue; /* removed watch */
-        if (n < max) ev[n++] = (struct ember_loop_ev){ EMBER_EV_FD, cqe->user_data };
+        if (n < max) ev[n++] = (struct ember_loop_ev){ EMBER__LOOP_FD, cqe->user_data };
     }
     io_uring_cq_advance(&l->ring, seen);
     if (rearm) arm_doorbell(l);

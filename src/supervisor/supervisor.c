@@ -33,9 +33,10 @@
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include "internal.h"
-#include "placement.h"
-#include "policy.h"
+#include "lib/internal.h"
+#include "supervisor/loop.h"
+#include "lib/placement.h"
+#include "supervisor/policy.h"
 
 #define EMBER__HOUSEKEEPING_NS 1000000000ull /* 1 s: what no event reports */
 #define EMBER__TICK_MIN_NS 10000000ull       /* 10 ms */
@@ -44,13 +45,15 @@ enum { TAG_RUNNER = 1, TAG_CALLER = 2, TAG_SIGNAL = 3, TAG_APP = 4 };
 #define MKTAG(kind, idx, gen) ((uint64_t)(kind) << 56 | (uint64_t)((gen) & 0xffffffu) << 32 | (idx))
 
 /* why the supervisor killed a runner */
-enum { KILL_NONE = 0, KILL_BOOT_TIMEOUT, KILL_OVERDUE, KILL_STOP };
+enum { KILL_NONE = 0, KILL_BOOT_TIMEOUT, KILL_OVERDUE, KILL_STOP,
+       KILL_UNWATCHED /* no pidfd, or the loop refused it */ };
 
 struct sup_runner {
     int pidfd;
     pid_t pid;
     uint32_t gen;
     uint8_t kill_why;      /* KILL_*: set when we sent SIGKILL */
+    int watch_err;         /* KILL_UNWATCHED: why */
     bool overdue_cancel;   /* KILL_OVERDUE for a cancelled call (else a deadline) */
     bool asked;            /* idle check pending */
     bool reported_ready;   /* GROW_END sent */
@@ -59,7 +62,7 @@ struct sup_runner {
     uint64_t idle_base;    /* idle timer restarted here (ready, veto) */
     int16_t place;         /* placement core: its core (placement.h), else -1 */
 };
-struct sup_caller { int pidfd; uint32_t pid, gen; };
+struct sup_caller { int pidfd; uint32_t pid, gen; bool watched; };
 /* a runner thread's call that is cancelled (abandoned by a dead linked owner,
  * or ember_cancel()): since when we know, for the kill_grace clock */
 struct sup_cancel { uint32_t entry; uint64_t since; };
@@ -138,6 +141,7 @@ static void emit(struct sup *s, uint32_t type, uint32_t r, uint32_t reason, int 
     if (msg) snprintf(e->msg, sizeof e->msg, "%s", msg);
     atomic_store_explicit(&e->seq, seq + 1, memory_order_release);
     atomic_store_explicit(&v->hdr->ev_next, seq + 1, memory_order_release);
+    bump_epoch(v); /* ember_stats_wait() and `ember events --follow` wake up */
 
     ember_event ev = { .seq = seq, .time_ns = e->time_ns, .type = (int)type, .runner = r,
                        .runners = e->runners, .reason = (int)reason, .ok = ok, .count = count,
@@ -212,6 +216,8 @@ static bool place_runner(struct sup *s, struct ember_runner_ent *re, const uint3
     return true;
 }
 
+static void unwatched_runner(struct sup *s, uint32_t r, pid_t pid, int err);
+
 static int spawn_runner(struct sup *s, uint32_t reason, const uint32_t *demand)
 {
     struct ember__view *v = s->v;
@@ -260,10 +266,14 @@ static int spawn_runner(struct sup *s, uint32_t reason, const uint32_t *demand)
         return -1;
     }
     sr->pid = pid;
-    sr->pidfd = ember__pidfd_open(pid);
     atomic_store(&re->pid, (uint32_t)pid);
     atomic_fetch_add(&v->hdr->runners_started, 1);
-    if (sr->pidfd >= 0) s->ops->add_fd(s->loop, sr->pidfd, MKTAG(TAG_RUNNER, r, gen));
+    sr->pidfd = ember__pidfd_open(pid);
+    int rc = sr->pidfd < 0 ? -errno : s->ops->add_fd(s->loop, sr->pidfd, MKTAG(TAG_RUNNER, r, gen));
+    if (rc < 0) {
+        unwatched_runner(s, r, pid, -rc);
+        return -1;
+    }
     return 0;
 }
 
@@ -299,32 +309,15 @@ static void sweep_orphans(struct ember__view *v)
     ember__pages_unlock(v);
 }
 
-static void reap_runner(struct sup *s, uint32_t r, uint32_t gen)
+/* Take runner R's dead threads out of the shared counters (see
+ * src/runner/worker.c for why the result can only be below the truth). */
+static void release_worker_counts(struct ember__view *v, uint32_t r)
 {
-    struct sup_runner *sr = &s->runners[r];
-    if (sr->gen != gen || sr->pidfd < 0) return;
-    struct ember__view *v = s->v;
     struct ember_runner_ent *re = &v->runners[r];
-    siginfo_t si = { 0 };
-    int sig = 0, status = 0;
-    if (waitid((idtype_t)P_PIDFD, (id_t)sr->pidfd, &si, WEXITED) == 0) {
-        if (si.si_code == CLD_EXITED) status = si.si_status;
-        else sig = si.si_status;
-    }
-    s->ops->del_fd(s->loop, sr->pidfd, MKTAG(TAG_RUNNER, r, gen));
-    close(sr->pidfd);
-    sr->pidfd = -1;
-    uint32_t was = atomic_load(&re->state);
-    uint32_t why = atomic_load(&re->reason);
-    re->last_exit_signal = sig;
-    re->last_exit_status = status;
-    atomic_fetch_add(&v->hdr->runners_died, 1);
-    /* take the dead threads out of the counters (see runner.c for why the
-     * result can only be below the truth) */
     for (uint32_t t = 0; t < v->max_conc; t++) {
-        _Atomic uint32_t *pw = &v->workers[r * v->max_conc + t].park;
-        uint32_t ws = atomic_exchange(pw, EMBER_WORKER_ACTIVE);
-        atomic_store(&v->workers[r * v->max_conc + t].busy, 0);
+        struct ember_worker_ent *we = &v->workers[r * v->max_conc + t];
+        uint32_t ws = atomic_exchange(&we->park, EMBER_WORKER_ACTIVE);
+        atomic_store(&we->busy, 0);
         if (ws == EMBER_WORKER_SPINNING) {
             atomic_fetch_sub(&v->hdr->spin, EMBER_SPIN_IDLE);
             if (v->nrings > 1 && re->ring < v->nrings) atomic_fetch_sub(&v->run[re->ring].h->spinners, 1);
@@ -332,11 +325,48 @@ static void reap_runner(struct sup *s, uint32_t r, uint32_t gen)
             atomic_fetch_sub(&v->hdr->nparked, 1);
         }
     }
-    /* fail exactly the calls it held: each of its threads announces the
-     * entry it takes in its own line before taking it, and clears it after
-     * the result is out */
+}
+
+/* The status of a call runner R of generation GEN held when it died
+ * (SIG, STATUS), by why the supervisor killed it; *KILLED: that call was
+ * the reason (overdue or cancelled). */
+static int held_call_code(const struct sup_runner *sr, const struct ember_slot *sl, uint32_t w,
+                          uint64_t now, int sig, int status, int *detail, bool *killed)
+{
+    *killed = false;
+    *detail = sig ? sig : -status;
+    switch (sr->kill_why) {
+    case KILL_OVERDUE: {
+        /* the overdue calls are killed; the others were lost with them
+         * (an abandoned one is freed: nobody collects it) */
+        bool late = now >= sl->deadline_ns;
+        bool cancelled = (w & EMBER_SLOT_CANCEL) || ember__st(w) == EMBER_SLOT_ABANDONED;
+        *detail = late ? EMBER_TIMEOUT_RUNNING : cancelled ? 1 : 0;
+        *killed = late || cancelled;
+        return late ? -EMBER_ETIMEDOUT : cancelled ? -EMBER_ECANCELLED : -EMBER_ERUNNERLOST;
+    }
+    case KILL_STOP:
+        *detail = 0;
+        return -EMBER_EPOOLDOWN;
+    case KILL_UNWATCHED:
+        *detail = 0;
+        return -EMBER_ERUNNERLOST;
+    default:
+        return -EMBER_ECRASHED;
+    }
+}
+
+/* Fail exactly the calls dead runner R held: each of its threads announces
+ * the entry it takes in its own line before taking it, and clears it after
+ * the result is out. Returns how many failed; *KILLED of them were the
+ * reason it was killed. */
+static unsigned fail_held_calls(struct sup *s, uint32_t r, uint32_t gen, int sig, int status,
+                                unsigned *killed)
+{
+    struct ember__view *v = s->v;
     uint64_t now = ember__now_ns();
-    unsigned failed = 0, killed = 0;
+    unsigned failed = 0;
+    *killed = 0;
     for (uint32_t i = 0; i < v->nslots; i++) {
         struct ember_slot *sl = &v->slots[i];
         uint32_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
@@ -349,50 +379,112 @@ static void reap_runner(struct sup *s, uint32_t r, uint32_t gen)
         if (!held) continue;
         sl->runner = (uint16_t)r;
         sl->runner_gen = (uint16_t)gen;
-        int code = -EMBER_ECRASHED, detail = sig ? sig : -status;
-        if (sr->kill_why == KILL_OVERDUE) {
-            /* the overdue calls are killed; the others were lost with them
-             * (an abandoned one is freed: nobody collects it) */
-            bool late = now >= sl->deadline_ns, cancelled = (w & EMBER_SLOT_CANCEL) ||
-                                                            st == EMBER_SLOT_ABANDONED;
-            code = late ? -EMBER_ETIMEDOUT : cancelled ? -EMBER_ECANCELLED : -EMBER_ERUNNERLOST;
-            detail = late ? EMBER_TIMEOUT_RUNNING : cancelled ? 1 : 0;
-            killed += late || cancelled;
-        } else if (sr->kill_why == KILL_STOP) {
-            code = -EMBER_EPOOLDOWN, detail = 0;
+        int detail;
+        bool k;
+        int code = held_call_code(&s->runners[r], sl, w, now, sig, status, &detail, &k);
+        if (ember__slot_finish(v, i, w, code, detail)) {
+            failed++;
+            *killed += k;
         }
-        if (ember__slot_finish(v, i, w, code, detail)) failed++;
     }
     for (uint32_t t = 0; t < v->max_conc; t++)
         atomic_store(&v->workers[r * v->max_conc + t].current, EMBER_NONE);
-    atomic_fetch_add(&v->hdr->calls_crashed, failed - killed);
-    atomic_fetch_add(&v->hdr->calls_killed, killed);
-    atomic_store(&re->state, EMBER_RUNNER_EMPTY);
-    atomic_store(&re->pid, 0);
-    sweep_orphans(v);
-    if (was == EMBER_RUNNER_BOOTING) { /* never became ready: a failed boot */
+    return failed;
+}
+
+/* Publish why runner R ended: a failed boot (it never became ready, or
+ * could not be watched), or a shrink with its reason. */
+static void report_runner_end(struct sup *s, uint32_t r, uint32_t was, uint32_t why, int sig,
+                              int status, unsigned failed)
+{
+    struct sup_runner *sr = &s->runners[r];
+    struct ember_runner_ent *re = &s->v->runners[r];
+    if (was == EMBER_RUNNER_BOOTING || sr->kill_why == KILL_UNWATCHED) {
         char msg[sizeof re->msg];
         memcpy(msg, re->msg, sizeof msg);
         msg[sizeof msg - 1] = 0;
         if (sr->kill_why == KILL_BOOT_TIMEOUT)
             snprintf(msg, sizeof msg, "not ready after boot_timeout (%lld ms)",
                      (long long)(s->cfg->boot_timeout_ns / 1000000));
+        else if (sr->kill_why == KILL_UNWATCHED)
+            snprintf(msg, sizeof msg, "the supervisor could not watch it: %s", strerror(sr->watch_err));
         bool timeout = sr->kill_why == KILL_BOOT_TIMEOUT;
         boot_failed(s, r, timeout ? EMBER_WHY_BOOT_TIMEOUT : EMBER_WHY_BOOT_FAILED, status,
-                    timeout ? 0 : sig, msg);
-    } else {
-        uint32_t reason = sr->kill_why == KILL_OVERDUE ? (sr->overdue_cancel ? EMBER_WHY_CANCEL
-                                                                            : EMBER_WHY_DEADLINE)
-                        : sr->kill_why == KILL_STOP    ? EMBER_WHY_STOP
-                        : was == EMBER_RUNNER_DRAINING && !sig && !status ? why
-                                                                           : EMBER_WHY_CRASH;
-        emit(s, EMBER_EV_SHRINK, r, reason, 0, 0, status, sig, NULL);
-        if (reason == EMBER_WHY_CRASH)
-            sup_log(1, "runner %u (pid %d) died: signal %d, status %d; %u calls failed", r,
-                    (int)sr->pid, sig, status, failed);
+                    timeout || sr->kill_why == KILL_UNWATCHED ? 0 : sig, msg);
+        return;
     }
+    uint32_t reason = sr->kill_why == KILL_OVERDUE ? (sr->overdue_cancel ? EMBER_WHY_CANCEL
+                                                                        : EMBER_WHY_DEADLINE)
+                    : sr->kill_why == KILL_STOP    ? EMBER_WHY_STOP
+                    : was == EMBER_RUNNER_DRAINING && !sig && !status ? why
+                                                                       : EMBER_WHY_CRASH;
+    emit(s, EMBER_EV_SHRINK, r, reason, 0, 0, status, sig, NULL);
+    if (reason == EMBER_WHY_CRASH)
+        sup_log(1, "runner %u (pid %d) died: signal %d, status %d; %u calls failed", r,
+                (int)sr->pid, sig, status, failed);
+}
+
+/* Runner R (generation GEN) has ended with SIG or STATUS: repair what it
+ * held, free its entry, report it. */
+static void runner_gone(struct sup *s, uint32_t r, int sig, int status)
+{
+    struct sup_runner *sr = &s->runners[r];
+    struct ember__view *v = s->v;
+    struct ember_runner_ent *re = &v->runners[r];
+    uint32_t was = atomic_load(&re->state);
+    uint32_t why = atomic_load(&re->reason);
+    re->last_exit_signal = sig;
+    re->last_exit_status = status;
+    atomic_fetch_add(&v->hdr->runners_died, 1);
+    release_worker_counts(v, r);
+    unsigned killed, failed = fail_held_calls(s, r, sr->gen, sig, status, &killed);
+    atomic_fetch_add(&v->hdr->calls_crashed, failed - killed);
+    atomic_fetch_add(&v->hdr->calls_killed, killed);
+    atomic_store(&re->state, EMBER_RUNNER_EMPTY);
+    atomic_store(&re->pid, 0);
+    sweep_orphans(v);
+    report_runner_end(s, r, was, why, sig, status, failed);
     sr->kill_why = KILL_NONE;
     bump_epoch(v);
+}
+
+/* Runner R's pidfd fired (or it was killed and is waited for): collect
+ * its exit and repair. */
+static void reap_runner(struct sup *s, uint32_t r, uint32_t gen)
+{
+    struct sup_runner *sr = &s->runners[r];
+    if (sr->gen != gen || sr->pidfd < 0) return;
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    int sig = 0, status = 0;
+    if (waitid((idtype_t)P_PIDFD, (id_t)sr->pidfd, &si, WEXITED) == 0) {
+        if (si.si_code == CLD_EXITED) status = si.si_status;
+        else sig = si.si_status;
+    }
+    s->ops->del_fd(s->loop, sr->pidfd, MKTAG(TAG_RUNNER, r, gen));
+    close(sr->pidfd);
+    sr->pidfd = -1;
+    runner_gone(s, r, sig, status);
+}
+
+/* A runner just forked (PID) could not be watched (no pidfd, or the loop
+ * refused it, ERR): it is killed, and counted as a failed boot; the calls
+ * it may have taken meanwhile are lost (EMBER_ERUNNERLOST). */
+static void unwatched_runner(struct sup *s, uint32_t r, pid_t pid, int err)
+{
+    struct sup_runner *sr = &s->runners[r];
+    sup_log(1, "runner %u (pid %d) cannot be watched (%s): killed", r, (int)pid, strerror(err));
+    sr->kill_why = KILL_UNWATCHED;
+    sr->watch_err = err;
+    if (sr->pidfd >= 0) {
+        syscall(SYS_pidfd_send_signal, sr->pidfd, SIGKILL, NULL, 0);
+        reap_runner(s, r, sr->gen);
+        return;
+    }
+    kill(pid, SIGKILL);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    runner_gone(s, r, WIFSIGNALED(st) ? WTERMSIG(st) : 0, WIFEXITED(st) ? WEXITSTATUS(st) : 0);
 }
 
 static void reap_caller(struct sup *s, uint32_t i, uint32_t gen)
@@ -402,7 +494,7 @@ static void reap_caller(struct sup *s, uint32_t i, uint32_t gen)
     struct ember__view *v = s->v;
     struct ember_caller_ent *ce = &v->callers[i];
     if (sc->pidfd >= 0) {
-        s->ops->del_fd(s->loop, sc->pidfd, MKTAG(TAG_CALLER, i, gen));
+        if (sc->watched) s->ops->del_fd(s->loop, sc->pidfd, MKTAG(TAG_CALLER, i, gen));
         close(sc->pidfd);
     }
     sc->pidfd = -1;
@@ -429,15 +521,35 @@ static void reap_caller(struct sup *s, uint32_t i, uint32_t gen)
 }
 
 /* Doorbell: compare the caller table with what we watch. */
+/* Watch caller I's pidfd; one the loop refuses is looked at by the
+ * housekeeping scan instead (so its death is seen within a second). */
+static void watch_caller(struct sup *s, uint32_t i)
+{
+    struct sup_caller *sc = &s->callers[i];
+    int rc = s->ops->add_fd(s->loop, sc->pidfd, MKTAG(TAG_CALLER, i, sc->gen));
+    if (rc < 0 && sc->watched)
+        sup_log(1, "caller %u (pid %u): cannot watch its pidfd (%s); polled instead", i, sc->pid,
+                strerror(-rc));
+    sc->watched = rc == 0;
+}
+
+/* Look at the caller table: watch callers that attached, stop watching
+ * those that detached, reap those that died unwatched. */
 static void scan_callers(struct sup *s)
 {
     struct ember__view *v = s->v;
     for (uint32_t i = 0; i < v->ncallers; i++) {
         uint32_t pid = atomic_load(&v->callers[i].pid), gen = atomic_load(&v->callers[i].gen);
         struct sup_caller *sc = &s->callers[i];
-        if (pid == sc->pid && gen == sc->gen) continue;
+        if (pid == sc->pid && gen == sc->gen) {
+            if (sc->pidfd >= 0 && !sc->watched) {
+                if (ember__pidfd_dead(sc->pidfd)) reap_caller(s, i, gen);
+                else watch_caller(s, i);
+            }
+            continue;
+        }
         if (sc->pidfd >= 0) { /* detached (or replaced): stop watching the old one */
-            s->ops->del_fd(s->loop, sc->pidfd, MKTAG(TAG_CALLER, i, sc->gen));
+            if (sc->watched) s->ops->del_fd(s->loop, sc->pidfd, MKTAG(TAG_CALLER, i, sc->gen));
             close(sc->pidfd);
             sc->pidfd = -1;
         }
@@ -449,7 +561,8 @@ static void scan_callers(struct sup *s)
             reap_caller(s, i, gen);
             continue;
         }
-        s->ops->add_fd(s->loop, sc->pidfd, MKTAG(TAG_CALLER, i, gen));
+        sc->watched = true; /* so that a refusal is logged once */
+        watch_caller(s, i);
     }
 }
 
@@ -725,10 +838,10 @@ _Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app,
         if (s.ops->init(&s.loop, &v->hdr->doorbell) < 0) _exit(71);
     }
     snprintf(v->hdr->backend, sizeof v->hdr->backend, "%s", s.ops->name);
-    s.ops->add_fd(s.loop, s.sigfd, MKTAG(TAG_SIGNAL, 0, 0));
-    if (app > 0) {
+    if (s.ops->add_fd(s.loop, s.sigfd, MKTAG(TAG_SIGNAL, 0, 0)) < 0) _exit(72);
+    if (app > 0) { /* the application's death stops the pool: a pool it cannot watch is none */
         s.app_pidfd = ember__pidfd_open(app);
-        if (s.app_pidfd >= 0) s.ops->add_fd(s.loop, s.app_pidfd, MKTAG(TAG_APP, 0, 0));
+        if (s.app_pidfd < 0 || s.ops->add_fd(s.loop, s.app_pidfd, MKTAG(TAG_APP, 0, 0)) < 0) _exit(73);
     }
     v->hdr->sup_start_ticks = ember__proc_start_ticks(s.self);
     atomic_store_explicit(&v->hdr->sup_pid, (uint32_t)s.self, memory_order_release);
@@ -760,7 +873,7 @@ _Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app,
             next_scan = ember__now_ns() + EMBER__HOUSEKEEPING_NS;
         }
         for (int i = 0; i < n; i++) {
-            if (ev[i].kind == EMBER_EV_DOORBELL) {
+            if (ev[i].kind == EMBER__LOOP_DOORBELL) {
                 scan_callers(&s);
                 continue;
             }
@@ -782,7 +895,10 @@ _Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app,
                     sup_log(1, "signal %u: stopping", si.ssi_signo);
                     sup_stop(&s);
                 }
-                s.ops->add_fd(s.loop, s.sigfd, MKTAG(TAG_SIGNAL, 0, 0));
+                if (s.ops->add_fd(s.loop, s.sigfd, MKTAG(TAG_SIGNAL, 0, 0)) < 0) {
+                    sup_log(1, "cannot watch the signalfd again: stopping");
+                    sup_stop(&s);
+                }
                 break;
             }
             case TAG_APP:

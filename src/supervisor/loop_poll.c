@@ -14,7 +14,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "internal.h"
+#include "lib/internal.h"
+#include "supervisor/loop.h"
 
 #define EMBER__DOORBELL_TICK_NS 100000000ll
 
@@ -26,7 +27,7 @@ struct ember_loop {
     int n, cap;
 };
 
-static int p_init(struct ember_loop **lp, _Atomic uint32_t *doorbell)
+static int p_init(struct ember_loop **lp, EMBER_ATOMIC(uint32_t) *doorbell)
 {
     struct ember_loop *l = calloc(1, sizeof *l);
     if (!l) return -ENOMEM;
@@ -81,7 +82,7 @@ static int p_wait(struct ember_loop *l, int64_t timeout_ns, struct ember_loop_ev
         if (rc < 0 && errno != EINTR) return -errno;
         for (int i = 0; rc > 0 && i < l->n && n < max;) {
             if (l->pfd[i].revents) {
-                ev[n++] = (struct ember_loop_ev){ EMBER_EV_FD, l->tags[i] };
+                ev[n++] = (struct ember_loop_ev){ EMBER__LOOP_FD, l->tags[i] };
                 drop(l, i);
             } else {
                 i++;
@@ -91,7 +92,7 @@ static int p_wait(struct ember_loop *l, int64_t timeout_ns, struct ember_loop_ev
     }
     if (db != l->db_seen && n < max) {
         l->db_seen = db;
-        ev[n++] = (struct ember_loop_ev){ EMBER_EV_DOORBELL, 0 };
+        ev[n++] = (struct ember_loop_ev){ EMBER__LOOP_DOORBELL, 0 };
     }
     return n;
 }

@@ -39,6 +39,7 @@
  * once, so its replacement boots while that last call runs. */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -46,11 +47,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/prctl.h>
-#ifdef EMBER_HAVE_JEMALLOC
-#include <jemalloc/jemalloc.h>
-#endif
-#include "internal.h"
-#include "placement.h"
+#include "lib/internal.h"
+#include "lib/placement.h"
 
 struct ember_out {
     struct ember__view *v;
@@ -398,24 +396,20 @@ static void bind_self(struct ember_runner_ent *re)
     hwloc_bitmap_free(set);
 }
 
-/* Bytes resident in this runner: jemalloc's count where it is the
- * allocator, the kernel's otherwise. */
+/* Bytes resident in this runner, as the kernel counts them
+ * (/proc/self/statm), whatever allocator the program uses and however it
+ * links libember. */
 static uint64_t runner_rss(void)
 {
-#ifdef EMBER_HAVE_JEMALLOC
-    uint64_t epoch = 1;
-    size_t sz = sizeof epoch, rss = 0, rsz = sizeof rss;
-    if (mallctl("epoch", &epoch, &sz, &epoch, sz) == 0 &&
-        mallctl("stats.resident", &rss, &rsz, NULL, 0) == 0)
-        return rss;
-#endif
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long pages = 0, res = 0;
-    if (f) {
-        if (fscanf(f, "%lu %lu", &pages, &res) != 2) res = 0;
-        fclose(f);
-    }
-    return (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE);
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    const char *p = strchr(buf, ' '); /* size, then resident */
+    return p ? strtoull(p + 1, NULL, 10) * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
 }
 
 static bool runner_idle(struct ember__view *v)

@@ -1,7 +1,7 @@
 /* policy.c - the pool's scaling decisions (see policy.h for the rules). */
 #include <string.h>
 #include "ember/abi.h"
-#include "policy.h"
+#include "supervisor/policy.h"
 
 static void due(uint64_t *next, uint64_t t)
 {

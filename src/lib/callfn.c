@@ -14,7 +14,7 @@
 #include <link.h>
 #include <stdlib.h>
 #include <string.h>
-#include "internal.h"
+#include "lib/internal.h"
 
 #define EMBER__BUILD_ID_MAX 32
 
@@ -117,7 +117,7 @@ int ember_submit_fn(ember_client *c, ember_handler_fn fn, const void *ctx, size_
         return ember__fail(-EMBER_ETOOBIG, "context of %zu bytes exceeds max_payload", ctx_len);
     size_t len = sizeof(struct fn_hdr) + ctx_len;
     unsigned char stackbuf[512], *buf = len <= sizeof stackbuf ? stackbuf : malloc(len);
-    if (!buf) return -ENOMEM;
+    if (!buf) return ember__fail(-EMBER_ENOMEM, "ember_call_fn: no memory for a %zu-byte context", len);
     struct fn_hdr hd = { .addr = addr, .bias = m.bias, .id_len = m.id_len };
     memcpy(hd.build_id, m.id, m.id_len);
     memcpy(buf, &hd, sizeof hd);

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
-#include "internal.h"
-#include "placement.h"
+#include "lib/internal.h"
+#include "lib/placement.h"
 
 _Static_assert(sizeof(pthread_mutex_t) <= 64, "page lock room");
 
@@ -89,20 +89,28 @@ int ember__segment_create(const struct ember_pool_config *cfg, struct ember__vie
         shm_unlink(shm);
         fd = shm_open(shm, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     }
-    if (fd < 0) return ember__fail(-errno, "shm_open %s: %s", shm, strerror(errno));
+    if (fd < 0) {
+        char what[128];
+        snprintf(what, sizeof what, "pool '%s': shm_open %s", cfg->name, shm);
+        return ember__sys_fail(errno, what);
+    }
     if (ftruncate(fd, (off_t)size) < 0) {
         int e = errno;
         close(fd);
         shm_unlink(shm);
-        return ember__fail(-e, "ftruncate %s to %llu bytes: %s", shm, (unsigned long long)size,
-                           strerror(e));
+        char what[160];
+        snprintf(what, sizeof what, "pool '%s': ftruncate %s to %llu bytes", cfg->name, shm,
+                 (unsigned long long)size);
+        return ember__sys_fail(e, what);
     }
     void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     int e = errno;
     close(fd);
     if (base == MAP_FAILED) {
         shm_unlink(shm);
-        return ember__fail(-e, "mmap %s: %s", shm, strerror(e));
+        char what[128];
+        snprintf(what, sizeof what, "pool '%s': mmap %s", cfg->name, shm);
+        return ember__sys_fail(e, what);
     }
     struct ember_shm_header *h = base;
     *h = tmp;

@@ -2,8 +2,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "internal.h"
-#include "placement.h"
+#include "lib/internal.h"
+#include "lib/placement.h"
 
 hwloc_topology_t ember__topology_load(void)
 {

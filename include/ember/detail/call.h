@@ -1,0 +1,449 @@
+/* ember/detail/call.h - the client's handle and the call path.
+ *
+ * A call: claim a free slot (the one this caller released last, kept at
+ * hand, else one from the free ring), fill it, publish it QUEUED, push its
+ * entry on the caller's node's run ring, make sure a runner will take it
+ * (wake.h); then wait on the slot's word (spin, then park, wait.h) until a
+ * runner has moved it to DONE, collect the result and release the slot.
+ * Every wait is bounded and checks the supervisor's pidfd: a dead pool is a
+ * result, never a hang. No system call on the warm path. */
+#ifndef EMBER_DETAIL_CALL_H
+#define EMBER_DETAIL_CALL_H
+
+#include "control.h"
+#include "pages.h"
+
+struct ember_client {
+    struct ember__view v;
+    /* the slot this caller released last, FREE but kept off the free ring
+     * (idx | gen << 16, or EMBER_NONE): the next call takes it back with one
+     * CAS, its line still in this CPU's cache; anybody may claim it meanwhile
+     * (ember__claim looks at every slot before it waits) */
+    EMBER_ATOMIC(uint32_t) hot;
+    int sup_pidfd;
+    uint32_t caller_idx, caller_gen;
+    char name[EMBER_NAME_MAX];
+};
+
+
+/* Is the pool's supervisor alive and the pool taking calls? */
+static inline int ember__pool_alive(ember_client *c)
+{
+    uint32_t ps = atomic_load_explicit(&c->v.hdr->pool_state, memory_order_acquire);
+    if (ps != EMBER_POOL_RUNNING && ps != EMBER_POOL_STARTING)
+        return ember__fail(-EMBER_EPOOLDOWN, "pool '%s' is stopping or stopped", c->name);
+    if (ember__pidfd_dead(c->sup_pidfd))
+        return ember__fail(-EMBER_EPOOLDOWN, "the supervisor of pool '%s' died", c->name);
+    return 0;
+}
+
+/* Runners fail to boot and none is up: EMBER_EBOOT with the cause. */
+static inline int ember__boot_error(ember_client *c, uint32_t failures)
+{
+    struct ember_shm_header *h = c->v.hdr;
+    char msg[sizeof h->boot_fail_msg];
+    memcpy(msg, h->boot_fail_msg, sizeof msg);
+    msg[sizeof msg - 1] = 0;
+    uint64_t retry = atomic_load(&h->boot_retry_ns), now = ember__now_ns();
+    char cause[48];
+    if (h->boot_fail_signal) snprintf(cause, sizeof cause, "killed by signal %d", h->boot_fail_signal);
+    else snprintf(cause, sizeof cause, "exit status %d", h->boot_fail_status);
+    return ember__fail(-EMBER_EBOOT,
+                       "pool '%s': runners fail to boot (%u in a row; last: %s%s%s); next attempt in %llu ms",
+                       c->name, failures, cause, msg[0] ? ": " : "", msg,
+                       (unsigned long long)(retry > now ? (retry - now + 999999) / 1000000 : 0));
+}
+
+/* The absolute deadline of a call given TIMEOUT_NS (EMBER_TIMEOUT_DEFAULT:
+ * the pool's; negative or EMBER_NEVER: none). */
+static inline uint64_t ember__deadline(ember_client *c, int64_t timeout_ns)
+{
+    if (timeout_ns == EMBER_TIMEOUT_DEFAULT) timeout_ns = (int64_t)c->v.default_timeout_ns;
+    if (timeout_ns < 0 || timeout_ns == EMBER_NEVER) return UINT64_MAX;
+    /* long timeouts from the coarse clock, rounded late by one tick (never
+     * early): the precise clock costs as much as the rest of a warm call */
+    if (timeout_ns >= 1000000000ll)
+        return ember__now_coarse_ns() + ember__coarse_res_ns() + (uint64_t)timeout_ns;
+    return ember__now_ns() + (uint64_t)timeout_ns;
+}
+
+/* Claim the FREE slot of entry E (idx | gen << 16) for C: false if it is
+ * not FREE in that generation any more (taken, or a stale entry). */
+static inline bool ember__claim_entry(ember_client *c, uint32_t e, uint32_t *idx_out, uint32_t *gen_out)
+{
+    struct ember__view *v = &c->v;
+    uint32_t idx = e & 0xffffu;
+    if (idx >= v->nslots) return false; /* scribbled entry */
+    struct ember_slot *s = &v->slots[idx];
+    uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
+    if (ember__st(w) != EMBER_SLOT_FREE || ember__gen(w) != (e >> 16))
+        return false; /* stale duplicate from crash repair, or taken */
+    uint32_t gen = (ember__gen(w) + 1) & 0xffffu;
+    s->owner = c->caller_idx;
+    s->owner_gen = c->caller_gen;
+    if (!atomic_compare_exchange_strong_explicit(&s->state, &w, ember__mk(gen, EMBER_SLOT_CLAIMED),
+                                                 memory_order_acq_rel, memory_order_relaxed))
+        return false;
+    s->args_page = s->res_page = EMBER_NONE;
+    s->runner = EMBER_SLOT_NO_RUNNER;
+    s->status = s->detail = 0;
+    s->t_start_ns = 0;
+    s->node = -1;
+    *idx_out = idx;
+    *gen_out = gen;
+    return true;
+}
+
+/* A released slot: keep it at hand for the next call (off the free ring)
+ * unless somebody waits for slots; the one kept before goes to the ring. */
+static inline void ember__slot_recycle(ember_client *c, uint32_t idx, uint32_t w)
+{
+    if (!ember__slot_free_ex(&c->v, idx, w, false)) return;
+    if (atomic_load_explicit(&c->v.hdr->slot_waiters, memory_order_seq_cst)) return; /* pushed */
+    uint32_t old = atomic_exchange_explicit(&c->hot, ember__entry(idx, ember__gen(w)),
+                                            memory_order_acq_rel);
+    ember__hot_return(&c->v, old);
+}
+
+/* Take a free slot, waiting for one until DEADLINE: the one kept at hand,
+ * else one from the free ring; before sleeping, any FREE slot at all (the
+ * ones other callers keep at hand included). */
+static inline int ember__claim(ember_client *c, uint64_t deadline, uint32_t *idx_out, uint32_t *gen_out)
+{
+    struct ember__view *v = &c->v;
+    uint32_t e = atomic_exchange_explicit(&c->hot, EMBER_NONE, memory_order_acq_rel);
+    if (e != EMBER_NONE && ember__claim_entry(c, e, idx_out, gen_out)) return 0;
+    bool counted = false;
+    uint32_t seq = 0;
+    for (;;) {
+        while ((e = ember__ring_pop(&v->free)) != EMBER_NONE)
+            if (ember__claim_entry(c, e, idx_out, gen_out)) {
+                if (counted) atomic_fetch_sub(&v->hdr->slot_waiters, 1);
+                return 0;
+            }
+        if (!counted) { /* announce, then look once more before sleeping */
+            atomic_fetch_add_explicit(&v->hdr->slot_waiters, 1, memory_order_seq_cst);
+            seq = atomic_load_explicit(&v->hdr->slot_seq, memory_order_seq_cst);
+            counted = true;
+            continue;
+        }
+        for (uint32_t i = 0; i < v->nslots; i++) { /* FREE slots kept off the ring */
+            uint32_t w = atomic_load_explicit(&v->slots[i].state, memory_order_relaxed);
+            if (ember__st(w) == EMBER_SLOT_FREE &&
+                ember__claim_entry(c, ember__entry(i, ember__gen(w)), idx_out, gen_out)) {
+                atomic_fetch_sub(&v->hdr->slot_waiters, 1);
+                return 0;
+            }
+        }
+        uint64_t now = ember__now_ns();
+        int rc = now >= deadline
+                     ? ember__fail(-EMBER_EFULL, "pool '%s': all %u slots in use until the deadline",
+                                   c->name, v->nslots)
+                     : ember__pool_alive(c);
+        if (rc) {
+            atomic_fetch_sub(&v->hdr->slot_waiters, 1);
+            return rc;
+        }
+        uint64_t until = now + 100000000ull;
+        ember__futex_wait(&v->hdr->slot_seq, seq, until < deadline ? until : deadline);
+        seq = atomic_load_explicit(&v->hdr->slot_seq, memory_order_seq_cst);
+    }
+}
+
+/* Queue a call: wait for a slot and pages until WAIT_UNTIL; the call's own
+ * deadline is DEADLINE. */
+static inline int ember__submit(ember_client *c, int h, const void *args, size_t len,
+                                uint64_t wait_until, uint64_t deadline, uint32_t flags,
+                                ember_call_id *id, bool *woke)
+{
+    if (!c) return ember__fail(-EMBER_EINVAL, "client is NULL");
+    struct ember__view *v = &c->v;
+    if (h < 0 || (uint32_t)h >= v->nhandlers)
+        return ember__fail(-EMBER_ENOHANDLER, "pool '%s' has no handler id %d", c->name, h);
+    if (len && !args) return ember__fail(-EMBER_EINVAL, "args is NULL with length %zu", len);
+    if (len > v->max_payload)
+        return ember__fail(-EMBER_ETOOBIG, "payload of %zu bytes exceeds pool '%s' max_payload %llu",
+                           len, c->name, (unsigned long long)v->max_payload);
+    uint32_t ps = atomic_load_explicit(&v->hdr->pool_state, memory_order_relaxed);
+    if (ps != EMBER_POOL_RUNNING && ps != EMBER_POOL_STARTING)
+        return ember__fail(-EMBER_EPOOLDOWN, "pool '%s' is stopping or stopped", c->name);
+    uint32_t broken = atomic_load_explicit(&v->hdr->boot_broken, memory_order_relaxed);
+    if (broken && atomic_load_explicit(&v->hdr->nready, memory_order_relaxed) == 0)
+        return ember__boot_error(c, broken);
+    uint32_t idx = 0, gen = 0;
+    int rc = ember__claim(c, wait_until, &idx, &gen);
+    if (rc) return rc;
+    struct ember_slot *s = &v->slots[idx];
+    s->handler = (uint16_t)h;
+    s->flags = (uint16_t)flags;
+    s->deadline_ns = deadline;
+    s->args_len = (uint32_t)len;
+    if (len <= EMBER_INLINE_MAX) {
+        if (len) memcpy(s->data, args, len);
+    } else {
+        for (;;) {
+            uint32_t seq = atomic_load(&v->hdr->page_seq);
+            if (ember__pages_alloc(v, idx, len, &s->args_page) == 0) break;
+            uint64_t now = ember__now_ns();
+            if (now >= wait_until || (rc = ember__pool_alive(c)) != 0) {
+                ember__slot_free(v, idx, ember__mk(gen, EMBER_SLOT_CLAIMED));
+                return rc ? rc : ember__fail(-EMBER_EFULL,
+                                             "pool '%s': no shared pages for %zu bytes until the deadline",
+                                             c->name, len);
+            }
+            atomic_fetch_add(&v->hdr->page_waiters, 1);
+            uint64_t until = now + 100000000ull;
+            ember__futex_wait(&v->hdr->page_seq, seq, until < wait_until ? until : wait_until);
+            atomic_fetch_sub(&v->hdr->page_waiters, 1);
+        }
+        memcpy(ember__page_ptr(v, s->args_page), args, len);
+    }
+    /* publish: fields before QUEUED (release), QUEUED before the push */
+    atomic_store_explicit(&s->state, ember__mk(gen, EMBER_SLOT_QUEUED), memory_order_release);
+    uint32_t ring = ember__my_ring(v);
+    if (ember__ring_push(&v->run[ring], ember__entry(idx, gen)) < 0) {
+        /* cannot happen with ring_cap = 2 * nslots unless repairs left many
+         * duplicates; the slot is ours again */
+        ember__slot_free(v, idx, ember__mk(gen, EMBER_SLOT_QUEUED));
+        return ember__fail(-EMBER_EFULL, "pool '%s': run ring full", c->name);
+    }
+    bool w = ember__wake_runner(v, ring);
+    if (!w) ember__ask_growth(v);
+    if (woke) *woke = w;
+    if (id) id->idx = idx, id->gen = gen;
+    return 0;
+}
+
+/* The caller's FLAGS: 0 or EMBER_UNLINKED (the other EMBER_CALL_* bits are
+ * ember's own). */
+static inline int ember__bad_flags(unsigned flags)
+{
+    return flags & ~(unsigned)EMBER_UNLINKED
+               ? ember__fail(-EMBER_EINVAL, "unknown call flags 0x%x", flags) : 0;
+}
+
+/* Queue a call of KIND (0 or EMBER_CALL_CAST) with the caller's FLAGS; one
+ * deadline, TIMEOUT_NS, for waiting for a slot, queueing and running. The
+ * deadline goes to *DEADLINE, and whether a parked runner was woken for it
+ * to *WOKE (either may be NULL). */
+static inline int ember__submit_t(ember_client *c, int h, const void *args, size_t len,
+                                  int64_t timeout_ns, unsigned flags, unsigned kind,
+                                  ember_call_id *id, uint64_t *deadline, bool *woke)
+{
+    if (!c) return ember__fail(-EMBER_EINVAL, "client is NULL");
+    int rc = ember__bad_flags(flags);
+    if (rc) return rc;
+    uint64_t d = ember__deadline(c, timeout_ns);
+    if (deadline) *deadline = d;
+    return ember__submit(c, h, args, len, d, d, flags | kind, id, woke);
+}
+
+static inline void ember__result_clear(ember_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->runner = EMBER_NONE;
+    res->node = -1;
+    res->_idx = EMBER_NONE;
+}
+
+/* Collect a DONE slot into RES. On error statuses the slot is freed now. */
+static inline int ember__collect(ember_client *c, uint32_t idx, uint32_t w, ember_result *res)
+{
+    struct ember_slot *s = &c->v.slots[idx];
+    res->status = s->status;
+    res->detail = s->detail;
+    res->runner = s->runner == EMBER_SLOT_NO_RUNNER ? EMBER_NONE : s->runner;
+    res->start_ns = s->t_start_ns;
+    res->node = s->node;
+    if (s->status == 0) {
+        const void *p = ember__payload(&c->v, s, s->res_len, s->res_page);
+        if (!p) {
+            res->status = ember__fail(-EMBER_ECORRUPT, "pool '%s': result fields out of bounds",
+                                      c->name);
+            ember__slot_free(&c->v, idx, w);
+            return res->status;
+        }
+        res->data = p;
+        res->len = s->res_len;
+        res->_idx = idx;
+        res->_gen = ember__gen(w);
+        return 0;
+    }
+    int st = s->status;
+    ember__slot_free(&c->v, idx, w);
+    switch (-st) {
+    case EMBER_ECRASHED:
+        return ember__fail(st, "pool '%s': runner %u crashed (signal %d) during the call", c->name,
+                           res->runner, res->detail);
+    case EMBER_ETIMEDOUT:
+        if (res->detail == EMBER_TIMEOUT_RUNNING)
+            return ember__fail(st, "pool '%s': deadline passed while runner %u ran the call; "
+                               "the runner was killed", c->name, res->runner);
+        return ember__fail(st, "pool '%s': deadline passed while the call was queued; it never ran",
+                           c->name);
+    case EMBER_ERUNNERLOST:
+        return ember__fail(st, "pool '%s': runner %u was killed while it ran the call (another "
+                           "call on it ran past its deadline)", c->name, res->runner);
+    case EMBER_EBOOT:
+        return ember__boot_error(c, (uint32_t)res->detail);
+    case EMBER_EPOOLDOWN:
+        return ember__fail(st, "pool '%s' stopped before the call ended", c->name);
+    case EMBER_EHANDLER:
+        return ember__fail(st, "pool '%s': the handler returned %d", c->name, res->detail);
+    case EMBER_EIMAGE:
+        return ember__fail(st, "pool '%s': the function is not in the pool's program image "
+                           "(another program, or the same one started anew); nothing ran", c->name);
+    case EMBER_ECANCELLED:
+        return ember__fail(st, "pool '%s': the call was cancelled%s", c->name,
+                           res->detail ? "; its runner was killed after kill_grace" : "");
+    default:
+        return ember__fail(st, "pool '%s': call failed (%s, detail %d)", c->name,
+                           ember_strerror(st), res->detail);
+    }
+}
+
+/* Give up on a call at its deadline: never run if still queued. */
+static inline int ember__expire(ember_client *c, uint32_t idx, uint32_t gen, ember_result *res)
+{
+    struct ember_slot *s = &c->v.slots[idx];
+    for (;;) {
+        uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
+        if (ember__gen(w) != gen) return -EMBER_ESTALE;
+        switch (ember__st(w)) {
+        case EMBER_SLOT_DONE:
+            return ember__collect(c, idx, w, res);
+        case EMBER_SLOT_QUEUED:
+            if (ember__slot_free(&c->v, idx, w)) {
+                res->status = -EMBER_ETIMEDOUT;
+                res->detail = EMBER_TIMEOUT_QUEUED;
+                return ember__fail(-EMBER_ETIMEDOUT,
+                                   "pool '%s': deadline passed while the call was queued; it never ran",
+                                   c->name);
+            }
+            break;
+        case EMBER_SLOT_RUNNING: {
+            uint32_t nw = ember__mk(gen, EMBER_SLOT_ABANDONED);
+            if (atomic_compare_exchange_strong(&s->state, &w, nw)) {
+                res->status = -EMBER_ETIMEDOUT;
+                res->detail = EMBER_TIMEOUT_RUNNING;
+                return ember__fail(-EMBER_ETIMEDOUT,
+                                   "pool '%s': deadline passed while the call ran; it is cancelled, "
+                                   "and its runner killed if it runs on past the kill grace",
+                                   c->name);
+            }
+            break;
+        }
+        default:
+            return -EMBER_ESTALE;
+        }
+    }
+}
+
+/* Is W (slot word) still the call ID? After submission a call's slot is
+ * QUEUED, RUNNING or DONE in its generation; any other state (FREE after
+ * release, ABANDONED after a deadline) means the id was already collected. */
+static inline bool ember__id_live(uint32_t w, ember_call_id id)
+{
+    uint32_t st = ember__st(w);
+    return ember__gen(w) == id.gen &&
+           (st == EMBER_SLOT_QUEUED || st == EMBER_SLOT_RUNNING || st == EMBER_SLOT_DONE);
+}
+
+/* Check the arguments of ember_wait / ember_poll (WHO): clears RES and
+ * reads the call's slot word into *W; 0, or the error (also in res->status
+ * once RES is known). */
+static inline int ember__id_check(ember_client *c, ember_call_id id, ember_result *res, uint32_t *w,
+                           const char *who)
+{
+    if (!c || !res || id.idx >= c->v.nslots) return ember__fail(-EMBER_EINVAL, "%s: bad argument", who);
+    ember__result_clear(res);
+    struct ember_slot *s = &c->v.slots[id.idx];
+    *w = atomic_load_explicit(&s->state, memory_order_acquire);
+    if (!ember__id_live(*w, id) || s->owner != c->caller_idx)
+        return res->status = ember__fail(-EMBER_ESTALE, "stale call id %u/%u", id.idx, id.gen);
+    return 0;
+}
+
+/* Wait for call ID of this client, queued with DEADLINE; W: its slot word
+ * as last seen, or 0 when not looked at yet (right after submitting it);
+ * WOKE: submitting it woke a parked runner (so the result is a wake-up's
+ * latency away, not a warm call's). */
+static inline int ember__wait(ember_client *c, ember_call_id id, uint64_t deadline, uint32_t w,
+                              bool woke, ember_result *res)
+{
+    struct ember__view *v = &c->v;
+    struct ember_slot *s = &v->slots[id.idx];
+    /* A warm call's result arrives within a few hundred ns: look for it for
+     * a few dozen pauses before counting this thread as a spinner, so that
+     * the shared counter's line does not travel on every call. Each look
+     * comes after a pause: a look right after the push would find nothing,
+     * and would take the slot's line from a runner that has just taken it. */
+    if (ember__st(w) != EMBER_SLOT_DONE && !woke)
+        for (unsigned i = 0; i < EMBER__SPIN_QUIET; i++) {
+            ember__cpu_relax();
+            w = atomic_load_explicit(&s->state, memory_order_acquire);
+            if (ember__st(w) == EMBER_SLOT_DONE) break;
+        }
+    else if (w == 0)
+        w = atomic_load_explicit(&s->state, memory_order_acquire);
+    /* then spin, while spinners do not outnumber CPUs */
+    EMBER_ATOMIC(uint32_t) *mine = &v->callers[c->caller_idx].spinning;
+    if (ember__st(w) != EMBER_SLOT_DONE) atomic_fetch_add_explicit(mine, 1, memory_order_relaxed);
+    if (ember__st(w) != EMBER_SLOT_DONE &&
+        ember__spinners(atomic_fetch_add_explicit(&v->hdr->spin, 1, memory_order_relaxed)) <
+            (int32_t)v->ncpus) {
+        uint32_t budget = woke && ember__spin_budget < EMBER__SPIN_AFTER_WAKE_NS
+                              ? EMBER__SPIN_AFTER_WAKE_NS : ember__spin_budget;
+        uint64_t stop = 0;
+        for (unsigned i = 1;; i++) {
+            w = atomic_load_explicit(&s->state, memory_order_acquire);
+            if (ember__st(w) == EMBER_SLOT_DONE) break;
+            /* after a wake-up the runner may have been placed on this very CPU:
+             * yield to it rather than keep it off the CPU */
+            if (woke) sched_yield();
+            else ember__spin_step(i);
+            if ((i & 255) == 0 || (woke && (i & 7) == 0)) { /* the clock costs as much as a cache miss: rarely */
+                uint64_t now = ember__now_ns();
+                if (!stop) stop = now + budget;
+                else if (now >= stop) break;
+            }
+        }
+        atomic_fetch_sub_explicit(&v->hdr->spin, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(mine, 1, memory_order_relaxed);
+        if (!woke) { /* a wake-up's latency says nothing about the handler's */
+            if (ember__st(w) == EMBER_SLOT_DONE) ember__spin_won(); else ember__spin_lost();
+        }
+    } else if (ember__st(w) != EMBER_SLOT_DONE) {
+        atomic_fetch_sub_explicit(&v->hdr->spin, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(mine, 1, memory_order_relaxed);
+    }
+    /* park: the standard loop - check, announce (WAITER), re-check, sleep */
+    while (ember__st(w) != EMBER_SLOT_DONE) {
+        if (!ember__id_live(w, id)) return res->status = -EMBER_ESTALE;
+        if ((w & EMBER_SLOT_CANCEL) && ember__st(w) == EMBER_SLOT_QUEUED) {
+            if (!ember__slot_free(v, id.idx, w)) { /* a runner took it first */
+                w = atomic_load_explicit(&s->state, memory_order_acquire);
+                continue;
+            }
+            return res->status = ember__fail(-EMBER_ECANCELLED, "pool '%s': the call was "
+                                             "cancelled while queued; it never ran", c->name);
+        }
+        uint64_t now = ember__now_ns();
+        if (now >= deadline) return res->status = ember__expire(c, id.idx, id.gen, res);
+        if (!(w & EMBER_SLOT_WAITER)) {
+            if (!atomic_compare_exchange_strong(&s->state, &w, w | EMBER_SLOT_WAITER)) continue;
+            w |= EMBER_SLOT_WAITER;
+        }
+        /* bounded sleep: a dead supervisor is noticed within 200 ms */
+        uint64_t until = now + 200000000ull;
+        ember__futex_wait(&s->state, w, until < deadline ? until : deadline);
+        w = atomic_load_explicit(&s->state, memory_order_acquire);
+        if (ember__st(w) != EMBER_SLOT_DONE) {
+            int rc = ember__pool_alive(c);
+            if (rc) return res->status = rc;
+        }
+    }
+    return res->status = ember__collect(c, id.idx, w, res);
+}
+
+#endif /* EMBER_DETAIL_CALL_H */

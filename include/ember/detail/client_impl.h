@@ -1,0 +1,518 @@
+/* ember/detail/client_impl.h - the client's public functions (client.h).
+ *
+ * Compiled once: in the file of a program that defines
+ * EMBER_CLIENT_IMPLEMENTATION, or in libember (src/lib/client.c). The
+ * machinery they use is in call.h and the other detail headers. */
+#ifndef EMBER_DETAIL_CLIENT_IMPL_H
+#define EMBER_DETAIL_CLIENT_IMPL_H
+
+#include "call.h"
+
+/* Open and map the segment of pool NAME: 0 with *BASE and *SIZE set, or
+ * -EMBER_ENOPOOL, -EMBER_EOWNER, -EMBER_ECORRUPT, a system error. */
+static inline int ember__segment_map(const char *name, void **base, size_t *size)
+{
+    char shm[96];
+    ember__shm_name(shm, sizeof shm, name);
+    int fd = shm_open(shm, O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return ember__fail(-EMBER_ENOPOOL, "pool '%s' is not running (no segment %s)", name, shm);
+        char what[160];
+        snprintf(what, sizeof what, "pool '%s': shm_open %s", name, shm);
+        return ember__sys_fail(errno, what);
+    }
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) < 0)
+        rc = ember__sys_fail(errno, "ember_attach: fstat of the pool's segment");
+    else if (st.st_uid != geteuid())
+        rc = ember__fail(-EMBER_EOWNER, "pool '%s': segment %s belongs to uid %u, not %u", name,
+                         shm, (unsigned)st.st_uid, (unsigned)geteuid());
+    else if ((size_t)st.st_size < sizeof(struct ember_shm_header))
+        rc = ember__fail(-EMBER_ECORRUPT, "pool '%s': segment %s is too small (%lld bytes)",
+                         name, shm, (long long)st.st_size);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    *size = (size_t)st.st_size;
+    *base = mmap(NULL, *size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    int e = errno;
+    close(fd);
+    if (*base == MAP_FAILED) return ember__sys_fail(e, "ember_attach: mmap of the pool's segment");
+    return 0;
+}
+
+/* Check that C's pool has a live supervisor (opening its pidfd) and claim
+ * a caller entry; the supervisor learns of it from the doorbell. */
+static inline int ember__caller_join(ember_client *c)
+{
+    uint32_t pid = atomic_load_explicit(&c->v.hdr->sup_pid, memory_order_acquire);
+    c->sup_pidfd = pid ? ember__pidfd_open((pid_t)pid) : -1;
+    if (c->sup_pidfd < 0 || ember__proc_start_ticks((pid_t)pid) != c->v.hdr->sup_start_ticks)
+        return ember__fail(-EMBER_ENOPOOL, "pool '%s' is not running (its supervisor, pid %u, is gone)",
+                           c->name, pid);
+    uint32_t me = (uint32_t)getpid();
+    for (uint32_t i = 0; i < c->v.ncallers; i++) {
+        uint32_t z = 0;
+        if (atomic_compare_exchange_strong(&c->v.callers[i].pid, &z, me)) {
+            c->caller_idx = i;
+            c->caller_gen = atomic_fetch_add(&c->v.callers[i].gen, 1) + 1;
+            ember__ring_doorbell(&c->v);
+            return 0;
+        }
+    }
+    return ember__fail(-EMBER_ECALLERS, "pool '%s': all %u caller entries are taken", c->name,
+                       c->v.ncallers);
+}
+
+EMBER_API int ember_attach(const char *name, ember_client **out)
+{
+    if (!out) return ember__fail(-EMBER_EINVAL, "ember_attach: out is NULL");
+    *out = NULL;
+    if (!ember__name_ok(name))
+        return ember__fail(-EMBER_EINVAL, "bad pool name '%s': 1-39 of [A-Za-z0-9_.-]",
+                           name ? name : "(null)");
+    void *base = NULL;
+    size_t size = 0;
+    int rc = ember__segment_map(name, &base, &size);
+    if (rc) return rc;
+    ember_client *c = (ember_client *)calloc(1, sizeof *c);
+    if (!c) {
+        munmap(base, size);
+        return ember__fail(-EMBER_ENOMEM, "ember_attach: no memory for the client");
+    }
+    c->sup_pidfd = -1;
+    c->caller_idx = EMBER_NONE;
+    atomic_store_explicit(&c->hot, EMBER_NONE, memory_order_relaxed);
+    snprintf(c->name, sizeof c->name, "%s", name);
+    rc = ember__view_init(&c->v, base, size);
+    if (rc < 0) {
+        char why[EMBER__ERRLEN];
+        memcpy(why, ember__errbuf, sizeof why);
+        ember__fail(rc, "pool '%s': %s", name, why);
+    } else {
+        rc = ember__caller_join(c);
+    }
+    if (rc) {
+        if (c->sup_pidfd >= 0) close(c->sup_pidfd);
+        munmap(base, size);
+        free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+EMBER_API void ember_detach(ember_client *c)
+{
+    if (!c) return;
+    /* Give back what this caller still holds (ember__slot_disown): queued
+     * calls never run, running ones are cancelled; casts and unlinked calls
+     * run on. */
+    for (uint32_t i = 0; i < c->v.nslots; i++) {
+        struct ember_slot *s = &c->v.slots[i];
+        uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
+        if (ember__st(w) != EMBER_SLOT_FREE && s->owner == c->caller_idx &&
+            s->owner_gen == c->caller_gen)
+            ember__slot_disown(&c->v, i, ember__gen(w), false);
+    }
+    ember__hot_return(&c->v, atomic_exchange(&c->hot, EMBER_NONE));
+    uint32_t me = (uint32_t)getpid();
+    atomic_compare_exchange_strong(&c->v.callers[c->caller_idx].pid, &me, 0);
+    ember__ring_doorbell(&c->v);
+    close(c->sup_pidfd);
+    munmap(c->v.base, c->v.size);
+    free(c);
+}
+
+EMBER_API int ember_handler(ember_client *c, const char *name)
+{
+    if (!c || !name) return ember__fail(-EMBER_EINVAL, "ember_handler: NULL argument");
+    for (uint32_t i = 0; i < c->v.nhandlers; i++)
+        if (strncmp(c->v.handlers[i].name, name, EMBER_NAME_MAX) == 0) return (int)i;
+    return ember__fail(-EMBER_ENOHANDLER, "pool '%s' has no handler '%s'", c->name, name);
+}
+
+EMBER_API size_t ember_max_payload(const ember_client *c) { return c ? c->v.max_payload : 0; }
+
+
+EMBER_API int ember_submit_flags(ember_client *c, int h, const void *args, size_t len,
+                                 int64_t timeout_ns, unsigned flags, ember_call_id *id)
+{
+    if (!id) return ember__fail(-EMBER_EINVAL, "ember_submit: id is NULL");
+    return ember__submit_t(c, h, args, len, timeout_ns, flags, 0, id, NULL, NULL);
+}
+
+EMBER_API int ember_submit(ember_client *c, int h, const void *args, size_t len,
+                           int64_t timeout_ns, ember_call_id *id)
+{
+    return ember_submit_flags(c, h, args, len, timeout_ns, 0, id);
+}
+
+EMBER_API int ember_cast_flags(ember_client *c, int h, const void *args, size_t len,
+                               int64_t timeout_ns, unsigned flags)
+{
+    return ember__submit_t(c, h, args, len, timeout_ns, flags, EMBER_CALL_CAST, NULL, NULL, NULL);
+}
+
+EMBER_API int ember_cast(ember_client *c, int h, const void *args, size_t len, int64_t timeout_ns)
+{
+    return ember_cast_flags(c, h, args, len, timeout_ns, 0);
+}
+
+EMBER_API int ember_poll(ember_client *c, ember_call_id id, ember_result *res)
+{
+    uint32_t w = 0;
+    int rc = ember__id_check(c, id, res, &w, "ember_poll");
+    if (rc) return rc;
+    struct ember_slot *s = &c->v.slots[id.idx];
+    if (ember__st(w) == EMBER_SLOT_DONE) return res->status = ember__collect(c, id.idx, w, res);
+    if (ember__now_ns() >= s->deadline_ns) return res->status = ember__expire(c, id.idx, id.gen, res);
+    rc = ember__pool_alive(c);
+    if (rc) return res->status = rc;
+    return -EMBER_EAGAIN;
+}
+
+EMBER_API int ember_wait(ember_client *c, ember_call_id id, ember_result *res)
+{
+    uint32_t w = 0;
+    int rc = ember__id_check(c, id, res, &w, "ember_wait");
+    if (rc) return rc;
+    return ember__wait(c, id, c->v.slots[id.idx].deadline_ns, w, false, res);
+}
+
+EMBER_API int ember_call_flags(ember_client *c, int h, const void *args, size_t len,
+                               ember_result *res, int64_t timeout_ns, unsigned flags)
+{
+    ember_call_id id;
+    if (!res) return ember__fail(-EMBER_EINVAL, "ember_call: res is NULL");
+    ember__result_clear(res);
+    uint64_t deadline = 0;
+    bool woke = false;
+    int rc = ember__submit_t(c, h, args, len, timeout_ns, flags, 0, &id, &deadline, &woke);
+    if (rc) return res->status = rc;
+    return ember__wait(c, id, deadline, 0, woke, res); /* the id is ours: no checks */
+}
+
+EMBER_API int ember_call(ember_client *c, int h, const void *args, size_t len, ember_result *res,
+                         int64_t timeout_ns)
+{
+    return ember_call_flags(c, h, args, len, res, timeout_ns, 0);
+}
+
+EMBER_API int ember_cancel(ember_client *c, ember_call_id id)
+{
+    if (!c || id.idx >= c->v.nslots) return ember__fail(-EMBER_EINVAL, "ember_cancel: bad argument");
+    struct ember_slot *s = &c->v.slots[id.idx];
+    uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
+    for (;;) {
+        if (!ember__id_live(w, id) || s->owner != c->caller_idx)
+            return ember__fail(-EMBER_ESTALE, "stale call id %u/%u", id.idx, id.gen);
+        if (ember__st(w) == EMBER_SLOT_DONE || (w & EMBER_SLOT_CANCEL)) return 0;
+        if (atomic_compare_exchange_strong(&s->state, &w, w | EMBER_SLOT_CANCEL)) break;
+    }
+    /* the supervisor starts the kill_grace clock when it looks */
+    if (ember__st(w) == EMBER_SLOT_RUNNING) ember__ring_doorbell(&c->v);
+    return 0;
+}
+
+EMBER_API int ember_place_child(ember_client *c, int h, const void *args, size_t len,
+                                int64_t timeout_ns, unsigned flags, ember_child *ch)
+{
+    if (!c || !ch) return ember__fail(-EMBER_EINVAL, "ember_place_child: bad argument");
+    memset(ch, 0, sizeof *ch);
+    ch->pidfd = -1;
+    ch->runner = EMBER_NONE;
+    int rc = ember__bad_flags(flags);
+    if (rc) return rc;
+    struct ember__view *v = &c->v;
+    uint64_t start_by = ember__deadline(c, timeout_ns);
+    ember_call_id id;
+    rc = ember__submit(c, h, args, len, start_by, UINT64_MAX, flags | EMBER_CALL_CHILD, &id, NULL);
+    if (rc) return rc;
+    struct ember_slot *s = &v->slots[id.idx];
+    uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
+    /* wait until a runner runs it (STARTED) or it is already over (DONE) */
+    for (;;) {
+        if (ember__gen(w) != id.gen) return ember__fail(-EMBER_ECORRUPT, "child slot reused");
+        uint32_t st = ember__st(w);
+        if (st == EMBER_SLOT_DONE || (st == EMBER_SLOT_RUNNING && (w & EMBER_SLOT_STARTED))) break;
+        uint64_t now = ember__now_ns();
+        if (now >= start_by && st == EMBER_SLOT_QUEUED) {
+            if (ember__slot_free(v, id.idx, w))
+                return ember__fail(-EMBER_ETIMEDOUT, "pool '%s': no runner took the child "
+                                   "before the timeout; it never ran", c->name);
+            w = atomic_load_explicit(&s->state, memory_order_acquire);
+            continue;
+        }
+        if (!(w & EMBER_SLOT_WAITER)) {
+            if (!atomic_compare_exchange_strong(&s->state, &w, w | EMBER_SLOT_WAITER)) continue;
+            w |= EMBER_SLOT_WAITER;
+        }
+        uint64_t until = now + 200000000ull;
+        if (st == EMBER_SLOT_QUEUED && start_by < until) until = start_by;
+        ember__futex_wait(&s->state, w, until);
+        w = atomic_load_explicit(&s->state, memory_order_acquire);
+        if (ember__st(w) != EMBER_SLOT_DONE && !(w & EMBER_SLOT_STARTED) &&
+            (rc = ember__pool_alive(c)) != 0) {
+            ember__slot_disown(v, id.idx, id.gen, false);
+            return rc;
+        }
+    }
+    ch->id = id;
+    ch->runner = s->runner == EMBER_SLOT_NO_RUNNER ? EMBER_NONE : s->runner;
+    if (ch->runner < v->nrunners) {
+        struct ember_runner_ent *re = &v->runners[ch->runner];
+        uint32_t pid = atomic_load(&re->pid);
+        if ((uint16_t)atomic_load(&re->gen) == s->runner_gen && pid) {
+            ch->pid = (int)pid;
+            ch->pidfd = ember__pidfd_open((pid_t)pid);
+        }
+    }
+    return 0;
+}
+
+EMBER_API int ember_child_wait(ember_client *c, ember_child *ch, ember_result *res)
+{
+    if (!c || !ch || !res) return ember__fail(-EMBER_EINVAL, "ember_child_wait: bad argument");
+    int rc = ember_wait(c, ch->id, res);
+    if (ch->pidfd >= 0) close(ch->pidfd);
+    ch->pidfd = -1;
+    return rc;
+}
+
+EMBER_API int ember_child_stop(ember_client *c, ember_child *ch, ember_result *res)
+{
+    if (!c || !ch || !res) return ember__fail(-EMBER_EINVAL, "ember_child_stop: bad argument");
+    int rc = ember_cancel(c, ch->id);
+    if (rc) {
+        ember__result_clear(res);
+        return res->status = rc;
+    }
+    return ember_child_wait(c, ch, res);
+}
+
+EMBER_API void ember_result_release(ember_client *c, ember_result *res)
+{
+    if (!c || !res || res->_idx == EMBER_NONE || res->_idx >= c->v.nslots) return;
+    uint32_t w = atomic_load_explicit(&c->v.slots[res->_idx].state, memory_order_acquire);
+    if (ember__gen(w) == res->_gen && ember__st(w) == EMBER_SLOT_DONE)
+        ember__slot_recycle(c, res->_idx, w);
+    res->_idx = EMBER_NONE;
+    res->data = NULL;
+}
+
+EMBER_API int ember_events_read(ember_client *c, uint64_t *cursor, ember_event *ev, int n)
+{
+    if (!c || !cursor || (n > 0 && !ev) || n < 0)
+        return ember__fail(-EMBER_EINVAL, "ember_events_read: bad argument");
+    uint64_t next = atomic_load_explicit(&c->v.hdr->ev_next, memory_order_acquire);
+    uint64_t cur = *cursor;
+    if (cur > next) cur = next; /* a cursor from another pool's life */
+    if (next - cur > EMBER_EVENT_RING) cur = next - EMBER_EVENT_RING;
+    int k = 0;
+    for (; k < n && cur < next; cur++) {
+        struct ember_event_ent *e = &c->v.events[cur % EMBER_EVENT_RING];
+        if (atomic_load_explicit(&e->seq, memory_order_acquire) != cur + 1) continue; /* overwritten */
+        ember_event *o = &ev[k];
+        memset(o, 0, sizeof *o);
+        o->seq = cur;
+        o->time_ns = e->time_ns;
+        o->type = (int)e->type;
+        o->runner = e->runner;
+        o->runners = e->runners;
+        o->reason = (int)e->reason;
+        o->ok = e->ok;
+        o->count = e->count;
+        o->status = e->status;
+        o->signal = e->signal;
+        memcpy(o->msg, e->msg, sizeof o->msg);
+        o->msg[sizeof o->msg - 1] = 0;
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&e->seq, memory_order_relaxed) != cur + 1) continue; /* torn */
+        snprintf(o->pool, sizeof o->pool, "%s", c->name);
+        k++;
+    }
+    *cursor = cur;
+    return k;
+}
+
+EMBER_API int ember_resize(ember_client *c, unsigned min, unsigned max)
+{
+    if (!c) return ember__fail(-EMBER_EINVAL, "ember_resize: client is NULL");
+    return ember__resize(&c->v, c->name, min, max);
+}
+
+EMBER_API int ember_stop(ember_client *c, int64_t shutdown_timeout_ns)
+{
+    if (!c) return ember__fail(-EMBER_EINVAL, "ember_stop: client is NULL");
+    return ember__stop_supervisor(&c->v, c->name, c->sup_pidfd, shutdown_timeout_ns);
+}
+
+EMBER_API int ember_wait_ready(ember_client *c, unsigned n, int64_t timeout_ns)
+{
+    if (!c) return ember__fail(-EMBER_EINVAL, "ember_wait_ready: client is NULL");
+    return ember__wait_ready(&c->v, c->name, c->sup_pidfd, n, timeout_ns);
+}
+
+EMBER_API const char *ember_why_name(int reason)
+{
+    switch (reason) {
+#define EMBER__XWHYNAME(name, val, text) case val: return text;
+        EMBER_WHY_TABLE(EMBER__XWHYNAME)
+#undef EMBER__XWHYNAME
+    default: return "unknown";
+    }
+}
+
+EMBER_API const char *ember_event_name(int type)
+{
+    switch (type) {
+#define EMBER__XEVNAME(name, val, text) case val: return text;
+        EMBER_EVENT_TABLE(EMBER__XEVNAME)
+#undef EMBER__XEVNAME
+    default: return "unknown";
+    }
+}
+
+EMBER_API const char *ember_runner_state_name(int state)
+{
+    switch (state) {
+    case EMBER_RUNNER_BOOTING: return "booting";
+    case EMBER_RUNNER_READY: return "ready";
+    case EMBER_RUNNER_DRAINING: return "draining";
+    default: return "empty";
+    }
+}
+
+EMBER_API const char *ember_pool_state_name(int state)
+{
+    switch (state) {
+    case EMBER_POOL_STARTING: return "starting";
+    case EMBER_POOL_RUNNING: return "running";
+    case EMBER_POOL_STOPPING: return "stopping";
+    case EMBER_POOL_DOWN: return "down";
+    default: return "unknown";
+    }
+}
+
+EMBER_API const char *ember_last_error(void) { return ember__errbuf; }
+
+EMBER_API const char *ember_strerror(int err)
+{
+    if (err < 0) err = -err;
+    switch (err) {
+    case 0: return "success";
+#define EMBER__XSTR(name, val, msg) case val: return msg;
+        EMBER_ERROR_TABLE(EMBER__XSTR)
+#undef EMBER__XSTR
+    default: return "unknown error (not one of ember's codes)";
+    }
+}
+
+EMBER_API const char *ember_errname(int err)
+{
+    if (err < 0) err = -err;
+    switch (err) {
+    case 0: return "OK";
+#define EMBER__XNAME(name, val, msg) case val: return "EMBER_" #name;
+        EMBER_ERROR_TABLE(EMBER__XNAME)
+#undef EMBER__XNAME
+    default: return "EMBER_EUNKNOWN";
+    }
+}
+
+/* One runner's entry R of view V as the snapshot's RS; false if no process
+ * lives there. */
+static inline bool ember__runner_snapshot(const struct ember__view *v, uint32_t r, uint64_t now,
+                                          ember_runner_stats *rs)
+{
+    struct ember_runner_ent *re = &v->runners[r];
+    uint32_t pid = atomic_load(&re->pid), st = atomic_load(&re->state);
+    if (!pid || st == EMBER_RUNNER_EMPTY) return false;
+    if (!rs) return true;
+    memset(rs, 0, sizeof *rs);
+    rs->index = r;
+    rs->pid = (int)pid;
+    rs->state = (int)st;
+    rs->node = re->node;
+    memcpy(rs->cpus, re->cpuset, sizeof rs->cpus);
+    rs->capacity = v->max_conc;
+    for (uint32_t t = 0; t < v->max_conc; t++) {
+        struct ember_worker_ent *we = &v->workers[r * v->max_conc + t];
+        rs->busy += atomic_load_explicit(&we->busy, memory_order_relaxed) != 0;
+        rs->calls += atomic_load_explicit(&we->jobs_done, memory_order_relaxed);
+        rs->stolen += atomic_load_explicit(&we->jobs_stolen, memory_order_relaxed);
+    }
+    rs->rss = atomic_load_explicit(&re->rss, memory_order_relaxed);
+    rs->uptime_ns = re->started_ns && now > re->started_ns ? now - re->started_ns : 0;
+    rs->reason = (int)atomic_load_explicit(&re->reason, memory_order_relaxed);
+    return true;
+}
+
+EMBER_API int ember_stats_read(ember_client *c, ember_stats *st, ember_runner_stats *runners, int n)
+{
+    if (!c || !st || n < 0 || (n > 0 && !runners))
+        return ember__fail(-EMBER_EINVAL, "ember_stats_read: bad argument");
+    const struct ember__view *v = &c->v;
+    struct ember_shm_header *h = v->hdr;
+    memset(st, 0, sizeof *st);
+    st->epoch = atomic_load(&h->epoch);
+    snprintf(st->pool, sizeof st->pool, "%s", c->name);
+    st->state = (int)atomic_load(&h->pool_state);
+    memcpy(st->backend, h->backend, sizeof st->backend);
+    st->backend[sizeof st->backend - 1] = 0;
+    st->supervisor_pid = (int)atomic_load(&h->sup_pid);
+    st->placement = (int)h->placement;
+    st->nodes = v->nrings;
+    st->min = atomic_load(&h->min);
+    st->max = atomic_load(&h->max);
+    st->max_limit = v->nrunners;
+    st->max_concurrency = v->max_conc;
+    st->serving = atomic_load(&h->nserving);
+    st->ready = atomic_load(&h->nready);
+    st->queue_capacity = v->nslots;
+    st->max_payload = v->max_payload;
+    for (uint32_t i = 0; i < v->nslots; i++) {
+        uint32_t s = ember__st(atomic_load_explicit(&v->slots[i].state, memory_order_relaxed));
+        st->queued += s == EMBER_SLOT_QUEUED;
+        st->running += s == EMBER_SLOT_RUNNING || s == EMBER_SLOT_ABANDONED;
+    }
+    for (uint32_t i = 0; i < v->ncallers; i++)
+        st->callers += atomic_load_explicit(&v->callers[i].pid, memory_order_relaxed) != 0;
+    st->runners_started = atomic_load(&h->runners_started);
+    st->runners_died = atomic_load(&h->runners_died);
+    st->boot_failures = atomic_load(&h->boot_failures);
+    st->callers_reaped = atomic_load(&h->callers_reaped);
+    st->calls_crashed = atomic_load(&h->calls_crashed);
+    st->calls_expired = atomic_load(&h->calls_expired);
+    st->calls_killed = atomic_load(&h->calls_killed);
+    st->calls_boot_failed = atomic_load(&h->calls_boot_failed);
+    st->events = atomic_load(&h->ev_next);
+    uint64_t now = ember__now_ns();
+    int k = 0;
+    for (uint32_t r = 0; r < v->nrunners; r++)
+        if (ember__runner_snapshot(v, r, now, k < n ? &runners[k] : NULL)) k++;
+    st->runners = (unsigned)k;
+    return k;
+}
+
+EMBER_API int ember_stats_wait(ember_client *c, uint32_t epoch, int64_t timeout_ns)
+{
+    if (!c) return ember__fail(-EMBER_EINVAL, "ember_stats_wait: client is NULL");
+    uint64_t now = ember__now_ns();
+    uint64_t until = timeout_ns < 0 || timeout_ns == EMBER_NEVER ? UINT64_MAX : now + (uint64_t)timeout_ns;
+    for (;;) {
+        if (atomic_load(&c->v.hdr->epoch) != epoch) return 0;
+        int rc = ember__pool_alive(c);
+        if (rc) return rc;
+        now = ember__now_ns();
+        if (now >= until) return 0;
+        uint64_t t = now + 200000000ull; /* bounded: a dead supervisor is noticed */
+        ember__futex_wait(&c->v.hdr->epoch, epoch, t < until ? t : until);
+    }
+}
+
+#endif /* EMBER_DETAIL_CLIENT_IMPL_H */

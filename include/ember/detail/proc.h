@@ -1,0 +1,62 @@
+/* ember/detail/proc.h - pool names, segment names and processes.
+ *
+ * A pool NAME lives in the segment "/ember.<uid>.NAME"; its supervisor is
+ * told apart from a process that reused its pid by its start time. */
+#ifndef EMBER_DETAIL_PROC_H
+#define EMBER_DETAIL_PROC_H
+
+#include "error.h"
+
+static inline bool ember__name_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n >= EMBER_NAME_MAX) return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = name[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '-' || ch == '.'))
+            return false;
+    }
+    return name[0] != '.';
+}
+
+static inline void ember__shm_name(char *buf, size_t len, const char *name)
+{
+    snprintf(buf, len, "/ember.%u.%s", (unsigned)geteuid(), name);
+}
+
+/* Start time of PID in clock ticks since boot (/proc/PID/stat field 22), 0 if
+ * it does not exist. Told apart from a reused pid by the supervisor's. */
+static inline uint64_t ember__proc_start_ticks(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    if (!p) return 0;
+    int field = 2;
+    for (; *p && field < 22; p++)
+        if (*p == ' ') field++;
+    return strtoull(p, NULL, 10);
+}
+
+static inline int ember__pidfd_open(pid_t pid)
+{
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static inline bool ember__pidfd_dead(int fd)
+{
+    struct pollfd p;
+    p.fd = fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    return poll(&p, 1, 0) == 1;
+}
+
+#endif /* EMBER_DETAIL_PROC_H */

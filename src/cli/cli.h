@@ -1,0 +1,52 @@
+/* cli/cli.h - what the files of the `ember` command share.
+ *
+ * The command is a client of libember like any other program: it includes
+ * only the public headers (<ember/pool.h>, <ember/client.h>). */
+#ifndef EMBER_CLI_H
+#define EMBER_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <ember/pool.h>
+
+/* "ember pool start" and the like: the prefix of messages */
+extern const char *cli_cmd;
+
+/* Print "CMD: MESSAGE" and a pointer to help; returns 2 (a usage error). */
+int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print "CMD: WHAT: ember's message: the detail"; returns 1. */
+int fail(int rc, const char *what);
+/* Attach to pool NAME; 0, or 1 with the failure printed. */
+int cli_attach(const char *name, ember_client **c);
+/* CLOCK_MONOTONIC in ns. */
+uint64_t cli_now_ns(void);
+
+/* options.c: values, and options given as --name VALUE, --name=VALUE */
+bool parse_duration(const char *s, int64_t *out);
+bool parse_size(const char *s, uint64_t *out);
+bool parse_uint(const char *s, uint64_t max, uint64_t *out);
+int take_option(int argc, char **argv, int i, char *name, size_t nlen, const char **value,
+                bool takes_value);
+/* Set pool option NAME (underscores) of CFG from VAL (NULL: none given);
+ * 0, or a usage error's 2 with the message printed. */
+int set_pool_option(struct ember_pool_config *cfg, const char *name, const char *val);
+/* Is NAME a pool option that takes no value (a flag)? */
+bool pool_option_is_flag(const char *name);
+/* The pool options for `ember help`. */
+void pool_options_help(FILE *f);
+
+/* handlers.c: sleep, spin, exec */
+void cli_register_handlers(void);
+
+/* the commands: each returns the process's exit status */
+int cmd_pool_start(int argc, char **argv);
+int cmd_pool_stop(int argc, char **argv);
+int cmd_pool_resize(int argc, char **argv);
+int cmd_pool_wait(int argc, char **argv);
+int cmd_pool_list(void);
+int cmd_stats(int argc, char **argv);
+int cmd_events(int argc, char **argv);
+int cmd_call(int argc, char **argv);
+
+#endif

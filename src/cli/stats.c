@@ -1,0 +1,194 @@
+/* cli/stats.c - ember stats, events and call: the pool seen from outside,
+ * through the public snapshot (ember_stats_read) and event ring. */
+#include <inttypes.h>
+#include <string.h>
+#include "cli.h"
+
+/* "0-3,8" from a runner's cpuset words; "-" when unbound. */
+static void cpuset_text(const uint64_t *w, char *out, size_t len)
+{
+    size_t n = 0;
+    out[0] = 0;
+    int c = 0, max = EMBER_CPUSET_WORDS * 64;
+    while (c < max && n + 16 < len) {
+        if (!((w[c / 64] >> (c % 64)) & 1)) { c++; continue; }
+        int e = c;
+        while (e + 1 < max && ((w[(e + 1) / 64] >> ((e + 1) % 64)) & 1)) e++;
+        n += (size_t)snprintf(out + n, len - n, n ? ",%d" : "%d", c);
+        if (e > c) n += (size_t)snprintf(out + n, len - n, "-%d", e);
+        c = e + 1;
+    }
+    if (!out[0]) snprintf(out, len, "-");
+}
+
+static const char *placement_name(uint32_t p)
+{
+    return p == EMBER_PLACEMENT_NUMA ? "numa" : p == EMBER_PLACEMENT_CORE ? "core" : "none";
+}
+
+static void human_size(uint64_t b, char *out, size_t len)
+{
+    if (b >= 1ull << 30) snprintf(out, len, "%.1fG", b / 1073741824.0);
+    else if (b >= 1ull << 20) snprintf(out, len, "%.1fM", b / 1048576.0);
+    else if (b >= 1ull << 10) snprintf(out, len, "%.1fK", b / 1024.0);
+    else snprintf(out, len, "%" PRIu64, b);
+}
+
+static void stats_json(const ember_stats *st)
+{
+    printf("{\"pool\":\"%s\",\"state\":\"%s\",\"backend\":\"%s\",\"supervisor\":%d,"
+           "\"placement\":\"%s\",\"nodes\":%u,"
+           "\"min\":%u,\"max\":%u,\"max_limit\":%u,\"max_concurrency\":%u,\"serving\":%u,"
+           "\"ready\":%u,\"queued\":%u,\"running\":%u,\"queue_capacity\":%u,\"callers\":%u,"
+           "\"runners_started\":%" PRIu64 ",\"runners_died\":%" PRIu64 ",\"boot_failures\":%" PRIu64
+           ",\"calls_crashed\":%" PRIu64 ",\"calls_expired\":%" PRIu64 ",\"calls_killed\":%" PRIu64
+           ",\"calls_boot_failed\":%" PRIu64 ",\"callers_reaped\":%" PRIu64 ",\"events\":%" PRIu64
+           ",\"runners\":[",
+           st->pool, ember_pool_state_name(st->state), st->backend, st->supervisor_pid,
+           placement_name((uint32_t)st->placement), st->nodes, st->min, st->max, st->max_limit,
+           st->max_concurrency, st->serving, st->ready, st->queued, st->running, st->queue_capacity,
+           st->callers, st->runners_started, st->runners_died, st->boot_failures, st->calls_crashed,
+           st->calls_expired, st->calls_killed, st->calls_boot_failed, st->callers_reaped, st->events);
+}
+
+static void stats_text(const ember_stats *st)
+{
+    printf("pool '%s': %s, backend %s, supervisor pid %d, placement %s over %u node%s\n", st->pool,
+           ember_pool_state_name(st->state), st->backend, st->supervisor_pid,
+           placement_name((uint32_t)st->placement), st->nodes, st->nodes == 1 ? "" : "s");
+    printf("runners: %u serving (%u ready), min %u, max %u (limit %u), max_concurrency %u\n",
+           st->serving, st->ready, st->min, st->max, st->max_limit, st->max_concurrency);
+    printf("calls: %u queued, %u running (queue capacity %u); crashed %" PRIu64 ", expired %" PRIu64
+           ", killed %" PRIu64 ", boot-failed %" PRIu64 "\n",
+           st->queued, st->running, st->queue_capacity, st->calls_crashed, st->calls_expired,
+           st->calls_killed, st->calls_boot_failed);
+    printf("runners started %" PRIu64 ", ended %" PRIu64 ", boot failures %" PRIu64
+           ", callers reaped %" PRIu64 ", %u attached\n",
+           st->runners_started, st->runners_died, st->boot_failures, st->callers_reaped, st->callers);
+    printf("%5s %8s %-9s %4s %-14s %6s %10s %8s %8s %9s\n", "#", "pid", "state", "node", "cpus", "busy",
+           "calls", "stolen", "rss", "up");
+}
+
+static void runner_line(const ember_runner_stats *r, bool json, bool first)
+{
+    char cpus[160];
+    cpuset_text(r->cpus, cpus, sizeof cpus);
+    double up = (double)r->uptime_ns / 1e9;
+    if (json) {
+        printf("%s{\"index\":%u,\"pid\":%d,\"state\":\"%s\",\"node\":%d,\"cpus\":\"%s\",\"busy\":%u,"
+               "\"calls\":%" PRIu64 ",\"stolen\":%" PRIu64 ",\"rss\":%" PRIu64 ",\"up_s\":%.3f}",
+               first ? "" : ",", r->index, r->pid, ember_runner_state_name(r->state), r->node, cpus,
+               r->busy, r->calls, r->stolen, r->rss, up);
+        return;
+    }
+    char rs[16], bs[16];
+    human_size(r->rss, rs, sizeof rs);
+    snprintf(bs, sizeof bs, "%u/%u", r->busy, r->capacity);
+    printf("%5u %8d %-9s %4d %-14s %6s %10" PRIu64 " %8" PRIu64 " %8s %8.1fs\n", r->index, r->pid,
+           ember_runner_state_name(r->state), r->node, cpus, bs, r->calls, r->stolen,
+           r->rss ? rs : "-", up);
+}
+
+int cmd_stats(int argc, char **argv)
+{
+    if (argc < 1 || argv[0][0] == '-') return usage_error("NAME is missing");
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) json = true;
+        else return usage_error("unexpected argument '%s'", argv[i]);
+    }
+    ember_client *c;
+    if (cli_attach(argv[0], &c)) return 1;
+    ember_stats st;
+    static ember_runner_stats runners[4096];
+    int n = ember_stats_read(c, &st, runners, 4096);
+    ember_detach(c);
+    if (n < 0) return fail(n, argv[0]);
+    if (n > 4096) n = 4096;
+    if (json) stats_json(&st);
+    else stats_text(&st);
+    for (int i = 0; i < n; i++) runner_line(&runners[i], json, i == 0);
+    if (json) printf("]}\n");
+    return 0;
+}
+
+int cmd_events(int argc, char **argv)
+{
+    if (argc < 1 || argv[0][0] == '-') return usage_error("NAME is missing");
+    bool follow = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--follow") == 0 || strcmp(argv[i], "-f") == 0) follow = true;
+        else return usage_error("unexpected argument '%s'", argv[i]);
+    }
+    ember_client *c;
+    if (cli_attach(argv[0], &c)) return 1;
+    uint64_t cursor = 0;
+    for (;;) {
+        ember_stats st;
+        ember_stats_read(c, &st, NULL, 0);
+        ember_event ev[32];
+        int n;
+        while ((n = ember_events_read(c, &cursor, ev, 32)) > 0)
+            for (int i = 0; i < n; i++) {
+                printf("%" PRIu64 " %.6f %s runner=%u runners=%u reason=%s", ev[i].seq,
+                       ev[i].time_ns / 1e9, ember_event_name(ev[i].type), ev[i].runner, ev[i].runners,
+                       ember_why_name(ev[i].reason));
+                if (ev[i].type == EMBER_EV_GROW_END)
+                    printf(ev[i].ok ? " ok" : " failed count=%d status=%d signal=%d msg=\"%s\"",
+                           ev[i].count, ev[i].status, ev[i].signal, ev[i].msg);
+                putchar('\n');
+            }
+        fflush(stdout);
+        if (!follow) break;
+        if (st.state != EMBER_POOL_RUNNING || ember_stats_wait(c, st.epoch, EMBER_NEVER) != 0) break;
+    }
+    ember_detach(c);
+    return 0;
+}
+
+int cmd_call(int argc, char **argv)
+{
+    const char *pos[3] = { NULL, NULL, NULL };
+    int npos = 0;
+    int64_t timeout = EMBER_TIMEOUT_DEFAULT;
+    unsigned flags = 0;
+    for (int i = 0; i < argc;) {
+        if (strncmp(argv[i], "--", 2) != 0 || !argv[i][2]) {
+            if (npos == 3) return usage_error("too many arguments");
+            pos[npos++] = argv[i++];
+            continue;
+        }
+        char name[64];
+        const char *val;
+        bool flag = strcmp(argv[i], "--unlinked") == 0;
+        i += take_option(argc, argv, i, name, sizeof name, &val, !flag);
+        if (strcmp(name, "unlinked") == 0) flags |= EMBER_UNLINKED;
+        else if (strcmp(name, "timeout") == 0) {
+            if (!val || !parse_duration(val, &timeout))
+                return usage_error("option --timeout: '%s' is not a duration", val ? val : "");
+        } else {
+            return usage_error("unknown option --%s", name);
+        }
+    }
+    if (npos < 2) return usage_error("NAME and HANDLER are needed");
+    ember_client *c;
+    if (cli_attach(pos[0], &c)) return 1;
+    int h = ember_handler(c, pos[1]);
+    if (h < 0) {
+        fprintf(stderr, "%s: pool '%s' has no handler '%s'\n", cli_cmd, pos[0], pos[1]);
+        ember_detach(c);
+        return 1;
+    }
+    const char *arg = pos[2] ? pos[2] : "";
+    ember_result r;
+    int rc = ember_call_flags(c, h, arg, strlen(arg), &r, timeout, flags);
+    if (rc == 0) {
+        fwrite(r.data, 1, r.len, stdout);
+        fflush(stdout);
+    } else {
+        fail(rc, pos[1]);
+    }
+    ember_result_release(c, &r);
+    ember_detach(c);
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,9 @@
+/* lib/client.c - libember's one compiled copy of the client (client.h),
+ * and the test hooks of lib/testing.h that need the client's handle. */
+#define EMBER_CLIENT_IMPLEMENTATION
+#include "ember/client.h"
+#include "lib/testing.h"
+
+struct ember__view *ember__client_view(ember_client *c) { return c ? &c->v : NULL; }
+
+uint32_t ember__client_hot(ember_client *c) { return atomic_load(&c->hot); }

@@ -1,0 +1,232 @@
+/* pool.c - starting and stopping a pool from the application.
+ *
+ * ember_pool_start() validates the options, creates the segment, and forks
+ * the supervisor, which forks the runners; it returns once the supervisor
+ * has published itself. The application then attaches as a caller like any
+ * other process. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include "lib/internal.h"
+#include "lib/placement.h"
+#include "lib/testing.h"
+
+struct ember__placement *ember__plan;
+void *ember__topology;
+
+struct ember_pool {
+    struct ember__view v;
+    struct ember_pool_config cfg; /* normalized; the supervisor has its copy from the fork */
+    pid_t sup;
+    int sup_pidfd;
+    char name[EMBER_NAME_MAX];
+};
+
+unsigned ember_online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+/* Setting a field of each kind of the option table to its default. */
+static void ember__opt_set_EMBER_OPT_UINT(unsigned *f, unsigned long long v) { *f = (unsigned)v; }
+static void ember__opt_set_EMBER_OPT_INT(int *f, long long v) { *f = (int)v; }
+static void ember__opt_set_EMBER_OPT_U64(uint64_t *f, unsigned long long v) { *f = v; }
+static void ember__opt_set_EMBER_OPT_SIZE(size_t *f, unsigned long long v) { *f = (size_t)v; }
+static void ember__opt_set_EMBER_OPT_DURATION(int64_t *f, long long v) { *f = v; }
+static void ember__opt_set_EMBER_OPT_BOOL(bool *f, int v) { *f = v != 0; }
+static void ember__opt_set_EMBER_OPT_PLACEMENT(int *f, int v) { *f = v; }
+static void ember__opt_set_EMBER_OPT_STRING(const char **f, const char *v) { *f = v; }
+
+void ember_pool_config_init(struct ember_pool_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->name = "ember";
+#define EMBER__XDEFAULT(name, field, kind, def, lo, hi, doc) ember__opt_set_##kind(&cfg->field, def);
+    EMBER_POOL_OPTIONS(EMBER__XDEFAULT)
+#undef EMBER__XDEFAULT
+}
+
+#define EMBER__RUNNERS_MAX 4096u
+
+/* Range checks of the option table, by kind: the message names the option. */
+static int range_uint(uint64_t v, uint64_t lo, uint64_t hi, const char *opt)
+{
+    if (v < lo || v > hi)
+        return ember__fail(-EMBER_EINVAL, "option %s: %llu is not in %llu..%llu", opt,
+                           (unsigned long long)v, (unsigned long long)lo, (unsigned long long)hi);
+    return 0;
+}
+static int range_int(int64_t v, int64_t lo, int64_t hi, const char *opt)
+{
+    if (v < lo || v > hi) {
+        if (lo == 1 && v < 1)
+            return ember__fail(-EMBER_EINVAL, "option %s: %lld is not above zero", opt, (long long)v);
+        return ember__fail(-EMBER_EINVAL, "option %s: %lld is not in %lld..%lld", opt, (long long)v,
+                           (long long)lo, (long long)hi);
+    }
+    return 0;
+}
+#define EMBER__CHECK_EMBER_OPT_UINT(v, lo, hi, n)      range_uint(v, lo, hi, n)
+#define EMBER__CHECK_EMBER_OPT_U64(v, lo, hi, n)       range_uint(v, lo, hi, n)
+#define EMBER__CHECK_EMBER_OPT_SIZE(v, lo, hi, n)      range_uint(v, lo, hi, n)
+#define EMBER__CHECK_EMBER_OPT_INT(v, lo, hi, n)       range_int(v, lo, hi, n)
+#define EMBER__CHECK_EMBER_OPT_DURATION(v, lo, hi, n)  range_int(v, lo, hi, n)
+#define EMBER__CHECK_EMBER_OPT_PLACEMENT(v, lo, hi, n) range_int(v, lo, hi, n)
+#define EMBER__CHECK_EMBER_OPT_BOOL(v, lo, hi, n)      ((void)(v), 0)
+#define EMBER__CHECK_EMBER_OPT_STRING(v, lo, hi, n)    ((void)(v), 0)
+
+/* Check C and fill in what it leaves to ember (max_limit, the queue rounded
+ * up). The message names the option. */
+static int check_config(struct ember_pool_config *c)
+{
+    if (!ember__name_ok(c->name))
+        return ember__fail(-EMBER_EINVAL, "option name: '%s' is not 1-39 of [A-Za-z0-9_.-]",
+                           c->name ? c->name : "(null)");
+    int rc = 0;
+#define EMBER__XCHECK(name, field, kind, def, lo, hi, doc) \
+    if (!rc) rc = EMBER__CHECK_##kind(c->field, lo, hi, #name);
+    EMBER_POOL_OPTIONS(EMBER__XCHECK)
+#undef EMBER__XCHECK
+    if (rc) return rc;
+    if (c->min > c->max)
+        return ember__fail(-EMBER_EINVAL, "option min: %u is above max %u", c->min, c->max);
+    if (c->max_limit == 0) {
+        unsigned d = 4 * ember_online_cpus();
+        c->max_limit = c->max > d ? c->max : d;
+        if (c->max_limit > EMBER__RUNNERS_MAX) c->max_limit = EMBER__RUNNERS_MAX;
+    }
+    if (c->max_limit < c->max)
+        return ember__fail(-EMBER_EINVAL, "option max_limit: %u is below max %u", c->max_limit, c->max);
+    if ((uint64_t)c->max_limit * c->max_concurrency > 65536)
+        return ember__fail(-EMBER_EINVAL, "options max_limit x max_concurrency: %u x %u threads is "
+                           "above 65536", c->max_limit, c->max_concurrency);
+    uint32_t q = 2;
+    while (q < c->queue_capacity) q *= 2;
+    c->queue_capacity = q;
+    if (c->payload_space && c->payload_space < c->max_payload)
+        return ember__fail(-EMBER_EINVAL, "option payload_space: %zu is below max_payload %zu",
+                           c->payload_space, c->max_payload);
+    if (c->single_use) c->max_jobs = 1;
+    return 0;
+}
+
+/* The placement plan of the pool about to start: the topology is loaded
+ * once per process (runners and supervisors inherit it through fork). */
+static int make_plan(const struct ember_pool_config *c)
+{
+    if (!ember__topology) ember__topology = ember__topology_load();
+    if (!ember__topology) return ember__fail(-EMBER_EINVAL, "hwloc could not load the topology");
+    struct ember__placement *p = calloc(1, sizeof *p);
+    if (!p) return ember__fail(-EMBER_ENOMEM, "ember_pool_start: no memory for the placement plan");
+    char err[200];
+    if (ember__placement_plan((hwloc_topology_t)ember__topology, c->placement, c->nodes, p, err,
+                              sizeof err) < 0) {
+        free(p);
+        return ember__fail(-EMBER_EINVAL, "%s", err);
+    }
+    if (ember__plan) {
+        ember__placement_free(ember__plan);
+        free(ember__plan);
+    }
+    ember__plan = p;
+    return 0;
+}
+
+/* Fork the supervisor of P (its segment made) and wait until it has
+ * published itself, or died trying. */
+static int supervisor_start(ember_pool *p)
+{
+    atomic_store(&p->v.hdr->pool_state, EMBER_POOL_STARTING);
+    pid_t app = getpid();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) ember__supervisor_main(&p->v, app, &p->cfg);
+    if (pid < 0) return ember__sys_fail(errno, "ember_pool_start: fork of the supervisor");
+    p->sup = pid;
+    p->sup_pidfd = ember__pidfd_open(pid);
+    int rc = p->sup_pidfd < 0 ? ember__sys_fail(errno, "ember_pool_start: pidfd_open of the supervisor")
+                              : 0;
+    uint64_t until = ember__now_ns() + 5000000000ull;
+    while (rc == 0) {
+        uint32_t st = atomic_load(&p->v.hdr->pool_state);
+        if (st == EMBER_POOL_RUNNING) return 0;
+        if (st != EMBER_POOL_STARTING || ember__pidfd_dead(p->sup_pidfd) || ember__now_ns() > until)
+            rc = ember__fail(-EMBER_EBOOT, "pool '%s': supervisor did not start", p->name);
+        else
+            ember__futex_wait(&p->v.hdr->pool_state, st, ember__now_ns() + 100000000ull);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    if (p->sup_pidfd >= 0) close(p->sup_pidfd);
+    return rc;
+}
+
+int ember_pool_start(const struct ember_pool_config *cfg, ember_pool **out)
+{
+    if (!cfg || !out) return ember__fail(-EMBER_EINVAL, "ember_pool_start: NULL argument");
+    *out = NULL;
+    ember_pool *p = calloc(1, sizeof *p);
+    if (!p) return ember__fail(-EMBER_ENOMEM, "ember_pool_start: no memory for the pool");
+    p->cfg = *cfg;
+    p->sup_pidfd = -1;
+    int rc = check_config(&p->cfg);
+    if (rc == 0) {
+        snprintf(p->name, sizeof p->name, "%s", p->cfg.name);
+        ember__builtin_handlers();
+        rc = make_plan(&p->cfg);
+    }
+    if (rc == 0) rc = ember__segment_create(&p->cfg, &p->v);
+    if (rc) {
+        free(p);
+        return rc;
+    }
+    rc = supervisor_start(p);
+    if (rc) {
+        ember__shm_unlink(p->name);
+        munmap(p->v.base, p->v.size);
+        free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+struct ember__view *ember__pool_view(ember_pool *p) { return p ? &p->v : NULL; }
+
+int ember_pool_supervisor_pid(const ember_pool *p) { return p ? (int)p->sup : -1; }
+
+const char *ember_pool_backend(const ember_pool *p) { return p ? p->v.hdr->backend : ""; }
+
+int ember_pool_wait_ready(ember_pool *p, unsigned n, int64_t timeout_ns)
+{
+    if (!p) return ember__fail(-EMBER_EINVAL, "ember_pool_wait_ready: pool is NULL");
+    return ember__wait_ready(&p->v, p->name, p->sup_pidfd, n, timeout_ns);
+}
+
+int ember_pool_resize(ember_pool *p, unsigned min, unsigned max)
+{
+    if (!p) return ember__fail(-EMBER_EINVAL, "ember_pool_resize: pool is NULL");
+    return ember__resize(&p->v, p->name, min, max);
+}
+
+int ember_pool_stop(ember_pool *p, int64_t timeout_ns)
+{
+    if (!p) return ember__fail(-EMBER_EINVAL, "ember_pool_stop: pool is NULL");
+    if (timeout_ns < 0) timeout_ns = p->cfg.shutdown_timeout_ns;
+    ember__stop_supervisor(&p->v, p->name, p->sup_pidfd, timeout_ns);
+    waitpid(p->sup, NULL, 0);
+    /* a supervisor that was killed (not stopped) left its segment's name */
+    ember__unlink_if_stale(p->name);
+    close(p->sup_pidfd);
+    munmap(p->v.base, p->v.size);
+    free(p);
+    return 0;
+}
