@@ -175,7 +175,19 @@ static void opt_value(const struct pool_opt *d, const struct ember_pool_config *
     case EMBER_OPT_UINT: snprintf(buf, len, "%u", *(const unsigned *)p); break;
     case EMBER_OPT_INT: snprintf(buf, len, "%d", *(const int *)p); break;
     case EMBER_OPT_U64: snprintf(buf, len, "%" PRIu64, *(const uint64_t *)p); break;
-    case EMBER_OPT_SIZE: snprintf(buf, len, "%zu", *(const size_t *)p); break;
+    case EMBER_OPT_SIZE: {
+        size_t z = *(const size_t *)p;
+        static const char units[] = "GMK";
+        for (int u = 0; z && u < 3; u++) {
+            size_t m = (size_t)1 << (30 - 10 * u);
+            if (z % m == 0) {
+                snprintf(buf, len, "%zu%c", z / m, units[u]);
+                return;
+            }
+        }
+        snprintf(buf, len, "%zu", z);
+        break;
+    }
     case EMBER_OPT_BOOL: snprintf(buf, len, "%s", *(const bool *)p ? "true" : "false"); break;
     case EMBER_OPT_PLACEMENT: snprintf(buf, len, "%s", placements[*(const int *)p % 3]); break;
     case EMBER_OPT_DURATION: {

@@ -44,139 +44,166 @@ void ember__unlink_if_stale(const char *name)
     if (stale_segment(shm)) shm_unlink(shm);
 }
 
-int ember__segment_create(const struct ember_pool_config *cfg, struct ember__view *v)
+/* The geometry of a pool's segment: part sizes, then offsets. */
+struct layout {
+    struct ember_shm_header h;   /* offsets and geometry to copy into the header */
+    uint64_t size;
+    uint32_t page_size, npages, nworkers;
+};
+
+/* The geometry of CFG's segment (CFG normalized by check_config()). */
+static void layout_plan(const struct ember_pool_config *cfg, struct layout *l)
 {
-    char shm[96];
-    ember__shm_name(shm, sizeof shm, cfg->name);
-    uint32_t nslots = cfg->queue_capacity, ring_cap = 2 * cfg->queue_capacity; /* normalized */
-    uint32_t page_size = 65536;
+    memset(l, 0, sizeof *l);
+    struct ember_shm_header *h = &l->h;
+    h->nslots = cfg->queue_capacity;
+    h->ring_cap = 2 * cfg->queue_capacity;
+    h->nrunners = cfg->max_limit;
+    h->max_concurrency = cfg->max_concurrency;
+    h->ncallers = cfg->max_callers;
+    h->nhandlers = ember__nhandlers;
+    l->page_size = 65536;
     uint64_t space = cfg->payload_space ? cfg->payload_space : 4 * (uint64_t)cfg->max_payload;
     if (space < cfg->max_payload) space = cfg->max_payload;
-    uint32_t npages = (uint32_t)((space + page_size - 1) / page_size);
-    uint32_t nrunners = cfg->max_limit;
-    uint32_t nworkers = nrunners * cfg->max_concurrency;
+    l->npages = (uint32_t)((space + l->page_size - 1) / l->page_size);
+    l->nworkers = h->nrunners * cfg->max_concurrency;
     const struct ember__placement *pl = ember__plan;
-    uint32_t nrings = pl ? pl->nnodes : 1;
-    uint64_t ring_stride = align_up(ember__ring_bytes(ring_cap), 64);
+    h->nrings = pl ? pl->nnodes : 1;
+    h->ring_stride = align_up(ember__ring_bytes(h->ring_cap), 64);
     /* the CPU map covers every CPU a node of the plan has */
-    uint32_t ncpu_map = 1;
+    h->ncpu_map = 1;
     for (uint32_t i = 0; pl && i < pl->nnodes; i++) {
         int last = hwloc_bitmap_last(pl->node[i].cpuset);
-        if (last >= 0 && (uint32_t)last + 1 > ncpu_map) ncpu_map = (uint32_t)last + 1;
+        if (last >= 0 && (uint32_t)last + 1 > h->ncpu_map) h->ncpu_map = (uint32_t)last + 1;
     }
-    if (ncpu_map > 65536) ncpu_map = 65536;
+    if (h->ncpu_map > 65536) h->ncpu_map = 65536;
 
-    struct ember_shm_header tmp = { 0 };
-    uint64_t off = align_up(sizeof tmp, 64);
-    tmp.off_handlers = off;   off = align_up(off + (uint64_t)ember__nhandlers * sizeof(struct ember_handler_ent), 64);
-    tmp.off_runners = off;    off = align_up(off + (uint64_t)nrunners * sizeof(struct ember_runner_ent), 64);
-    tmp.off_workers = off;    off = align_up(off + (uint64_t)nworkers * sizeof(struct ember_worker_ent), 64);
-    tmp.off_callers = off;    off = align_up(off + (uint64_t)cfg->max_callers * sizeof(struct ember_caller_ent), 64);
-    tmp.off_slots = off;      off = align_up(off + (uint64_t)nslots * sizeof(struct ember_slot), 64);
-    tmp.off_run_ring = off;   off = align_up(off + ring_stride * nrings, 64);
-    tmp.off_free_ring = off;  off = align_up(off + ember__ring_bytes(ring_cap), 64);
-    tmp.off_events = off;     off = align_up(off + EMBER_EVENT_RING * sizeof(struct ember_event_ent), 64);
-    tmp.off_cpu_ring = off;   off = align_up(off + (uint64_t)ncpu_map * 2, 64);
-    tmp.off_page_owner = off; off = align_up(off + (uint64_t)npages * 4, 64);
-    tmp.off_page_len = off;   off = align_up(off + (uint64_t)npages * 4, 4096);
-    tmp.off_pages = off;      off += (uint64_t)npages * page_size;
-    uint64_t size = off;
+    uint64_t off = align_up(sizeof *h, 64);
+#define PART(field, bytes, align) (h->field = off, off = align_up(off + (uint64_t)(bytes), align))
+    PART(off_handlers, h->nhandlers * sizeof(struct ember_handler_ent), 64);
+    PART(off_runners, h->nrunners * sizeof(struct ember_runner_ent), 64);
+    PART(off_workers, l->nworkers * sizeof(struct ember_worker_ent), 64);
+    PART(off_callers, h->ncallers * sizeof(struct ember_caller_ent), 64);
+    PART(off_slots, h->nslots * sizeof(struct ember_slot), 64);
+    PART(off_run_ring, h->ring_stride * h->nrings, 64);
+    PART(off_free_ring, ember__ring_bytes(h->ring_cap), 64);
+    PART(off_events, EMBER_EVENT_RING * sizeof(struct ember_event_ent), 64);
+    PART(off_cpu_ring, (uint64_t)h->ncpu_map * 2, 64);
+    PART(off_page_owner, (uint64_t)l->npages * 4, 64);
+    PART(off_page_len, (uint64_t)l->npages * 4, 4096);
+    PART(off_pages, (uint64_t)l->npages * l->page_size, 1);
+#undef PART
+    l->size = off;
+}
 
+/* Create the shared object SHM of SIZE bytes (replacing a stale one) and
+ * map it at *BASE. */
+static int segment_open(const char *pool, const char *shm, uint64_t size, void **base)
+{
     int fd = shm_open(shm, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0 && errno == EEXIST) {
         if (!stale_segment(shm))
-            return ember__fail(-EMBER_EEXIST, "pool '%s' is already running", cfg->name);
+            return ember__fail(-EMBER_EEXIST, "pool '%s' is already running", pool);
         shm_unlink(shm);
         fd = shm_open(shm, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     }
+    char what[160];
     if (fd < 0) {
-        char what[128];
-        snprintf(what, sizeof what, "pool '%s': shm_open %s", cfg->name, shm);
+        snprintf(what, sizeof what, "pool '%s': shm_open %s", pool, shm);
         return ember__sys_fail(errno, what);
     }
     if (ftruncate(fd, (off_t)size) < 0) {
         int e = errno;
         close(fd);
         shm_unlink(shm);
-        char what[160];
-        snprintf(what, sizeof what, "pool '%s': ftruncate %s to %llu bytes", cfg->name, shm,
+        snprintf(what, sizeof what, "pool '%s': ftruncate %s to %llu bytes", pool, shm,
                  (unsigned long long)size);
         return ember__sys_fail(e, what);
     }
-    void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     int e = errno;
     close(fd);
-    if (base == MAP_FAILED) {
+    if (*base == MAP_FAILED) {
         shm_unlink(shm);
-        char what[128];
-        snprintf(what, sizeof what, "pool '%s': mmap %s", cfg->name, shm);
+        snprintf(what, sizeof what, "pool '%s': mmap %s", pool, shm);
         return ember__sys_fail(e, what);
     }
-    struct ember_shm_header *h = base;
-    *h = tmp;
+    return 0;
+}
+
+/* Write the header of the fresh (zeroed) segment at BASE. */
+static void header_fill(struct ember_shm_header *h, const struct layout *l,
+                        const struct ember_pool_config *cfg)
+{
+    const struct ember__placement *pl = ember__plan;
+    memcpy(h, &l->h, sizeof *h);
     h->magic = EMBER_MAGIC;
     h->abi_version = EMBER_ABI_VERSION;
     h->header_size = sizeof *h;
-    h->segment_size = size;
-    h->nslots = nslots;
-    h->ring_cap = ring_cap;
-    h->nrunners = nrunners;
-    h->nrings = nrings;
-    h->ring_stride = ring_stride;
-    h->ncpu_map = ncpu_map;
+    h->segment_size = l->size;
     h->placement = pl ? (uint32_t)pl->mode : EMBER_PLACEMENT_NONE;
-    uint16_t *map = (uint16_t *)((char *)base + tmp.off_cpu_ring);
-    for (uint32_t c = 0; c < ncpu_map; c++) map[c] = 0;
+    uint16_t *map = (uint16_t *)((char *)h + h->off_cpu_ring);
     for (uint32_t i = 0; pl && i < pl->nnodes; i++) {
         int c;
         hwloc_bitmap_foreach_begin(c, pl->node[i].cpuset)
-            if ((uint32_t)c < ncpu_map) map[c] = (uint16_t)i;
+            if ((uint32_t)c < h->ncpu_map) map[c] = (uint16_t)i;
         hwloc_bitmap_foreach_end();
     }
     atomic_init(&h->min, cfg->min);
     atomic_init(&h->max, cfg->max);
-    h->max_concurrency = cfg->max_concurrency;
-    h->ncallers = cfg->max_callers;
-    h->nhandlers = ember__nhandlers;
-    h->page_size = page_size;
-    h->npages = npages;
+    h->page_size = l->page_size;
+    h->npages = l->npages;
     h->max_payload = cfg->max_payload;
     h->default_timeout_ns = (uint64_t)cfg->timeout_ns;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    h->ncpus = ncpu > 0 ? (uint32_t)ncpu : 1;
+    h->ncpus = ember_online_cpus();
     snprintf(h->name, sizeof h->name, "%s", cfg->name);
     atomic_init(&h->stop_timeout_ns, -1);
     atomic_init(&h->spin, ((uint64_t)EMBER_SPIN_BIAS << 32) | EMBER_SPIN_BIAS);
-
     pthread_mutexattr_t ma;
     pthread_mutexattr_init(&ma);
     pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
     pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
     pthread_mutex_init((pthread_mutex_t *)h->page_lock, &ma);
     pthread_mutexattr_destroy(&ma);
+}
 
-    int rc = ember__view_init(v, base, size);
-    if (rc) {
-        munmap(base, size);
-        shm_unlink(shm);
-        return rc;
-    }
+/* Fill the tables of view V: handler names, runner and worker entries,
+ * the rings (every slot on the free ring). */
+static void tables_init(struct ember__view *v)
+{
     for (unsigned i = 0; i < ember__nhandlers; i++) {
         memcpy(v->handlers[i].name, ember__handlers[i].name, EMBER_NAME_MAX);
         v->handlers[i].id = i;
     }
-    for (uint32_t r = 0; r < nrunners; r++) {
-        v->runners[r].capacity = cfg->max_concurrency;
+    for (uint32_t r = 0; r < v->nrunners; r++) {
+        v->runners[r].capacity = v->max_conc;
         v->runners[r].node = -1;
-        for (uint32_t t = 0; t < cfg->max_concurrency; t++)
-            v->workers[r * cfg->max_concurrency + t].runner = r;
+        for (uint32_t t = 0; t < v->max_conc; t++) v->workers[r * v->max_conc + t].runner = r;
     }
-    for (uint32_t i = 0; i < npages; i++) v->page_owner[i] = 0;
-    for (uint32_t i = 0; i < nrings; i++) ember__ring_init(v->run[i].h, ring_cap);
-    ember__ring_init(v->free.h, ring_cap);
-    for (uint32_t i = 0; i < nslots; i++) {
+    for (uint32_t i = 0; i < v->nrings; i++) ember__ring_init(v->run[i].h, v->run[i].cap);
+    ember__ring_init(v->free.h, v->free.cap);
+    for (uint32_t i = 0; i < v->nslots; i++) {
         v->slots[i].args_page = v->slots[i].res_page = EMBER_NONE;
         ember__ring_push(&v->free, ember__entry(i, 0));
     }
+}
+
+int ember__segment_create(const struct ember_pool_config *cfg, struct ember__view *v)
+{
+    char shm[96];
+    ember__shm_name(shm, sizeof shm, cfg->name);
+    struct layout l;
+    layout_plan(cfg, &l);
+    void *base = NULL;
+    int rc = segment_open(cfg->name, shm, l.size, &base);
+    if (rc) return rc;
+    header_fill((struct ember_shm_header *)base, &l, cfg);
+    rc = ember__view_init(v, base, l.size);
+    if (rc) {
+        munmap(base, l.size);
+        shm_unlink(shm);
+        return rc;
+    }
+    tables_init(v);
     return 0;
 }

@@ -1,0 +1,72 @@
+/* runner/out.c - what a handler sees of its call: the job (deadline,
+ * cancel flag, runner) and ember_out, where it writes its result (inline
+ * bytes, then shared pages, as it grows). */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include "runner/runner.h"
+
+const ember_parent_info *ember_parent(void) { return ember__self.is_runner ? &ember__self.parent : NULL; }
+
+bool ember_job_cancelled(const ember_job *job)
+{
+    uint32_t w = atomic_load_explicit(job->_state, memory_order_relaxed);
+    return ember__gen(w) != job->_gen || ember__st(w) != EMBER_SLOT_RUNNING ||
+           (w & EMBER_SLOT_CANCEL) || ember__expired(job->deadline_ns);
+}
+
+uint64_t ember_job_remaining_ns(const ember_job *job)
+{
+    uint64_t now = ember__now_ns();
+    return now < job->deadline_ns ? job->deadline_ns - now : 0;
+}
+
+void *ember_out_reserve(ember_out *o, size_t n)
+{
+    if (n > o->v->max_payload - o->len) {
+        ember__fail(-EMBER_ETOOBIG, "result of %zu bytes exceeds max_payload %llu", o->len + n,
+                    (unsigned long long)o->v->max_payload);
+        return NULL;
+    }
+    if (o->len + n > o->cap) {
+        size_t want = o->cap * 2 > o->len + n ? o->cap * 2 : o->len + n;
+        if (want > o->v->max_payload) want = o->v->max_payload;
+        uint32_t old = o->page, nw;
+        for (;;) {
+            uint32_t seq = atomic_load(&o->v->hdr->page_seq);
+            if (ember__pages_alloc(o->v, o->idx, want, &nw) == 0) break;
+            if (ember__now_ns() >= o->deadline) {
+                ember__fail(-EMBER_EFULL, "no shared pages for a %zu-byte result", want);
+                return NULL;
+            }
+            atomic_fetch_add(&o->v->hdr->page_waiters, 1);
+            ember__futex_wait(&o->v->hdr->page_seq, seq, ember__now_ns() + 100000000ull);
+            atomic_fetch_sub(&o->v->hdr->page_waiters, 1);
+        }
+        unsigned char *nb = (unsigned char *)ember__page_ptr(o->v, nw);
+        memcpy(nb, o->buf, o->len);
+        o->s->res_page = nw; /* recorded before the old run goes: repair sees one */
+        if (old != EMBER_NONE) ember__pages_free(o->v, o->idx, old);
+        o->page = nw;
+        o->buf = nb;
+        o->cap = (size_t)((want + o->v->page_size - 1) / o->v->page_size) * o->v->page_size;
+    }
+    void *p = o->buf + o->len;
+    o->len += n;
+    return p;
+}
+
+int ember_out_write(ember_out *o, const void *p, size_t n)
+{
+    if (n == 0) return 0;
+    void *d = ember_out_reserve(o, n);
+    if (!d) return o->len + n > o->v->max_payload ? -EMBER_ETOOBIG : -EMBER_EFULL;
+    memcpy(d, p, n);
+    return 0;
+}

@@ -1,0 +1,45 @@
+/* runner/runner.h - what the runner's files share.
+ *
+ *   runner.c   the process: binding, the boot callback, the control thread
+ *   worker.c   the job threads: take a call, run it, spin, park
+ *   out.c      what a handler sees: its job, and ember_out for its result
+ * One runner process is one of these; ember__self is its identity. */
+#ifndef EMBER_RUNNER_RUNNER_H
+#define EMBER_RUNNER_RUNNER_H
+
+#include "lib/internal.h"
+
+/* Where a handler writes its result: inline bytes first, pages once it
+ * outgrows them (out.c). */
+struct ember_out {
+    struct ember__view *v;
+    struct ember_slot *s;
+    uint32_t idx;
+    unsigned char *buf;
+    size_t len, cap;
+    uint32_t page;
+    uint64_t deadline;
+    unsigned char inl[EMBER_INLINE_MAX];
+};
+
+/* This runner (written by its main thread before the job threads start). */
+struct ember__runner_self {
+    struct ember__view *view;
+    const struct ember_pool_config *cfg;
+    uint32_t runner, gen;
+    uint32_t ring;               /* our node's run ring */
+    int32_t node;                /* our node's P#, -1 when not placed */
+    ember_parent_info parent;
+    bool is_runner;
+    bool limited;                /* jobs_left counts */
+    _Atomic bool draining;       /* this runner takes no new call */
+};
+extern struct ember__runner_self ember__self;
+
+/* worker.c */
+struct worker_arg { uint32_t wi; pthread_t th; };
+void *ember__worker_main(void *arg);
+/* Stop taking calls, for REASON; the control thread then ends the runner. */
+void ember__drain_self(struct ember__view *v, uint32_t reason);
+
+#endif

@@ -1,0 +1,93 @@
+/* supervisor/callers.c - attached callers: each is watched through a pidfd
+ * from the moment the supervisor sees its entry; a dead one's queued work
+ * is dropped and its running linked work cancelled. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include "supervisor/sup.h"
+
+void sup_reap_caller(struct sup *s, uint32_t i, uint32_t gen)
+{
+    struct sup_caller *sc = &s->callers[i];
+    if (sc->gen != gen) return;
+    struct ember__view *v = s->v;
+    struct ember_caller_ent *ce = &v->callers[i];
+    if (sc->pidfd >= 0) {
+        if (sc->watched) s->ops->del_fd(s->loop, sc->pidfd, MKTAG(TAG_CALLER, i, gen));
+        close(sc->pidfd);
+    }
+    sc->pidfd = -1;
+    /* queued calls first: a runner freed by a cancelled call must not take
+     * the dead caller's next one meanwhile */
+    for (int pass = 0; pass < 2; pass++)
+        for (uint32_t k = 0; k < v->nslots; k++) {
+            struct ember_slot *sl = &v->slots[k];
+            uint32_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
+            if (ember__st(w) != EMBER_SLOT_FREE && (pass || ember__st(w) == EMBER_SLOT_QUEUED) &&
+                sl->owner == i && sl->owner_gen == gen)
+                ember__slot_disown(v, k, ember__gen(w), true);
+        }
+    atomic_fetch_sub(&v->hdr->spin, atomic_exchange(&ce->spinning, 0));
+    uint32_t pid = sc->pid;
+    /* counted only if it died attached (one that detached and then exited
+     * before we looked at the table left nothing behind) */
+    if (atomic_compare_exchange_strong(&ce->pid, &pid, 0))
+        atomic_fetch_add(&v->hdr->callers_reaped, 1);
+    sup_sweep_orphans(v);
+    sup_log(2, "caller %u (pid %u) gone; its calls reclaimed", i, sc->pid);
+    sc->pid = 0;
+    sup_bump_epoch(v);
+}
+
+/* Doorbell: compare the caller table with what we watch. */
+/* Watch caller I's pidfd; one the loop refuses is looked at by the
+ * housekeeping scan instead (so its death is seen within a second). */
+static void watch_caller(struct sup *s, uint32_t i)
+{
+    struct sup_caller *sc = &s->callers[i];
+    int rc = s->ops->add_fd(s->loop, sc->pidfd, MKTAG(TAG_CALLER, i, sc->gen));
+    if (rc < 0 && sc->watched)
+        sup_log(1, "caller %u (pid %u): cannot watch its pidfd (%s); polled instead", i, sc->pid,
+                strerror(-rc));
+    sc->watched = rc == 0;
+}
+
+/* Look at the caller table: watch callers that attached, stop watching
+ * those that detached, reap those that died unwatched. */
+void sup_scan_callers(struct sup *s)
+{
+    struct ember__view *v = s->v;
+    for (uint32_t i = 0; i < v->ncallers; i++) {
+        uint32_t pid = atomic_load(&v->callers[i].pid), gen = atomic_load(&v->callers[i].gen);
+        struct sup_caller *sc = &s->callers[i];
+        if (pid == sc->pid && gen == sc->gen) {
+            if (sc->pidfd >= 0 && !sc->watched) {
+                if (ember__pidfd_dead(sc->pidfd)) sup_reap_caller(s, i, gen);
+                else watch_caller(s, i);
+            }
+            continue;
+        }
+        if (sc->pidfd >= 0) { /* detached (or replaced): stop watching the old one */
+            if (sc->watched) s->ops->del_fd(s->loop, sc->pidfd, MKTAG(TAG_CALLER, i, sc->gen));
+            close(sc->pidfd);
+            sc->pidfd = -1;
+        }
+        sc->pid = pid;
+        sc->gen = gen;
+        if (!pid) continue;
+        sc->pidfd = ember__pidfd_open((pid_t)pid);
+        if (sc->pidfd < 0) { /* died before we looked */
+            sup_reap_caller(s, i, gen);
+            continue;
+        }
+        sc->watched = true; /* so that a refusal is logged once */
+        watch_caller(s, i);
+    }
+}

@@ -1,0 +1,103 @@
+/* supervisor/events.c - pool events: the ring every process reads, the
+ * application's callbacks, and the supervisor's log. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include "supervisor/sup.h"
+
+int sup_log_level;
+
+void sup_log(int level, const char *fmt, ...)
+{
+    if (sup_log_level < level) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "ember[%d]: ", (int)getpid());
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* Tell waiters (ember_pool_wait_ready, tests) that the pool's state moved. */
+void sup_bump_epoch(struct ember__view *v)
+{
+    atomic_fetch_add(&v->hdr->epoch, 1);
+    ember__futex_wake(&v->hdr->epoch, INT_MAX);
+}
+
+uint32_t sup_count_serving(struct ember__view *v)
+{
+    uint32_t n = 0;
+    for (uint32_t r = 0; r < v->nrunners; r++) {
+        uint32_t st = atomic_load(&v->runners[r].state);
+        n += st == EMBER_RUNNER_BOOTING || st == EMBER_RUNNER_READY;
+    }
+    return n;
+}
+
+/* Publish an event in the ring (a seqlock per entry), call its callback,
+ * log it. */
+void sup_emit(struct sup *s, uint32_t type, uint32_t r, uint32_t reason, int ok, int count,
+                 int status, int sig, const char *msg)
+{
+    struct ember__view *v = s->v;
+    uint64_t seq = atomic_load_explicit(&v->hdr->ev_next, memory_order_relaxed);
+    struct ember_event_ent *e = &v->events[seq % EMBER_EVENT_RING];
+    atomic_store_explicit(&e->seq, 0, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    e->time_ns = ember__now_ns();
+    e->type = type;
+    e->runner = r;
+    e->runners = sup_count_serving(v);
+    e->reason = reason;
+    e->ok = ok;
+    e->count = count;
+    e->status = status;
+    e->signal = sig;
+    memset(e->msg, 0, sizeof e->msg);
+    if (msg) snprintf(e->msg, sizeof e->msg, "%s", msg);
+    atomic_store_explicit(&e->seq, seq + 1, memory_order_release);
+    atomic_store_explicit(&v->hdr->ev_next, seq + 1, memory_order_release);
+    sup_bump_epoch(v); /* ember_stats_wait() and `ember events --follow` wake up */
+
+    ember_event ev = { .seq = seq, .time_ns = e->time_ns, .type = (int)type, .runner = r,
+                       .runners = e->runners, .reason = (int)reason, .ok = ok, .count = count,
+                       .status = status, .signal = sig };
+    snprintf(ev.pool, sizeof ev.pool, "%s", v->hdr->name);
+    memcpy(ev.msg, e->msg, sizeof ev.msg);
+    const struct ember_pool_config *c = s->cfg;
+    void (*cb)(const ember_event *, void *) =
+        type == EMBER_EV_GROW_START ? c->on_grow_start : type == EMBER_EV_GROW_END ? c->on_grow_end
+                                                                                  : c->on_shrink;
+    if (cb) cb(&ev, c->event_arg);
+    static const char *const names[] = { "", "grow start", "grow end", "shrink" };
+    if (type == EMBER_EV_GROW_END && !ok)
+        sup_log(1, "pool '%s': runner %u failed to boot (%d in a row; status %d, signal %d%s%s)",
+                v->hdr->name, r, count, status, sig, msg && *msg ? ": " : "", msg ? msg : "");
+    else
+        sup_log(1, "pool '%s': %s, runner %u (%s), %u runners", v->hdr->name, names[type], r,
+                ember_why_name((int)reason), ev.runners);
+}
+
+/* Runner R's boot failed (REASON: boot_failed or boot_timeout): count it,
+ * set the backoff, publish the cause for EMBER_EBOOT, report it. */
+void sup_boot_failed(struct sup *s, uint32_t r, uint32_t reason, int status, int sig,
+                        const char *msg)
+{
+    struct ember_shm_header *h = s->v->hdr;
+    s->failures++;
+    s->retry_at = ember__now_ns() + ember__policy_backoff(s->failures);
+    h->boot_fail_status = status;
+    h->boot_fail_signal = sig;
+    snprintf(h->boot_fail_msg, sizeof h->boot_fail_msg, "%s", msg);
+    atomic_store(&h->boot_retry_ns, s->retry_at);
+    atomic_fetch_add(&h->boot_failures, 1);
+    sup_emit(s, EMBER_EV_GROW_END, r, reason, 0, (int)s->failures, status, sig, msg);
+}

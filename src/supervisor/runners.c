@@ -1,0 +1,335 @@
+/* supervisor/runners.c - the runners' lives as the supervisor sees them:
+ * where the next one goes, its fork and pidfd, and, when its pidfd fires,
+ * failing exactly the calls it held and reporting why it ended. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include "supervisor/sup.h"
+
+/* Where the next runner goes (placement.h): its node (ring) and, with
+ * placement core, its core; written into entry RE before its fork. Returns
+ * false when no node has room (every core taken by draining runners). */
+_Static_assert(sizeof(unsigned long) == sizeof(uint64_t), "cpuset words are hwloc's ulongs");
+static bool place_runner(struct sup *s, struct ember_runner_ent *re, const uint32_t *demand,
+                         int *place_out)
+{
+    struct ember__view *v = s->v;
+    const struct ember__placement *pl = ember__plan;
+    memset(re->cpuset, 0, sizeof re->cpuset);
+    re->ring = 0;
+    re->node = -1;
+    *place_out = -1;
+    if (!pl) return true;
+    unsigned live[EMBER_MAX_RINGS] = { 0 };
+    bool *used = pl->nplaces ? calloc(pl->nplaces, sizeof *used) : NULL;
+    for (uint32_t r = 0; r < v->nrunners; r++) {
+        struct ember_runner_ent *o = &v->runners[r];
+        if (o == re || s->runners[r].pidfd < 0) continue;
+        uint32_t st = atomic_load(&o->state);
+        if ((st == EMBER_RUNNER_BOOTING || st == EMBER_RUNNER_READY) && o->ring < pl->nnodes)
+            live[o->ring]++;
+        if (used && s->runners[r].place >= 0) used[s->runners[r].place] = true; /* draining too */
+    }
+    int place = -1;
+    int node = ember__placement_pick(pl, atomic_load(&v->hdr->max), live, demand, used, &place);
+    free(used);
+    if (node < 0) return false;
+    re->ring = (uint32_t)node;
+    re->node = pl->node[node].os_index; /* -1 with placement none */
+    hwloc_const_bitmap_t set = place >= 0 ? pl->places[place].cpuset
+                             : pl->mode == EMBER_PLACEMENT_NONE ? NULL : pl->node[node].cpuset;
+    for (unsigned w = 0; set && w < EMBER_CPUSET_WORDS; w++)
+        re->cpuset[w] = hwloc_bitmap_to_ith_ulong(set, w);
+    *place_out = place;
+    return true;
+}
+
+/* Re-push every QUEUED slot that is not in the run ring and every FREE slot
+ * not in the free ring: a process killed between taking an entry from a
+ * ring and moving its slot leaves one such orphan. Duplicates this may make
+ * (of entries being moved right now by live processes) are dropped by the
+ * slot-state check of whoever pops them. */
+void sup_sweep_orphans(struct ember__view *v)
+{
+    uint8_t *in = calloc(v->nslots, 1);
+    if (!in) return;
+    for (uint32_t k = 0; k <= v->nrings; k++) { /* the run rings, then the free ring */
+        struct ember__ring *r = k < v->nrings ? &v->run[k] : &v->free;
+        uint8_t bit = k < v->nrings ? 1 : 2;
+        uint64_t head = atomic_load(&r->h->head), tail = atomic_load(&r->h->tail);
+        for (uint64_t p = head; p <= tail + 1 && p < head + r->cap; p++) {
+            uint64_t cv = atomic_load(&r->cell[p & r->mask]);
+            if ((uint32_t)(cv >> 32) == (uint32_t)(p + 1) && ((uint32_t)cv & 0xffffu) < v->nslots)
+                in[(uint32_t)cv & 0xffffu] |= bit;
+        }
+    }
+    for (uint32_t i = 0; i < v->nslots; i++) {
+        uint32_t w = atomic_load(&v->slots[i].state);
+        if (ember__st(w) == EMBER_SLOT_QUEUED && !(in[i] & 1)) /* any node's runner steals it */
+            ember__ring_push(&v->run[0], ember__entry(i, ember__gen(w)));
+        if (ember__st(w) == EMBER_SLOT_FREE && !(in[i] & 2))
+            ember__ring_push(&v->free, ember__entry(i, ember__gen(w)));
+    }
+    free(in);
+    ember__pages_lock(v);
+    ember__pages_repair_locked(v);
+    ember__pages_unlock(v);
+}
+
+/* Take runner R's dead threads out of the shared counters (see
+ * src/runner/worker.c for why the result can only be below the truth). */
+static void release_worker_counts(struct ember__view *v, uint32_t r)
+{
+    struct ember_runner_ent *re = &v->runners[r];
+    for (uint32_t t = 0; t < v->max_conc; t++) {
+        struct ember_worker_ent *we = &v->workers[r * v->max_conc + t];
+        uint32_t ws = atomic_exchange(&we->park, EMBER_WORKER_ACTIVE);
+        atomic_store(&we->busy, 0);
+        if (ws == EMBER_WORKER_SPINNING) {
+            atomic_fetch_sub(&v->hdr->spin, EMBER_SPIN_IDLE);
+            if (v->nrings > 1 && re->ring < v->nrings) atomic_fetch_sub(&v->run[re->ring].h->spinners, 1);
+        } else if (ws == EMBER_WORKER_PARKED || ws == EMBER_WORKER_WOKEN) {
+            atomic_fetch_sub(&v->hdr->nparked, 1);
+        }
+    }
+}
+
+/* The status of a call runner R of generation GEN held when it died
+ * (SIG, STATUS), by why the supervisor killed it; *KILLED: that call was
+ * the reason (overdue or cancelled). */
+static int held_call_code(const struct sup_runner *sr, const struct ember_slot *sl, uint32_t w,
+                          uint64_t now, int sig, int status, int *detail, bool *killed)
+{
+    *killed = false;
+    *detail = sig ? sig : -status;
+    switch (sr->kill_why) {
+    case KILL_OVERDUE: {
+        /* the overdue calls are killed; the others were lost with them
+         * (an abandoned one is freed: nobody collects it) */
+        bool late = now >= sl->deadline_ns;
+        bool cancelled = (w & EMBER_SLOT_CANCEL) || ember__st(w) == EMBER_SLOT_ABANDONED;
+        *detail = late ? EMBER_TIMEOUT_RUNNING : cancelled ? 1 : 0;
+        *killed = late || cancelled;
+        return late ? -EMBER_ETIMEDOUT : cancelled ? -EMBER_ECANCELLED : -EMBER_ERUNNERLOST;
+    }
+    case KILL_STOP:
+        *detail = 0;
+        return -EMBER_EPOOLDOWN;
+    case KILL_UNWATCHED:
+        *detail = 0;
+        return -EMBER_ERUNNERLOST;
+    default:
+        return -EMBER_ECRASHED;
+    }
+}
+
+/* Fail exactly the calls dead runner R held: each of its threads announces
+ * the entry it takes in its own line before taking it, and clears it after
+ * the result is out. Returns how many failed; *KILLED of them were the
+ * reason it was killed. */
+static unsigned fail_held_calls(struct sup *s, uint32_t r, uint32_t gen, int sig, int status,
+                                unsigned *killed)
+{
+    struct ember__view *v = s->v;
+    uint64_t now = ember__now_ns();
+    unsigned failed = 0;
+    *killed = 0;
+    for (uint32_t i = 0; i < v->nslots; i++) {
+        struct ember_slot *sl = &v->slots[i];
+        uint32_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
+        uint32_t st = ember__st(w);
+        if (st != EMBER_SLOT_RUNNING && st != EMBER_SLOT_ABANDONED) continue;
+        bool held = false;
+        for (uint32_t t = 0; !held && t < v->max_conc; t++)
+            held = atomic_load(&v->workers[r * v->max_conc + t].current) ==
+                   ember__entry(i, ember__gen(w));
+        if (!held) continue;
+        sl->runner = (uint16_t)r;
+        sl->runner_gen = (uint16_t)gen;
+        int detail;
+        bool k;
+        int code = held_call_code(&s->runners[r], sl, w, now, sig, status, &detail, &k);
+        if (ember__slot_finish(v, i, w, code, detail)) {
+            failed++;
+            *killed += k;
+        }
+    }
+    for (uint32_t t = 0; t < v->max_conc; t++)
+        atomic_store(&v->workers[r * v->max_conc + t].current, EMBER_NONE);
+    return failed;
+}
+
+/* Publish why runner R ended: a failed boot (it never became ready, or
+ * could not be watched), or a shrink with its reason. */
+static void report_runner_end(struct sup *s, uint32_t r, uint32_t was, uint32_t why, int sig,
+                              int status, unsigned failed)
+{
+    struct sup_runner *sr = &s->runners[r];
+    struct ember_runner_ent *re = &s->v->runners[r];
+    if (was == EMBER_RUNNER_BOOTING || sr->kill_why == KILL_UNWATCHED) {
+        char msg[sizeof re->msg];
+        memcpy(msg, re->msg, sizeof msg);
+        msg[sizeof msg - 1] = 0;
+        if (sr->kill_why == KILL_BOOT_TIMEOUT)
+            snprintf(msg, sizeof msg, "not ready after boot_timeout (%lld ms)",
+                     (long long)(s->cfg->boot_timeout_ns / 1000000));
+        else if (sr->kill_why == KILL_UNWATCHED)
+            snprintf(msg, sizeof msg, "the supervisor could not watch it: %s", strerror(sr->watch_err));
+        bool timeout = sr->kill_why == KILL_BOOT_TIMEOUT;
+        sup_boot_failed(s, r, timeout ? EMBER_WHY_BOOT_TIMEOUT : EMBER_WHY_BOOT_FAILED, status,
+                    timeout || sr->kill_why == KILL_UNWATCHED ? 0 : sig, msg);
+        return;
+    }
+    uint32_t reason = sr->kill_why == KILL_OVERDUE ? (sr->overdue_cancel ? EMBER_WHY_CANCEL
+                                                                        : EMBER_WHY_DEADLINE)
+                    : sr->kill_why == KILL_STOP    ? EMBER_WHY_STOP
+                    : was == EMBER_RUNNER_DRAINING && !sig && !status ? why
+                                                                       : EMBER_WHY_CRASH;
+    sup_emit(s, EMBER_EV_SHRINK, r, reason, 0, 0, status, sig, NULL);
+    if (reason == EMBER_WHY_CRASH)
+        sup_log(1, "runner %u (pid %d) died: signal %d, status %d; %u calls failed", r,
+                (int)sr->pid, sig, status, failed);
+}
+
+/* Runner R (generation GEN) has ended with SIG or STATUS: repair what it
+ * held, free its entry, report it. */
+static void runner_gone(struct sup *s, uint32_t r, int sig, int status)
+{
+    struct sup_runner *sr = &s->runners[r];
+    struct ember__view *v = s->v;
+    struct ember_runner_ent *re = &v->runners[r];
+    uint32_t was = atomic_load(&re->state);
+    uint32_t why = atomic_load(&re->reason);
+    re->last_exit_signal = sig;
+    re->last_exit_status = status;
+    atomic_fetch_add(&v->hdr->runners_died, 1);
+    release_worker_counts(v, r);
+    unsigned killed, failed = fail_held_calls(s, r, sr->gen, sig, status, &killed);
+    atomic_fetch_add(&v->hdr->calls_crashed, failed - killed);
+    atomic_fetch_add(&v->hdr->calls_killed, killed);
+    atomic_store(&re->state, EMBER_RUNNER_EMPTY);
+    atomic_store(&re->pid, 0);
+    sup_sweep_orphans(v);
+    report_runner_end(s, r, was, why, sig, status, failed);
+    sr->kill_why = KILL_NONE;
+    sup_bump_epoch(v);
+}
+
+/* Runner R's pidfd fired (or it was killed and is waited for): collect
+ * its exit and repair. */
+void sup_reap_runner(struct sup *s, uint32_t r, uint32_t gen)
+{
+    struct sup_runner *sr = &s->runners[r];
+    if (sr->gen != gen || sr->pidfd < 0) return;
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    int sig = 0, status = 0;
+    if (waitid((idtype_t)P_PIDFD, (id_t)sr->pidfd, &si, WEXITED) == 0) {
+        if (si.si_code == CLD_EXITED) status = si.si_status;
+        else sig = si.si_status;
+    }
+    s->ops->del_fd(s->loop, sr->pidfd, MKTAG(TAG_RUNNER, r, gen));
+    close(sr->pidfd);
+    sr->pidfd = -1;
+    runner_gone(s, r, sig, status);
+}
+
+/* A runner just forked (PID) could not be watched (no pidfd, or the loop
+ * refused it, ERR): it is killed, and counted as a failed boot; the calls
+ * it may have taken meanwhile are lost (EMBER_ERUNNERLOST). */
+static void unwatched_runner(struct sup *s, uint32_t r, pid_t pid, int err)
+{
+    struct sup_runner *sr = &s->runners[r];
+    sup_log(1, "runner %u (pid %d) cannot be watched (%s): killed", r, (int)pid, strerror(err));
+    sr->kill_why = KILL_UNWATCHED;
+    sr->watch_err = err;
+    if (sr->pidfd >= 0) {
+        syscall(SYS_pidfd_send_signal, sr->pidfd, SIGKILL, NULL, 0);
+        sup_reap_runner(s, r, sr->gen);
+        return;
+    }
+    kill(pid, SIGKILL);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    runner_gone(s, r, WIFSIGNALED(st) ? WTERMSIG(st) : 0, WIFEXITED(st) ? WEXITSTATUS(st) : 0);
+}
+
+int sup_spawn_runner(struct sup *s, uint32_t reason, const uint32_t *demand)
+{
+    struct ember__view *v = s->v;
+    uint32_t r = 0;
+    while (r < v->nrunners && (atomic_load(&v->runners[r].state) != EMBER_RUNNER_EMPTY ||
+                               s->runners[r].pidfd >= 0))
+        r++;
+    if (r == v->nrunners) return -1;
+    struct ember_runner_ent *re = &v->runners[r];
+    int place;
+    if (!place_runner(s, re, demand, &place)) return -1;
+    uint32_t gen = atomic_fetch_add(&re->gen, 1) + 1;
+    atomic_store(&re->ctl, EMBER_CTL_NONE);
+    atomic_store(&re->reason, EMBER_WHY_NONE);
+    atomic_store(&re->ready_ns, 0);
+    atomic_store(&re->rss, 0);
+    memset(re->msg, 0, sizeof re->msg);
+    re->started_ns = ember__now_ns();
+    for (uint32_t t = 0; t < v->max_conc; t++) {
+        struct ember_worker_ent *we = &v->workers[r * v->max_conc + t];
+        atomic_store(&we->busy, 0);
+        atomic_store(&we->current, EMBER_NONE);
+    }
+    atomic_store(&re->state, EMBER_RUNNER_BOOTING);
+    struct sup_runner *sr = &s->runners[r];
+    *sr = (struct sup_runner){ .pidfd = -1, .gen = gen, .boot_reason = reason,
+                               .veto_seen = atomic_load(&re->veto_seq), .place = (int16_t)place };
+    sup_emit(s, EMBER_EV_GROW_START, r, reason, 0, 0, 0, 0, NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        s->ops->close_in_child(s->loop);
+        close(s->sigfd);
+        if (s->app_pidfd >= 0) close(s->app_pidfd);
+        for (uint32_t i = 0; i < v->nrunners; i++)
+            if (s->runners[i].pidfd >= 0) close(s->runners[i].pidfd);
+        for (uint32_t i = 0; i < v->ncallers; i++)
+            if (s->callers[i].pidfd >= 0) close(s->callers[i].pidfd);
+        ember__runner_main(v, r, gen, s->self, s->cfg);
+    }
+    if (pid < 0) {
+        int e = errno;
+        atomic_store(&re->state, EMBER_RUNNER_EMPTY);
+        char msg[64];
+        snprintf(msg, sizeof msg, "fork: %s", strerror(e));
+        sup_boot_failed(s, r, EMBER_WHY_BOOT_FAILED, 0, 0, msg);
+        return -1;
+    }
+    sr->pid = pid;
+    atomic_store(&re->pid, (uint32_t)pid);
+    atomic_fetch_add(&v->hdr->runners_started, 1);
+    sr->pidfd = ember__pidfd_open(pid);
+    int rc = sr->pidfd < 0 ? -errno : s->ops->add_fd(s->loop, sr->pidfd, MKTAG(TAG_RUNNER, r, gen));
+    if (rc < 0) {
+        unwatched_runner(s, r, pid, -rc);
+        return -1;
+    }
+    return 0;
+}
+
+void sup_kill_runner(struct sup *s, uint32_t r, uint8_t why)
+{
+    struct sup_runner *sr = &s->runners[r];
+    if (sr->pidfd < 0 || sr->kill_why) return;
+    sr->kill_why = why;
+    syscall(SYS_pidfd_send_signal, sr->pidfd, SIGKILL, NULL, 0);
+}
+
+void sup_request(struct ember__view *v, uint32_t r, uint32_t ctl)
+{
+    atomic_store(&v->runners[r].ctl, ctl);
+    ember__futex_wake(&v->runners[r].ctl, 1);
+}

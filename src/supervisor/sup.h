@@ -1,0 +1,93 @@
+/* supervisor/sup.h - what the supervisor's files share.
+ *
+ * The supervisor is one process and one thread; these files are its parts:
+ *   supervisor.c  setup, the event loop and its dispatch, the stop
+ *   runners.c     placing, forking, killing and reaping runners
+ *   callers.c     watching attached callers and reclaiming a dead one's work
+ *   evaluate.c    the look at the pool after every wake-up: a snapshot for
+ *                 the policy (policy.c), and doing what it decides
+ *   events.c      the event ring, its callbacks, the log
+ * Event handlers (reaping) only record and repair; booting and stopping
+ * runners is decided in evaluate.c alone. */
+#ifndef EMBER_SUPERVISOR_SUP_H
+#define EMBER_SUPERVISOR_SUP_H
+
+#include "lib/internal.h"
+#include "lib/placement.h"
+#include "supervisor/loop.h"
+#include "supervisor/policy.h"
+
+#define EMBER__HOUSEKEEPING_NS 1000000000ull /* 1 s: what no event reports */
+#define EMBER__TICK_MIN_NS 10000000ull       /* 10 ms */
+
+enum { TAG_RUNNER = 1, TAG_CALLER = 2, TAG_SIGNAL = 3, TAG_APP = 4 };
+#define MKTAG(kind, idx, gen) ((uint64_t)(kind) << 56 | (uint64_t)((gen) & 0xffffffu) << 32 | (idx))
+
+/* why the supervisor killed a runner */
+enum { KILL_NONE = 0, KILL_BOOT_TIMEOUT, KILL_OVERDUE, KILL_STOP,
+       KILL_UNWATCHED /* no pidfd, or the loop refused it */ };
+
+struct sup_runner {
+    int pidfd;
+    pid_t pid;
+    uint32_t gen;
+    uint8_t kill_why;      /* KILL_*: set when we sent SIGKILL */
+    int watch_err;         /* KILL_UNWATCHED: why */
+    bool overdue_cancel;   /* KILL_OVERDUE for a cancelled call (else a deadline) */
+    bool asked;            /* idle check pending */
+    bool reported_ready;   /* GROW_END sent */
+    uint32_t veto_seen;
+    uint32_t boot_reason;
+    uint64_t idle_base;    /* idle timer restarted here (ready, veto) */
+    int16_t place;         /* placement core: its core (placement.h), else -1 */
+};
+struct sup_caller { int pidfd; uint32_t pid, gen; bool watched; };
+/* a runner thread's call that is cancelled (abandoned by a dead linked owner,
+ * or ember_cancel()): since when we know, for the kill_grace clock */
+struct sup_cancel { uint32_t entry; uint64_t since; };
+
+struct sup {
+    struct ember__view *v;
+    const struct ember_pool_config *cfg;
+    const struct ember_loop_ops *ops;
+    struct ember_loop *loop;
+    int sigfd, app_pidfd;
+    pid_t self;
+    struct sup_runner *runners;
+    struct sup_caller *callers;
+    struct sup_cancel *cancels;   /* per worker */
+    struct ember__prunner *plan;
+    uint32_t failures;     /* consecutive failed boots */
+    bool min_lapsed;       /* min runners idled down (min_idle_shutdown_after) */
+    uint32_t resize_seen;
+    uint64_t retry_at;     /* no boot before (backoff) */
+    uint64_t next_due;     /* the policy's next deadline */
+    uint64_t tick;         /* longest sleep while runners run calls */
+};
+
+/* events.c */
+extern int sup_log_level;
+void sup_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Tell waiters (ember_pool_wait_ready, ember_stats_wait) that the pool's state moved. */
+void sup_bump_epoch(struct ember__view *v);
+uint32_t sup_count_serving(struct ember__view *v);
+void sup_emit(struct sup *s, uint32_t type, uint32_t r, uint32_t reason, int ok, int count,
+              int status, int sig, const char *msg);
+void sup_boot_failed(struct sup *s, uint32_t r, uint32_t reason, int status, int sig, const char *msg);
+
+/* runners.c */
+int sup_spawn_runner(struct sup *s, uint32_t reason, const uint32_t *demand);
+void sup_reap_runner(struct sup *s, uint32_t r, uint32_t gen);
+void sup_kill_runner(struct sup *s, uint32_t r, uint8_t why);
+void sup_request(struct ember__view *v, uint32_t r, uint32_t ctl);
+void sup_sweep_orphans(struct ember__view *v);
+
+/* callers.c */
+void sup_scan_callers(struct sup *s);
+void sup_reap_caller(struct sup *s, uint32_t i, uint32_t gen);
+
+/* evaluate.c */
+void sup_evaluate(struct sup *s);
+unsigned sup_fail_queued(struct ember__view *v, int code, int detail);
+
+#endif

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Description: what the README promises, checked against what was built:
+#   - its pool option table lists exactly the options `ember help` prints
+#     (both from pool.h's EMBER_POOL_OPTIONS);
+#   - `meson install` into a DESTDIR gives headers, libember.so.0 exporting
+#     only ember_* symbols, libember.a, ember.pc, LICENSE and the command;
+#   - every C example in the README compiles as written against that install
+#     with only `pkg-config --cflags --libs ember` (and with --static, against
+#     libember.a alone), and the first runs a call.
+# Usage: test_readme.sh README EMBER BUILDDIR
+#   EXAMPLE_CFLAGS: extra flags for building the examples (a sanitizer's)
+set -u
+README=$1 EMBER=$2 BUILD=$3
+read -r -a xflags <<<"${EXAMPLE_CFLAGS:-}"
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# the option table
+sed -n '/<!-- pool options/,/<!-- end of pool options/p' "$README" | grep -oE '^\| `--[a-z_]+' |
+    sed 's/^| `--//' | sort >"$work/readme.opts"
+"$EMBER" help | sed -n '/^pool options/,/^DURATION/p' | grep -oE '^  --[a-z_]+' | sed 's/^  --//' |
+    sort >"$work/help.opts"
+[ -s "$work/help.opts" ] || fail "ember help lists no pool options"
+diff -u "$work/help.opts" "$work/readme.opts" >"$work/opts.diff" ||
+    fail "README option table and ember help differ: $(tr '\n' ' ' <"$work/opts.diff")"
+
+# the install
+dest=$work/dest
+meson install -C "$BUILD" --destdir "$dest" --no-rebuild --quiet >"$work/install.log" 2>&1 ||
+    fail "meson install: $(tail -3 "$work/install.log")"
+pc=$(find "$dest" -name ember.pc | head -1)
+lib=$(find "$dest" -name 'libember.so.0' | head -1)
+for f in include/ember/client.h include/ember/pool.h include/ember/abi.h include/ember/detail/ring.h \
+         bin/ember share/doc/ember/LICENSE; do
+    [ -e "$(find "$dest" -path "*/$f" | head -1)" ] || fail "not installed: $f"
+done
+[ -n "$pc" ] || fail "no ember.pc installed"
+[ -n "$(find "$dest" -name libember.a)" ] || fail "no libember.a installed"
+if [ -n "$lib" ]; then
+    bad=$(nm -D --defined-only "$lib" | awk '{print $3}' | grep -vE '^ember_[a-z]')
+    [ -z "$bad" ] || fail "libember.so exports more than ember_*: $bad"
+    readelf -d "$lib" | grep -q 'SONAME.*libember.so.0' || fail "libember.so has no soname libember.so.0"
+else
+    fail "no libember.so.0 installed"
+fi
+
+# the README's C examples, built from the install
+export PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR=$dest
+awk '/^```c$/{n++; f=sprintf("'"$work"'/example%d.c", n); next} /^```$/{f=""} f{print > f}' "$README"
+ls "$work"/example*.c >/dev/null 2>&1 || fail "no C example in the README"
+static=$work/static
+cp -a "$dest" "$static"
+find "$static" -name 'libember.so*' -delete
+for src in "$work"/example*.c; do
+    exe=${src%.c}
+    # shellcheck disable=SC2046
+    cc -std=c11 -Wall -Wextra -Werror "${xflags[@]}" -o "$exe" "$src" $(pkg-config --cflags --libs ember) 2>"$work/cc.log" ||
+        fail "$(basename "$src") does not build: $(head -5 "$work/cc.log")"
+    # shellcheck disable=SC2046
+    PKG_CONFIG_SYSROOT_DIR=$static cc -std=c11 -Wall -Wextra -Werror "${xflags[@]}" -o "$exe-static" "$src" \
+        $(PKG_CONFIG_SYSROOT_DIR=$static pkg-config --cflags --libs --static ember) 2>"$work/cc.log" ||
+        fail "$(basename "$src") does not build statically: $(head -5 "$work/cc.log")"
+done
+if [ -x "$work/example1" ]; then
+    out=$(LD_LIBRARY_PATH=$(dirname "$lib") timeout 20 "$work/example1" 2>&1)
+    [ "$out" = "HI" ] || fail "the first README example printed '$out', not HI"
+    ldd "$work/example1" | grep -q libember.so.0 || fail "the shared build does not use libember.so.0"
+fi
+if [ -x "$work/example1-static" ]; then
+    ! ldd "$work/example1-static" | grep -q libember || fail "the static build needs libember.so"
+    out=$(timeout 20 "$work/example1-static" 2>&1)
+    [ "$out" = "HI" ] || fail "the first README example, static, printed '$out', not HI"
+fi
+[ "$failures" -eq 0 ] && echo "README options, install and examples: all good"
+[ "$failures" -eq 0 ]
