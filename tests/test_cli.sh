@@ -48,6 +48,11 @@ expect "stats json: options" 0 '"min":1,"max":3,"max_limit":[0-9]+,"max_concurre
 expect "stats json: queue rounded up" 0 '"queue_capacity":128' "$EMBER" stats "$NAME" --json
 expect "stats text" 0 "runners: 1 serving \(1 ready\), min 1, max 3" "$EMBER" stats "$NAME"
 expect "echo" 0 "^hello$" "$EMBER" call "$NAME" echo hello
+expect "an argument that starts with -" 0 "^-x$" "$EMBER" call "$NAME" echo -x
+expect "an argument after --" 0 "^--timeout$" "$EMBER" call "$NAME" echo -- --timeout
+expect "a flag given a value" 2 "option --json takes no value" "$EMBER" stats "$NAME" --json=yes
+expect "a count out of range" 2 "option --ready: '70000' is not a whole number up to 65536" \
+    "$EMBER" pool wait "$NAME" --ready 70000
 expect "exec output" 0 "^out 42$" "$EMBER" call "$NAME" exec 'echo out $((6 * 7))'
 expect "exec exit status" 1 "handler returned 3" "$EMBER" call "$NAME" exec 'exit 3'
 expect "unknown handler" 1 "no handler 'nope'" "$EMBER" call "$NAME" nope

@@ -68,38 +68,36 @@ extern "C" {
  * X(NAME, VALUE, MESSAGE): EMBER_NAME is VALUE; ember_strerror() gives the
  * message, ember_errname() "EMBER_NAME". First the codes that mean what
  * errno means (their values are errno's), then ember's own (1000 and up). */
-#define EMBER_ERROR_TABLE_ERRNO(X)                                                            \
-    X(EINVAL, EINVAL, "invalid argument: a bad pointer, name, option or handle")              \
-    X(ETIMEDOUT, ETIMEDOUT, "the call's deadline passed before its result came back")         \
-    X(EEXIST, EEXIST, "a pool or handler of that name already exists")                       \
-    X(EAGAIN, EAGAIN, "the call has not finished yet")                                        \
-    X(ECANCELLED, ECANCELED, "the call was cancelled by its caller")                          \
-    X(ETOOBIG, EMSGSIZE, "the payload is larger than the pool's max_payload")                 \
-    X(ENOMEM, ENOMEM, "out of memory")                                                        \
-    X(EACCES, EACCES, "permission denied")                                                    \
-    X(EPERM, EPERM, "operation not permitted")                                                \
-    X(EMFILE, EMFILE, "this process has too many open files")                                 \
-    X(ENFILE, ENFILE, "the system has too many open files")                                   \
-    X(ENOSPC, ENOSPC, "no space left for the pool's shared segment (/dev/shm)")               \
-    X(ENOSYS, ENOSYS, "the kernel lacks a system call ember needs (pidfd_open: Linux 5.3)")   \
-    X(ESRCH, ESRCH, "no such process")
-#define EMBER_ERROR_TABLE_OWN(X)                                                              \
-    X(ENOPOOL, 1001, "no such pool is running: start it first, or check the name and user")   \
+#define EMBER_ERROR_TABLE(X)                                                                       \
+    X(EINVAL, EINVAL, "invalid argument: a bad pointer, name, option or handle (ember_last_error() says which)") \
+    X(ETIMEDOUT, ETIMEDOUT, "the call's deadline passed before its result came back")              \
+    X(EEXIST, EEXIST, "a pool or handler of that name already exists")                             \
+    X(EAGAIN, EAGAIN, "the call has not finished yet")                                             \
+    X(ECANCELLED, ECANCELED, "the call was cancelled by its caller")                               \
+    X(ETOOBIG, EMSGSIZE, "the payload is larger than the pool's max_payload: raise it, or pass a file instead") \
+    X(ENOMEM, ENOMEM, "out of memory")                                                             \
+    X(EACCES, EACCES, "permission denied")                                                         \
+    X(EPERM, EPERM, "operation not permitted")                                                     \
+    X(EMFILE, EMFILE, "this process has too many open files: raise its limit (ulimit -n)")         \
+    X(ENFILE, ENFILE, "the system has too many open files")                                        \
+    X(ENOSPC, ENOSPC, "no space left for the pool's shared segment: /dev/shm is full or too small") \
+    X(ENOSYS, ENOSYS, "the kernel lacks a system call ember needs (pidfd_open: Linux 5.3)")        \
+    X(ESRCH, ESRCH, "no such process")                                                             \
+    X(ENOPOOL, 1001, "no such pool is running: start it first, or check the name and user")        \
     X(EPOOLDOWN, 1002, "the pool went down (its supervisor stopped or died) before the call ended") \
-    X(EFULL, 1004, "the pool's queue or payload space stayed full until the deadline")        \
-    X(ENOHANDLER, 1005, "the pool has no handler of that name or id")                         \
-    X(ECRASHED, 1007, "the runner running the call crashed; the detail is the signal")        \
-    X(ERUNNERLOST, 1008, "the runner was lost while running the call (killed for another call)") \
+    X(EFULL, 1004, "the pool's queue or payload space stayed full until the deadline: raise queue_capacity or payload_space, or the deadline") \
+    X(ENOHANDLER, 1005, "the pool has no handler of that name or id")                              \
+    X(ECRASHED, 1007, "the runner running the call crashed; the detail is the signal")             \
+    X(ERUNNERLOST, 1008, "the runner was lost while running the call (killed for another call on it)") \
     X(EABI, 1009, "the pool's shared segment has another ABI version: rebuild against the same ember") \
-    X(EOWNER, 1010, "the pool's shared segment belongs to another user")                      \
-    X(ECORRUPT, 1011, "the pool's shared segment is corrupted or not an ember segment")       \
-    X(ESTALE, 1012, "the call handle is stale: that call was already collected")              \
-    X(EHANDLER, 1014, "the handler returned an error; the detail is its return value")        \
-    X(EBOOT, 1015, "the pool could not boot a runner")                                        \
-    X(EIMAGE, 1016, "the function is not from the pool's program image")                      \
-    X(ECALLERS, 1018, "the pool's caller table is full: too many attached processes")         \
+    X(EOWNER, 1010, "the pool's shared segment belongs to another user")                           \
+    X(ECORRUPT, 1011, "the pool's shared segment is corrupted or not an ember segment: stop the pool and start it again") \
+    X(ESTALE, 1012, "the call handle is stale: that call was already collected")                   \
+    X(EHANDLER, 1014, "the handler returned an error; the detail is its return value")             \
+    X(EBOOT, 1015, "the pool could not boot a runner: see its events (ember events) for the cause") \
+    X(EIMAGE, 1016, "the function is not from the pool's program image")                           \
+    X(ECALLERS, 1018, "the pool's caller table is full: too many attached processes (raise max_callers)") \
     X(ESYSTEM, 1020, "a system call failed; ember_last_error() names it")
-#define EMBER_ERROR_TABLE(X) EMBER_ERROR_TABLE_ERRNO(X) EMBER_ERROR_TABLE_OWN(X)
 
 enum {
 #define EMBER__XENUM(name, val, msg) EMBER_##name = val,

@@ -28,6 +28,27 @@ bool parse_size(const char *s, uint64_t *out);
 bool parse_uint(const char *s, uint64_t max, uint64_t *out);
 int take_option(int argc, char **argv, int i, char *name, size_t nlen, const char **value,
                 bool takes_value);
+/* The options of a command other than pool start: a table ending with a
+ * { NULL } entry. DST is a bool (CLI_FLAG), an int64_t nanoseconds
+ * (CLI_DURATION) or a uint64_t at most MAX (CLI_COUNT). */
+enum cli_opt_kind { CLI_FLAG, CLI_DURATION, CLI_COUNT };
+struct cli_opt {
+    const char *name;       /* underscores; --na-me stands for it too */
+    enum cli_opt_kind kind;
+    void *dst;
+    uint64_t max;
+    char letter;            /* a flag's short form (-f), or 0 */
+};
+/* Parse ARGV by OPTS (--name VALUE, --name=VALUE); up to MAXPOS arguments
+ * that are no options go to POS[0..*NPOS). 0, or a usage error's 2 with the
+ * message printed. */
+int cli_parse_args(int argc, char **argv, const struct cli_opt *opts, const char **pos, int maxpos,
+                   int *npos);
+/* The usual command: `ember CMD NAME [OPTIONS]`: parse ARGV by OPTS, then
+ * attach to pool NAME. 0 with *POOL and *C set (detach it), or the exit
+ * status with the failure printed. */
+int cli_open(int argc, char **argv, const struct cli_opt *opts, const char **pool,
+             ember_client **c);
 /* Set pool option NAME (underscores) of CFG from VAL (NULL: none given);
  * 0, or a usage error's 2 with the message printed. */
 int set_pool_option(struct ember_pool_config *cfg, const char *name, const char *val);
@@ -44,7 +65,7 @@ int cmd_pool_start(int argc, char **argv);
 int cmd_pool_stop(int argc, char **argv);
 int cmd_pool_resize(int argc, char **argv);
 int cmd_pool_wait(int argc, char **argv);
-int cmd_pool_list(void);
+int cmd_pool_list(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_events(int argc, char **argv);
 int cmd_call(int argc, char **argv);

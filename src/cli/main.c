@@ -66,6 +66,18 @@ static void help(FILE *f)
             "handlers of a pool started here: noop, echo, sleep MS, spin MS, exec 'SHELL COMMAND'\n");
 }
 
+/* The commands: "pool start" is WORD "pool", SUB "start"; one-word commands
+ * have no SUB. */
+static const struct command {
+    const char *word, *sub;
+    int (*run)(int argc, char **argv);
+} commands[] = {
+    { "pool", "start", cmd_pool_start },   { "pool", "stop", cmd_pool_stop },
+    { "pool", "resize", cmd_pool_resize }, { "pool", "wait", cmd_pool_wait },
+    { "pool", "list", cmd_pool_list },     { "stats", NULL, cmd_stats },
+    { "events", NULL, cmd_events },        { "call", NULL, cmd_call },
+};
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
@@ -73,27 +85,20 @@ int main(int argc, char **argv)
         help(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "pool") == 0) {
-        if (argc < 3) return usage_error("pool: start, stop, resize, wait or list?");
-        const char *sub = argv[2];
-        static char label[32];
-        snprintf(label, sizeof label, "ember pool %s", sub);
+    static char label[48];
+    bool word_known = false;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        const struct command *cmd = &commands[i];
+        if (strcmp(argv[1], cmd->word) != 0) continue;
+        word_known = true;
+        int skip = cmd->sub ? 3 : 2;
+        if (cmd->sub && (argc < 3 || strcmp(argv[2], cmd->sub) != 0)) continue;
+        snprintf(label, sizeof label, "ember %s%s%s", cmd->word, cmd->sub ? " " : "",
+                 cmd->sub ? cmd->sub : "");
         cli_cmd = label;
-        if (strcmp(sub, "start") == 0) return cmd_pool_start(argc - 3, argv + 3);
-        if (strcmp(sub, "stop") == 0) return cmd_pool_stop(argc - 3, argv + 3);
-        if (strcmp(sub, "resize") == 0) return cmd_pool_resize(argc - 3, argv + 3);
-        if (strcmp(sub, "wait") == 0) return cmd_pool_wait(argc - 3, argv + 3);
-        if (strcmp(sub, "list") == 0) return cmd_pool_list();
-        cli_cmd = "ember";
-        return usage_error("pool: unknown command '%s'", sub);
+        return cmd->run(argc - skip, argv + skip);
     }
-    static char cmd_label[32];
-    snprintf(cmd_label, sizeof cmd_label, "ember %s", cmd);
-    cli_cmd = cmd_label;
-    if (strcmp(cmd, "stats") == 0) return cmd_stats(argc - 2, argv + 2);
-    if (strcmp(cmd, "events") == 0) return cmd_events(argc - 2, argv + 2);
-    if (strcmp(cmd, "call") == 0) return cmd_call(argc - 2, argv + 2);
-    cli_cmd = "ember";
-    return usage_error("unknown command '%s'", cmd);
+    if (word_known && argc < 3) return usage_error("pool: start, stop, resize, wait or list?");
+    if (word_known) return usage_error("pool: unknown command '%s'", argv[2]);
+    return usage_error("unknown command '%s'", argv[1]);
 }

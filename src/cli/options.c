@@ -94,6 +94,64 @@ int take_option(int argc, char **argv, int i, char *name, size_t nlen, const cha
     return 1;
 }
 
+/* The entry of OPTS named NAME (or, NAME NULL, whose letter is LETTER). */
+static const struct cli_opt *cli_opt_find(const struct cli_opt *opts, const char *name, char letter)
+{
+    for (; opts->name; opts++)
+        if (name ? strcmp(opts->name, name) == 0 : opts->letter == letter) return opts;
+    return NULL;
+}
+
+int cli_parse_args(int argc, char **argv, const struct cli_opt *opts, const char **pos, int maxpos,
+                   int *npos)
+{
+    *npos = 0;
+    bool options_end = false; /* after "--", everything is an argument */
+    for (int i = 0; i < argc;) {
+        const char *a = argv[i];
+        const struct cli_opt *letter = NULL;
+        if (!options_end && a[0] == '-' && a[1] && a[1] != '-' && !a[2])
+            letter = cli_opt_find(opts, NULL, a[1]);
+        if (letter && letter->kind == CLI_FLAG) {
+            *(bool *)letter->dst = true;
+            i++;
+            continue;
+        }
+        if (!options_end && strcmp(a, "--") == 0) {
+            options_end = true;
+            i++;
+            continue;
+        }
+        if (options_end || strncmp(a, "--", 2) != 0) { /* "-x" and "-" are arguments too */
+            if (*npos == maxpos) return usage_error("unexpected argument '%s'", a);
+            pos[(*npos)++] = argv[i++];
+            continue;
+        }
+        char name[64];
+        size_t k = strcspn(a + 2, "=");
+        snprintf(name, sizeof name, "%.*s", (int)(k < sizeof name ? k : sizeof name - 1), a + 2);
+        for (char *q = name; *q; q++) if (*q == '-') *q = '_';
+        const struct cli_opt *o = cli_opt_find(opts, name, 0);
+        if (!o) return usage_error("unknown option --%s", name);
+        const char *val;
+        i += take_option(argc, argv, i, name, sizeof name, &val, o->kind != CLI_FLAG);
+        if (o->kind == CLI_FLAG) {
+            if (val) return usage_error("option --%s takes no value", name);
+            *(bool *)o->dst = true;
+        } else if (!val) {
+            return usage_error("option --%s needs a value", name);
+        } else if (o->kind == CLI_DURATION) {
+            if (!parse_duration(val, (int64_t *)o->dst))
+                return usage_error("option --%s: '%s' is not a duration (e.g. 250ms, 30s, 2m)",
+                                   name, val);
+        } else if (!parse_uint(val, o->max, (uint64_t *)o->dst)) {
+            return usage_error("option --%s: '%s' is not a whole number up to %" PRIu64, name, val,
+                               o->max);
+        }
+    }
+    return 0;
+}
+
 struct pool_opt { const char *name; int kind; size_t off; const char *doc; };
 static const struct pool_opt pool_opts[] = {
 #define XOPT(name, field, kind, def, lo, hi, doc) \

@@ -149,58 +149,51 @@ int cli_attach(const char *name, ember_client **c)
     return 0;
 }
 
+int cli_open(int argc, char **argv, const struct cli_opt *opts, const char **pool,
+             ember_client **c)
+{
+    int npos, rc = cli_parse_args(argc, argv, opts, pool, 1, &npos);
+    if (rc) return rc;
+    if (npos < 1) return usage_error("the pool's NAME is missing");
+    return cli_attach(*pool, c);
+}
+
 int cmd_pool_stop(int argc, char **argv)
 {
-    if (argc < 1 || argv[0][0] == '-') return usage_error("NAME is missing");
     int64_t timeout = -1;
-    for (int i = 1; i < argc;) {
-        char name[64];
-        const char *val;
-        int used = take_option(argc, argv, i, name, sizeof name, &val, true);
-        if (!used) return usage_error("unexpected argument '%s'", argv[i]);
-        i += used;
-        if (strcmp(name, "shutdown_timeout") != 0)
-            return usage_error("unknown option --%s", name);
-        if (!val || !parse_duration(val, &timeout))
-            return usage_error("option --shutdown_timeout: '%s' is not a duration", val ? val : "");
-    }
+    const struct cli_opt opts[] = { { "shutdown_timeout", CLI_DURATION, &timeout, 0, 0 }, { 0 } };
+    const char *pool;
     ember_client *c;
-    if (cli_attach(argv[0], &c)) return 1;
-    int rc = ember_stop(c, timeout);
+    int rc = cli_open(argc, argv, opts, &pool, &c);
+    if (rc) return rc;
+    rc = ember_stop(c, timeout);
     ember_detach(c);
-    if (rc) return fail(rc, argv[0]);
-    printf("pool '%s' stopped\n", argv[0]);
+    if (rc) return fail(rc, pool);
+    printf("pool '%s' stopped\n", pool);
     return 0;
 }
 
 int cmd_pool_resize(int argc, char **argv)
 {
-    if (argc < 1 || argv[0][0] == '-') return usage_error("NAME is missing");
+    uint64_t min = UINT64_MAX, max = UINT64_MAX; /* not given */
+    const struct cli_opt opts[] = { { "min", CLI_COUNT, &min, UINT32_MAX, 0 },
+                                    { "max", CLI_COUNT, &max, UINT32_MAX, 0 }, { 0 } };
+    const char *pool;
     ember_client *c;
-    int64_t min = -1, max = -1;
-    for (int i = 1; i < argc;) {
-        char name[64];
-        const char *val;
-        uint64_t u;
-        int used = take_option(argc, argv, i, name, sizeof name, &val, true);
-        if (!used) return usage_error("unexpected argument '%s'", argv[i]);
-        i += used;
-        if (strcmp(name, "min") != 0 && strcmp(name, "max") != 0)
-            return usage_error("unknown option --%s (it takes --min and --max)", name);
-        if (!val || !parse_uint(val, UINT32_MAX, &u))
-            return usage_error("option --%s: '%s' is not a whole number", name, val ? val : "");
-        *(name[1] == 'i' ? &min : &max) = (int64_t)u;
+    int rc = cli_open(argc, argv, opts, &pool, &c);
+    if (rc) return rc;
+    if (min == UINT64_MAX && max == UINT64_MAX) {
+        ember_detach(c);
+        return usage_error("give --min, --max or both");
     }
-    if (min < 0 && max < 0) return usage_error("give --min, --max or both");
-    if (cli_attach(argv[0], &c)) return 1;
     ember_stats st;
     ember_stats_read(c, &st, NULL, 0);
-    unsigned nmin = min >= 0 ? (unsigned)min : st.min;
-    unsigned nmax = max >= 0 ? (unsigned)max : st.max;
-    int rc = ember_resize(c, nmin, nmax);
+    unsigned nmin = min != UINT64_MAX ? (unsigned)min : st.min;
+    unsigned nmax = max != UINT64_MAX ? (unsigned)max : st.max;
+    rc = ember_resize(c, nmin, nmax);
     ember_detach(c);
-    if (rc) return fail(rc, argv[0]);
-    printf("pool '%s': min %u, max %u\n", argv[0], nmin, nmax);
+    if (rc) return fail(rc, pool);
+    printf("pool '%s': min %u, max %u\n", pool, nmin, nmax);
     return 0;
 }
 
@@ -225,36 +218,27 @@ static int wait_runners(ember_client *c, const char *pool, unsigned n, int64_t t
 
 int cmd_pool_wait(int argc, char **argv)
 {
-    if (argc < 1 || argv[0][0] == '-') return usage_error("NAME is missing");
     uint64_t ready = 1, runners = UINT64_MAX;
-    int64_t timeout = 30ll * 1000000000ll;
-    for (int i = 1; i < argc;) {
-        char name[64];
-        const char *val;
-        int used = take_option(argc, argv, i, name, sizeof name, &val, true);
-        if (!used) return usage_error("unexpected argument '%s'", argv[i]);
-        i += used;
-        if (strcmp(name, "ready") == 0 || strcmp(name, "runners") == 0) {
-            if (!val || !parse_uint(val, 65536, name[0] == 'r' && name[1] == 'e' ? &ready : &runners))
-                return usage_error("option --%s: '%s' is not a whole number", name, val ? val : "");
-        } else if (strcmp(name, "timeout") == 0) {
-            if (!val || !parse_duration(val, &timeout))
-                return usage_error("option --timeout: '%s' is not a duration", val ? val : "");
-        } else {
-            return usage_error("unknown option --%s", name);
-        }
-    }
+    int64_t timeout = 30 * EMBER_SECOND;
+    const struct cli_opt opts[] = { { "ready", CLI_COUNT, &ready, 65536, 0 },
+                                    { "runners", CLI_COUNT, &runners, 65536, 0 },
+                                    { "timeout", CLI_DURATION, &timeout, 0, 0 }, { 0 } };
+    const char *pool;
     ember_client *c;
-    if (cli_attach(argv[0], &c)) return 1;
-    int rc = runners == UINT64_MAX ? ember_wait_ready(c, (unsigned)ready, timeout)
-                                   : wait_runners(c, argv[0], (unsigned)runners, timeout);
+    int rc = cli_open(argc, argv, opts, &pool, &c);
+    if (rc) return rc;
+    rc = runners == UINT64_MAX ? ember_wait_ready(c, (unsigned)ready, timeout)
+                               : wait_runners(c, pool, (unsigned)runners, timeout);
     ember_detach(c);
-    if (rc && runners == UINT64_MAX) return fail(rc, argv[0]);
+    if (rc && runners == UINT64_MAX) return fail(rc, pool);
     return rc;
 }
 
-int cmd_pool_list(void)
+int cmd_pool_list(int argc, char **argv)
 {
+    const struct cli_opt opts[] = { { 0 } };
+    int npos, rc = cli_parse_args(argc, argv, opts, NULL, 0, &npos);
+    if (rc) return rc;
     DIR *d = opendir("/dev/shm");
     if (!d) return fail(-errno, "/dev/shm");
     char prefix[32];

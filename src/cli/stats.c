@@ -91,19 +91,17 @@ static void runner_line(const ember_runner_stats *r, bool json, bool first)
 
 int cmd_stats(int argc, char **argv)
 {
-    if (argc < 1 || argv[0][0] == '-') return usage_error("NAME is missing");
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0) json = true;
-        else return usage_error("unexpected argument '%s'", argv[i]);
-    }
+    const struct cli_opt opts[] = { { "json", CLI_FLAG, &json, 0, 0 }, { 0 } };
+    const char *pool;
     ember_client *c;
-    if (cli_attach(argv[0], &c)) return 1;
+    int rc = cli_open(argc, argv, opts, &pool, &c);
+    if (rc) return rc;
     ember_stats st;
     static ember_runner_stats runners[4096];
     int n = ember_stats_read(c, &st, runners, 4096);
     ember_detach(c);
-    if (n < 0) return fail(n, argv[0]);
+    if (n < 0) return fail(n, pool);
     if (n > 4096) n = 4096;
     if (json) stats_json(&st);
     else stats_text(&st);
@@ -114,14 +112,12 @@ int cmd_stats(int argc, char **argv)
 
 int cmd_events(int argc, char **argv)
 {
-    if (argc < 1 || argv[0][0] == '-') return usage_error("NAME is missing");
     bool follow = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--follow") == 0 || strcmp(argv[i], "-f") == 0) follow = true;
-        else return usage_error("unexpected argument '%s'", argv[i]);
-    }
+    const struct cli_opt opts[] = { { "follow", CLI_FLAG, &follow, 0, 'f' }, { 0 } };
+    const char *pool;
     ember_client *c;
-    if (cli_attach(argv[0], &c)) return 1;
+    int rc = cli_open(argc, argv, opts, &pool, &c);
+    if (rc) return rc;
     uint64_t cursor = 0;
     for (;;) {
         ember_stats st;
@@ -149,27 +145,12 @@ int cmd_events(int argc, char **argv)
 int cmd_call(int argc, char **argv)
 {
     const char *pos[3] = { NULL, NULL, NULL };
-    int npos = 0;
     int64_t timeout = EMBER_TIMEOUT_DEFAULT;
-    unsigned flags = 0;
-    for (int i = 0; i < argc;) {
-        if (strncmp(argv[i], "--", 2) != 0 || !argv[i][2]) {
-            if (npos == 3) return usage_error("too many arguments");
-            pos[npos++] = argv[i++];
-            continue;
-        }
-        char name[64];
-        const char *val;
-        bool flag = strcmp(argv[i], "--unlinked") == 0;
-        i += take_option(argc, argv, i, name, sizeof name, &val, !flag);
-        if (strcmp(name, "unlinked") == 0) flags |= EMBER_UNLINKED;
-        else if (strcmp(name, "timeout") == 0) {
-            if (!val || !parse_duration(val, &timeout))
-                return usage_error("option --timeout: '%s' is not a duration", val ? val : "");
-        } else {
-            return usage_error("unknown option --%s", name);
-        }
-    }
+    bool unlinked = false;
+    const struct cli_opt opts[] = { { "timeout", CLI_DURATION, &timeout, 0, 0 },
+                                    { "unlinked", CLI_FLAG, &unlinked, 0, 0 }, { 0 } };
+    int npos, rc = cli_parse_args(argc, argv, opts, pos, 3, &npos);
+    if (rc) return rc;
     if (npos < 2) return usage_error("NAME and HANDLER are needed");
     ember_client *c;
     if (cli_attach(pos[0], &c)) return 1;
@@ -181,7 +162,7 @@ int cmd_call(int argc, char **argv)
     }
     const char *arg = pos[2] ? pos[2] : "";
     ember_result r;
-    int rc = ember_call_flags(c, h, arg, strlen(arg), &r, timeout, flags);
+    rc = ember_call_flags(c, h, arg, strlen(arg), &r, timeout, unlinked ? EMBER_UNLINKED : 0);
     if (rc == 0) {
         fwrite(r.data, 1, r.len, stdout);
         fflush(stdout);

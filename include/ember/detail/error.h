@@ -34,14 +34,15 @@ static inline int ember__fail(int code, const char *fmt, ...)
 }
 
 /* The code for system error ERR (an errno value): the table's own entry
- * when it has one, else EMBER_ESYSTEM; the message names WHAT and the
+ * when it has one (ember's own codes, 1000 and up, match no errno), else
+ * EMBER_ESYSTEM; the message names WHAT and the
  * system's words for ERR. */
 static inline int ember__sys_fail(int err, const char *what)
 {
     int code = -EMBER_ESYSTEM;
     switch (err) {
 #define EMBER__XSYS(name, val, msg) case val: code = -EMBER_##name; break;
-        EMBER_ERROR_TABLE_ERRNO(EMBER__XSYS)
+        EMBER_ERROR_TABLE(EMBER__XSYS)
 #undef EMBER__XSYS
     default: break;
     }
