@@ -446,22 +446,30 @@ static void set_idle_zero(struct ember_pool_config *c) { c->idle_shutdown_after_
 static void set_grace_negative(struct ember_pool_config *c) { c->kill_grace_ns = -1; }
 static void set_limit_below_max(struct ember_pool_config *c) { c->max = 4, c->max_limit = 2; }
 
+/* EXPR fails with CODE and leaves a message saying why. */
+#define FAILS(code, expr)                                                                      \
+    do {                                                                                       \
+        ember__errbuf_ptr()[0] = 0;                                                            \
+        assert_int_equal((expr), (code));                                                      \
+        if (!ember_last_error()[0]) fail_msg("%s: no ember_last_error()", #expr);              \
+    } while (0)
+
 static void bad_inputs_each_have_their_error(void **st)
 {
     (void)st;
     ember_client *c;
     char name[40];
     snprintf(name, sizeof name, "nope-%d", (int)getpid());
-    assert_int_equal(ember_attach(name, &c), -EMBER_ENOPOOL);
+    FAILS(-EMBER_ENOPOOL, ember_attach(name, &c));
     assert_non_null(strstr(ember_last_error(), name));
-    assert_int_equal(ember_attach("../etc", &c), -EMBER_EINVAL);
+    FAILS(-EMBER_EINVAL, ember_attach("../etc", &c));
     write_fake_segment(name, EMBER_MAGIC, EMBER_ABI_VERSION + 1, getuid());
-    assert_int_equal(ember_attach(name, &c), -EMBER_EABI);
+    FAILS(-EMBER_EABI, ember_attach(name, &c));
     write_fake_segment(name, 0x1234, EMBER_ABI_VERSION, getuid());
-    assert_int_equal(ember_attach(name, &c), -EMBER_ECORRUPT);
+    FAILS(-EMBER_ECORRUPT, ember_attach(name, &c));
     if (getuid() == 0) {
         write_fake_segment(name, EMBER_MAGIC, EMBER_ABI_VERSION, 12345);
-        assert_int_equal(ember_attach(name, &c), -EMBER_EOWNER);
+        FAILS(-EMBER_EOWNER, ember_attach(name, &c));
         assert_non_null(strstr(ember_last_error(), "12345"));
     }
     ember__shm_unlink(name);
@@ -486,7 +494,7 @@ static void bad_inputs_each_have_their_error(void **st)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct ember_pool_config b = cfg;
         bad[i].set(&b);
-        assert_int_equal(ember_pool_start(&b, &p), -EMBER_EINVAL);
+        FAILS(-EMBER_EINVAL, ember_pool_start(&b, &p));
         if (!strstr(ember_last_error(), bad[i].opt))
             fail_msg("'%s' does not name %s", ember_last_error(), bad[i].opt);
     }
@@ -496,26 +504,33 @@ static void bad_inputs_each_have_their_error(void **st)
     start(&f, "bad", 1, 1, 2);
     cfg.name = f.name;
     cfg.queue_capacity = 64;
-    assert_int_equal(ember_pool_start(&cfg, &p), -EMBER_EEXIST);
-    assert_int_equal(ember_handler(f.c, "no-such"), -EMBER_ENOHANDLER);
+    FAILS(-EMBER_EEXIST, ember_pool_start(&cfg, &p));
+    FAILS(-EMBER_ENOHANDLER, ember_handler(f.c, "no-such"));
     assert_non_null(strstr(ember_last_error(), "no-such"));
     ember_result r;
-    assert_int_equal(ember_call(f.c, 999, NULL, 0, &r, EMBER_TIMEOUT_DEFAULT), -EMBER_ENOHANDLER);
+    FAILS(-EMBER_ENOHANDLER, ember_call(f.c, 999, NULL, 0, &r, EMBER_TIMEOUT_DEFAULT));
     size_t too = ember_max_payload(f.c) + 1;
     void *big = calloc(1, too);
-    assert_int_equal(ember_call(f.c, 1, big, too, &r, EMBER_TIMEOUT_DEFAULT), -EMBER_ETOOBIG);
+    FAILS(-EMBER_ETOOBIG, ember_call(f.c, 1, big, too, &r, EMBER_TIMEOUT_DEFAULT));
     free(big);
     /* full queue with no time left: both slots held by blocked calls */
     atomic_store(&S->hold, 1);
     ember_call_id a, b;
     assert_int_equal(ember_submit(f.c, ember_handler(f.c, "block"), NULL, 0, EMBER_TIMEOUT_DEFAULT, &a), 0);
     assert_int_equal(ember_submit(f.c, ember_handler(f.c, "block"), NULL, 0, EMBER_TIMEOUT_DEFAULT, &b), 0);
-    assert_int_equal(ember_call(f.c, 1, NULL, 0, &r, 0), -EMBER_EFULL);
+    FAILS(-EMBER_EFULL, ember_call(f.c, 1, NULL, 0, &r, 0));
     release_hold();
+    FAILS(-EMBER_EAGAIN, ember_poll(f.c, a, &r));
     assert_int_equal(ember_wait(f.c, a, &r), 0);
     ember_result_release(f.c, &r);
     assert_int_equal(ember_wait(f.c, b, &r), 0);
     ember_result_release(f.c, &r);
+    /* a collected call's id is stale for every call that takes one */
+    FAILS(-EMBER_ESTALE, ember_wait(f.c, a, &r));
+    FAILS(-EMBER_ESTALE, ember_poll(f.c, b, &r));
+    FAILS(-EMBER_ESTALE, ember_cancel(f.c, a));
+    FAILS(-EMBER_EINVAL, ember_submit_flags(f.c, 1, NULL, 0, EMBER_TIMEOUT_DEFAULT, 0x80, &a));
+    FAILS(-EMBER_EINVAL, ember_resize(f.c, 2, 1));
     /* every code has its own name and text */
     assert_string_equal(ember_errname(-EMBER_EFULL), "EMBER_EFULL");
     assert_string_not_equal(ember_strerror(-EMBER_EFULL), ember_strerror(-EMBER_ETIMEDOUT));

@@ -137,8 +137,9 @@ typedef struct ember_result {
 } ember_result;
 
 /* Attach to the running pool NAME of this user. Returns 0, -EMBER_ENOPOOL
- * (none running), -EMBER_EABI, -EMBER_EOWNER, -EMBER_ECORRUPT, -EMBER_ECALLERS
- * or -errno. */
+ * (none running), -EMBER_EINVAL (bad name), -EMBER_EABI, -EMBER_EOWNER,
+ * -EMBER_ECORRUPT, -EMBER_ECALLERS, or a system failure (-EMBER_EACCES,
+ * -EMBER_EMFILE, -EMBER_ENOMEM, -EMBER_ESYSTEM). */
 EMBER_API int ember_attach(const char *name, ember_client **out);
 /* Detach; waits for nothing. Calls not collected are released. */
 EMBER_API void ember_detach(ember_client *c);
@@ -296,7 +297,9 @@ EMBER_API int ember_events_read(ember_client *c, uint64_t *cursor, ember_event *
 EMBER_API int ember_resize(ember_client *c, unsigned min, unsigned max);
 /* Stop the pool gracefully (as ember_pool_stop(), running calls get
  * SHUTDOWN_TIMEOUT_NS; negative: the pool's) and wait until its supervisor
- * has exited. Returns 0 or -errno. C is still to be detached. */
+ * has exited (killed if it has not shortly after the timeout). Returns 0,
+ * -EMBER_EINVAL, or -EMBER_EPERM / -EMBER_ESYSTEM when the supervisor cannot
+ * be signalled. C is still to be detached. */
 EMBER_API int ember_stop(ember_client *c, int64_t shutdown_timeout_ns);
 /* Wait until at least N runners are ready: 0, -EMBER_ETIMEDOUT, -EMBER_EPOOLDOWN. */
 EMBER_API int ember_wait_ready(ember_client *c, unsigned n, int64_t timeout_ns);

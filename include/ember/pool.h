@@ -175,13 +175,15 @@ typedef struct ember_pool ember_pool;
 /* Start a pool: creates its segment, forks the supervisor, which boots the
  * min runners. Returns once the supervisor is up (runners boot on their own;
  * calls queue meanwhile). Returns 0, -EMBER_EINVAL (option named in
- * ember_last_error()), -EMBER_EEXIST (a live pool of that name), -errno. */
+ * ember_last_error()), -EMBER_EEXIST (a live pool of that name), or a system failure
+ * (-EMBER_ENOSPC for /dev/shm, -EMBER_EMFILE..., -EMBER_ESYSTEM). */
 int ember_pool_start(const struct ember_pool_config *cfg, ember_pool **out);
 /* Graceful stop: no new calls (they get EMBER_EPOOLDOWN), queued calls get
  * EMBER_EPOOLDOWN, running calls may finish within SHUTDOWN_TIMEOUT_NS
  * (negative: the pool's shutdown_timeout), then their runners are killed
  * and those calls get EMBER_EPOOLDOWN too. The segment's name is removed and
- * the handle freed. Returns 0 or -errno. */
+ * the handle freed (whatever happens). Returns 0, or -EMBER_EINVAL for a
+ * NULL pool. */
 int ember_pool_stop(ember_pool *pool, int64_t shutdown_timeout_ns);
 /* Change min and max at run time. Growing boots runners as min or demand
  * needs; shrinking drains runners (idle ones first), never killing a call.

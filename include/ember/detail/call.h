@@ -302,13 +302,20 @@ static inline int ember__collect(ember_client *c, uint32_t idx, uint32_t w, embe
     }
 }
 
+/* The failure of a call id whose call was already collected. */
+static inline int ember__stale(const ember_client *c, uint32_t idx, uint32_t gen)
+{
+    return ember__fail(-EMBER_ESTALE, "pool '%s': call %u.%u was already collected", c->name, idx,
+                       gen);
+}
+
 /* Give up on a call at its deadline: never run if still queued. */
 static inline int ember__expire(ember_client *c, uint32_t idx, uint32_t gen, ember_result *res)
 {
     struct ember_slot *s = &c->v.slots[idx];
     for (;;) {
         uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
-        if (ember__gen(w) != gen) return -EMBER_ESTALE;
+        if (ember__gen(w) != gen) return ember__stale(c, idx, gen);
         switch (ember__st(w)) {
         case EMBER_SLOT_DONE:
             return ember__collect(c, idx, w, res);
@@ -334,7 +341,7 @@ static inline int ember__expire(ember_client *c, uint32_t idx, uint32_t gen, emb
             break;
         }
         default:
-            return -EMBER_ESTALE;
+            return ember__stale(c, idx, gen);
         }
     }
 }
@@ -360,7 +367,7 @@ static inline int ember__id_check(ember_client *c, ember_call_id id, ember_resul
     struct ember_slot *s = &c->v.slots[id.idx];
     *w = atomic_load_explicit(&s->state, memory_order_acquire);
     if (!ember__id_live(*w, id) || s->owner != c->caller_idx)
-        return res->status = ember__fail(-EMBER_ESTALE, "stale call id %u/%u", id.idx, id.gen);
+        return res->status = ember__stale(c, id.idx, id.gen);
     return 0;
 }
 
@@ -419,7 +426,7 @@ static inline int ember__wait(ember_client *c, ember_call_id id, uint64_t deadli
     }
     /* park: the standard loop - check, announce (WAITER), re-check, sleep */
     while (ember__st(w) != EMBER_SLOT_DONE) {
-        if (!ember__id_live(w, id)) return res->status = -EMBER_ESTALE;
+        if (!ember__id_live(w, id)) return res->status = ember__stale(c, id.idx, id.gen);
         if ((w & EMBER_SLOT_CANCEL) && ember__st(w) == EMBER_SLOT_QUEUED) {
             if (!ember__slot_free(v, id.idx, w)) { /* a runner took it first */
                 w = atomic_load_explicit(&s->state, memory_order_acquire);

@@ -172,7 +172,8 @@ EMBER_API int ember_poll(ember_client *c, ember_call_id id, ember_result *res)
     if (ember__now_ns() >= s->deadline_ns) return res->status = ember__expire(c, id.idx, id.gen, res);
     rc = ember__pool_alive(c);
     if (rc) return res->status = rc;
-    return -EMBER_EAGAIN;
+    return ember__fail(-EMBER_EAGAIN, "pool '%s': call %u.%u has not finished", c->name, id.idx,
+                       id.gen);
 }
 
 EMBER_API int ember_wait(ember_client *c, ember_call_id id, ember_result *res)
@@ -209,7 +210,7 @@ EMBER_API int ember_cancel(ember_client *c, ember_call_id id)
     uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
     for (;;) {
         if (!ember__id_live(w, id) || s->owner != c->caller_idx)
-            return ember__fail(-EMBER_ESTALE, "stale call id %u/%u", id.idx, id.gen);
+            return ember__stale(c, id.idx, id.gen);
         if (ember__st(w) == EMBER_SLOT_DONE || (w & EMBER_SLOT_CANCEL)) return 0;
         if (atomic_compare_exchange_strong(&s->state, &w, w | EMBER_SLOT_CANCEL)) break;
     }
