@@ -208,7 +208,7 @@ EMBER_API int ember_poll(ember_client *c, ember_call_id id, ember_result *res);
 EMBER_API void ember_result_release(ember_client *c, ember_result *res);
 
 /* ---- 3. the pool seen from outside -------------------------------------- */
-/* A snapshot of a pool (ember_stats()): a consistent enough picture for
+/* A snapshot of a pool (ember_stats_read()): a consistent enough picture for
  * monitoring; every field is read once, none is a promise about the next
  * instant. */
 typedef struct ember_runner_stats {
