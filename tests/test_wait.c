@@ -1,5 +1,5 @@
 /* Description: the slot state machine and waiting, in one process so TSan
- * sees every access - callers on several threads against runner threads
+ * sees every access - callers on several threads against workers
  * driving slots through QUEUED/RUNNING/DONE; a caller that parks is woken;
  * a deadline passing while queued frees the slot and the call never runs; a
  * deadline passing while running abandons the slot to its runner, which
@@ -20,7 +20,7 @@ static char g_name[40];
 static _Atomic int g_stop, g_ran, g_hold;
 static _Atomic uint64_t g_delay_ns;
 
-/* What a runner thread does with an entry, reduced to the state machine. */
+/* What a worker does with an entry, reduced to the state machine. */
 static void *fake_runner(void *arg)
 {
     (void)arg;

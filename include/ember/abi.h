@@ -21,7 +21,7 @@
  *                detail/slot.h.
  *   ring cells   producers and consumers, CAS only, see detail/ring.h.
  *   nparked,
- *   spin         runner threads -> callers; seq_cst, the eventcount pairing
+ *   spin         workers -> callers; seq_cst, the eventcount pairing
  *                described in detail/wake.h.
  *   runner.*     supervisor writes gen/state/exit status, and pid after the
  *                fork; the runner writes its own pid before it takes a call,
@@ -125,8 +125,8 @@ enum {
 enum { EMBER_PLACEMENT_NUMA = 0, EMBER_PLACEMENT_CORE = 1, EMBER_PLACEMENT_NONE = 2 };
 #define EMBER_EVENT_RING 256      /* entries; a power of two */
 
-/* A runner's job thread ("worker": its entry in the worker table) has a
- * state word, also its futex. The global counters nparked and the idle
+/* A worker (one of a runner's max_concurrency threads, with its entry in
+ * the worker table) has a state word, also its futex. The global counters nparked and the idle
  * spinner count (hdr.spin) follow these states; the orders of the updates
  * are chosen so that a worker killed between the two errs on the harmless
  * side (see src/runner/worker.c), and the supervisor subtracts a dead
@@ -137,7 +137,7 @@ enum { EMBER_WORKER_ACTIVE = 0, EMBER_WORKER_PARKED = 1, EMBER_WORKER_WOKEN = 2,
 struct ember_ring_hdr {
     EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint64_t) head;  /* consumers' position */
     EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint64_t) tail;  /* producers' position */
-    /* run rings of a multi-node pool: runner threads of this node spinning
+    /* run rings of a multi-node pool: workers of this node spinning
      * for work (the node's share of the idle spinners of hdr.spin) */
     EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(int32_t) spinners;
     /* cells follow at the next cache line: EMBER_ATOMIC(uint64_t) cell[cap],
@@ -182,10 +182,10 @@ struct ember_shm_header {
 
     /* signed: crash repair may leave them below the truth, never above it
      * where that could cost a wake-up (see src/runner/worker.c) */
-    EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(int32_t) nparked;        /* runner threads parked */
-    /* two counters in one word, so that a runner thread starting or stopping
+    EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(int32_t) nparked;        /* workers parked */
+    /* two counters in one word, so that a worker starting or stopping
      * to spin changes both with one atomic operation: the low half counts
-     * every spinner (callers too), the high half the runner threads spinning
+     * every spinner (callers too), the high half the workers spinning
      * for work ("idle spinners"); each half is biased by EMBER_SPIN_BIAS, so
      * a half left below zero by crash repair never borrows from the other */
     EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint64_t) spin;
@@ -199,7 +199,7 @@ struct ember_shm_header {
     EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint64_t) calls_crashed, calls_expired, runners_started, runners_died,
                      callers_reaped, calls_killed, calls_boot_failed, boot_failures;
 
-    /* growth: a caller that found no runner thread free sets grow_req and
+    /* growth: a caller that found no worker free sets grow_req and
      * rings the doorbell; the supervisor clears it when it has looked */
     EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint32_t) grow_req;
     /* written by the supervisor only, read by callers on that same path */

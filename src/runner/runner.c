@@ -1,15 +1,15 @@
-/* runner/runner.c - a runner process: max_concurrency job threads taking calls.
+/* runner/runner.c - a runner process: max_concurrency workers taking calls.
  *
  * Forked by the supervisor, so it carries the application's code and
  * handlers. It dies with the supervisor (PR_SET_PDEATHSIG, checked against
  * the race with getppid()), so no runner outlives its pool.
  *
- * The job threads (worker.c) take and run calls.
+ * The workers (worker.c) take and run calls.
  *
  * The main thread is the runner's control thread: it runs the boot callback,
- * starts the job threads, says READY, then sleeps on runner.ctl and answers
+ * starts the workers, says READY, then sleeps on runner.ctl and answers
  * the supervisor (idle check, drain), and publishes its resident memory
- * (every 200 ms with max_rss, else every second). Draining: job threads take no new call, finish the one
+ * (every 200 ms with max_rss, else every second). Draining: workers take no new call, finish the one
  * they run and end; one that was woken for a call it will not take passes
  * the wake-up on; the control thread joins them and exits 0.
  * Job credits (max_jobs, single_use): see worker.c. */
@@ -30,7 +30,7 @@ struct ember__runner_self ember__self;
 
 /* Bind this process to what the supervisor planned for it (runner.cpuset,
  * runner.node): its CPUs, then its memory policy, while it has one thread,
- * so the job threads it starts next inherit both. The memory policy is the
+ * so the workers it starts next inherit both. The memory policy is the
  * thread policy (process-wide membind is not supported on Linux), so memory
  * these threads first touch, shared payload pages included, comes from the
  * node. On a topology that is not this machine (synthetic, in tests) nothing
@@ -79,7 +79,7 @@ static bool runner_idle(struct ember__view *v)
     return !ember__any_queued(v, ember__self.ring);
 }
 
-/* End the runner: its job threads finish their calls and stop. */
+/* End the runner: its workers finish their calls and stop. */
 static _Noreturn void drain_and_exit(struct ember__view *v, struct worker_arg *args)
 {
     atomic_store(&ember__self.draining, true);
@@ -134,7 +134,7 @@ static int64_t job_credits(const struct ember_pool_config *cfg)
     return (int64_t)(j - jitter > INT64_MAX ? INT64_MAX : j - jitter);
 }
 
-/* Start the job threads of runner IDX; returns their handles. */
+/* Start the workers of runner IDX; returns their handles. */
 static struct worker_arg *workers_start(struct ember__view *v, uint32_t idx)
 {
     struct worker_arg *args = calloc(v->max_conc, sizeof *args);

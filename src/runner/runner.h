@@ -1,7 +1,7 @@
 /* runner/runner.h - what the runner's files share.
  *
  *   runner.c   the process: binding, the boot callback, the control thread
- *   worker.c   the job threads: take a call, run it, spin, park
+ *   worker.c   the workers: take a call, run it, spin, park
  *   out.c      what a handler sees: its job, and ember_out for its result
  * One runner process is one of these; ember__self is its identity. */
 #ifndef EMBER_RUNNER_RUNNER_H
@@ -22,7 +22,7 @@ struct ember_out {
     unsigned char inl[EMBER_INLINE_MAX];
 };
 
-/* This runner (written by its main thread before the job threads start). */
+/* This runner (written by its main thread before the workers start). */
 struct ember__runner_self {
     struct ember__view *view;
     const struct ember_pool_config *cfg;

@@ -1,6 +1,6 @@
-/* runner/worker.c - a runner's job threads.
+/* runner/worker.c - a runner's workers.
  *
- * Each job thread runs the loop:
+ * Each worker runs the loop:
  *   take an entry from the run ring -> run it -> again;
  *   when the ring is empty: spin (adaptive budget, only while spinners do not
  *   outnumber CPUs), then park on its own futex word.
@@ -162,7 +162,7 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
 void ember__drain_self(struct ember__view *v, uint32_t reason)
 {
     struct ember_runner_ent *re = &v->runners[ember__self.runner];
-    /* from READY, or from BOOTING: a job thread may take its runner's last
+    /* from READY, or from BOOTING: a worker may take its runner's last
      * credit before the control thread has said READY (which then fails,
      * and the runner ends as drained, with this reason) */
     uint32_t st = EMBER_RUNNER_READY;

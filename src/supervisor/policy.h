@@ -27,6 +27,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* An instant (CLOCK_MONOTONIC ns, unsigned) that never comes: what a
+ * duration of EMBER_NEVER (client.h) adds up to. */
 #define EMBER__NEVER_NS UINT64_MAX
 
 /* boot backoff: base << (failures - 1), capped; the breaker opens (calls are

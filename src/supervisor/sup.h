@@ -42,7 +42,7 @@ struct sup_runner {
     int16_t place;         /* placement core: its core (placement.h), else -1 */
 };
 struct sup_caller { int pidfd; uint32_t pid, gen; bool watched; };
-/* a runner thread's call that is cancelled (abandoned by a dead linked owner,
+/* a worker's call that is cancelled (abandoned by a dead linked owner,
  * or ember_cancel()): since when we know, for the kill_grace clock */
 struct sup_cancel { uint32_t entry; uint64_t since; };
 

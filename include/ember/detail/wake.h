@@ -1,6 +1,6 @@
 /* ember/detail/wake.h - making sure a runner takes a queued call.
  *
- * After a push the producer wakes a parked runner thread only when no
+ * After a push the producer wakes a parked worker only when no
  * thread spins for work (the eventcount below), chooses the least-loaded
  * runner of the call's node, and asks the supervisor for growth when no
  * thread at all will take the call. Also here: the supervisor's doorbell. */
@@ -10,7 +10,7 @@
 #include "slot.h"
 
 /* The eventcount. Producer (here): push (seq_cst cell CAS), then load nparked, then
- * the idle spinner count in hdr.spin (seq_cst). A runner thread going to sleep: set its park word
+ * the idle spinner count in hdr.spin (seq_cst). A worker going to sleep: set its park word
  * PARKED and nparked++ (seq_cst), stop counting itself among the idle spinners, then
  * look at the ring once more before sleeping. In the single total order either
  * the producer sees the parked thread (and wakes one) or the thread's last
@@ -21,7 +21,7 @@
  * producers never spend their wake-ups on the same thread. With several
  * nodes each run ring also counts its node's spinners, changed at the same
  * points as hdr.spin, so the same argument holds per node. */
-/* hdr.spin: a runner thread spinning for work counts in both halves, a
+/* hdr.spin: a worker spinning for work counts in both halves, a
  * caller spinning for its result in the low half only (see abi.h) */
 #define EMBER_SPIN_IDLE ((1ull << 32) | 1ull)
 static inline int32_t ember__spinners(uint64_t w) { return (int32_t)((uint32_t)w - EMBER_SPIN_BIAS); }
@@ -70,7 +70,7 @@ static inline bool ember__wake_one(struct ember__view *v, uint32_t ring, bool lo
     return false;
 }
 
-/* A call was pushed on ring RING: make sure a runner thread will take it.
+/* A call was pushed on ring RING: make sure a worker will take it.
  * With several nodes, a spinner of the call's node takes it; failing that a
  * parked thread of that node is woken rather than leaving the call to
  * another node's spinner (which steals it only after a few microseconds,
@@ -115,7 +115,7 @@ static inline void ember__ring_doorbell(struct ember__view *v)
     ember__futex_wake(&v->hdr->doorbell, 1);
 }
 
-/* A call was pushed and no runner thread was woken or spinning for it: ask
+/* A call was pushed and no worker was woken or spinning for it: ask
  * the supervisor to look at the pool's size (it boots a runner if every one
  * is full and there is room below max). One doorbell per request: the flag
  * stays set until the supervisor has looked, and a pool at max asks nothing. */
