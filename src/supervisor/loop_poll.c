@@ -1,13 +1,18 @@
-/* loop_poll.c - the supervisor's fallback event loop: ppoll and a tick.
+/* supervisor/loop_poll.c - the supervisor's fallback event loop: ppoll and
+ * a tick.
  *
  * For kernels or containers that refuse io_uring (kernel.io_uring_disabled,
  * seccomp). ppoll() watches the signalfd and the pidfds; since a futex cannot
  * be polled, the doorbell word is compared with its last value at least every
- * EMBER__DOORBELL_TICK_NS. The doorbell only announces callers attaching and
- * detaching, so that delay costs nothing that matters, and the supervisor
- * stays single-threaded: it forks runners, and a fork while another thread
- * holds a lock (the allocator's, say) would leave the runner deadlocked.
- * Same one-shot watch semantics as the io_uring back-end. */
+ * EMBER__DOORBELL_TICK_NS. What the doorbell announces (callers attaching
+ * and detaching, growth requests, runners ready, cancels, resizes) waits
+ * that long at most: a call is never held up by it, since runners take work
+ * from the rings without the supervisor; growth and cancels are what may
+ * start up to a tick late. A helper thread turning the futex into an eventfd
+ * would remove the tick, but the supervisor stays single-threaded: it forks
+ * runners, and a fork while another thread holds a lock (the allocator's,
+ * say) would leave the runner deadlocked. Same one-shot watch semantics as
+ * the io_uring back-end. */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>

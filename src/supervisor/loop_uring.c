@@ -1,8 +1,8 @@
-/* loop_uring.c - the supervisor's io_uring event loop back-end.
+/* supervisor/loop_uring.c - the supervisor's io_uring event loop back-end.
  *
  * One ring: POLL_ADD (one-shot) on pidfds and the signalfd, a FUTEX_WAIT on
- * the pool's doorbell word, and a TIMEOUT for the loop's own deadline. liburing 2.3 has no futex helpers, so that
- * SQE is filled by hand: opcode 51, fd = futex2 flags (FUTEX2_SIZE_U32, never
+ * the pool's doorbell word, and a TIMEOUT for the loop's own deadline.
+ * liburing 2.3 has no futex helpers, so that SQE is filled by hand: opcode 51, fd = futex2 flags (FUTEX2_SIZE_U32, never
  * FUTEX2_PRIVATE: the word is shared), addr = the word, off = the expected
  * value, addr3 = the bitmask (all ones; zero is refused). It completes with 0
  * when woken and -EAGAIN when the word already differed; either way the

@@ -1,4 +1,4 @@
-/* policy.c - the pool's scaling decisions (see policy.h for the rules). */
+/* supervisor/policy.c - the pool's scaling decisions (see policy.h for the rules). */
 #include <string.h>
 #include "ember/abi.h"
 #include "supervisor/policy.h"

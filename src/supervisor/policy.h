@@ -1,4 +1,4 @@
-/* policy.h - the pool's scaling decisions, as pure functions.
+/* supervisor/policy.h - the pool's scaling decisions, as pure functions.
  *
  * The supervisor takes a snapshot of its runners and of the queue, asks
  * ember__policy_plan() what to do, and does it. No process, clock or shared

@@ -1,4 +1,4 @@
-/* supervisor.c - the process that owns a pool.
+/* supervisor/supervisor.c - the process that owns a pool.
  *
  * Forked from the application by ember_pool_start(). It boots and stops
  * runners, holds a pidfd for every runner and every attached caller, and
