@@ -58,14 +58,13 @@ static void bind_self(struct ember_runner_ent *re)
 
 /* Bytes resident in this runner, as the kernel counts them
  * (/proc/self/statm), whatever allocator the program uses and however it
- * links libember. */
+ * links libember. The file stays open: one pread a look. 0: unknown. */
 static uint64_t runner_rss(void)
 {
+    static int fd = -1;
+    if (fd < 0 && (fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC)) < 0) return 0;
     char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
     if (n <= 0) return 0;
     buf[n] = 0;
     const char *p = strchr(buf, ' '); /* size, then resident */
@@ -180,11 +179,14 @@ static _Noreturn void control_loop(struct ember__view *v, struct worker_arg *arg
             ember__ring_doorbell(v);
             continue;
         }
+        /* a look every second (every 200 ms with max_rss); the first one
+         * after the first wait, not while the runner's first calls run */
+        ember__futex_wait(&re->ctl, ctl, ember__now_ns() + (cfg->max_rss ? 200000000ull : 1000000000ull));
+        if (getppid() != sup) _exit(0);
+        if (atomic_load(&re->ctl) != ctl) continue; /* the supervisor asked: answer first */
         uint64_t rss = runner_rss(); /* for ember_stats, and max_rss */
         atomic_store_explicit(&re->rss, rss, memory_order_relaxed);
         if (cfg->max_rss && rss > cfg->max_rss) ember__drain_self(v, EMBER_WHY_MAX_RSS);
-        ember__futex_wait(&re->ctl, ctl, ember__now_ns() + (cfg->max_rss ? 200000000ull : 1000000000ull));
-        if (getppid() != sup) _exit(0);
     }
 }
 
