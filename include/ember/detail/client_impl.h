@@ -172,8 +172,7 @@ EMBER_API int ember_poll(ember_client *c, ember_call_id id, ember_result *res)
     if (ember__now_ns() >= s->deadline_ns) return res->status = ember__expire(c, id.idx, id.gen, res);
     rc = ember__pool_alive(c);
     if (rc) return res->status = rc;
-    return ember__fail(-EMBER_EAGAIN, "pool '%s': call %u.%u has not finished", c->name, id.idx,
-                       id.gen);
+    return EMBER__FAIL_TEXT(-EMBER_EAGAIN, "ember_poll: the call has not finished yet");
 }
 
 EMBER_API int ember_wait(ember_client *c, ember_call_id id, ember_result *res)

@@ -33,6 +33,17 @@ static inline int ember__fail(int code, const char *fmt, ...)
     return code;
 }
 
+/* Record the fixed message LIT (a string literal) and return CODE: for
+ * results a caller may meet in a loop (ember_poll's EAGAIN), where
+ * formatting would cost more than the look itself. */
+static inline int ember__fail_text(int code, const char *msg, size_t size)
+{
+    memcpy(ember__errbuf, msg, size < EMBER__ERRLEN ? size : EMBER__ERRLEN);
+    ember__errbuf[EMBER__ERRLEN - 1] = 0;
+    return code;
+}
+#define EMBER__FAIL_TEXT(code, lit) ember__fail_text((code), "" lit, sizeof(lit))
+
 /* The code for system error ERR (an errno value): the table's own entry
  * when it has one (ember's own codes, 1000 and up, match no errno), else
  * EMBER_ESYSTEM; the message names WHAT and the
