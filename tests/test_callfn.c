@@ -13,30 +13,18 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 #include "lib/testing.h"
+#include "fixture.h"
 
 static const char *g_foreign; /* path of the foreign program */
-
-struct fixture { ember_pool *pool; ember_client *c; char name[40]; };
 
 static void start(struct fixture *f)
 {
     struct ember_pool_config cfg;
-    ember_pool_config_init(&cfg);
-    snprintf(f->name, sizeof f->name, "fn-%d", (int)getpid());
-    cfg.name = f->name;
+    fixture_config(f, &cfg, "fn", "");
     cfg.min = 1;
     cfg.max = 1;
     cfg.queue_capacity = 16;
-    cfg.max_payload = 1 << 16;
-    int rc = ember_pool_start(&cfg, &f->pool);
-    if (rc) fail_msg("pool start: %s: %s", ember_strerror(rc), ember_last_error());
-    assert_int_equal(ember_attach(f->name, &f->c), 0);
-}
-
-static void stop(struct fixture *f)
-{
-    ember_detach(f->c);
-    assert_int_equal(ember_pool_stop(f->pool, 1000000000ll), 0);
+    fixture_start(f, &cfg, 0);
 }
 
 /* sums the context's ints; says which process it ran in */
@@ -81,7 +69,7 @@ static void same_image_function_runs_in_a_runner(void **st)
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    stop(&f);
+    fixture_stop(&f);
 }
 
 static void foreign_image_is_refused(void **st)
@@ -112,7 +100,7 @@ static void foreign_image_is_refused(void **st)
     ember_result_release(f.c, &r);
     assert_int_equal(ember_call_fn(f.c, NULL, NULL, 0, &r, EMBER_TIMEOUT_DEFAULT), -EMBER_EINVAL);
     ember_result_release(f.c, &r);
-    stop(&f);
+    fixture_stop(&f);
 }
 
 int main(int argc, char **argv)

@@ -22,6 +22,7 @@
 #include <sys/mman.h>
 #include <cmocka.h>
 #include "lib/testing.h"
+#include "fixture.h"
 #include "supervisor/policy.h"
 
 /* State shared with supervisors and runners (inherited mapping). */
@@ -114,33 +115,14 @@ static void on_shrink(const ember_event *ev, void *arg)
     atomic_fetch_add(&S->shrink_cb, 1);
 }
 
-struct fixture { ember_pool *pool; ember_client *c; char name[40]; uint64_t cursor; };
-
 static void config(struct ember_pool_config *cfg, struct fixture *f, const char *tag)
 {
-    ember_pool_config_init(cfg);
-    snprintf(f->name, sizeof f->name, "e%s-%d", tag, (int)getpid());
-    cfg->name = f->name;
+    fixture_config(f, cfg, "e", tag);
     cfg->queue_capacity = 256;
-    cfg->max_payload = 1 << 16;
     cfg->runner_boot = boot_cb;
     cfg->on_grow_end = on_grow_end;
     cfg->on_shrink = on_shrink;
     memset(S, 0, sizeof *S);
-    f->cursor = 0;
-}
-
-static void start(struct fixture *f, const struct ember_pool_config *cfg)
-{
-    int rc = ember_pool_start(cfg, &f->pool);
-    if (rc) fail_msg("pool start: %s: %s", ember_strerror(rc), ember_last_error());
-    assert_int_equal(ember_attach(f->name, &f->c), 0);
-}
-
-static void stop(struct fixture *f)
-{
-    ember_detach(f->c);
-    assert_int_equal(ember_pool_stop(f->pool, 1000000000ll), 0);
 }
 
 static struct ember_shm_header *hdr(struct fixture *f) { return ember__pool_view(f->pool)->hdr; }
@@ -166,17 +148,6 @@ static bool await_serving(struct fixture *f, uint32_t n, unsigned ms)
         ember__futex_wait(&hdr(f)->epoch, ep, ember__now_ns() + 5000000ull);
     }
     return false;
-}
-
-static bool await_count(_Atomic uint32_t *w, uint32_t want, unsigned ms)
-{
-    uint64_t until = ember__now_ns() + ms * 1000000ull;
-    for (;;) {
-        uint32_t v = atomic_load(w);
-        if (v >= want) return true;
-        if (ember__now_ns() > until) return false;
-        ember__futex_wait(w, v, ember__now_ns() + 5000000ull);
-    }
 }
 
 /* Count events of TYPE (and REASON, unless -1) read from the pool since the
@@ -216,22 +187,6 @@ static int await_shrinks(struct fixture *f, int reason, int want, unsigned ms)
     }
 }
 
-static ember_call_id submit_block(struct fixture *f)
-{
-    ember_call_id id;
-    uint32_t before = atomic_load(&S->started);
-    atomic_store(&S->hold, 1);
-    assert_int_equal(ember_submit(f->c, ember_handler(f->c, "block"), NULL, 0, EMBER_TIMEOUT_DEFAULT, &id), 0);
-    assert_true(await_count(&S->started, before + 1, 5000));
-    return id;
-}
-
-static void release(void)
-{
-    atomic_store(&S->hold, 0);
-    ember__futex_wake(&S->hold, INT_MAX);
-}
-
 static void min_at_start_growth_when_full_max_bounds(void **st)
 {
     (void)st;
@@ -240,7 +195,7 @@ static void min_at_start_growth_when_full_max_bounds(void **st)
     config(&cfg, &f, "grow");
     cfg.min = 1;
     cfg.max = 3;
-    start(&f, &cfg);
+    fixture_start(&f, &cfg, 0);
     assert_true(await_serving(&f, 1, 5000)); /* min runners boot at start */
     ember_result r;
     /* one call on an idle runner: no growth */
@@ -250,11 +205,11 @@ static void min_at_start_growth_when_full_max_bounds(void **st)
     assert_int_equal(e.grow_start, 1);
     int grown = e.grow_ok; /* its GROW_END may come after its first call */
     /* every runner full: one more each time, up to max */
-    ember_call_id a = submit_block(&f);
+    ember_call_id a = gate_occupy(&f, &S->hold, &S->started);
     assert_int_equal(serving(&f), 1);
-    ember_call_id b = submit_block(&f);
+    ember_call_id b = gate_occupy(&f, &S->hold, &S->started);
     assert_int_equal(serving(&f), 2);
-    ember_call_id c = submit_block(&f);
+    ember_call_id c = gate_occupy(&f, &S->hold, &S->started);
     assert_int_equal(serving(&f), 3);
     /* beyond max calls queue; with a short timeout one expires there and never runs */
     uint32_t ran = atomic_load(&S->ran);
@@ -264,7 +219,7 @@ static void min_at_start_growth_when_full_max_bounds(void **st)
     ember_result_release(f.c, &r);
     assert_int_equal(serving(&f), 3);
     assert_int_equal(live_runners(&f), 3);
-    release();
+    gate_release(&S->hold);
     ember_call_id ids[3] = { a, b, c };
     for (int i = 0; i < 3; i++) {
         assert_int_equal(ember_wait(f.c, ids[i], &r), 0);
@@ -275,7 +230,7 @@ static void min_at_start_growth_when_full_max_bounds(void **st)
     e = read_events(&f, -1);
     assert_int_equal(e.grow_start, 2);
     assert_int_equal(grown + e.grow_ok, 3);
-    stop(&f);
+    fixture_stop(&f);
 }
 
 struct storm { struct fixture *f; _Atomic int errors; _Atomic int done; };
@@ -301,7 +256,7 @@ static void never_beyond_max_under_64_callers(void **st)
     config(&cfg, &f, "storm");
     cfg.min = 0;
     cfg.max = 3;
-    start(&f, &cfg);
+    fixture_start(&f, &cfg, 0);
     struct storm s = { .f = &f };
     pthread_t th[64];
     for (int i = 0; i < 64; i++) assert_int_equal(pthread_create(&th[i], NULL, storm_thread, &s), 0);
@@ -316,7 +271,7 @@ static void never_beyond_max_under_64_callers(void **st)
     assert_true(most <= 3);
     assert_int_equal(most, 3); /* and the demand did grow it to max */
     assert_int_equal(atomic_load(&S->ran), 64 * 20);
-    stop(&f);
+    fixture_stop(&f);
 }
 
 static void two_calls_while_booting_share_the_runner(void **st)
@@ -328,7 +283,7 @@ static void two_calls_while_booting_share_the_runner(void **st)
     cfg.min = 0;
     cfg.max = 4;
     cfg.max_concurrency = 2;
-    start(&f, &cfg);
+    fixture_start(&f, &cfg, 0);
     atomic_store(&S->boot_sleep_ms, 200);
     ember_call_id a, b;
     int h = ember_handler(f.c, "pid");
@@ -345,7 +300,7 @@ static void two_calls_while_booting_share_the_runner(void **st)
     ember_result_release(f.c, &rb);
     assert_int_equal(atomic_load(&S->boots), 1);
     assert_int_equal(read_events(&f, -1).grow_start, 1);
-    stop(&f);
+    fixture_stop(&f);
 }
 
 static void failed_boot_is_retried_and_the_cast_runs(void **st)
@@ -356,7 +311,7 @@ static void failed_boot_is_retried_and_the_cast_runs(void **st)
     config(&cfg, &f, "retry");
     cfg.min = 0;
     cfg.max = 2;
-    start(&f, &cfg);
+    fixture_start(&f, &cfg, 0);
     atomic_store(&S->boot_fail_first, 1);
     assert_int_equal(ember_cast(f.c, ember_handler(f.c, "pid"), NULL, 0, EMBER_TIMEOUT_DEFAULT), 0);
     assert_true(await_count(&S->ran, 1, 5000));
@@ -367,7 +322,7 @@ static void failed_boot_is_retried_and_the_cast_runs(void **st)
     assert_int_equal(e.last_fail_count, 1);
     assert_string_equal(e.last_msg, "first boot fails");
     assert_int_equal(e.grow_ok, 1);
-    stop(&f);
+    fixture_stop(&f);
 }
 
 static void boot_always_failing_backs_off_with_eboot(void **st)
@@ -378,7 +333,7 @@ static void boot_always_failing_backs_off_with_eboot(void **st)
     config(&cfg, &f, "broken");
     cfg.min = 0;
     cfg.max = 4;
-    start(&f, &cfg);
+    fixture_start(&f, &cfg, 0);
     atomic_store(&S->boot_fail_always, 1);
     ember_result r;
     uint64_t t0 = ember__now_ns();
@@ -397,7 +352,7 @@ static void boot_always_failing_backs_off_with_eboot(void **st)
     assert_true(ember__now_ns() - t0 < 50000000ull);
     assert_true(boots <= EMBER__BREAKER_FAILURES + 1);
     assert_int_equal(atomic_load(&S->ran), 0);
-    stop(&f);
+    fixture_stop(&f);
 }
 
 static void idle_shutdown_keeps_min_and_obeys_the_check(void **st)
@@ -410,13 +365,13 @@ static void idle_shutdown_keeps_min_and_obeys_the_check(void **st)
     cfg.max = 3;
     cfg.idle_shutdown_after_ns = 150000000ll;
     cfg.idle_shutdown_check = idle_check;
-    start(&f, &cfg);
+    fixture_start(&f, &cfg, 0);
     assert_true(await_serving(&f, 1, 5000));
     atomic_store(&S->keep, 1); /* the check says stay */
     ember_call_id ids[3];
-    for (int i = 0; i < 3; i++) ids[i] = submit_block(&f);
+    for (int i = 0; i < 3; i++) ids[i] = gate_occupy(&f, &S->hold, &S->started);
     assert_int_equal(serving(&f), 3);
-    release();
+    gate_release(&S->hold);
     ember_result r;
     for (int i = 0; i < 3; i++) {
         assert_int_equal(ember_wait(f.c, ids[i], &r), 0);
@@ -430,7 +385,7 @@ static void idle_shutdown_keeps_min_and_obeys_the_check(void **st)
     assert_int_equal(await_shrinks(&f, EMBER_WHY_IDLE, 2, 3000), 2);
     assert_false(await_serving(&f, 0, 500));
     assert_true(await_count(&S->shrink_cb, 2, 1000));
-    stop(&f);
+    fixture_stop(&f);
 }
 
 static void min_idle_shutdown_stops_min_runners(void **st)
@@ -443,14 +398,14 @@ static void min_idle_shutdown_stops_min_runners(void **st)
     cfg.max = 2;
     cfg.idle_shutdown_after_ns = 100000000ll;
     cfg.min_idle_shutdown_after_ns = 300000000ll;
-    start(&f, &cfg);
+    fixture_start(&f, &cfg, 0);
     assert_true(await_serving(&f, 2, 5000));
     assert_true(await_serving(&f, 0, 3000));
     /* and the pool still serves: it boots on demand */
     ember_result r;
     assert_int_equal(ember_call(f.c, ember_handler(f.c, "pid"), NULL, 0, &r, EMBER_TIMEOUT_DEFAULT), 0);
     ember_result_release(f.c, &r);
-    stop(&f);
+    fixture_stop(&f);
 }
 
 static void single_use_and_max_jobs_replace_runners(void **st)
@@ -462,7 +417,7 @@ static void single_use_and_max_jobs_replace_runners(void **st)
     cfg.min = 1;
     cfg.max = 2;
     cfg.single_use = true;
-    start(&f, &cfg);
+    fixture_start(&f, &cfg, 0);
     int pids[6];
     for (int i = 0; i < 6; i++) {
         ember_result r;
@@ -473,13 +428,13 @@ static void single_use_and_max_jobs_replace_runners(void **st)
     }
     assert_true(await_serving(&f, 1, 3000)); /* never below min */
     assert_true(await_shrinks(&f, EMBER_WHY_SINGLE_USE, 5, 3000) >= 5);
-    stop(&f);
+    fixture_stop(&f);
 
     config(&cfg, &f, "maxjobs");
     cfg.min = 1;
     cfg.max = 1;
     cfg.max_jobs = 3;
-    start(&f, &cfg);
+    fixture_start(&f, &cfg, 0);
     int prev = 0, same = 0;
     for (int i = 0; i < 9; i++) {
         ember_result r;
@@ -492,7 +447,7 @@ static void single_use_and_max_jobs_replace_runners(void **st)
         prev = pid;
     }
     assert_true(await_shrinks(&f, EMBER_WHY_MAX_JOBS, 2, 3000) >= 2);
-    stop(&f);
+    fixture_stop(&f);
 }
 
 static void past_deadline_runner_is_killed_and_replaced(void **st)
@@ -505,7 +460,7 @@ static void past_deadline_runner_is_killed_and_replaced(void **st)
     cfg.max = 1;
     cfg.max_concurrency = 2;
     cfg.kill_grace_ns = 100000000ll;
-    start(&f, &cfg);
+    fixture_start(&f, &cfg, 0);
     assert_true(await_serving(&f, 1, 5000));
     /* a call that honours its cancel flag stops at its deadline: nothing killed */
     ember_result r;
@@ -516,7 +471,7 @@ static void past_deadline_runner_is_killed_and_replaced(void **st)
     assert_true(await_count(&S->ran, 1, 2000));
     /* one that does not: its runner is killed after kill_grace; the other
      * call on that runner is lost with it */
-    ember_call_id other = submit_block(&f);
+    ember_call_id other = gate_occupy(&f, &S->hold, &S->started);
     ember_call_id deaf;
     assert_int_equal(ember_submit(f.c, ember_handler(f.c, "deaf_spin"), NULL, 0, 200000000ll, &deaf), 0);
     assert_true(await_count(&S->started, 2, 2000));
@@ -527,10 +482,10 @@ static void past_deadline_runner_is_killed_and_replaced(void **st)
     ember_result_release(f.c, &r);
     assert_int_equal(await_shrinks(&f, EMBER_WHY_DEADLINE, 1, 3000), 1);
     assert_true(await_serving(&f, 1, 3000)); /* replaced */
-    release();
+    gate_release(&S->hold);
     assert_int_equal(ember_call(f.c, ember_handler(f.c, "pid"), NULL, 0, &r, EMBER_TIMEOUT_DEFAULT), 0);
     ember_result_release(f.c, &r);
-    stop(&f);
+    fixture_stop(&f);
 }
 
 static void *load_thread(void *arg)
@@ -557,7 +512,7 @@ static void resize_under_load_loses_nothing(void **st)
     config(&cfg, &f, "resize");
     cfg.min = 1;
     cfg.max = 1;
-    start(&f, &cfg);
+    fixture_start(&f, &cfg, 0);
     struct storm s = { .f = &f };
     pthread_t th[6];
     for (int i = 0; i < 6; i++) assert_int_equal(pthread_create(&th[i], NULL, load_thread, &s), 0);
@@ -573,7 +528,7 @@ static void resize_under_load_loses_nothing(void **st)
     assert_true(await_shrinks(&f, EMBER_WHY_RESIZE, 3, 3000) >= 3);
     assert_int_equal(ember_pool_resize(f.pool, 2, 1), -EMBER_EINVAL);
     assert_int_equal(ember_pool_resize(f.pool, 0, 100000), -EMBER_EINVAL);
-    stop(&f);
+    fixture_stop(&f);
 }
 
 static void graceful_stop_lets_running_calls_finish(void **st)
@@ -584,7 +539,7 @@ static void graceful_stop_lets_running_calls_finish(void **st)
     config(&cfg, &f, "stop");
     cfg.min = 1;
     cfg.max = 1;
-    start(&f, &cfg);
+    fixture_start(&f, &cfg, 0);
     assert_true(await_serving(&f, 1, 5000));
     ember_call_id running, queued;
     uint32_t us = 300000;

@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 #include "lib/testing.h"
+#include "fixture.h"
 
 #define NJOBS 16
 /* State shared with the pool's processes and forked callers. */
@@ -65,46 +66,20 @@ static int h_work(const void *a, size_t n, ember_out *o, const ember_job *j)
     return 0;
 }
 
-static bool await_count(_Atomic uint32_t *w, uint32_t want, unsigned ms)
-{
-    uint64_t until = ember__now_ns() + ms * 1000000ull;
-    for (;;) {
-        uint32_t v = atomic_load(w);
-        if (v >= want) return true;
-        if (ember__now_ns() > until) return false;
-        ember__futex_wait(w, v, ember__now_ns() + 5000000ull);
-    }
-}
-
-struct fixture { ember_pool *pool; ember_client *c; char name[40]; uint64_t cursor; int h; };
-
 static void start(struct fixture *f, const char *tag, unsigned min, unsigned max, unsigned conc,
                   int64_t idle_ns)
 {
     struct ember_pool_config cfg;
-    ember_pool_config_init(&cfg);
-    snprintf(f->name, sizeof f->name, "l%s-%d", tag, (int)getpid());
-    cfg.name = f->name;
+    fixture_config(f, &cfg, "l", tag);
     cfg.min = min;
     cfg.max = max;
     cfg.max_concurrency = conc;
     cfg.kill_grace_ns = 150000000ll;
-    cfg.queue_capacity = 64;
-    cfg.max_payload = 1 << 16;
     if (idle_ns) cfg.idle_shutdown_after_ns = idle_ns;
     memset(S, 0, sizeof *S);
-    f->cursor = 0;
-    int rc = ember_pool_start(&cfg, &f->pool);
-    if (rc) fail_msg("pool start: %s: %s", ember_strerror(rc), ember_last_error());
-    assert_int_equal(ember_attach(f->name, &f->c), 0);
+    fixture_start(f, &cfg, 0);
     f->h = ember_handler(f->c, "work");
     assert_true(f->h >= 0);
-}
-
-static void stop(struct fixture *f)
-{
-    ember_detach(f->c);
-    assert_int_equal(ember_pool_stop(f->pool, 1000000000ll), 0);
 }
 
 static struct ember_shm_header *hdr(struct fixture *f) { return ember__pool_view(f->pool)->hdr; }
@@ -190,7 +165,7 @@ static void caller_death_stops_linked_work_and_spares_unlinked(void **st)
     /* nobody was killed: the linked handler cooperated */
     assert_int_equal(await_shrinks(&f, EMBER_WHY_CANCEL, 1, 0), 0);
     assert_int_equal(atomic_load(&hdr(&f)->runners_died), 0);
-    stop(&f);
+    fixture_stop(&f);
 }
 
 static void body_deaf(ember_client *c, int h)
@@ -224,7 +199,7 @@ static void deaf_linked_work_has_its_runner_killed(void **st)
     jb = (struct job){ 2, MARK };
     assert_int_equal(ember_call(f.c, f.h, &jb, sizeof jb, &r, EMBER_TIMEOUT_DEFAULT), 0);
     ember_result_release(f.c, &r);
-    stop(&f);
+    fixture_stop(&f);
 }
 
 static void cancel_stops_queued_and_running_calls(void **st)
@@ -256,7 +231,7 @@ static void cancel_stops_queued_and_running_calls(void **st)
     ember_result_release(f.c, &r);
     assert_int_equal(await_shrinks(&f, EMBER_WHY_CANCEL, 1, 3000), 1);
     assert_int_equal(ember_submit_flags(f.c, f.h, &run, sizeof run, -1, 0x100, &a), -EMBER_EINVAL);
-    stop(&f);
+    fixture_stop(&f);
 }
 
 static void detach_leaves_casts_to_run(void **st)
@@ -275,7 +250,7 @@ static void detach_leaves_casts_to_run(void **st)
     ember__futex_wake(&S->hold, INT_MAX);
     assert_true(await_count(&S->ended[1], 1, 3000));
     assert_int_equal(atomic_load(&S->cancelled[0]), 0);
-    stop(&f);
+    fixture_stop(&f);
 }
 
 static bool pidfd_exits_within(int pidfd, int ms)
@@ -319,7 +294,7 @@ static void child_holds_a_place_and_keeps_its_runner(void **st)
     assert_int_equal(ember_place_child(f.c, f.h, &mk, sizeof mk, 5000000000ll, 0, &ch), 0);
     assert_int_equal(ember_child_wait(f.c, &ch, &r), 0);
     ember_result_release(f.c, &r);
-    stop(&f);
+    fixture_stop(&f);
 }
 
 static void body_children(ember_client *c, int h)
@@ -365,7 +340,7 @@ static void child_stops_with_its_caller_unless_unlinked(void **st)
     assert_int_equal(others, 0);
     assert_int_equal(atomic_load(&S->cancelled[1]), 0);
     assert_int_equal(atomic_load(&S->ended[1]), 0);
-    stop(&f); /* its runner is killed after the shutdown timeout */
+    fixture_stop(&f); /* its runner is killed after the shutdown timeout */
 }
 
 int main(void)

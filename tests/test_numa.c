@@ -19,30 +19,16 @@
 #include <sys/mman.h>
 #include <cmocka.h>
 #include "lib/testing.h"
-
-struct fixture { ember_pool *pool; ember_client *c; char name[40]; };
+#include "fixture.h"
 
 static void start(struct fixture *f, const char *tag, int placement, unsigned min, unsigned max)
 {
     struct ember_pool_config cfg;
-    ember_pool_config_init(&cfg);
-    snprintf(f->name, sizeof f->name, "n%s-%d", tag, (int)getpid());
-    cfg.name = f->name;
+    fixture_config(f, &cfg, "n", tag);
     cfg.placement = placement;
     cfg.min = min;
     cfg.max = max;
-    cfg.queue_capacity = 64;
-    cfg.max_payload = 1 << 16;
-    int rc = ember_pool_start(&cfg, &f->pool);
-    if (rc) fail_msg("pool start: %s: %s", ember_strerror(rc), ember_last_error());
-    assert_int_equal(ember_attach(f->name, &f->c), 0);
-    if (min) assert_int_equal(ember_pool_wait_ready(f->pool, min, 10000000000ll), 0);
-}
-
-static void stop(struct fixture *f)
-{
-    ember_detach(f->c);
-    assert_int_equal(ember_pool_stop(f->pool, 1000000000ll), 0);
+    fixture_start(f, &cfg, min);
 }
 
 static struct ember__view *view(struct fixture *f) { return ember__pool_view(f->pool); }
@@ -95,7 +81,7 @@ static void core_placement_pins_each_runner_to_its_core(void **st)
     unsigned live = 0;
     for (uint32_t i = 0; i < v->nrunners; i++) live += atomic_load(&v->runners[i].pid) != 0;
     assert_int_equal(live, (unsigned)n);
-    stop(&f);
+    fixture_stop(&f);
 }
 
 static void numa_placement_binds_runners_to_their_node(void **st)
@@ -111,7 +97,7 @@ static void numa_placement_binds_runners_to_their_node(void **st)
         affinity_matches_entry(re, &got);
         assert_int_equal(CPU_COUNT(&got), online()); /* one node: all of them */
     }
-    stop(&f);
+    fixture_stop(&f);
 }
 
 static void none_placement_binds_nothing(void **st)
@@ -130,7 +116,7 @@ static void none_placement_binds_nothing(void **st)
     assert_int_equal(ember_call(f.c, ember_handler(f.c, "noop"), NULL, 0, &r, EMBER_TIMEOUT_DEFAULT), 0);
     assert_int_equal(r.node, -1);
     ember_result_release(f.c, &r);
-    stop(&f);
+    fixture_stop(&f);
 }
 
 /* ---- synthetic two nodes ---- */
@@ -273,7 +259,7 @@ static void calls_queue_on_their_node_and_are_served_there(void **st)
     assert_int_equal(served, 10000);
     printf("one at a time: node-local share %.1f%% (%d of %d)\n", 100.0 * loc / served, loc, served);
     unpin();
-    stop(&f);
+    fixture_stop(&f);
 }
 
 static int h_hold(const void *a, size_t n, ember_out *o, const ember_job *j)
@@ -314,7 +300,7 @@ static void an_idle_runner_steals_another_nodes_calls(void **st)
     for (uint32_t w = 0; w < v->nrunners * v->max_conc; w++) steals += atomic_load(&v->workers[w].jobs_stolen);
     assert_true(steals >= (held_on == 0 ? 20u : 1u)); /* the noops, or the long call */
     unpin();
-    stop(&f);
+    fixture_stop(&f);
 }
 
 static void growth_boots_on_the_node_of_the_demand(void **st)
@@ -337,7 +323,7 @@ static void growth_boots_on_the_node_of_the_demand(void **st)
     assert_int_equal(live, 1);
     assert_int_equal(on1, 1);
     unpin();
-    stop(&f);
+    fixture_stop(&f);
 }
 
 int main(void)

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 #include "lib/testing.h"
+#include "fixture.h"
 
 struct shared { _Atomic uint32_t hold, started, marks; };
 static struct shared *S;
@@ -70,26 +71,10 @@ static int h_fail(const void *a, size_t n, ember_out *o, const ember_job *j)
     return 42;
 }
 
-/* Wait until *w reaches at least want, up to 5 s. */
-static bool await_at_least(_Atomic uint32_t *w, uint32_t want)
-{
-    uint64_t until = ember__now_ns() + 5000000000ull;
-    for (;;) {
-        uint32_t v = atomic_load(w);
-        if (v >= want) return true;
-        if (ember__now_ns() > until) return false;
-        ember__futex_wait(w, v, ember__now_ns() + 50000000ull);
-    }
-}
-
-struct fixture { ember_pool *pool; ember_client *c; char name[40]; };
-
 static void start(struct fixture *f, const char *tag, unsigned runners, unsigned conc, unsigned slots)
 {
     struct ember_pool_config cfg;
-    ember_pool_config_init(&cfg);
-    snprintf(f->name, sizeof f->name, "t%s-%d", tag, (int)getpid());
-    cfg.name = f->name;
+    fixture_config(f, &cfg, "t", tag);
     cfg.min = cfg.max = runners;
     cfg.max_concurrency = conc;
     cfg.queue_capacity = slots;
@@ -97,34 +82,7 @@ static void start(struct fixture *f, const char *tag, unsigned runners, unsigned
     atomic_store(&S->hold, 0);
     atomic_store(&S->started, 0);
     atomic_store(&S->marks, 0);
-    int rc = ember_pool_start(&cfg, &f->pool);
-    if (rc) fail_msg("pool start: %s: %s", ember_strerror(rc), ember_last_error());
-    assert_int_equal(ember_pool_wait_ready(f->pool, runners, 5000000000ll), 0);
-    assert_int_equal(ember_attach(f->name, &f->c), 0);
-}
-
-static void stop(struct fixture *f)
-{
-    ember_detach(f->c);
-    assert_int_equal(ember_pool_stop(f->pool, 1000000000ll), 0);
-}
-
-/* Keep a runner busy with a "block" call until release_hold(); returns once
- * the call has started. */
-static ember_call_id occupy_runner(struct fixture *f)
-{
-    ember_call_id id;
-    uint32_t before = atomic_load(&S->started);
-    atomic_store(&S->hold, 1);
-    assert_int_equal(ember_submit(f->c, ember_handler(f->c, "block"), NULL, 0, EMBER_TIMEOUT_DEFAULT, &id), 0);
-    assert_true(await_at_least(&S->started, before + 1));
-    return id;
-}
-
-static void release_hold(void)
-{
-    atomic_store(&S->hold, 0);
-    ember__futex_wake(&S->hold, INT_MAX);
+    fixture_start(f, &cfg, runners);
 }
 
 static uint32_t free_slots(ember_client *c)
@@ -151,7 +109,7 @@ static void backend_is_the_one_asked(void **st)
     start(&f, "be", 1, 1, 64);
     const char *want = getenv("EMBER_BACKEND");
     assert_string_equal(ember_pool_backend(f.pool), want && *want ? want : "uring");
-    stop(&f);
+    fixture_stop(&f);
 }
 
 static void calls_small_large_and_casts(void **st)
@@ -197,9 +155,9 @@ static void calls_small_large_and_casts(void **st)
     assert_int_equal(ember_wait(f.c, ids[0], &r), -EMBER_ESTALE);
     /* casts run with nobody waiting */
     for (int i = 0; i < 10; i++) assert_int_equal(ember_cast(f.c, ember_handler(f.c, "mark"), NULL, 0, EMBER_TIMEOUT_DEFAULT), 0);
-    assert_true(await_at_least(&S->marks, 10));
+    assert_true(await_count(&S->marks, 10, 5000));
     free(buf);
-    stop(&f);
+    fixture_stop(&f);
 }
 
 static void runner_crash_fails_exactly_its_call(void **st)
@@ -224,7 +182,7 @@ static void runner_crash_fails_exactly_its_call(void **st)
     }
     assert_int_not_equal(atomic_load(&ember__client_view(f.c)->runners[0].pid), pid0);
     assert_int_equal(free_slots(f.c), 64);
-    stop(&f);
+    fixture_stop(&f);
 }
 
 /* With max_concurrency 2, a crash fails both calls the runner was running. */
@@ -233,19 +191,19 @@ static void runner_crash_fails_every_call_it_ran(void **st)
     (void)st;
     struct fixture f;
     start(&f, "crash2", 1, 2, 64);
-    ember_call_id blk = occupy_runner(&f);
+    ember_call_id blk = gate_occupy(&f, &S->hold, &S->started);
     int sig = SIGKILL;
     ember_result r;
     assert_int_equal(ember_call(f.c, ember_handler(f.c, "crash"), &sig, sizeof sig, &r, EMBER_TIMEOUT_DEFAULT), -EMBER_ECRASHED);
     assert_int_equal(r.detail, SIGKILL);
     assert_int_equal(ember_wait(f.c, blk, &r), -EMBER_ECRASHED);
     assert_int_equal(r.detail, SIGKILL);
-    release_hold();
+    gate_release(&S->hold);
     uint64_t x = 3; /* the replacement serves */
     assert_int_equal(ember_call(f.c, 1, &x, sizeof x, &r, EMBER_TIMEOUT_DEFAULT), 0);
     ember_result_release(f.c, &r);
     assert_int_equal(free_slots(f.c), 64);
-    stop(&f);
+    fixture_stop(&f);
 }
 
 static void dead_caller_queued_calls_never_run(void **st)
@@ -253,7 +211,7 @@ static void dead_caller_queued_calls_never_run(void **st)
     (void)st;
     struct fixture f;
     start(&f, "dcall", 1, 1, 64);
-    ember_call_id blk = occupy_runner(&f);
+    ember_call_id blk = gate_occupy(&f, &S->hold, &S->started);
     uint32_t reaped0 = atomic_load(&ember__client_view(f.c)->hdr->callers_reaped);
     int pfd[2];
     assert_int_equal(pipe(pfd), 0);
@@ -279,7 +237,7 @@ static void dead_caller_queued_calls_never_run(void **st)
     while (atomic_load(&ember__client_view(f.c)->hdr->callers_reaped) == reaped0 && ember__now_ns() < until)
         ember__futex_wait(&ember__client_view(f.c)->hdr->epoch, atomic_load(&ember__client_view(f.c)->hdr->epoch), ember__now_ns() + 20000000ull);
     assert_int_not_equal(atomic_load(&ember__client_view(f.c)->hdr->callers_reaped), reaped0);
-    release_hold();
+    gate_release(&S->hold);
     ember_result r;
     assert_int_equal(ember_wait(f.c, blk, &r), 0);
     ember_result_release(f.c, &r);
@@ -293,7 +251,7 @@ static void dead_caller_queued_calls_never_run(void **st)
     assert_int_equal(used_pages(f.c), 0);
     close(pfd[0]);
     close(pfd[1]);
-    stop(&f);
+    fixture_stop(&f);
 }
 
 /* A caller killed after claiming its caller entry but before ringing the
@@ -314,7 +272,7 @@ static void caller_dead_before_doorbell_is_reaped(void **st)
     while (atomic_load(&ce->pid) != 0 && ember__now_ns() < until)
         ember__futex_wait(&ember__client_view(f.c)->hdr->epoch, atomic_load(&ember__client_view(f.c)->hdr->epoch), ember__now_ns() + 20000000ull);
     assert_int_equal(atomic_load(&ce->pid), 0);
-    stop(&f);
+    fixture_stop(&f);
 }
 
 static void dead_supervisor_is_a_result(void **st)
@@ -322,7 +280,7 @@ static void dead_supervisor_is_a_result(void **st)
     (void)st;
     struct fixture f;
     start(&f, "dsup", 2, 1, 64);
-    ember_call_id blk = occupy_runner(&f);
+    ember_call_id blk = gate_occupy(&f, &S->hold, &S->started);
     int rfd[2];
     for (int i = 0; i < 2; i++) rfd[i] = ember__pidfd_open((pid_t)atomic_load(&ember__client_view(f.c)->runners[i].pid));
     kill(ember_pool_supervisor_pid(f.pool), SIGKILL);
@@ -338,7 +296,7 @@ static void dead_supervisor_is_a_result(void **st)
     /* a new call is refused, not hung */
     uint64_t x = 1;
     assert_int_equal(ember_call(f.c, 1, &x, sizeof x, &r, 2000000000ll), -EMBER_EPOOLDOWN);
-    release_hold();
+    gate_release(&S->hold);
     ember_detach(f.c);
     ember_pool_stop(f.pool, 0);
     ember_client *c;
@@ -353,18 +311,18 @@ static void deadline_in_queue_never_runs(void **st)
     (void)st;
     struct fixture f;
     start(&f, "dl", 1, 1, 64);
-    ember_call_id blk = occupy_runner(&f);
+    ember_call_id blk = gate_occupy(&f, &S->hold, &S->started);
     ember_result r;
     assert_int_equal(ember_call(f.c, ember_handler(f.c, "mark"), NULL, 0, &r, 50000000), -EMBER_ETIMEDOUT);
     assert_non_null(strstr(ember_last_error(), "queued"));
-    release_hold();
+    gate_release(&S->hold);
     assert_int_equal(ember_wait(f.c, blk, &r), 0);
     ember_result_release(f.c, &r);
     uint64_t x = 1;
     assert_int_equal(ember_call(f.c, 1, &x, sizeof x, &r, EMBER_TIMEOUT_DEFAULT), 0);
     ember_result_release(f.c, &r);
     assert_int_equal(atomic_load(&S->marks), 0);
-    stop(&f);
+    fixture_stop(&f);
 }
 
 struct waiter { ember_client *c; ember_call_id id; int rc; };
@@ -381,13 +339,13 @@ static void stop_fails_waiting_calls(void **st)
     (void)st;
     struct fixture f;
     start(&f, "stop", 1, 1, 64);
-    struct waiter w = { f.c, occupy_runner(&f), 0 };
+    struct waiter w = { f.c, gate_occupy(&f, &S->hold, &S->started), 0 };
     pthread_t th;
     pthread_create(&th, NULL, wait_thread, &w);
     assert_int_equal(ember_pool_stop(f.pool, 200000000ll), 0);
     pthread_join(th, NULL);
     assert_int_equal(w.rc, -EMBER_EPOOLDOWN);
-    release_hold();
+    gate_release(&S->hold);
     ember_detach(f.c);
     ember_client *c;
     assert_int_equal(ember_attach(f.name, &c), -EMBER_ENOPOOL);
@@ -404,7 +362,7 @@ static void stop_timeout_kills_a_deaf_runner(void **st)
     atomic_store(&S->hold, 1);
     struct waiter w = { f.c, { 0, 0 }, 0 };
     assert_int_equal(ember_submit(f.c, ember_handler(f.c, "deaf"), NULL, 0, EMBER_TIMEOUT_DEFAULT, &w.id), 0);
-    assert_true(await_at_least(&S->started, before + 1));
+    assert_true(await_count(&S->started, before + 1, 5000));
     pthread_t th;
     pthread_create(&th, NULL, wait_thread, &w);
     uint64_t t0 = ember__now_ns();
@@ -414,7 +372,7 @@ static void stop_timeout_kills_a_deaf_runner(void **st)
     assert_int_equal(w.rc, -EMBER_EPOOLDOWN);
     assert_true(took >= 200000000ull);  /* it had its grace */
     assert_true(took < 1500000000ull);  /* and no more than that, give or take */
-    release_hold();
+    gate_release(&S->hold);
     ember_detach(f.c);
 }
 
@@ -520,7 +478,7 @@ static void bad_inputs_each_have_their_error(void **st)
     assert_int_equal(ember_submit(f.c, ember_handler(f.c, "block"), NULL, 0, EMBER_TIMEOUT_DEFAULT, &b), 0);
     FAILS(-EMBER_EFULL, ember_call(f.c, 1, NULL, 0, &r, 0));
     FAILS(-EMBER_EAGAIN, ember_poll(f.c, a, &r)); /* held: not done */
-    release_hold();
+    gate_release(&S->hold);
     assert_int_equal(ember_wait(f.c, a, &r), 0);
     ember_result_release(f.c, &r);
     assert_int_equal(ember_wait(f.c, b, &r), 0);
@@ -534,7 +492,7 @@ static void bad_inputs_each_have_their_error(void **st)
     /* every code has its own name and text */
     assert_string_equal(ember_errname(-EMBER_EFULL), "EMBER_EFULL");
     assert_string_not_equal(ember_strerror(-EMBER_EFULL), ember_strerror(-EMBER_ETIMEDOUT));
-    stop(&f);
+    fixture_stop(&f);
 }
 
 int main(void)
