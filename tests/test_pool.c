@@ -16,8 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <cmocka.h>
 #include "lib/testing.h"
@@ -275,6 +277,75 @@ static void caller_dead_before_doorbell_is_reaped(void **st)
     fixture_stop(&f);
 }
 
+/* The lowest fd number process PID has free. */
+static int lowest_free_fd(pid_t pid)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+    bool used[1024] = { false };
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.' && atoi(e->d_name) < 1024) used[atoi(e->d_name)] = true;
+    closedir(d);
+    int fd = 0;
+    while (fd < 1024 && used[fd]) fd++;
+    return fd;
+}
+
+/* A caller the supervisor cannot watch yet (it has no fd left for the
+ * caller's pidfd) is not taken for dead: its calls work across the
+ * supervisor's periodic scans. Once the supervisor has fds again it
+ * watches the caller, and reaps it when it dies. */
+static void caller_not_watchable_yet_is_not_reaped(void **st)
+{
+    (void)st;
+    struct fixture f;
+    start(&f, "nofd", 1, 1, 64);
+    pid_t sup = ember_pool_supervisor_pid(f.pool);
+    struct rlimit old, tight;
+    assert_int_equal(prlimit(sup, RLIMIT_NOFILE, NULL, &old), 0);
+    tight = (struct rlimit){ (rlim_t)lowest_free_fd(sup), old.rlim_max };
+    assert_int_equal(prlimit(sup, RLIMIT_NOFILE, &tight, NULL), 0);
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t child = fork();
+    if (child == 0) { /* attached while the supervisor cannot open its pidfd */
+        ember_client *c;
+        if (ember_attach(f.name, &c)) _exit(1);
+        uint64_t x = 7, until = ember__now_ns() + 1500000000ull; /* past a periodic scan */
+        while (ember__now_ns() < until) {
+            ember_result r;
+            int rc = ember_call(c, ember_handler(c, "echo"), &x, sizeof x, &r, EMBER_SECOND);
+            ember_result_release(c, &r);
+            if (rc) _exit(2);
+        }
+        if (write(pfd[1], "k", 1) != 1) _exit(3);
+        for (;;) pause(); /* killed below */
+    }
+    close(pfd[1]);
+    char k = 0;
+    assert_int_equal(read(pfd[0], &k, 1), 1); /* its calls all worked */
+    ember_stats s;
+    ember_stats_read(f.c, &s, NULL, 0);
+    assert_int_equal(s.callers, 2);
+    assert_int_equal(s.callers_reaped, 0);
+    assert_int_equal(prlimit(sup, RLIMIT_NOFILE, &old, NULL), 0);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    uint64_t until = ember__now_ns() + 5 * EMBER_SECOND;
+    do {
+        ember_stats_read(f.c, &s, NULL, 0);
+        if (s.callers_reaped == 1) break;
+        ember_stats_wait(f.c, s.epoch, 100 * 1000000ll);
+    } while (ember__now_ns() < until);
+    assert_int_equal(s.callers_reaped, 1);
+    assert_int_equal(s.callers, 1);
+    close(pfd[0]);
+    fixture_stop(&f);
+}
+
 static void dead_supervisor_is_a_result(void **st)
 {
     (void)st;
@@ -511,6 +582,7 @@ int main(void)
         cmocka_unit_test(runner_crash_fails_every_call_it_ran),
         cmocka_unit_test(dead_caller_queued_calls_never_run),
         cmocka_unit_test(caller_dead_before_doorbell_is_reaped),
+        cmocka_unit_test(caller_not_watchable_yet_is_not_reaped),
         cmocka_unit_test(dead_supervisor_is_a_result),
         cmocka_unit_test(deadline_in_queue_never_runs),
         cmocka_unit_test(stop_fails_waiting_calls),

@@ -46,17 +46,34 @@ void sup_reap_caller(struct sup *s, uint32_t i, uint32_t gen)
     sup_bump_epoch(v);
 }
 
-/* Doorbell: compare the caller table with what we watch. */
-/* Watch caller I's pidfd; one the loop refuses is looked at by the
- * housekeeping scan instead (so its death is seen within a second). */
+/* Watch caller I (its pid and gen already taken from the table): open its
+ * pidfd if it has none yet, and hand it to the loop. A caller that is gone
+ * is reaped. One that cannot be watched now (no fd left for its pidfd, or
+ * the loop refuses it) is tried again by the next scan, within a second;
+ * meanwhile an open pidfd is polled there. Never reaps a live caller. */
 static void watch_caller(struct sup *s, uint32_t i)
 {
     struct sup_caller *sc = &s->callers[i];
+    if (sc->pidfd < 0) {
+        sc->pidfd = ember__pidfd_open((pid_t)sc->pid);
+        if (sc->pidfd < 0) {
+            if (errno == ESRCH) sup_reap_caller(s, i, sc->gen); /* died before we looked */
+            else if (!sc->refused)
+                sup_log(1, "caller %u (pid %u): no pidfd (%s); tried again each second", i,
+                        sc->pid, strerror(errno));
+            sc->refused = sc->pidfd < 0;
+            return;
+        }
+    } else if (ember__pidfd_dead(sc->pidfd)) {
+        sup_reap_caller(s, i, sc->gen);
+        return;
+    }
     int rc = s->ops->add_fd(s->loop, sc->pidfd, MKTAG(TAG_CALLER, i, sc->gen));
-    if (rc < 0 && sc->watched)
+    if (rc < 0 && !sc->refused)
         sup_log(1, "caller %u (pid %u): cannot watch its pidfd (%s); polled instead", i, sc->pid,
                 strerror(-rc));
     sc->watched = rc == 0;
+    sc->refused = rc < 0;
 }
 
 /* Look at the caller table: watch callers that attached, stop watching
@@ -68,10 +85,7 @@ void sup_scan_callers(struct sup *s)
         uint32_t pid = atomic_load(&v->callers[i].pid), gen = atomic_load(&v->callers[i].gen);
         struct sup_caller *sc = &s->callers[i];
         if (pid == sc->pid && gen == sc->gen) {
-            if (sc->pidfd >= 0 && !sc->watched) {
-                if (ember__pidfd_dead(sc->pidfd)) sup_reap_caller(s, i, gen);
-                else watch_caller(s, i);
-            }
+            if (pid && !sc->watched) watch_caller(s, i);
             continue;
         }
         if (sc->pidfd >= 0) { /* detached (or replaced): stop watching the old one */
@@ -79,15 +93,7 @@ void sup_scan_callers(struct sup *s)
             close(sc->pidfd);
             sc->pidfd = -1;
         }
-        sc->pid = pid;
-        sc->gen = gen;
-        if (!pid) continue;
-        sc->pidfd = ember__pidfd_open((pid_t)pid);
-        if (sc->pidfd < 0) { /* died before we looked */
-            sup_reap_caller(s, i, gen);
-            continue;
-        }
-        sc->watched = true; /* so that a refusal is logged once */
-        watch_caller(s, i);
+        *sc = (struct sup_caller){ .pidfd = -1, .pid = pid, .gen = gen };
+        if (pid) watch_caller(s, i);
     }
 }

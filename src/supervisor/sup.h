@@ -41,7 +41,9 @@ struct sup_runner {
     uint64_t idle_base;    /* idle timer restarted here (ready, veto) */
     int16_t place;         /* placement core: its core (placement.h), else -1 */
 };
-struct sup_caller { int pidfd; uint32_t pid, gen; bool watched; };
+/* an attached caller as the supervisor watches it; refused: the last try
+ * to watch it failed (logged once, tried again each scan) */
+struct sup_caller { int pidfd; uint32_t pid, gen; bool watched, refused; };
 /* a worker's call that is cancelled (abandoned by a dead linked owner,
  * or ember_cancel()): since when we know, for the kill_grace clock */
 struct sup_cancel { uint32_t entry; uint64_t since; };
