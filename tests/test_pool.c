@@ -3,8 +3,10 @@
  * large, many in flight, casts; a runner killed by a signal fails exactly
  * the call it ran (EMBER_ECRASHED with the signal) while queued calls run on
  * its replacement; a killed caller's queued calls never run and its slots
- * and pages come back, also when it died before announcing itself; a killed supervisor makes waiting callers return
- * EMBER_EPOOLDOWN and runners exit within 1 s; a deadline passing in the
+ * and pages come back, also when it died before announcing itself; a
+ * caller the supervisor cannot watch yet (no fd left) is not reaped alive,
+ * and a runner it cannot watch is a failed boot; a killed supervisor makes
+ * waiting callers return EMBER_EPOOLDOWN and runners exit within 1 s; a deadline passing in the
  * queue; pool stop; and every bad input with its own error. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -346,6 +348,48 @@ static void caller_not_watchable_yet_is_not_reaped(void **st)
     fixture_stop(&f);
 }
 
+/* A runner the supervisor cannot watch (no fd left for its pidfd) is
+ * killed and counted as a failed boot, with the cause in its event; once
+ * the supervisor has fds again, the next boot serves the call. */
+static void runner_not_watchable_is_a_failed_boot(void **st)
+{
+    (void)st;
+    struct fixture f;
+    struct ember_pool_config cfg;
+    fixture_config(&f, &cfg, "t", "nofdr");
+    cfg.min = 0;
+    cfg.max = 1;
+    fixture_start(&f, &cfg, 0);
+    pid_t sup = ember_pool_supervisor_pid(f.pool);
+    struct rlimit old, tight;
+    assert_int_equal(prlimit(sup, RLIMIT_NOFILE, NULL, &old), 0);
+    tight = (struct rlimit){ (rlim_t)lowest_free_fd(sup), old.rlim_max };
+    assert_int_equal(prlimit(sup, RLIMIT_NOFILE, &tight, NULL), 0);
+    uint64_t x = 3;
+    ember_call_id id;
+    assert_int_equal(ember_submit(f.c, ember_handler(f.c, "echo"), &x, sizeof x,
+                                  10 * EMBER_SECOND, &id), 0);
+    /* the first boot's end: failed, and why */
+    uint64_t cursor = 0, until = ember__now_ns() + 5 * EMBER_SECOND;
+    ember_event ev;
+    bool failed = false;
+    while (!failed && ember__now_ns() < until) {
+        ember_stats s;
+        ember_stats_read(f.c, &s, NULL, 0);
+        while (!failed && ember_events_read(f.c, &cursor, &ev, 1) == 1)
+            failed = ev.type == EMBER_EV_GROW_END && !ev.ok;
+        if (!failed) ember_stats_wait(f.c, s.epoch, 100 * 1000000ll);
+    }
+    assert_true(failed);
+    assert_non_null(strstr(ev.msg, "could not watch"));
+    assert_int_equal(prlimit(sup, RLIMIT_NOFILE, &old, NULL), 0);
+    ember_result r;
+    assert_int_equal(ember_wait(f.c, id, &r), 0); /* a later boot serves it */
+    assert_int_equal(r.len, sizeof x);
+    ember_result_release(f.c, &r);
+    fixture_stop(&f);
+}
+
 static void dead_supervisor_is_a_result(void **st)
 {
     (void)st;
@@ -583,6 +627,7 @@ int main(void)
         cmocka_unit_test(dead_caller_queued_calls_never_run),
         cmocka_unit_test(caller_dead_before_doorbell_is_reaped),
         cmocka_unit_test(caller_not_watchable_yet_is_not_reaped),
+        cmocka_unit_test(runner_not_watchable_is_a_failed_boot),
         cmocka_unit_test(dead_supervisor_is_a_result),
         cmocka_unit_test(deadline_in_queue_never_runs),
         cmocka_unit_test(stop_fails_waiting_calls),
