@@ -26,8 +26,12 @@ uint64_t cli_now_ns(void);
 bool parse_duration(const char *s, int64_t *out);
 bool parse_size(const char *s, uint64_t *out);
 bool parse_uint(const char *s, uint64_t max, uint64_t *out);
-int take_option(int argc, char **argv, int i, char *name, size_t nlen, const char **value,
-                bool takes_value);
+/* "--max-concurrency=2" or "--max-concurrency 2": is ARG an option? Its
+ * NAME then, with underscores for dashes. */
+bool option_name(const char *arg, char *name, size_t len);
+/* The value of the option at ARGV[*I] (after '=', or the next argument when
+ * it TAKES_VALUE; NULL: none); moves *I past what it used. */
+const char *option_value(int argc, char **argv, int *i, bool takes_value);
 /* The options of a command other than pool start: a table ending with a
  * { NULL } entry. DST is a bool (CLI_FLAG), an int64_t nanoseconds
  * (CLI_DURATION) or a uint64_t at most MAX (CLI_COUNT). */

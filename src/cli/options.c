@@ -69,29 +69,23 @@ bool parse_uint(const char *s, uint64_t max, uint64_t *out)
     return true;
 }
 
-/* "--max_concurrency=2", "--max-concurrency 2": NAME (underscores) and VALUE;
- * returns how many arguments it used, 0 if ARGV[I] is no option. */
-int take_option(int argc, char **argv, int i, char *name, size_t nlen, const char **value,
-                       bool takes_value)
+bool option_name(const char *arg, char *name, size_t len)
 {
-    const char *a = argv[i];
-    if (strncmp(a, "--", 2) != 0 || !a[2]) return 0;
-    a += 2;
-    size_t k = strcspn(a, "=");
-    if (k >= nlen) k = nlen - 1;
-    for (size_t j = 0; j < k; j++) name[j] = a[j] == '-' ? '_' : a[j];
+    if (strncmp(arg, "--", 2) != 0 || !arg[2]) return false;
+    size_t k = strcspn(arg + 2, "=");
+    if (k >= len) k = len - 1;
+    for (size_t j = 0; j < k; j++) name[j] = arg[2 + j] == '-' ? '_' : arg[2 + j];
     name[k] = 0;
-    *value = NULL;
-    if (a[k] == '=') {
-        *value = a + k + 1;
-        return 1;
-    }
-    if (!takes_value) return 1;
-    if (i + 1 < argc) {
-        *value = argv[i + 1];
-        return 2;
-    }
-    return 1;
+    return true;
+}
+
+const char *option_value(int argc, char **argv, int *i, bool takes_value)
+{
+    const char *eq = strchr(argv[*i], '=');
+    (*i)++;
+    if (eq) return eq + 1;
+    if (takes_value && *i < argc) return argv[(*i)++];
+    return NULL;
 }
 
 /* The entry of OPTS named NAME (or, NAME NULL, whose letter is LETTER). */
@@ -128,13 +122,10 @@ int cli_parse_args(int argc, char **argv, const struct cli_opt *opts, const char
             continue;
         }
         char name[64];
-        size_t k = strcspn(a + 2, "=");
-        snprintf(name, sizeof name, "%.*s", (int)(k < sizeof name ? k : sizeof name - 1), a + 2);
-        for (char *q = name; *q; q++) if (*q == '-') *q = '_';
+        option_name(a, name, sizeof name);
         const struct cli_opt *o = cli_opt_find(opts, name, 0);
         if (!o) return usage_error("unknown option --%s", name);
-        const char *val;
-        i += take_option(argc, argv, i, name, sizeof name, &val, o->kind != CLI_FLAG);
+        const char *val = option_value(argc, argv, &i, o->kind != CLI_FLAG);
         if (o->kind == CLI_FLAG) {
             if (val) return usage_error("option --%s takes no value", name);
             *(bool *)o->dst = true;

@@ -47,18 +47,10 @@ static int start_args_parse(int argc, char **argv, struct start_args *a)
     a->logfile = NULL;
     for (int i = 1; i < argc;) {
         char name[64];
-        const char *val;
-        bool is_flag = strcmp(argv[i], "--foreground") == 0;
-        if (!is_flag && strncmp(argv[i], "--", 2) == 0) {
-            char n[64];
-            size_t k = strcspn(argv[i] + 2, "=");
-            snprintf(n, sizeof n, "%.*s", (int)(k < sizeof n ? k : sizeof n - 1), argv[i] + 2);
-            for (char *q = n; *q; q++) if (*q == '-') *q = '_';
-            is_flag = pool_option_is_flag(n);
-        }
-        int used = take_option(argc, argv, i, name, sizeof name, &val, !is_flag);
-        if (!used) return usage_error("unexpected argument '%s'", argv[i]);
-        i += used;
+        if (!option_name(argv[i], name, sizeof name))
+            return usage_error("unexpected argument '%s'", argv[i]);
+        bool is_flag = strcmp(name, "foreground") == 0 || pool_option_is_flag(name);
+        const char *val = option_value(argc, argv, &i, !is_flag);
         if (strcmp(name, "foreground") == 0) {
             a->foreground = true;
         } else if (strcmp(name, "log_file") == 0) {

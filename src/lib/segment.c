@@ -44,11 +44,11 @@ void ember__unlink_if_stale(const char *name)
     if (stale_segment(shm)) shm_unlink(shm);
 }
 
-/* The geometry of a pool's segment: part sizes, then offsets. */
+/* The geometry of a pool's segment: the header's sizes and offsets, to be
+ * copied into it, and the segment's size. */
 struct layout {
-    struct ember_shm_header h;   /* offsets and geometry to copy into the header */
+    struct ember_shm_header h;
     uint64_t size;
-    uint32_t page_size, npages, nworkers;
 };
 
 /* The geometry of CFG's segment (CFG normalized by check_config()). */
@@ -62,11 +62,10 @@ static void layout_plan(const struct ember_pool_config *cfg, struct layout *l)
     h->max_concurrency = cfg->max_concurrency;
     h->ncallers = cfg->max_callers;
     h->nhandlers = ember__nhandlers;
-    l->page_size = 65536;
+    h->page_size = 65536;
     uint64_t space = cfg->payload_space ? cfg->payload_space : 4 * (uint64_t)cfg->max_payload;
     if (space < cfg->max_payload) space = cfg->max_payload;
-    l->npages = (uint32_t)((space + l->page_size - 1) / l->page_size);
-    l->nworkers = h->nrunners * cfg->max_concurrency;
+    h->npages = (uint32_t)((space + h->page_size - 1) / h->page_size);
     const struct ember__placement *pl = ember__plan;
     h->nrings = pl ? pl->nnodes : 1;
     h->ring_stride = align_up(ember__ring_bytes(h->ring_cap), 64);
@@ -82,16 +81,16 @@ static void layout_plan(const struct ember_pool_config *cfg, struct layout *l)
 #define PART(field, bytes, align) (h->field = off, off = align_up(off + (uint64_t)(bytes), align))
     PART(off_handlers, h->nhandlers * sizeof(struct ember_handler_ent), 64);
     PART(off_runners, h->nrunners * sizeof(struct ember_runner_ent), 64);
-    PART(off_workers, l->nworkers * sizeof(struct ember_worker_ent), 64);
+    PART(off_workers, h->nrunners * h->max_concurrency * sizeof(struct ember_worker_ent), 64);
     PART(off_callers, h->ncallers * sizeof(struct ember_caller_ent), 64);
     PART(off_slots, h->nslots * sizeof(struct ember_slot), 64);
     PART(off_run_ring, h->ring_stride * h->nrings, 64);
     PART(off_free_ring, ember__ring_bytes(h->ring_cap), 64);
     PART(off_events, EMBER_EVENT_RING * sizeof(struct ember_event_ent), 64);
     PART(off_cpu_ring, (uint64_t)h->ncpu_map * 2, 64);
-    PART(off_page_owner, (uint64_t)l->npages * 4, 64);
-    PART(off_page_len, (uint64_t)l->npages * 4, 4096);
-    PART(off_pages, (uint64_t)l->npages * l->page_size, 1);
+    PART(off_page_owner, (uint64_t)h->npages * 4, 64);
+    PART(off_page_len, (uint64_t)h->npages * 4, 4096);
+    PART(off_pages, (uint64_t)h->npages * h->page_size, 1);
 #undef PART
     l->size = off;
 }
@@ -151,8 +150,6 @@ static void header_fill(struct ember_shm_header *h, const struct layout *l,
     }
     atomic_init(&h->min, cfg->min);
     atomic_init(&h->max, cfg->max);
-    h->page_size = l->page_size;
-    h->npages = l->npages;
     h->max_payload = cfg->max_payload;
     h->default_timeout_ns = (uint64_t)cfg->timeout_ns;
     h->ncpus = ember_online_cpus();
