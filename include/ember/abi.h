@@ -1,4 +1,4 @@
-/* ember/abi.h - the shared-memory layout of an ember pool, version 5.
+/* ember/abi.h - the shared-memory layout of an ember pool, version 6.
  *
  * One POSIX shared-memory segment per pool, "/ember.<uid>.<name>", mode 0600,
  * mapped at any address in every process: everything inside is addressed by
@@ -30,6 +30,9 @@
  *                busy, jobs_done, current.
  *   caller.pid   the caller claims its entry by CAS 0 -> pid; supervisor
  *                clears it after that process has exited.
+ *   slot.owner   the claimer, after its claim CAS (release) -> whoever
+ *                reads the state word first (acquire), then the owner
+ *                (acquire): see detail/slot.h, S5.
  */
 #ifndef EMBER_ABI_H
 #define EMBER_ABI_H
@@ -37,7 +40,7 @@
 #include <stdint.h>
 #include "detail/atomic.h"
 
-#define EMBER_ABI_VERSION   5u
+#define EMBER_ABI_VERSION   6u
 #define EMBER_MAGIC         0x4745534d45424d45ull /* "EMBEMSEG" little-endian */
 #define EMBER_CACHELINE     64
 #define EMBER_NAME_MAX      40   /* pool and handler names, with the NUL */
@@ -294,7 +297,12 @@ struct ember_slot {
     EMBER_ATOMIC(uint32_t) state;           /* gen << 16 | flag bits | state */
     uint16_t handler;                 /* < 4096 */
     uint16_t flags;                   /* EMBER_CALL_* */
-    uint32_t owner, owner_gen;        /* caller table index + its generation */
+    /* who owns the call: slot generation(16) << 48 | caller index(16) << 32
+     * | caller generation(32) (ember__owner_word). Written by the claimer
+     * only after its claim CAS won (a loser never writes it), read after the
+     * state word: it names the owner only if its slot generation is the
+     * state word's */
+    EMBER_ATOMIC(uint64_t) owner;
     uint16_t runner, runner_gen;      /* who ran it (EMBER_SLOT_NO_RUNNER: none), and the low
                                          16 bits of that runner's generation: written with the
                                          result (while it runs, worker.current tells) */

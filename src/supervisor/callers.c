@@ -31,7 +31,7 @@ void sup_reap_caller(struct sup *s, uint32_t i, uint32_t gen)
             struct ember_slot *sl = &v->slots[k];
             uint32_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
             if (ember__st(w) != EMBER_SLOT_FREE && (pass || ember__st(w) == EMBER_SLOT_QUEUED) &&
-                sl->owner == i && sl->owner_gen == gen)
+                ember__owned_by(sl, w, i, gen))
                 ember__slot_disown(v, k, ember__gen(w), true);
         }
     atomic_fetch_sub(&v->hdr->spin, atomic_exchange(&ce->spinning, 0));
@@ -41,6 +41,9 @@ void sup_reap_caller(struct sup *s, uint32_t i, uint32_t gen)
     if (atomic_compare_exchange_strong(&ce->pid, &pid, 0))
         atomic_fetch_add(&v->hdr->callers_reaped, 1);
     sup_sweep_orphans(v);
+    /* it may have died between a claim CAS and its owner store: look for
+     * such slots at the next few housekeeping ticks */
+    s->unowned_until = ember__now_ns() + 3 * EMBER__HOUSEKEEPING_NS;
     sup_log(2, "caller %u (pid %u) gone; its calls reclaimed", i, sc->pid);
     sc->pid = 0;
     sup_bump_epoch(v);
@@ -95,5 +98,28 @@ void sup_scan_callers(struct sup *s)
         }
         *sc = (struct sup_caller){ .pidfd = -1, .pid = pid, .gen = gen };
         if (pid) watch_caller(s, i);
+    }
+}
+
+void sup_free_unowned(struct sup *s)
+{
+    struct ember__view *v = s->v;
+    if (!s->unowned || ember__now_ns() > s->unowned_until) return;
+    for (uint32_t i = 0; i < v->nslots; i++) {
+        struct ember_slot *sl = &v->slots[i];
+        uint32_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
+        /* the acquire on the state pairs with the claim CAS; the owner word
+         * read after it names this generation unless its store never came */
+        uint64_t o = atomic_load_explicit(&sl->owner, memory_order_acquire);
+        if (ember__st(w) != EMBER_SLOT_CLAIMED || (uint32_t)(o >> 48) == ember__gen(w)) {
+            s->unowned[i] = 0;
+            continue;
+        }
+        if (s->unowned[i] != w) { /* first sighting: a live claimer may be between the two */
+            s->unowned[i] = w;
+            continue;
+        }
+        if (ember__slot_free(v, i, w)) sup_log(1, "slot %u: claimed by a caller that died; freed", i);
+        s->unowned[i] = 0;
     }
 }

@@ -65,6 +65,9 @@ struct sup {
     uint64_t retry_at;     /* no boot before (backoff) */
     uint64_t next_due;     /* the policy's next deadline */
     uint64_t tick;         /* longest sleep while runners run calls */
+    uint32_t *unowned;     /* per slot: its CLAIMED word when it named no owner at the
+                              last look (S5 in detail/slot.h), else 0 */
+    uint64_t unowned_until; /* those looks go on until then: a caller died */
 };
 
 /* events.c */
@@ -86,6 +89,10 @@ void sup_sweep_orphans(struct ember__view *v);
 
 /* callers.c */
 void sup_scan_callers(struct sup *s);
+/* Free the CLAIMED slots that named no owner at two looks in a row (their
+ * claimer died between its claim CAS and its owner store); looks only for a
+ * while after a caller died. Called about once a second. */
+void sup_free_unowned(struct sup *s);
 void sup_reap_caller(struct sup *s, uint32_t i, uint32_t gen);
 
 /* evaluate.c */

@@ -101,7 +101,9 @@ static void sup_init(struct sup *s, struct ember__view *v, const struct ember_po
     s->callers = calloc(v->ncallers, sizeof *s->callers);
     s->plan = calloc(v->nrunners, sizeof *s->plan);
     s->cancels = calloc((size_t)v->nrunners * v->max_conc, sizeof *s->cancels);
-    if (s->sigfd < 0 || !s->runners || !s->callers || !s->plan || !s->cancels) _exit(70);
+    s->unowned = calloc(v->nslots, sizeof *s->unowned);
+    if (s->sigfd < 0 || !s->runners || !s->callers || !s->plan || !s->cancels || !s->unowned)
+        _exit(70);
     for (uint32_t i = 0; i < v->nrunners; i++) s->runners[i].pidfd = -1;
     for (uint32_t i = 0; i < v->nrunners * v->max_conc; i++) s->cancels[i].entry = EMBER_NONE;
     for (uint32_t i = 0; i < v->ncallers; i++) s->callers[i].pidfd = -1;
@@ -206,6 +208,7 @@ _Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app,
             /* a caller killed between claiming its entry and ringing the
              * doorbell is found here (its pid no longer exists) */
             sup_scan_callers(&s);
+            sup_free_unowned(&s);
             next_scan = ember__now_ns() + EMBER__HOUSEKEEPING_NS;
         }
         for (int i = 0; i < n; i++) sup_dispatch(&s, &ev[i]);

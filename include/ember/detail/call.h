@@ -79,11 +79,13 @@ static inline bool ember__claim_entry(ember_client *c, uint32_t e, uint32_t *idx
     if (ember__st(w) != EMBER_SLOT_FREE || ember__gen(w) != (e >> 16))
         return false; /* stale duplicate from crash repair, or taken */
     uint32_t gen = (ember__gen(w) + 1) & 0xffffu;
-    s->owner = c->caller_idx;
-    s->owner_gen = c->caller_gen;
     if (!atomic_compare_exchange_strong_explicit(&s->state, &w, ember__mk(gen, EMBER_SLOT_CLAIMED),
                                                  memory_order_acq_rel, memory_order_relaxed))
         return false;
+    /* ours: name the owner now, never before the CAS (S5); release pairs
+     * with the acquire in ember__owned_by */
+    atomic_store_explicit(&s->owner, ember__owner_word(gen, c->caller_idx, c->caller_gen),
+                          memory_order_release);
     s->args_page = s->res_page = EMBER_NONE;
     s->runner = EMBER_SLOT_NO_RUNNER;
     s->status = s->detail = 0;
@@ -366,7 +368,7 @@ static inline int ember__id_check(ember_client *c, ember_call_id id, ember_resul
     ember__result_clear(res);
     struct ember_slot *s = &c->v.slots[id.idx];
     *w = atomic_load_explicit(&s->state, memory_order_acquire);
-    if (!ember__id_live(*w, id) || s->owner != c->caller_idx)
+    if (!ember__id_live(*w, id) || !ember__owned_by(s, *w, c->caller_idx, c->caller_gen))
         return res->status = ember__stale(c, id.idx, id.gen);
     return 0;
 }

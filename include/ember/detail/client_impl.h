@@ -114,8 +114,7 @@ EMBER_API void ember_detach(ember_client *c)
     for (uint32_t i = 0; i < c->v.nslots; i++) {
         struct ember_slot *s = &c->v.slots[i];
         uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
-        if (ember__st(w) != EMBER_SLOT_FREE && s->owner == c->caller_idx &&
-            s->owner_gen == c->caller_gen)
+        if (ember__st(w) != EMBER_SLOT_FREE && ember__owned_by(s, w, c->caller_idx, c->caller_gen))
             ember__slot_disown(&c->v, i, ember__gen(w), false);
     }
     ember__hot_return(&c->v, atomic_exchange(&c->hot, EMBER_NONE));
@@ -208,7 +207,7 @@ EMBER_API int ember_cancel(ember_client *c, ember_call_id id)
     struct ember_slot *s = &c->v.slots[id.idx];
     uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
     for (;;) {
-        if (!ember__id_live(w, id) || s->owner != c->caller_idx)
+        if (!ember__id_live(w, id) || !ember__owned_by(s, w, c->caller_idx, c->caller_gen))
             return ember__stale(c, id.idx, id.gen);
         if (ember__st(w) == EMBER_SLOT_DONE || (w & EMBER_SLOT_CANCEL)) return 0;
         if (atomic_compare_exchange_strong(&s->state, &w, w | EMBER_SLOT_CANCEL)) break;

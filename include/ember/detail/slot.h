@@ -51,6 +51,14 @@
  *  S4. WAITER is set by the owner (CAS) before it sleeps on the word; whoever
  *      moves the slot to DONE clears it in the same CAS and wakes if it was
  *      set: no lost wake-up, no wake when nobody sleeps.
+ *  S5. The owner word is written by the claimer only after its claim CAS
+ *      has won, and carries the slot generation it was written for: it
+ *      names the owner of the state word's generation or of none. Two
+ *      claimers racing for one slot cannot leave the loser's name on the
+ *      winner's call (stores made before a CAS would: the loser's could
+ *      land after the winner's). A claimer killed between the CAS and the
+ *      store leaves a CLAIMED slot that names nobody; the supervisor frees
+ *      it when it finds it so at two looks a second apart (callers.c).
  */
 static inline uint32_t ember__st(uint32_t w) { return w & EMBER_SLOT_STATE_MASK; }
 static inline uint32_t ember__gen(uint32_t w) { return w >> EMBER_SLOT_GEN_SHIFT; }
@@ -65,6 +73,23 @@ static inline uint32_t ember__entry(uint32_t idx, uint32_t gen)
 }
 
 static inline void ember__pages_free(struct ember__view *v, uint32_t idx, uint32_t start);
+
+/* The owner word of a slot of generation SLOT_GEN claimed by caller table
+ * entry CALLER of generation CALLER_GEN (S5). */
+static inline uint64_t ember__owner_word(uint32_t slot_gen, uint32_t caller, uint32_t caller_gen)
+{
+    return (uint64_t)(slot_gen & 0xffffu) << 48 | (uint64_t)(caller & 0xffffu) << 32 | caller_gen;
+}
+
+/* Is slot S, whose state word was read as W (acquire) just before, the call
+ * of caller CALLER in generation CALLER_GEN? The acquire load of the owner
+ * pairs with the claimer's release store after its claim CAS. */
+static inline bool ember__owned_by(const struct ember_slot *s, uint32_t w, uint32_t caller,
+                                   uint32_t caller_gen)
+{
+    return atomic_load_explicit(&s->owner, memory_order_acquire) ==
+           ember__owner_word(ember__gen(w), caller, caller_gen);
+}
 
 /* Move slot IDX from the observed word W to FREE and give back its pages;
  * PUSH: also put it on the free ring (else its owner keeps it at hand, see
@@ -173,9 +198,8 @@ static inline bool ember__slot_finish(struct ember__view *v, uint32_t idx, uint3
  * finished slots are freed. Retries until a CAS lands, since a runner may
  * move the slot between the read and the CAS (a free lost to a runner's take
  * would otherwise leave a DONE slot that nobody releases).
- * GEN is the generation in which the caller saw the slot as that owner's:
- * read the state word first (acquire), then the owner fields, which the
- * claimer wrote before its claim CAS. */
+ * GEN is the generation in which the caller saw the slot as that owner's
+ * (ember__owned_by: the state word first, then the owner word, S5). */
 static inline void ember__slot_disown(struct ember__view *v, uint32_t idx, uint32_t gen, bool died)
 {
     struct ember_slot *s = &v->slots[idx];
