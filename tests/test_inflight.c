@@ -1,7 +1,12 @@
 /* Description: many calls in flight, on a real pool (run once per back-end):
  * several clients racing for the few free slots of a small queue never see
  * each other's calls (no EMBER_ESTALE for a live call) and leave every slot
- * free. */
+ * free; a claimer killed mid-claim leaves no slot behind; ember_wait_any
+ * returns calls in the order they end, ends calls at their deadline, never
+ * returns a call ember_wait collected, and with two threads waiting
+ * collects every call exactly once; the completion fd is readable exactly
+ * when there is something to collect (a result, a deadline, a dead
+ * supervisor). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,10 +16,39 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <cmocka.h>
 #include "lib/testing.h"
 #include "fixture.h"
+
+struct shared { _Atomic uint32_t open; };
+static struct shared *S;
+
+/* "gate": waits until S->open reaches its argument (a uint32_t), or until
+ * cancelled; returns the argument */
+static int h_gate(const void *a, size_t n, ember_out *o, const ember_job *j)
+{
+    uint32_t k = 0;
+    if (n == sizeof k) memcpy(&k, a, sizeof k);
+    while (atomic_load(&S->open) < k && !ember_job_cancelled(j))
+        ember__futex_wait(&S->open, atomic_load(&S->open), ember__now_ns() + 10000000ull);
+    return ember_out_write(o, &k, sizeof k) ? 1 : 0;
+}
+
+static void gate_open(uint32_t k)
+{
+    atomic_store(&S->open, k);
+    ember__futex_wake(&S->open, INT_MAX);
+}
+
+static ember_call_id submit_gate(ember_client *c, uint32_t k, int64_t timeout)
+{
+    ember_call_id id;
+    assert_int_equal(ember_submit(c, ember_handler(c, "gate"), &k, sizeof k, timeout, &id), 0);
+    return id;
+}
 
 static uint32_t free_slots(ember_client *c)
 {
@@ -135,9 +169,196 @@ static void claim_of_a_dead_claimer_is_freed(void **st)
     fixture_stop(&f);
 }
 
+static void start_gates(struct fixture *f, const char *tag, unsigned runners)
+{
+    struct ember_pool_config cfg;
+    fixture_config(f, &cfg, "t", tag);
+    cfg.min = cfg.max = runners;
+    gate_open(0);
+    fixture_start(f, &cfg, runners);
+}
+
+static void wait_any_returns_calls_as_they_end(void **st)
+{
+    (void)st;
+    struct fixture f;
+    start_gates(&f, "any", 3);
+    ember_call_id id[4], got;
+    ember_result r;
+    id[2] = submit_gate(f.c, 2, EMBER_NEVER);
+    id[1] = submit_gate(f.c, 1, EMBER_NEVER);
+    id[3] = submit_gate(f.c, 3, EMBER_NEVER);
+    /* nothing has ended: a look says so, and a short wait too */
+    assert_int_equal(ember_wait_any(f.c, 0, &got, &r), -EMBER_EAGAIN);
+    assert_int_equal(got.idx, EMBER_NONE);
+    for (uint32_t k = 1; k <= 3; k++) {
+        gate_open(k);
+        assert_int_equal(ember_wait_any(f.c, 10 * EMBER_SECOND, &got, &r), 0);
+        assert_int_equal(r.status, 0);
+        assert_int_equal(got.idx, id[k].idx);
+        assert_int_equal(got.gen, id[k].gen);
+        uint32_t v;
+        assert_int_equal(r.len, sizeof v);
+        memcpy(&v, r.data, sizeof v);
+        assert_int_equal(v, k);
+        ember_result_release(f.c, &r);
+    }
+    assert_int_equal(ember_wait_any(f.c, EMBER_NEVER, &got, &r), -EMBER_ENOCALLS);
+    /* a call collected by ember_wait is not returned again */
+    gate_open(4);
+    ember_call_id a = submit_gate(f.c, 4, EMBER_NEVER);
+    assert_int_equal(ember_wait(f.c, a, &r), 0);
+    ember_result_release(f.c, &r);
+    assert_int_equal(ember_wait_any(f.c, 0, &got, &r), -EMBER_ENOCALLS);
+    fixture_stop(&f);
+}
+
+static void wait_any_ends_calls_at_their_deadline(void **st)
+{
+    (void)st;
+    struct fixture f;
+    start_gates(&f, "anydl", 1);
+    ember_call_id run = submit_gate(f.c, 9, 300 * 1000000ll);   /* runs, never opened */
+    ember_call_id queued = submit_gate(f.c, 9, 200 * 1000000ll); /* never runs: one runner */
+    ember_call_id got;
+    ember_result r;
+    bool seen_run = false, seen_queued = false;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(ember_wait_any(f.c, EMBER_NEVER, &got, &r), 0);
+        assert_int_equal(r.status, -EMBER_ETIMEDOUT);
+        if (got.idx == run.idx) seen_run = true, assert_int_equal(r.detail, EMBER_TIMEOUT_RUNNING);
+        if (got.idx == queued.idx) seen_queued = true, assert_int_equal(r.detail, EMBER_TIMEOUT_QUEUED);
+        ember_result_release(f.c, &r);
+    }
+    assert_true(seen_run && seen_queued);
+    assert_int_equal(ember_wait_any(f.c, 0, &got, &r), -EMBER_ENOCALLS);
+    fixture_stop(&f);
+}
+
+/* Two threads wait on one client while a third keeps up to 32 calls in
+ * flight: every call is collected once, by one of them. */
+struct collector {
+    ember_client *c;
+    _Atomic uint32_t *collected, *done;
+    uint8_t *seen;
+    unsigned dup, bad;
+};
+
+static void *collect_thread(void *arg)
+{
+    struct collector *k = arg;
+    for (;;) {
+        ember_call_id id;
+        ember_result r;
+        bool last = atomic_load(k->done); /* read before: no call is submitted after it */
+        int rc = ember_wait_any(k->c, 20 * 1000000ll, &id, &r);
+        if (rc == -EMBER_ENOCALLS && last) break;
+        if (rc == -EMBER_EAGAIN || rc == -EMBER_ENOCALLS) continue;
+        uint32_t n = 0;
+        if (rc || r.status || r.len != sizeof n) {
+            k->bad++;
+        } else {
+            memcpy(&n, r.data, sizeof n);
+            if (k->seen[n]++) k->dup++;
+        }
+        ember_result_release(k->c, &r);
+        atomic_fetch_add(k->collected, 1);
+        ember__futex_wake(k->collected, INT_MAX);
+    }
+    return NULL;
+}
+
+static void wait_any_from_two_threads_collects_each_call_once(void **st)
+{
+    (void)st;
+    struct fixture f;
+    start_gates(&f, "any2", 2);
+    enum { CALLS = 3000, INFLIGHT = 32 };
+    uint8_t *seen = calloc(CALLS, 1);
+    _Atomic uint32_t collected = 0, done = 0;
+    struct collector k[2];
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        k[i] = (struct collector){ f.c, &collected, &done, seen, 0, 0 };
+        pthread_create(&th[i], NULL, collect_thread, &k[i]);
+    }
+    int h = ember_handler(f.c, "echo");
+    for (uint32_t n = 0; n < CALLS; n++) {
+        while (n - atomic_load(&collected) >= INFLIGHT)
+            ember__futex_wait(&collected, atomic_load(&collected), ember__now_ns() + 10000000ull);
+        ember_call_id id;
+        assert_int_equal(ember_submit(f.c, h, &n, sizeof n, EMBER_NEVER, &id), 0);
+    }
+    atomic_store(&done, 1);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    assert_int_equal(k[0].dup + k[1].dup, 0);
+    assert_int_equal(k[0].bad + k[1].bad, 0);
+    assert_int_equal(atomic_load(&collected), CALLS);
+    for (uint32_t n = 0; n < CALLS; n++) assert_int_equal(seen[n], 1);
+    free(seen);
+    assert_int_equal(free_slots(f.c), ember__client_view(f.c)->nslots);
+    fixture_stop(&f);
+}
+
+static bool readable(int fd, int ms)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN, .revents = 0 };
+    return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
+}
+
+static void completion_fd_is_readable_when_a_call_ends(void **st)
+{
+    (void)st;
+    struct fixture f;
+    start_gates(&f, "anyfd", 2);
+    int fd = ember_completion_fd(f.c);
+    if (fd == -EMBER_ENOSYS) skip(); /* io_uring refused here */
+    assert_true(fd >= 0);
+    assert_false(readable(fd, 0)); /* nothing in flight */
+    ember_call_id a = submit_gate(f.c, 1, EMBER_NEVER), got;
+    ember_result r;
+    assert_false(readable(fd, 50));
+    gate_open(1);
+    assert_true(readable(fd, 10000));
+    assert_int_equal(ember_wait_any(f.c, 0, &got, &r), 0);
+    assert_int_equal(got.idx, a.idx);
+    ember_result_release(f.c, &r);
+    assert_int_equal(ember_wait_any(f.c, 0, &got, &r), -EMBER_ENOCALLS);
+    /* a call that ends while nobody looks: readable; collected: quiet again */
+    a = submit_gate(f.c, 1, EMBER_NEVER);
+    assert_true(readable(fd, 10000));
+    assert_int_equal(ember_wait_any(f.c, 0, &got, &r), 0);
+    ember_result_release(f.c, &r);
+    ember_call_id b = submit_gate(f.c, 5, EMBER_NEVER);
+    assert_int_equal(ember_wait_any(f.c, 0, &got, &r), -EMBER_EAGAIN); /* re-arms */
+    assert_false(readable(fd, 50));
+    /* a deadline makes it readable */
+    ember_call_id d = submit_gate(f.c, 5, 200 * 1000000ll);
+    assert_int_equal(ember_wait_any(f.c, 0, &got, &r), -EMBER_EAGAIN);
+    assert_true(readable(fd, 10000));
+    assert_int_equal(ember_wait_any(f.c, 0, &got, &r), 0);
+    assert_int_equal(got.idx, d.idx);
+    assert_int_equal(r.status, -EMBER_ETIMEDOUT);
+    ember_result_release(f.c, &r);
+    assert_int_equal(ember_wait_any(f.c, 0, &got, &r), -EMBER_EAGAIN);
+    /* a dead supervisor makes it readable, and the wait says so */
+    kill(ember_pool_supervisor_pid(f.pool), SIGKILL);
+    assert_true(readable(fd, 10000));
+    assert_int_equal(ember_wait_any(f.c, 0, &got, &r), -EMBER_EPOOLDOWN);
+    (void)b;
+    ember_detach(f.c);
+    ember_pool_stop(f.pool, 0);
+}
+
 int main(void)
 {
+    S = mmap(NULL, sizeof *S, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ember_handler_register("gate", h_gate);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(wait_any_returns_calls_as_they_end),
+        cmocka_unit_test(wait_any_ends_calls_at_their_deadline),
+        cmocka_unit_test(wait_any_from_two_threads_collects_each_call_once),
+        cmocka_unit_test(completion_fd_is_readable_when_a_call_ends),
         cmocka_unit_test(claim_race_leaves_no_stale_call),
         cmocka_unit_test(claim_of_a_dead_claimer_is_freed),
     };

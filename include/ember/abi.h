@@ -30,6 +30,8 @@
  *                busy, jobs_done, current.
  *   caller.pid   the caller claims its entry by CAS 0 -> pid; supervisor
  *                clears it after that process has exited.
+ *   done bitmap  whoever finishes a NOTIFY call sets its bit (seq_cst) ->
+ *                its owner takes the word with an exchange; see detail/any.h.
  *   slot.owner   the claimer, after its claim CAS (release) -> whoever
  *                reads the state word first (acquire), then the owner
  *                (acquire): see detail/slot.h, S5.
@@ -75,7 +77,9 @@ enum { EMBER_SLOT_FREE = 0, EMBER_SLOT_CLAIMED = 1, EMBER_SLOT_QUEUED = 2,
 #define EMBER_UNLINKED      0x2u     /* runs on if its caller dies (else cancelled); the one
                                         flag a caller passes (ember_call_flags...) */
 #define EMBER_CALL_CHILD    0x4u     /* place_child: the owner is told when it starts */
-#define EMBER_CALL_FLAGS    0x7u
+#define EMBER_CALL_NOTIFY   0x8u     /* submitted to be collected by ember_wait_any: whoever
+                                        finishes it sets its bit in the owner's done bitmap */
+#define EMBER_CALL_FLAGS    0xfu
 
 /* slot.detail of an EMBER_ETIMEDOUT result: where the deadline caught the call */
 #define EMBER_TIMEOUT_QUEUED  1      /* still queued: it never ran */
@@ -220,6 +224,10 @@ struct ember_shm_header {
     /* event ring: written by the supervisor only; see ember_events_read() */
     EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint64_t) ev_next; /* sequence of the next event */
     uint64_t off_events;
+    /* done bitmaps: one per caller entry, done_stride bytes apart, a bit
+     * per slot (detail/any.h) */
+    uint64_t off_done;
+    uint32_t done_stride, _pad2;
 };
 
 /* One event. seq is written last (release) and is the entry's sequence + 1;
@@ -287,8 +295,14 @@ struct ember_caller_ent {
     EMBER_ATOMIC(uint32_t) pid;             /* 0 = free */
     EMBER_ATOMIC(uint32_t) gen;
     EMBER_ATOMIC(uint32_t) spinning;        /* its threads counted in hdr.spin */
+    /* ember_wait_any's eventcount (detail/any.h): the caller counts itself
+     * in done_armed (seq_cst) before it sleeps on done_seq; whoever sets a
+     * bit in its done bitmap (seq_cst) and then sees done_armed bumps
+     * done_seq and wakes it */
+    EMBER_ATOMIC(uint32_t) done_armed;
+    EMBER_ATOMIC(uint32_t) done_seq;
     uint32_t _pad1;
-    uint64_t _pad[6];
+    uint64_t _pad[5];
 };
 
 /* A slot's header is its first cache line, and everything a call hands

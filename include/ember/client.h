@@ -97,7 +97,8 @@ extern "C" {
     X(EBOOT, 1015, "the pool could not boot a runner: see its events (ember events) for the cause") \
     X(EIMAGE, 1016, "the function is not from the pool's program image")                           \
     X(ECALLERS, 1018, "the pool's caller table is full: too many attached processes (raise max_callers)") \
-    X(ESYSTEM, 1020, "a system call failed; ember_last_error() names it")
+    X(ESYSTEM, 1020, "a system call failed; ember_last_error() names it")                         \
+    X(ENOCALLS, 1021, "nothing to wait for: none of this client's submitted calls is in flight")
 
 enum {
 #define EMBER__XENUM(name, val, msg) EMBER_##name = val,
@@ -204,6 +205,26 @@ EMBER_API int ember_child_stop(ember_client *c, ember_child *ch, ember_result *r
 EMBER_API int ember_wait(ember_client *c, ember_call_id id, ember_result *res);
 /* Like ember_wait without waiting: -EMBER_EAGAIN while it is not done. */
 EMBER_API int ember_poll(ember_client *c, ember_call_id id, ember_result *res);
+/* Wait up to TIMEOUT_NS (0: just look; negative or EMBER_NEVER: no limit)
+ * for whichever of this client's submitted calls (ember_submit*) ends
+ * first, and collect it. A call ends with its result, its error, or its
+ * deadline (then it is ended as ember_wait ends it). Each call is collected
+ * once: by ember_wait_any, or by ember_wait / ember_poll on its id; several
+ * threads may wait on one client. Returns 0 with *ID the call and RES its
+ * outcome (RES->status: 0 or -EMBER_E..., what ember_wait would return;
+ * release RES); or, with no call collected: -EMBER_EAGAIN (none ended in
+ * time), -EMBER_ENOCALLS (none in flight), -EMBER_EPOOLDOWN (the pool
+ * stopped or its supervisor died: the calls in flight will not end),
+ * -EMBER_EINVAL. */
+EMBER_API int ember_wait_any(ember_client *c, int64_t timeout_ns, ember_call_id *id,
+                             ember_result *res);
+/* A file descriptor that becomes readable when ember_wait_any may have a
+ * call to return (one ended, a deadline passed, the pool went down), for an
+ * epoll, poll or io_uring event loop: when it is readable, call
+ * ember_wait_any(c, 0, ...) until it returns -EMBER_EAGAIN, which re-arms
+ * it. The client owns the fd (ember_detach closes it). Returns the fd, or
+ * -EMBER_ENOSYS where io_uring is refused (then use ember_wait_any). */
+EMBER_API int ember_completion_fd(ember_client *c);
 /* Give back what a result holds (slot, pages). Safe on any result. */
 EMBER_API void ember_result_release(ember_client *c, ember_result *res);
 

@@ -23,7 +23,48 @@ struct ember_client {
     int sup_pidfd;
     uint32_t caller_idx, caller_gen;
     char name[EMBER_NAME_MAX];
+    /* ember_wait_any's bookkeeping (any.h), process-local: a bit per slot
+     * of this client's NOTIFY calls not collected yet ("mine"; whoever
+     * clears a bit collects that call), each one's generation and deadline,
+     * the bits taken from the shared done bitmap and not yet looked at
+     * ("ready"), how many calls are mine, the earliest deadline among them
+     * (a lower bound: it may be an expired or collected call's) */
+    EMBER_ATOMIC(uint64_t) *mine, *ready;
+    EMBER_ATOMIC(uint32_t) *mine_gen;
+    uint64_t *mine_deadline;
+    EMBER_ATOMIC(uint32_t) inflight;
+    EMBER_ATOMIC(uint64_t) next_deadline;
+    struct ember__cq *cq;                   /* ember_completion_fd's ring, or NULL */
 };
+
+/* Call IDX of generation GEN with DEADLINE becomes one of ember_wait_any's,
+ * before it is published: the generation and deadline are stored before
+ * the bit (release; pairs with the acquire of the collector's clear). */
+static inline void ember__any_track(ember_client *c, uint32_t idx, uint32_t gen, uint64_t deadline)
+{
+    atomic_store_explicit(&c->mine_gen[idx], gen, memory_order_relaxed);
+    c->mine_deadline[idx] = deadline;
+    atomic_fetch_add_explicit(&c->inflight, 1, memory_order_relaxed);
+    atomic_fetch_or_explicit(&c->mine[idx / 64], 1ull << (idx % 64), memory_order_release);
+    uint64_t d = atomic_load_explicit(&c->next_deadline, memory_order_relaxed);
+    while (deadline < d && !atomic_compare_exchange_weak_explicit(&c->next_deadline, &d, deadline,
+                                                                  memory_order_relaxed,
+                                                                  memory_order_relaxed)) {}
+}
+
+/* Take call IDX of generation GEN out of ember_wait_any's set: true if this
+ * thread cleared its bit (and so collects it), false if it was not there
+ * (or the slot is tracked for another of this client's calls). The acquire
+ * pairs with ember__any_track's release. */
+static inline bool ember__any_untrack(ember_client *c, uint32_t idx, uint32_t gen)
+{
+    uint64_t bit = 1ull << (idx % 64);
+    if (!c->mine || atomic_load_explicit(&c->mine_gen[idx], memory_order_relaxed) != gen) return false;
+    if (!(atomic_fetch_and_explicit(&c->mine[idx / 64], ~bit, memory_order_acquire) & bit))
+        return false;
+    atomic_fetch_sub_explicit(&c->inflight, 1, memory_order_relaxed);
+    return true;
+}
 
 
 /* Is the pool's supervisor alive and the pool taking calls? */
@@ -200,12 +241,14 @@ static inline int ember__submit(ember_client *c, int h, const void *args, size_t
         }
         memcpy(ember__page_ptr(v, s->args_page), args, len);
     }
+    if (flags & EMBER_CALL_NOTIFY) ember__any_track(c, idx, gen, deadline);
     /* publish: fields before QUEUED (release), QUEUED before the push */
     atomic_store_explicit(&s->state, ember__mk(gen, EMBER_SLOT_QUEUED), memory_order_release);
     uint32_t ring = ember__my_ring(v);
     if (ember__ring_push(&v->run[ring], ember__entry(idx, gen)) < 0) {
         /* cannot happen with ring_cap = 2 * nslots unless repairs left many
          * duplicates; the slot is ours again */
+        if (flags & EMBER_CALL_NOTIFY) ember__any_untrack(c, idx, gen);
         ember__slot_free(v, idx, ember__mk(gen, EMBER_SLOT_QUEUED));
         return ember__fail(-EMBER_EFULL, "pool '%s': run ring full", c->name);
     }

@@ -6,7 +6,7 @@
 #ifndef EMBER_DETAIL_CLIENT_IMPL_H
 #define EMBER_DETAIL_CLIENT_IMPL_H
 
-#include "call.h"
+#include "any.h"
 
 /* Open and map the segment of pool NAME: 0 with *BASE and *SIZE set, or
  * -EMBER_ENOPOOL, -EMBER_EOWNER, -EMBER_ECORRUPT, a system error. */
@@ -59,6 +59,10 @@ static inline int ember__caller_join(ember_client *c)
         if (atomic_compare_exchange_strong(&c->v.callers[i].pid, &z, me)) {
             c->caller_idx = i;
             c->caller_gen = atomic_fetch_add(&c->v.callers[i].gen, 1) + 1;
+            /* the entry's done bitmap may hold bits of its last owner */
+            EMBER_ATOMIC(uint64_t) *bits = ember__done_bits(&c->v, i);
+            for (uint32_t k = 0; k < (c->v.nslots + 63) / 64; k++)
+                atomic_store_explicit(&bits[k], 0, memory_order_relaxed);
             ember__ring_doorbell(&c->v);
             return 0;
         }
@@ -85,9 +89,11 @@ EMBER_API int ember_attach(const char *name, ember_client **out)
     }
     c->sup_pidfd = -1;
     c->caller_idx = EMBER_NONE;
+    atomic_store_explicit(&c->next_deadline, UINT64_MAX, memory_order_relaxed);
     atomic_store_explicit(&c->hot, EMBER_NONE, memory_order_relaxed);
     snprintf(c->name, sizeof c->name, "%s", name);
     rc = ember__view_init(&c->v, base, size);
+    if (rc == 0) rc = ember__any_init(c);
     if (rc < 0) {
         char why[EMBER__ERRLEN];
         memcpy(why, ember__errbuf, sizeof why);
@@ -98,6 +104,7 @@ EMBER_API int ember_attach(const char *name, ember_client **out)
     if (rc) {
         if (c->sup_pidfd >= 0) close(c->sup_pidfd);
         munmap(base, size);
+        ember__any_fini(c);
         free(c);
         return rc;
     }
@@ -118,6 +125,7 @@ EMBER_API void ember_detach(ember_client *c)
             ember__slot_disown(&c->v, i, ember__gen(w), false);
     }
     ember__hot_return(&c->v, atomic_exchange(&c->hot, EMBER_NONE));
+    ember__any_fini(c); /* while the caller entry is still ours */
     uint32_t me = (uint32_t)getpid();
     atomic_compare_exchange_strong(&c->v.callers[c->caller_idx].pid, &me, 0);
     ember__ring_doorbell(&c->v);
@@ -141,7 +149,9 @@ EMBER_API int ember_submit_flags(ember_client *c, int h, const void *args, size_
                                  int64_t timeout_ns, unsigned flags, ember_call_id *id)
 {
     if (!id) return ember__fail(-EMBER_EINVAL, "ember_submit: id is NULL");
-    return ember__submit_t(c, h, args, len, timeout_ns, flags, 0, id, NULL, NULL);
+    if (c && !c->mine) return ember__fail(-EMBER_ENOMEM, "pool '%s': no memory for ember_wait_any's "
+                                          "bookkeeping", c->name);
+    return ember__submit_t(c, h, args, len, timeout_ns, flags, EMBER_CALL_NOTIFY, id, NULL, NULL);
 }
 
 EMBER_API int ember_submit(ember_client *c, int h, const void *args, size_t len,
@@ -167,11 +177,102 @@ EMBER_API int ember_poll(ember_client *c, ember_call_id id, ember_result *res)
     int rc = ember__id_check(c, id, res, &w, "ember_poll");
     if (rc) return rc;
     struct ember_slot *s = &c->v.slots[id.idx];
-    if (ember__st(w) == EMBER_SLOT_DONE) return res->status = ember__collect(c, id.idx, w, res);
-    if (ember__now_ns() >= s->deadline_ns) return res->status = ember__expire(c, id.idx, id.gen, res);
+    if (ember__st(w) == EMBER_SLOT_DONE || ember__now_ns() >= s->deadline_ns) {
+        ember__any_untrack(c, id.idx, id.gen);
+        if (ember__st(w) == EMBER_SLOT_DONE) return res->status = ember__collect(c, id.idx, w, res);
+        return res->status = ember__expire(c, id.idx, id.gen, res);
+    }
     rc = ember__pool_alive(c);
     if (rc) return res->status = rc;
     return EMBER__FAIL_TEXT(-EMBER_EAGAIN, "ember_poll: the call has not finished yet");
+}
+
+EMBER_API int ember_wait_any(ember_client *c, int64_t timeout_ns, ember_call_id *id,
+                             ember_result *res)
+{
+    if (!c || !id || !res) return ember__fail(-EMBER_EINVAL, "ember_wait_any: NULL argument");
+    ember__result_clear(res);
+    id->idx = EMBER_NONE, id->gen = 0;
+    struct ember__view *v = &c->v;
+    struct ember_caller_ent *ce = &v->callers[c->caller_idx];
+    uint64_t until = timeout_ns < 0 || timeout_ns == EMBER_NEVER ? UINT64_MAX
+                                                                   : ember__now_ns() + (uint64_t)timeout_ns;
+    int rc = 0;
+    if (c->cq) { /* what made the fd readable is being looked at now */
+        pthread_mutex_lock(&c->cq->lock);
+        ember__cq_reap(c, c->cq);
+        pthread_mutex_unlock(&c->cq->lock);
+    }
+    bool spun = false;
+    for (;;) {
+        if (ember__any_look(c, id, res, &rc)) return 0;
+        bool none = atomic_load_explicit(&c->inflight, memory_order_relaxed) == 0;
+        uint64_t now = ember__now_ns();
+        if (none || now >= until) {
+            if (c->cq) { /* nothing to return: the fd is quiet from here on, so arm it again */
+                pthread_mutex_lock(&c->cq->lock);
+                bool look = ember__cq_arm(c, c->cq);
+                pthread_mutex_unlock(&c->cq->lock);
+                if (look) continue;
+            }
+            if (none) return EMBER__FAIL_TEXT(-EMBER_ENOCALLS, "ember_wait_any: no call in flight");
+            if ((rc = ember__pool_alive(c)) != 0) return rc;
+            return EMBER__FAIL_TEXT(-EMBER_EAGAIN, "ember_wait_any: no call ended in time");
+        }
+        EMBER_ATOMIC(uint64_t) *bits = ember__done_bits(v, c->caller_idx);
+        const uint32_t words = (v->nslots + 63) / 64;
+        if (!spun) { /* spin a while (not when spinners outnumber CPUs), then park */
+            spun = true;
+            atomic_fetch_add_explicit(&ce->spinning, 1, memory_order_relaxed);
+            if (ember__spinners(atomic_fetch_add_explicit(&v->hdr->spin, 1, memory_order_relaxed)) <
+                (int32_t)v->ncpus) {
+                uint64_t stop = now + ember__spin_budget;
+                bool found = false;
+                for (unsigned i = 1; !found; i++) {
+                    for (uint32_t k = 0; k < words && !found; k++)
+                        found = atomic_load_explicit(&bits[k], memory_order_relaxed) != 0;
+                    ember__spin_step(i);
+                    if ((i & 63) == 0 && ember__now_ns() >= (stop < until ? stop : until)) break;
+                }
+                if (found) ember__spin_won(); else ember__spin_lost();
+            }
+            atomic_fetch_sub_explicit(&v->hdr->spin, 1, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&ce->spinning, 1, memory_order_relaxed);
+            continue;
+        }
+        /* park: count this thread in done_armed, read the sequence, look once
+         * more, sleep (at most 200 ms: a dead supervisor is noticed) */
+        atomic_fetch_add_explicit(&ce->done_armed, 1, memory_order_seq_cst);
+        uint32_t seq = atomic_load_explicit(&ce->done_seq, memory_order_seq_cst);
+        bool found = false;
+        for (uint32_t k = 0; k < words && !found; k++)
+            found = atomic_load_explicit(&bits[k], memory_order_seq_cst) != 0;
+        if (!found) {
+            uint64_t t = now + 200000000ull, next = atomic_load(&c->next_deadline);
+            if (next < t) t = next;
+            if (until < t) t = until;
+            if (t > now) ember__futex_wait(&ce->done_seq, seq, t);
+        }
+        atomic_fetch_sub_explicit(&ce->done_armed, 1, memory_order_seq_cst);
+        if (!found && (rc = ember__pool_alive(c)) != 0) {
+            if (ember__any_look(c, id, res, &rc)) return 0; /* ended before the pool went down */
+            return rc;
+        }
+    }
+}
+
+EMBER_API int ember_completion_fd(ember_client *c)
+{
+    if (!c) return ember__fail(-EMBER_EINVAL, "ember_completion_fd: client is NULL");
+    int rc = 0;
+    pthread_mutex_t *lk = NULL;
+    if (!c->cq && (rc = ember__cq_open(c)) != 0) return rc;
+    lk = &c->cq->lock;
+    pthread_mutex_lock(lk);
+    if (ember__cq_arm(c, c->cq)) /* something to collect already: readable now */
+        ember__cq_submit(c->cq, IORING_OP_NOP, -1, 0, 0, 0, 0, 0);
+    pthread_mutex_unlock(lk);
+    return c->cq->fd;
 }
 
 EMBER_API int ember_wait(ember_client *c, ember_call_id id, ember_result *res)
@@ -179,7 +280,9 @@ EMBER_API int ember_wait(ember_client *c, ember_call_id id, ember_result *res)
     uint32_t w = 0;
     int rc = ember__id_check(c, id, res, &w, "ember_wait");
     if (rc) return rc;
-    return ember__wait(c, id, c->v.slots[id.idx].deadline_ns, w, false, res);
+    rc = ember__wait(c, id, c->v.slots[id.idx].deadline_ns, w, false, res);
+    if (rc != -EMBER_EPOOLDOWN && rc != -EMBER_ESTALE) ember__any_untrack(c, id.idx, id.gen); /* collected */
+    return rc;
 }
 
 EMBER_API int ember_call_flags(ember_client *c, int h, const void *args, size_t len,

@@ -154,6 +154,24 @@ static inline bool ember__slot_take(struct ember_slot *s, uint32_t gen, uint32_t
     }
 }
 
+/* Tell the owner of NOTIFY call IDX, now DONE, that it is: its bit in the
+ * owner's done bitmap, then a wake-up if the owner sleeps (ember_wait_any,
+ * detail/any.h). The fetch_or (seq_cst) and the load of done_armed
+ * (seq_cst) pair with the owner's increment of done_armed and its look at
+ * the bitmap: one of the two sees the other. */
+static inline void ember__notify_owner(struct ember__view *v, const struct ember_slot *s, uint32_t idx)
+{
+    uint32_t caller = (uint32_t)(atomic_load_explicit(&s->owner, memory_order_acquire) >> 32) & 0xffffu;
+    if (caller >= v->ncallers) return; /* scribbled */
+    EMBER_ATOMIC(uint64_t) *bits = ember__done_bits(v, caller);
+    atomic_fetch_or_explicit(&bits[idx / 64], 1ull << (idx % 64), memory_order_seq_cst);
+    struct ember_caller_ent *ce = &v->callers[caller];
+    if (atomic_load_explicit(&ce->done_armed, memory_order_seq_cst)) {
+        atomic_fetch_add_explicit(&ce->done_seq, 1, memory_order_seq_cst);
+        ember__futex_wake(&ce->done_seq, INT_MAX);
+    }
+}
+
 /* Move a finished slot to DONE (call) or FREE (cast, orphan) with STATUS; wakes a
  * sleeping owner. W is the RUNNING (or QUEUED) word as last seen or written
  * (a stale one only costs a failed CAS). Returns false
@@ -181,6 +199,7 @@ static inline bool ember__slot_finish(struct ember__view *v, uint32_t idx, uint3
             if (atomic_compare_exchange_strong_explicit(&s->state, &w, nw, memory_order_acq_rel,
                                                         memory_order_acquire)) {
                 if (w & EMBER_SLOT_WAITER) ember__futex_wake(&s->state, INT_MAX);
+                if (s->flags & EMBER_CALL_NOTIFY) ember__notify_owner(v, s, idx);
                 return true;
             }
             continue; /* w reloaded by the failed CAS */

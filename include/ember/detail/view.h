@@ -32,6 +32,8 @@ struct ember__view {
     struct ember_event_ent *events;
     uint32_t *page_owner, *page_len;
     char *pages;
+    char *done;                       /* done bitmaps: caller i's at done + i * done_stride */
+    uint32_t done_stride;
     uint32_t nslots, nrunners, max_conc, ncallers, nhandlers, npages, page_size, ncpus;
     uint32_t nrings, ncpu_map;
     const uint16_t *cpu_ring;         /* CPU number -> ring (all < nrings, checked) */
@@ -57,9 +59,9 @@ static inline bool ember__part_ok(uint64_t off, uint64_t len, uint64_t size)
 struct ember__geometry {
     uint64_t magic, segment_size, max_payload, default_timeout_ns, ring_stride;
     uint64_t off_handlers, off_runners, off_workers, off_callers, off_slots, off_run_ring,
-        off_free_ring, off_page_owner, off_page_len, off_pages, off_cpu_ring, off_events;
+        off_free_ring, off_page_owner, off_page_len, off_pages, off_cpu_ring, off_events, off_done;
     uint32_t abi_version, header_size, nslots, ring_cap, nrunners, max_concurrency, ncallers,
-        nhandlers, page_size, npages, ncpus, nrings, ncpu_map;
+        nhandlers, page_size, npages, ncpus, nrings, ncpu_map, done_stride;
 };
 
 static inline void ember__geometry_read(struct ember__geometry *g,
@@ -72,6 +74,7 @@ static inline void ember__geometry_read(struct ember__geometry *g,
     g->off_run_ring = h->off_run_ring, g->off_free_ring = h->off_free_ring;
     g->off_page_owner = h->off_page_owner, g->off_page_len = h->off_page_len;
     g->off_pages = h->off_pages, g->off_cpu_ring = h->off_cpu_ring, g->off_events = h->off_events;
+    g->off_done = h->off_done, g->done_stride = h->done_stride;
     g->abi_version = h->abi_version, g->header_size = h->header_size, g->nslots = h->nslots;
     g->ring_cap = h->ring_cap, g->nrunners = h->nrunners, g->max_concurrency = h->max_concurrency;
     g->ncallers = h->ncallers, g->nhandlers = h->nhandlers, g->page_size = h->page_size;
@@ -95,7 +98,9 @@ static inline int ember__geometry_check(const struct ember__geometry *g, size_t 
         g->nhandlers > 4096 || g->page_size < 4096 || g->page_size % 4096 ||
         g->npages > (1u << 24) || g->ncpus == 0 || g->nrings == 0 || g->nrings > EMBER_MAX_RINGS ||
         g->ring_stride < ember__ring_bytes(g->ring_cap) || g->ring_stride > (1ull << 32) ||
-        g->ring_stride % EMBER_CACHELINE || g->ncpu_map > 65536)
+        g->ring_stride % EMBER_CACHELINE || g->ncpu_map > 65536 ||
+        g->done_stride < (g->nslots + 63) / 64 * 8 || g->done_stride % EMBER_CACHELINE ||
+        g->done_stride > 65536 / 8)
         return ember__fail(-EMBER_ECORRUPT, "segment geometry out of range");
     uint64_t nw = (uint64_t)g->nrunners * g->max_concurrency;
     const struct { uint64_t off, len; } part[] = {
@@ -111,6 +116,7 @@ static inline int ember__geometry_check(const struct ember__geometry *g, size_t 
         { g->off_page_owner, (uint64_t)g->npages * 4 },
         { g->off_page_len, (uint64_t)g->npages * 4 },
         { g->off_pages, (uint64_t)g->npages * g->page_size },
+        { g->off_done, (uint64_t)g->ncallers * g->done_stride },
     };
     for (size_t i = 0; i < sizeof part / sizeof part[0]; i++)
         if (!ember__part_ok(part[i].off, part[i].len, size))
@@ -118,6 +124,12 @@ static inline int ember__geometry_check(const struct ember__geometry *g, size_t 
     if (g->max_payload > (uint64_t)g->npages * g->page_size || g->max_payload > UINT32_MAX)
         return ember__fail(-EMBER_ECORRUPT, "segment max_payload out of bounds");
     return 0;
+}
+
+/* Caller entry I's done bitmap (detail/any.h). */
+static inline EMBER_ATOMIC(uint64_t) *ember__done_bits(const struct ember__view *v, uint32_t i)
+{
+    return (EMBER_ATOMIC(uint64_t) *)(v->done + (size_t)i * v->done_stride);
 }
 
 static inline void ember__ring_view(struct ember__ring *r, char *at, uint32_t cap)
@@ -162,6 +174,8 @@ static inline int ember__view_init(struct ember__view *v, void *base, size_t siz
     v->page_owner = (uint32_t *)(b + g.off_page_owner);
     v->page_len = (uint32_t *)(b + g.off_page_len);
     v->pages = b + g.off_pages;
+    v->done = b + g.off_done;
+    v->done_stride = g.done_stride;
     v->nslots = g.nslots;
     v->nrunners = g.nrunners;
     v->max_conc = g.max_concurrency;
