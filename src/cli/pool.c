@@ -45,7 +45,7 @@ struct start_args {
 /* The arguments of `pool start NAME ...` into *A; 0 or a usage error (2). */
 static int start_args_parse(int argc, char **argv, struct start_args *a)
 {
-    if (argc < 1 || argv[0][0] == '-') return usage_error("the pool's NAME comes first");
+    if (argc < 1 || argv[0][0] == '-') return usage_error("the pool's NAME comes first: ember pool start NAME [--OPTION VALUE]...");
     cli_pool_config_init(&a->cfg);
     a->cfg.name = argv[0];
     a->foreground = false;
@@ -54,7 +54,8 @@ static int start_args_parse(int argc, char **argv, struct start_args *a)
     for (int i = 1; i < argc;) {
         char name[64];
         if (!option_name(argv[i], name, sizeof name))
-            return usage_error("unexpected argument '%s'", argv[i]);
+            return usage_error("unexpected argument '%s': pool options start with -- (--max 4)",
+                               argv[i]);
         bool is_flag = strcmp(name, "foreground") == 0 || pool_option_is_flag(name);
         const char *val = option_value(argc, argv, &i, !is_flag);
         if (strcmp(name, "foreground") == 0) {
@@ -164,7 +165,10 @@ static int start_daemon(const struct start_args *a)
     int rp[2];
     int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (nul < 0 || pipe2(rp, O_CLOEXEC) < 0) {
-        fprintf(stderr, "%s: %s: %s\n", cli_cmd, nul < 0 ? "/dev/null" : "pipe", strerror(errno));
+        int e = errno;
+        if (nul >= 0) close(nul);
+        fprintf(stderr, "%s: cannot %s: %s\n", cli_cmd, nul < 0 ? "open /dev/null" : "make a pipe",
+                strerror(e));
         return 1;
     }
     fflush(NULL);
