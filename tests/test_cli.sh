@@ -36,8 +36,8 @@ expect "min above max refused" 1 "option min: 5 is above max 2" "$EMBER" pool st
 expect "zero timeout refused" 1 "option timeout" "$EMBER" pool start "$NAME" --timeout 0
 expect "bad placement named" 2 "option --placement: 'spread'" "$EMBER" pool start "$NAME" --placement spread
 expect "unknown node refused" 1 "option nodes: '7'" "$EMBER" pool start "$NAME" --nodes 7
-expect "no pool: stats" 1 "not running" "$EMBER" stats "$NAME"
-expect "no pool: call" 1 "not running" "$EMBER" call "$NAME" echo x
+expect "no pool: stats" 1 "no pool '$NAME' is running" "$EMBER" stats "$NAME"
+expect "no pool: call" 1 "no pool '$NAME' is running" "$EMBER" call "$NAME" echo x
 expect "unknown command" 2 "unknown command 'frobnicate'" "$EMBER" frobnicate
 
 expect "start" 0 "started" "$EMBER" pool start "$NAME" --min 1 --max 3 --max_concurrency 2 \
@@ -79,7 +79,7 @@ expect "2-node stats" 0 '"placement":"numa","nodes":2,.*"node":0,"cpus":"0-1".*"
 expect "2-node stop" 0 "stopped" "$EMBER" pool stop "$NAME-2n"
 expect "list" 0 "^$NAME +supervisor" "$EMBER" pool list
 expect "stop" 0 "stopped" "$EMBER" pool stop "$NAME"
-expect "stopped pool" 1 "not running" "$EMBER" stats "$NAME"
+expect "stopped pool" 1 "no pool '$NAME' is running" "$EMBER" stats "$NAME"
 
 if [ "$failures" -ne 0 ]; then echo "$failures checks failed"; exit 1; fi
 echo "all checks passed"

@@ -7,7 +7,10 @@
  * caller the supervisor cannot watch yet (no fd left) is not reaped alive,
  * and a runner it cannot watch is a failed boot; a killed supervisor makes
  * waiting callers return EMBER_EPOOLDOWN and runners exit within 1 s; a deadline passing in the
- * queue; pool stop; and every bad input with its own error. */
+ * queue; a pool stop that drains (new calls refused, queued ones failed,
+ * running ones finish while their callers wait, or are killed at the
+ * timeout, each with its own message, and the stop counts them); and every
+ * bad input with its own error. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +20,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <dirent.h>
 #include <unistd.h>
@@ -440,13 +444,25 @@ static void deadline_in_queue_never_runs(void **st)
     fixture_stop(&f);
 }
 
-struct waiter { ember_client *c; ember_call_id id; int rc; };
+struct waiter { ember_client *c; ember_call_id id; int rc, detail; char msg[256]; };
 static void *wait_thread(void *arg)
 {
     struct waiter *w = arg;
     ember_result r;
     w->rc = ember_wait(w->c, w->id, &r);
+    w->detail = r.detail;
+    snprintf(w->msg, sizeof w->msg, "%s", w->rc ? ember_last_error() : "");
+    ember_result_release(w->c, &r);
     return NULL;
+}
+
+/* What the stop of the pool C is attached to did. */
+static ember_stats stop_report(ember_client *c)
+{
+    ember_stats s;
+    ember_stats_read(c, &s, NULL, 0);
+    assert_int_equal(s.state, EMBER_POOL_DOWN);
+    return s;
 }
 
 static void stop_fails_waiting_calls(void **st)
@@ -454,7 +470,7 @@ static void stop_fails_waiting_calls(void **st)
     (void)st;
     struct fixture f;
     start(&f, "stop", 1, 1, 64);
-    struct waiter w = { f.c, gate_occupy(&f, &S->hold, &S->started), 0 };
+    struct waiter w = { f.c, gate_occupy(&f, &S->hold, &S->started), 0, 0, "" };
     pthread_t th;
     pthread_create(&th, NULL, wait_thread, &w);
     assert_int_equal(ember_pool_stop(f.pool, 200000000ll), 0);
@@ -466,6 +482,78 @@ static void stop_fails_waiting_calls(void **st)
     assert_int_equal(ember_attach(f.name, &c), -EMBER_ENOPOOL);
 }
 
+struct stopper { ember_pool *pool; int64_t timeout; int rc; };
+static void *stop_thread(void *arg)
+{
+    struct stopper *s = arg;
+    s->rc = ember_pool_stop(s->pool, s->timeout);
+    return NULL;
+}
+
+/* Wait until the pool seen by C is in STATE, at most MS milliseconds. */
+static bool await_pool_state(ember_client *c, int state, unsigned ms)
+{
+    uint64_t until = ember__now_ns() + ms * 1000000ull;
+    for (;;) {
+        ember_stats s;
+        ember_stats_read(c, &s, NULL, 0);
+        if (s.state == state) return true;
+        if (ember__now_ns() > until) return false;
+        ember_stats_wait(c, s.epoch, 5000000);
+    }
+}
+
+/* A stop drains: once it has begun, a new call fails at submit saying the
+ * pool is stopping, a queued call fails at once saying it never ran, and a
+ * running call whose caller waits meanwhile finishes with its own result
+ * (the stop waits for it). */
+static void stop_drains_running_calls(void **st)
+{
+    (void)st;
+    struct fixture f;
+    start(&f, "drain", 1, 1, 64);
+    struct waiter running = { f.c, gate_occupy(&f, &S->hold, &S->started), 1, 0, "" };
+    struct waiter queued = { f.c, { 0, 0 }, 1, 0, "" };
+    assert_int_equal(ember_submit(f.c, ember_handler(f.c, "mark"), NULL, 0, EMBER_TIMEOUT_DEFAULT,
+                                  &queued.id), 0);
+    pthread_t tr, tq, ts;
+    pthread_create(&tr, NULL, wait_thread, &running);
+    struct stopper s = { f.pool, 30 * EMBER_SECOND, 1 };
+    pthread_create(&ts, NULL, stop_thread, &s);
+    assert_true(await_pool_state(f.c, EMBER_POOL_STOPPING, 5000));
+    /* nothing new starts */
+    ember_result r;
+    assert_int_equal(ember_call(f.c, ember_handler(f.c, "mark"), NULL, 0, &r, EMBER_TIMEOUT_DEFAULT),
+                     -EMBER_EPOOLDOWN);
+    assert_non_null(strstr(ember_last_error(), "is stopping"));
+    /* the queued call fails while the running one still runs */
+    pthread_create(&tq, NULL, wait_thread, &queued);
+    pthread_join(tq, NULL);
+    assert_int_equal(queued.rc, -EMBER_EPOOLDOWN);
+    assert_int_equal(queued.detail, EMBER_DOWN_QUEUED);
+    assert_non_null(strstr(queued.msg, "never ran"));
+    assert_int_equal(atomic_load(&S->marks), 0);
+    /* the running call is not given up on: a poll says it runs on... */
+    assert_int_equal(ember_poll(f.c, running.id, &r), -EMBER_EAGAIN);
+    /* ...and its waiting caller, which wakes every 200 ms to look at the
+     * pool, looks a few times while the pool stops (this wait gives it the
+     * time to; nothing waits for it) */
+    struct timespec looks = { 0, 600000000 };
+    nanosleep(&looks, NULL);
+    /* the running call has the stop's timeout to finish: it does, and its
+     * caller, waiting all along, gets its result */
+    gate_release(&S->hold);
+    pthread_join(tr, NULL);
+    assert_int_equal(running.rc, 0);
+    pthread_join(ts, NULL);
+    assert_int_equal(s.rc, 0);
+    ember_stats rep = stop_report(f.c);
+    assert_int_equal(rep.stop_finished, 1);
+    assert_int_equal(rep.stop_killed, 0);
+    assert_int_equal(rep.stop_never_ran, 1);
+    ember_detach(f.c);
+}
+
 /* A runner that ignores SIGTERM is killed once the stop's timeout has passed,
  * not later; its caller gets EMBER_EPOOLDOWN. */
 static void stop_timeout_kills_a_deaf_runner(void **st)
@@ -475,7 +563,7 @@ static void stop_timeout_kills_a_deaf_runner(void **st)
     start(&f, "deaf", 1, 1, 64);
     uint32_t before = atomic_load(&S->started);
     atomic_store(&S->hold, 1);
-    struct waiter w = { f.c, { 0, 0 }, 0 };
+    struct waiter w = { f.c, { 0, 0 }, 0, 0, "" };
     assert_int_equal(ember_submit(f.c, ember_handler(f.c, "deaf"), NULL, 0, EMBER_TIMEOUT_DEFAULT, &w.id), 0);
     assert_true(await_count(&S->started, before + 1, 5000));
     pthread_t th;
@@ -487,6 +575,12 @@ static void stop_timeout_kills_a_deaf_runner(void **st)
     assert_int_equal(w.rc, -EMBER_EPOOLDOWN);
     assert_true(took >= 200000000ull);  /* it had its grace */
     assert_true(took < 1500000000ull);  /* and no more than that, give or take */
+    assert_int_equal(w.detail, EMBER_DOWN_KILLED);
+    assert_non_null(strstr(w.msg, "runner was killed"));
+    ember_stats rep = stop_report(f.c);
+    assert_int_equal(rep.stop_finished, 0);
+    assert_int_equal(rep.stop_killed, 1);
+    assert_int_equal(rep.stop_never_ran, 0);
     gate_release(&S->hold);
     ember_detach(f.c);
 }
@@ -631,6 +725,7 @@ int main(void)
         cmocka_unit_test(dead_supervisor_is_a_result),
         cmocka_unit_test(deadline_in_queue_never_runs),
         cmocka_unit_test(stop_fails_waiting_calls),
+        cmocka_unit_test(stop_drains_running_calls),
         cmocka_unit_test(stop_timeout_kills_a_deaf_runner),
         cmocka_unit_test(bad_inputs_each_have_their_error),
     };

@@ -4,6 +4,9 @@
 #     (both from pool.h's EMBER_POOL_OPTIONS);
 #   - `meson install` into a DESTDIR gives headers, libember.so.0 exporting
 #     only ember_* symbols, libember.a, ember.pc, LICENSE and the command;
+#   - the man page ember(1) is installed, lists every pool option and
+#     command `ember help` prints, and mandoc -T lint and groff find nothing
+#     to warn about;
 #   - every C example in the README compiles as written against that install
 #     with only `pkg-config --cflags --libs ember` (and with --static, against
 #     libember.a alone), and the first runs a call.
@@ -44,6 +47,28 @@ if [ -n "$lib" ]; then
     readelf -d "$lib" | grep -q 'SONAME.*libember.so.0' || fail "libember.so has no soname libember.so.0"
 else
     fail "no libember.so.0 installed"
+fi
+
+# the man page
+man=$(find "$dest" -path '*/man1/ember.1' | head -1)
+if [ -z "$man" ]; then
+    fail "not installed: share/man/man1/ember.1"
+else
+    for o in $(cat "$work/help.opts"); do
+        grep -qF -- "\\-\\-$o" "$man" || fail "the man page lacks --$o"
+    done
+    "$EMBER" help | sed -n 's/^  ember \([a-z]*\( [a-z]*\)\?\).*/\1/p' | while read -r cmd; do
+        grep -qE "^\.SY \"ember $cmd\"|^\.SY \"ember ${cmd%% *}\"" "$man" || echo "$cmd"
+    done >"$work/man.missing"
+    [ -s "$work/man.missing" ] && fail "the man page lacks: $(tr '\n' ' ' <"$work/man.missing")"
+    if command -v mandoc >/dev/null; then
+        mandoc -T lint -W warning "$man" >"$work/mandoc.log" 2>&1 ||
+            fail "mandoc -T lint: $(head -5 "$work/mandoc.log")"
+    else
+        fail "mandoc is not installed (apt-get install mandoc): the man page is not checked"
+    fi
+    groff -man -Tutf8 -ww -z "$man" >"$work/groff.log" 2>&1
+    [ -s "$work/groff.log" ] && fail "groff warns about the man page: $(head -5 "$work/groff.log")"
 fi
 
 # the README's C examples, built from the install

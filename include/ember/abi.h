@@ -85,6 +85,9 @@ enum { EMBER_SLOT_FREE = 0, EMBER_SLOT_CLAIMED = 1, EMBER_SLOT_QUEUED = 2,
 #define EMBER_TIMEOUT_QUEUED  1      /* still queued: it never ran */
 #define EMBER_TIMEOUT_RUNNING 2      /* running: it was cancelled, and its runner is killed
                                         if it does not stop within kill_grace */
+/* slot.detail of an EMBER_EPOOLDOWN result: what the pool's stop did to the call */
+#define EMBER_DOWN_QUEUED     1      /* still queued: it never ran */
+#define EMBER_DOWN_KILLED     2      /* running past the stop's timeout: its runner was killed */
 
 /* runner states: BOOTING and READY runners serve the pool (count towards
  * max); a DRAINING one takes no new call, finishes what it runs and exits. */
@@ -220,6 +223,13 @@ struct ember_shm_header {
     EMBER_ATOMIC(uint64_t) boot_retry_ns;   /* CLOCK_MONOTONIC of the next boot attempt */
     char     boot_fail_msg[96];       /* the last failed boot's cause, NUL-terminated */
     EMBER_ATOMIC(uint32_t) resize_seq;      /* bumped by ember_pool_resize() after min/max */
+    /* what the stop did (ember_stats' stop_*): written by the supervisor
+     * during its stop, before it stores pool_state DOWN; read once the pool
+     * is DOWN or its supervisor has exited (in this line's padding: the
+     * layout is unchanged) */
+    EMBER_ATOMIC(uint32_t) stop_finished;   /* calls that ended on their own while it drained */
+    EMBER_ATOMIC(uint32_t) stop_killed;     /* calls still running at its timeout, killed */
+    EMBER_ATOMIC(uint32_t) stop_never_ran;  /* queued calls it failed */
 
     /* event ring: written by the supervisor only; see ember_events_read() */
     EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint64_t) ev_next; /* sequence of the next event */

@@ -201,7 +201,12 @@ EMBER_API int ember_child_wait(ember_client *c, ember_child *ch, ember_result *r
  * its handler does, or when its runner is killed kill_grace later
  * (-EMBER_ECANCELLED). Release *res. */
 EMBER_API int ember_child_stop(ember_client *c, ember_child *ch, ember_result *res);
-/* Wait for a submitted call until its deadline. Same returns as ember_call. */
+/* Wait for a submitted call until its deadline. Same returns as ember_call.
+ * A pool that is stopping drains: the wait goes on, and ends with the
+ * call's own result if it finishes within the stop's timeout, else
+ * -EMBER_EPOOLDOWN (res->detail: EMBER_DOWN_QUEUED, it never ran;
+ * EMBER_DOWN_KILLED, its runner was killed at the timeout). A new call to a
+ * stopping pool fails at once with -EMBER_EPOOLDOWN. */
 EMBER_API int ember_wait(ember_client *c, ember_call_id id, ember_result *res);
 /* Like ember_wait without waiting: -EMBER_EAGAIN while it is not done. */
 EMBER_API int ember_poll(ember_client *c, ember_call_id id, ember_result *res);
@@ -269,10 +274,15 @@ typedef struct ember_stats {
     uint64_t runners_started, runners_died, boot_failures, callers_reaped;
     uint64_t calls_crashed;  /* failed with EMBER_ECRASHED / _ERUNNERLOST */
     uint64_t calls_expired;  /* timed out while queued or running */
-    uint64_t calls_killed;   /* their runner was killed past kill_grace */
+    uint64_t calls_killed;   /* their runner was killed past kill_grace or the stop's timeout */
     uint64_t calls_boot_failed; /* failed fast with EMBER_EBOOT */
     uint64_t events;         /* events so far: the cursor ember_events_read() reaches */
     uint32_t epoch;          /* changes whenever runners or callers come and go (ember_stats_wait) */
+    /* what the pool's stop did, once state is EMBER_POOL_DOWN (ember_stop()
+     * has returned); 0 before */
+    unsigned stop_finished;  /* running calls that finished while it drained */
+    unsigned stop_killed;    /* calls still running at its timeout: killed (EMBER_EPOOLDOWN) */
+    unsigned stop_never_ran; /* queued calls it failed (EMBER_EPOOLDOWN) */
 } ember_stats;
 
 /* Fill *ST with the pool's state and RUNNERS[0..N) with its live runners
@@ -281,7 +291,8 @@ typedef struct ember_stats {
 EMBER_API int ember_stats_read(ember_client *c, ember_stats *st, ember_runner_stats *runners, int n);
 /* Wait until the pool's epoch differs from EPOCH (from a snapshot) or an
  * event comes, at most TIMEOUT_NS: 0 (changed or timed out: take a new
- * snapshot), -EMBER_EPOOLDOWN. */
+ * snapshot), -EMBER_EPOOLDOWN (the pool stopped or its supervisor died; a
+ * stop's start changes the epoch). */
 EMBER_API int ember_stats_wait(ember_client *c, uint32_t epoch, int64_t timeout_ns);
 /* "booting", "ready", "draining", "empty": an EMBER_RUNNER_* state. */
 EMBER_API const char *ember_runner_state_name(int state);
@@ -318,7 +329,8 @@ EMBER_API int ember_events_read(ember_client *c, uint64_t *cursor, ember_event *
 EMBER_API int ember_resize(ember_client *c, unsigned min, unsigned max);
 /* Stop the pool gracefully (as ember_pool_stop(), running calls get
  * SHUTDOWN_TIMEOUT_NS; negative: the pool's) and wait until its supervisor
- * has exited (killed if it has not shortly after the timeout). Returns 0,
+ * has exited (killed if it has not shortly after the timeout); what the stop
+ * did is then in ember_stats_read()'s stop_* fields. Returns 0,
  * -EMBER_EINVAL, or -EMBER_EPERM / -EMBER_ESYSTEM when the supervisor cannot
  * be signalled. C is still to be detached. */
 EMBER_API int ember_stop(ember_client *c, int64_t shutdown_timeout_ns);

@@ -178,12 +178,14 @@ typedef struct ember_pool ember_pool;
  * ember_last_error()), -EMBER_EEXIST (a live pool of that name), or a system failure
  * (-EMBER_ENOSPC for /dev/shm, -EMBER_EMFILE..., -EMBER_ESYSTEM). */
 int ember_pool_start(const struct ember_pool_config *cfg, ember_pool **out);
-/* Graceful stop: no new calls (they get EMBER_EPOOLDOWN), queued calls get
- * EMBER_EPOOLDOWN, running calls may finish within SHUTDOWN_TIMEOUT_NS
- * (negative: the pool's shutdown_timeout), then their runners are killed
- * and those calls get EMBER_EPOOLDOWN too. The segment's name is removed and
- * the handle freed (whatever happens). Returns 0, or -EMBER_EINVAL for a
- * NULL pool. */
+/* Graceful stop, a drain: no new calls (they get EMBER_EPOOLDOWN at
+ * submit), queued calls get EMBER_EPOOLDOWN (detail EMBER_DOWN_QUEUED),
+ * running calls may finish within SHUTDOWN_TIMEOUT_NS (negative: the pool's
+ * shutdown_timeout) and their callers, who keep waiting, get their results;
+ * then the runners still running calls are killed and those calls get
+ * EMBER_EPOOLDOWN (EMBER_DOWN_KILLED). Returns when all that is done. The
+ * segment's name is removed and the handle freed (whatever happens).
+ * Returns 0, or -EMBER_EINVAL for a NULL pool. */
 int ember_pool_stop(ember_pool *pool, int64_t shutdown_timeout_ns);
 /* Change min and max at run time. Growing boots runners as min or demand
  * needs; shrinking drains runners (idle ones first), never killing a call.

@@ -60,6 +60,9 @@ int set_pool_option(struct ember_pool_config *cfg, const char *name, const char 
 bool pool_option_is_flag(const char *name);
 /* The pool options for `ember help`. */
 void pool_options_help(FILE *f);
+/* CFG with the defaults of a pool started by `ember pool start`: the
+ * library's, but calls have no default deadline. */
+void cli_pool_config_init(struct ember_pool_config *cfg);
 
 /* handlers.c: sleep, spin, exec */
 void cli_register_handlers(void);

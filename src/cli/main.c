@@ -8,18 +8,30 @@
  *   ember stats NAME [--json]
  *   ember events NAME [--follow]
  *   ember call NAME HANDLER [ARG] [--timeout DURATION] [--unlinked]
+ *   ember help [COMMAND], ember version (--version, -V)
  *
  * Pool options are those of struct ember_pool_config, by the same names
  * (options.c has them from pool.h's table). A pool started here runs in a
  * daemon process (the pool's application) until `ember pool stop` or a
  * signal; its handlers are the built-in ones (noop, echo) and handlers.c's:
- * sleep, spin, exec. */
+ * sleep, spin, exec.
+ *
+ * Every command is one entry of commands[] below: how it is called, what
+ * it does and its options, which `ember help` and `ember CMD --help` print.
+ * Exit statuses: 0 done, 1 ember failed (the message says what happened and
+ * what to do), 2 a usage error. */
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
 #include "cli.h"
 
+#ifndef EMBER_VERSION
+#define EMBER_VERSION "unknown"
+#endif
+
 const char *cli_cmd = "ember";
+/* "pool start" for `ember pool start`: where usage errors point */
+static const char *help_topic = "";
 
 int usage_error(const char *fmt, ...)
 {
@@ -27,16 +39,36 @@ int usage_error(const char *fmt, ...)
     va_start(ap, fmt);
     fprintf(stderr, "%s: ", cli_cmd);
     vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n(see 'ember help')\n");
+    fprintf(stderr, "\n(see 'ember %s%s')\n", help_topic, help_topic[0] ? " --help" : "help");
     va_end(ap);
     return 2;
 }
 
+/* What to do about failure RC, where ember's own message (what happened)
+ * does not say; NULL: nothing to add. */
+static const char *hint(int rc)
+{
+    switch (-rc) {
+    case EMBER_ETIMEDOUT: return "give it longer with --timeout DURATION (or --timeout never)";
+    case EMBER_EFULL: return "start the pool with a larger --queue_capacity or --payload_space";
+    case EMBER_EABI: return "the pool was started by another version of ember: stop it and start "
+                            "it again with this one";
+    case EMBER_EOWNER: return "a pool can be used only by the user who started it";
+    case EMBER_ECORRUPT: return "stop the pool and start it again";
+    case EMBER_ECALLERS: return "start the pool with a larger --max_callers";
+    case EMBER_EMFILE: return "raise this shell's limit of open files (ulimit -n)";
+    case EMBER_ENOSPC: return "/dev/shm is full or too small: free some of it, or start the pool "
+                              "with a smaller --queue_capacity or --payload_space";
+    case EMBER_EBOOT: return "see why with: ember events POOL";
+    default: return NULL;
+    }
+}
+
 int fail(int rc, const char *what)
 {
-    const char *detail = ember_last_error();
-    fprintf(stderr, "%s: %s: %s%s%s\n", cli_cmd, what, ember_strerror(rc), detail[0] ? ": " : "",
-            detail);
+    const char *detail = ember_last_error(), *h = hint(rc);
+    fprintf(stderr, "%s: %s%s%s%s%s\n", cli_cmd, what ? what : "", what ? ": " : "",
+            detail[0] ? detail : ember_strerror(rc), h ? "; " : "", h ? h : "");
     return 1;
 }
 
@@ -47,47 +79,170 @@ uint64_t cli_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void help(FILE *f)
-{
-    fprintf(f,
-            "usage:\n"
-            "  ember pool start NAME [--OPTION VALUE]... [--foreground] [--log-file PATH]\n"
-            "  ember pool stop NAME [--shutdown_timeout DURATION]\n"
-            "  ember pool resize NAME [--min N] [--max N]\n"
-            "  ember pool wait NAME [--ready N | --runners N] [--timeout DURATION]\n"
-            "  ember pool list\n"
-            "  ember stats NAME [--json]\n"
-            "  ember events NAME [--follow]\n"
-            "  ember call NAME HANDLER [ARG] [--timeout DURATION] [--unlinked]\n"
-            );
-    pool_options_help(f);
-    fprintf(f,
-            "DURATION: 250ms, 30s, 2m, 1h (a bare number is milliseconds); SIZE: 512M, 2G...\n"
-            "handlers of a pool started here: noop, echo, sleep MS, spin MS, exec 'SHELL COMMAND'\n");
-}
+static int cmd_help(int argc, char **argv);
+static int cmd_version(int argc, char **argv);
 
 /* The commands: "pool start" is WORD "pool", SUB "start"; one-word commands
- * have no SUB. */
+ * have no SUB. ARGS follows the command's name in its usage line; OPTIONS
+ * (lines "  --name VALUE  what it does", or NULL) and MORE (or NULL) are
+ * printed by its --help. */
 static const struct command {
     const char *word, *sub;
     int (*run)(int argc, char **argv);
+    const char *args, *what, *options;
+    void (*more)(FILE *f);
 } commands[] = {
-    { "pool", "start", cmd_pool_start },   { "pool", "stop", cmd_pool_stop },
-    { "pool", "resize", cmd_pool_resize }, { "pool", "wait", cmd_pool_wait },
-    { "pool", "list", cmd_pool_list },     { "stats", NULL, cmd_stats },
-    { "events", NULL, cmd_events },        { "call", NULL, cmd_call },
+    { "pool", "start", cmd_pool_start,
+      "NAME [--OPTION VALUE]... [--foreground] [--log-file PATH]",
+      "Start pool NAME: a daemon runs it until 'ember pool stop NAME'. Prints the\n"
+      "supervisor's pid once the pool takes calls.",
+      "  --foreground          run the pool in this process until Ctrl-C or SIGTERM\n"
+      "  --log-file PATH       the daemon's output (the supervisor's log, --log 1 or 2) is\n"
+      "                        appended to PATH, opened before the daemon starts\n",
+      pool_options_help },
+    { "pool", "stop", cmd_pool_stop, "NAME [--shutdown_timeout DURATION]",
+      "Stop pool NAME, draining it: new calls are refused, queued calls fail (they never\n"
+      "ran), running calls have the shutdown timeout to finish and their callers get\n"
+      "their results; calls still running then are killed. Waits for all that and says\n"
+      "what happened. A pool that is not running is no error.",
+      "  --shutdown_timeout DURATION  how long running calls may take to finish (default:\n"
+      "                        the pool's shutdown_timeout, 30s unless given at start)\n",
+      NULL },
+    { "pool", "resize", cmd_pool_resize, "NAME [--min N] [--max N]",
+      "Change the pool's bounds while it runs. Growing boots runners as min or demand\n"
+      "needs; shrinking drains runners, idle ones first, never killing a call.",
+      "  --min N               runners always up\n"
+      "  --max N               runners at most (up to the pool's max_limit)\n",
+      NULL },
+    { "pool", "wait", cmd_pool_wait, "NAME [--ready N | --runners N] [--timeout DURATION]",
+      "Wait until N runners of the pool are ready, or until exactly N runner processes\n"
+      "live and serve (after a resize down, for instance).",
+      "  --ready N             at least N runners ready (default 1)\n"
+      "  --runners N           exactly N runners, all serving\n"
+      "  --timeout DURATION    give up after this long, exit status 1 (default 30s)\n",
+      NULL },
+    { "pool", "list", cmd_pool_list, "",
+      "List this user's running pools: supervisor pid, runners, bounds.", NULL, NULL },
+    { "stats", NULL, cmd_stats, "NAME [--json]",
+      "Print the pool's state and counters, and a line per runner: pid, state, node,\n"
+      "CPUs, busy threads, calls, resident memory.",
+      "  --json                one JSON object instead\n", NULL },
+    { "events", NULL, cmd_events, "NAME [--follow]",
+      "Print the pool's events (grow_start, grow_end, shrink), each with its reason.",
+      "  -f, --follow          keep printing new events until the pool stops\n", NULL },
+    { "call", NULL, cmd_call, "NAME HANDLER [ARG] [--timeout DURATION] [--unlinked]",
+      "Run HANDLER of pool NAME with ARG, print its result and exit 0, or say why it\n"
+      "failed and exit 1. A pool started by 'ember pool start' has the handlers noop,\n"
+      "echo ARG, sleep MS, spin MS and exec 'SHELL COMMAND'.",
+      "  --timeout DURATION    the call's deadline, queueing and running (default: the\n"
+      "                        pool's, none unless it was started with --timeout)\n"
+      "  --unlinked            the call runs on if this command dies (else it is\n"
+      "                        cancelled)\n"
+      "  --                    what follows is ARG, even if it starts with '-'\n",
+      NULL },
+    { "help", NULL, cmd_help, "[COMMAND]",
+      "Print every command's usage, or one command's usage and options.", NULL, NULL },
+    { "version", NULL, cmd_version, "", "Print ember's version (also: --version, -V).", NULL,
+      NULL },
 };
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage_line(FILE *f, const struct command *c, const char *lead)
+{
+    fprintf(f, "%sember %s%s%s%s%s\n", lead, c->word, c->sub ? " " : "", c->sub ? c->sub : "",
+            c->args[0] ? " " : "", c->args);
+}
+
+/* `ember CMD --help`: its usage, what it does, its options. */
+static void command_help(FILE *f, const struct command *c)
+{
+    usage_line(f, c, "usage: ");
+    fprintf(f, "\n%s\n", c->what);
+    if (c->options) fprintf(f, "\noptions:\n%s", c->options);
+    if (c->more) {
+        fputc('\n', f);
+        c->more(f);
+    }
+    if (c->options || c->more)
+        fprintf(f, "\nDURATION: 250ms, 30s, 2m, 1h, never (a bare number is milliseconds); SIZE: 512M, 2G...\n");
+}
+
+/* `ember pool --help`: the pool commands. */
+static void word_help(FILE *f, const char *word)
+{
+    fprintf(f, "usage: ember %s COMMAND ...\n\ncommands:\n", word);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].word, word) == 0) usage_line(f, &commands[i], "  ");
+    fprintf(f, "\n'ember %s COMMAND --help' says what each does.\n", word);
+}
+
+static void help(FILE *f)
+{
+    fprintf(f, "usage:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++) usage_line(f, &commands[i], "  ");
+    fprintf(f, "'ember COMMAND --help' prints a command's options.\n");
+    pool_options_help(f);
+    fprintf(f,
+            "DURATION: 250ms, 30s, 2m, 1h, never (a bare number is milliseconds); SIZE: 512M, 2G...\n"
+            "handlers of a pool started here: noop, echo ARG, sleep MS, spin MS, exec 'SHELL COMMAND'\n"
+            "calls have no deadline unless the pool was started with --timeout or the call\n"
+            "gives one (a pool a program starts with ember_pool_start has a 30s default)\n"
+            "exit status:\n"
+            "  0  done\n"
+            "  1  ember failed (no such pool, a call failed...): the message says why\n"
+            "  2  usage error: a bad command, option or argument\n"
+            "environment: EMBER_LOG=1|2 (supervisor log), EMBER_BACKEND=poll (no io_uring)\n");
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    if (argc == 0) {
+        help(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        const struct command *c = &commands[i];
+        if (strcmp(argv[0], c->word) != 0) continue;
+        if (c->sub && argc < 2) {
+            word_help(stdout, c->word);
+            return 0;
+        }
+        if (!c->sub || strcmp(argv[1], c->sub) == 0) {
+            command_help(stdout, c);
+            return 0;
+        }
+    }
+    return usage_error("no command '%s%s%s'", argv[0], argc > 1 ? " " : "", argc > 1 ? argv[1] : "");
+}
+
+static int cmd_version(int argc, char **argv)
+{
+    (void)argv;
+    if (argc > 0) return usage_error("version takes no arguments");
+    printf("ember %s\n", EMBER_VERSION);
+    return 0;
+}
+
+/* Does ARGV ask for help (--help or -h before any "--")? */
+static bool asks_help(int argc, char **argv)
+{
+    for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return true;
+    return false;
+}
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
-        strcmp(argv[1], "-h") == 0) {
-        help(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    if (argc < 2) {
+        help(stderr);
+        return 2;
     }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) return cmd_help(0, NULL);
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
+        return cmd_version(argc - 2, argv + 2);
     static char label[48];
     bool word_known = false;
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+    for (size_t i = 0; i < NCOMMANDS; i++) {
         const struct command *cmd = &commands[i];
         if (strcmp(argv[1], cmd->word) != 0) continue;
         word_known = true;
@@ -96,9 +251,22 @@ int main(int argc, char **argv)
         snprintf(label, sizeof label, "ember %s%s%s", cmd->word, cmd->sub ? " " : "",
                  cmd->sub ? cmd->sub : "");
         cli_cmd = label;
+        help_topic = label + strlen("ember ");
+        if (asks_help(argc - skip, argv + skip)) {
+            command_help(stdout, cmd);
+            return 0;
+        }
         return cmd->run(argc - skip, argv + skip);
     }
-    if (word_known && argc < 3) return usage_error("pool: start, stop, resize, wait or list?");
-    if (word_known) return usage_error("pool: unknown command '%s'", argv[2]);
+    if (word_known) { /* `ember pool` and no known subcommand */
+        snprintf(label, sizeof label, "ember %s", argv[1]);
+        cli_cmd = label;
+        help_topic = label + strlen("ember ");
+        if (argc < 3 || asks_help(argc - 2, argv + 2)) {
+            word_help(argc < 3 ? stderr : stdout, argv[1]);
+            return argc < 3 ? 2 : 0;
+        }
+        return usage_error("unknown command '%s %s'", argv[1], argv[2]);
+    }
     return usage_error("unknown command '%s'", argv[1]);
 }

@@ -253,18 +253,32 @@ static void opt_value(const struct pool_opt *d, const struct ember_pool_config *
     }
 }
 
+void cli_pool_config_init(struct ember_pool_config *cfg)
+{
+    ember_pool_config_init(cfg);
+    /* a job from the shell takes as long as it takes: a deadline is asked
+     * for (--timeout), not imposed */
+    cfg->timeout_ns = EMBER_NEVER;
+}
+
 void pool_options_help(FILE *f)
 {
     static const char *const kinds[] = { "N", "N", "N", "SIZE", "DURATION", "", "numa|core|none",
                                          "LIST" };
-    struct ember_pool_config cfg;
-    ember_pool_config_init(&cfg);
+    struct ember_pool_config cfg, lib;
+    cli_pool_config_init(&cfg);
+    ember_pool_config_init(&lib);
     fprintf(f, "pool options (struct ember_pool_config's names; '-' may stand for '_'):\n");
     for (size_t i = 0; i < NOPTS; i++) {
         const struct pool_opt *d = &pool_opts[i];
-        char arg[64], def[32];
+        char arg[64], def[32], libdef[32];
         snprintf(arg, sizeof arg, "--%s%s%s", d->name, kinds[d->kind][0] ? " " : "", kinds[d->kind]);
         opt_value(d, &cfg, def, sizeof def);
-        fprintf(f, "  %-36s %s (default %s)\n", arg, d->doc, def);
+        opt_value(d, &lib, libdef, sizeof libdef);
+        if (strcmp(def, libdef) == 0)
+            fprintf(f, "  %-36s %s (default %s)\n", arg, d->doc, def);
+        else /* the command's own default */
+            fprintf(f, "  %-36s %s (default %s; %s in a pool a program starts)\n", arg, d->doc, def,
+                    libdef);
     }
 }

@@ -35,20 +35,27 @@ static int serve(ember_pool *pool)
     return 0;
 }
 
-struct start_args { struct ember_pool_config cfg; bool foreground; const char *logfile; };
+struct start_args {
+    struct ember_pool_config cfg;
+    bool foreground;
+    const char *logfile;
+    int logfd;           /* LOGFILE, opened by the command (-1: none) */
+};
 
 /* The arguments of `pool start NAME ...` into *A; 0 or a usage error (2). */
 static int start_args_parse(int argc, char **argv, struct start_args *a)
 {
-    if (argc < 1 || argv[0][0] == '-') return usage_error("the pool's NAME comes first");
-    ember_pool_config_init(&a->cfg);
+    if (argc < 1 || argv[0][0] == '-') return usage_error("the pool's NAME comes first: ember pool start NAME [--OPTION VALUE]...");
+    cli_pool_config_init(&a->cfg);
     a->cfg.name = argv[0];
     a->foreground = false;
     a->logfile = NULL;
+    a->logfd = -1;
     for (int i = 1; i < argc;) {
         char name[64];
         if (!option_name(argv[i], name, sizeof name))
-            return usage_error("unexpected argument '%s'", argv[i]);
+            return usage_error("unexpected argument '%s': pool options start with -- (--max 4)",
+                               argv[i]);
         bool is_flag = strcmp(name, "foreground") == 0 || pool_option_is_flag(name);
         const char *val = option_value(argc, argv, &i, !is_flag);
         if (strcmp(name, "foreground") == 0) {
@@ -66,14 +73,89 @@ static int start_args_parse(int argc, char **argv, struct start_args *a)
     return 0;
 }
 
+/* Say why pool start failed with RC (its message in DETAIL); returns 1. */
+static int start_failed(const struct start_args *a, int rc, const char *detail)
+{
+    if (rc == -EMBER_EEXIST)
+        fprintf(stderr, "%s: pool '%s' is already running: stop it first (ember pool stop %s), or "
+                "choose another name\n", cli_cmd, a->cfg.name, a->cfg.name);
+    else
+        fprintf(stderr, "%s: %s\n", cli_cmd, detail[0] ? detail : ember_strerror(rc));
+    return 1;
+}
+
 static int start_foreground(const struct start_args *a)
 {
     ember_pool *pool;
     int rc = ember_pool_start(&a->cfg, &pool);
-    if (rc) return fail(rc, a->cfg.name);
+    if (rc) return start_failed(a, rc, ember_last_error());
     fprintf(stderr, "%s: pool '%s' running (supervisor pid %d); Ctrl-C stops it\n", cli_cmd,
             a->cfg.name, ember_pool_supervisor_pid(pool));
+    if (a->logfd >= 0) { /* from now on the log goes there */
+        fflush(NULL);
+        dup2(a->logfd, 1);
+        dup2(a->logfd, 2);
+    }
     return serve(pool);
+}
+
+/* Close every descriptor but 0, 1, 2 and KEEP: what the daemon, and the
+ * supervisor and runners it forks, would otherwise hold of the caller's
+ * (a copy of its pipe keeps a $(...) or a `| cat` waiting). */
+static void close_inherited(int keep)
+{
+    if (keep > 3 && close_range(3, (unsigned)keep - 1, 0) == 0 &&
+        close_range((unsigned)keep + 1, ~0u, 0) == 0)
+        return;
+    if (keep == 3 && close_range(4, ~0u, 0) == 0) return;
+    long max = sysconf(_SC_OPEN_MAX); /* a kernel before 5.9 */
+    for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
+        if (fd != keep) close(fd);
+}
+
+/* The daemon's side: detached from the caller (its own session, stdin
+ * /dev/null, stdout and stderr the log file or /dev/null, nothing else of
+ * the caller's kept), it starts the pool, reports on REPORT ("0 PID" or
+ * "CODE MESSAGE") and serves. */
+static _Noreturn void daemon_main(const struct start_args *a, int nul, int report)
+{
+    setsid();
+    dup2(nul, 0);
+    dup2(a->logfd >= 0 ? a->logfd : nul, 1);
+    dup2(a->logfd >= 0 ? a->logfd : nul, 2);
+    close_inherited(report);
+    ember_pool *pool;
+    int rc = ember_pool_start(&a->cfg, &pool);
+    char msg[400];
+    int n = rc ? snprintf(msg, sizeof msg, "%d %s", rc, ember_last_error())
+               : snprintf(msg, sizeof msg, "0 %d", ember_pool_supervisor_pid(pool));
+    if (write(report, msg, (size_t)n) < 0) {}
+    close(report); /* the supervisor and runners have a copy, never written */
+    if (rc) _exit(1);
+    _exit(serve(pool));
+}
+
+/* Read the daemon PID's report from RP into MSG (LEN bytes): its length,
+ * or 0 if it died without one. */
+static ssize_t read_report(int rp, pid_t pid, char *msg, size_t len)
+{
+    /* the pool's processes inherit the pipe's write end: watch the daemon
+     * itself, not only for the pipe's end */
+    struct pollfd p[2] = { { .fd = rp, .events = POLLIN },
+                           { .fd = (int)syscall(SYS_pidfd_open, pid, 0), .events = POLLIN } };
+    ssize_t n = 0;
+    for (;;) {
+        int k = poll(p, p[1].fd >= 0 ? 2 : 1, -1);
+        if (k < 0 && errno == EINTR) continue;
+        if (k > 0 && p[0].revents) n = read(rp, msg, len - 1);
+        else if (k > 0 && p[1].revents) { /* it ended: a report may still be in the pipe */
+            fcntl(rp, F_SETFL, O_NONBLOCK);
+            n = read(rp, msg, len - 1);
+        }
+        break;
+    }
+    if (p[1].fd >= 0) close(p[1].fd);
+    return n < 0 ? 0 : n;
 }
 
 /* The daemon: a child starts the pool and reports through a pipe, then
@@ -81,34 +163,35 @@ static int start_foreground(const struct start_args *a)
 static int start_daemon(const struct start_args *a)
 {
     int rp[2];
-    if (pipe2(rp, O_CLOEXEC) < 0) return fail(-errno, "pipe");
+    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (nul < 0 || pipe2(rp, O_CLOEXEC) < 0) {
+        int e = errno;
+        if (nul >= 0) close(nul);
+        fprintf(stderr, "%s: cannot %s: %s\n", cli_cmd, nul < 0 ? "open /dev/null" : "make a pipe",
+                strerror(e));
+        return 1;
+    }
     fflush(NULL);
     pid_t pid = fork();
-    if (pid < 0) return fail(-errno, "fork");
+    if (pid < 0) {
+        fprintf(stderr, "%s: cannot fork the pool's daemon: %s\n", cli_cmd, strerror(errno));
+        return 1;
+    }
     if (pid == 0) {
         close(rp[0]);
-        setsid();
-        int nul = open("/dev/null", O_RDWR);
-        int out = a->logfile ? open(a->logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : nul;
-        if (nul >= 0) dup2(nul, 0);
-        if (out >= 0) dup2(out, 1), dup2(out, 2);
-        ember_pool *pool;
-        int rc = ember_pool_start(&a->cfg, &pool);
-        char msg[400];
-        int n = rc ? snprintf(msg, sizeof msg, "%d %s", rc, ember_last_error())
-                   : snprintf(msg, sizeof msg, "0 %d", ember_pool_supervisor_pid(pool));
-        if (write(rp[1], msg, (size_t)n) < 0) {}
-        close(rp[1]);
-        if (rc) _exit(1);
-        _exit(serve(pool));
+        daemon_main(a, nul, rp[1]);
     }
     close(rp[1]);
+    close(nul);
     char msg[400];
-    ssize_t n = read(rp[0], msg, sizeof msg - 1);
+    ssize_t n = read_report(rp[0], pid, msg, sizeof msg);
     close(rp[0]);
     if (n <= 0) {
-        waitpid(pid, NULL, 0);
-        fprintf(stderr, "%s: the pool's process died while starting it\n", cli_cmd);
+        int st = 0;
+        waitpid(pid, &st, 0);
+        fprintf(stderr, "%s: the pool's daemon died while starting the pool (%s %d); run it with "
+                "--foreground to see why\n", cli_cmd, WIFSIGNALED(st) ? "signal" : "exit status",
+                WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
         return 1;
     }
     msg[n] = 0;
@@ -117,8 +200,7 @@ static int start_daemon(const struct start_args *a)
     rest = rest ? rest + 1 : "";
     if (rc) {
         waitpid(pid, NULL, 0);
-        fprintf(stderr, "%s: %s: %s\n", cli_cmd, ember_strerror(rc), rest);
-        return 1;
+        return start_failed(a, rc, rest);
     }
     printf("pool '%s' started: supervisor pid %s, min %u, max %u, max_concurrency %u\n", a->cfg.name,
            rest, a->cfg.min, a->cfg.max, a->cfg.max_concurrency);
@@ -130,15 +212,37 @@ int cmd_pool_start(int argc, char **argv)
     struct start_args a;
     int rc = start_args_parse(argc, argv, &a);
     if (rc) return rc;
+    if (a.logfile) { /* a path that will not do is said now, not lost in the daemon */
+        a.logfd = open(a.logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (a.logfd < 0) {
+            fprintf(stderr, "%s: --log-file %s: %s (give a file in a directory you may write to)\n",
+                    cli_cmd, a.logfile, strerror(errno));
+            return 1;
+        }
+    }
     cli_register_handlers();
-    return a.foreground ? start_foreground(&a) : start_daemon(&a);
+    rc = a.foreground ? start_foreground(&a) : start_daemon(&a);
+    if (a.logfd >= 0) close(a.logfd);
+    return rc;
+}
+
+/* Say why attaching to pool NAME failed with RC; returns 1. */
+static int attach_failed(int rc, const char *name)
+{
+    if (rc == -EMBER_ENOPOOL) {
+        fprintf(stderr, "%s: no pool '%s' is running (start it with: ember pool start %s)\n",
+                cli_cmd, name, name);
+        return 1;
+    }
+    char what[96];
+    snprintf(what, sizeof what, "cannot attach to pool '%s'", name);
+    return fail(rc, what);
 }
 
 int cli_attach(const char *name, ember_client **c)
 {
     int rc = ember_attach(name, c);
-    if (rc) return fail(rc, name);
-    return 0;
+    return rc ? attach_failed(rc, name) : 0;
 }
 
 int cli_open(int argc, char **argv, const struct cli_opt *opts, const char **pool,
@@ -150,18 +254,40 @@ int cli_open(int argc, char **argv, const struct cli_opt *opts, const char **poo
     return cli_attach(*pool, c);
 }
 
+static const char *plural(unsigned n) { return n == 1 ? "" : "s"; }
+
+/* Stop: a drain that the supervisor does and reports in the pool's stats;
+ * this waits for it and says what it did. */
 int cmd_pool_stop(int argc, char **argv)
 {
     int64_t timeout = -1;
     const struct cli_opt opts[] = { { "shutdown_timeout", CLI_DURATION, &timeout, 0, 0 }, { 0 } };
     const char *pool;
-    ember_client *c;
-    int rc = cli_open(argc, argv, opts, &pool, &c);
+    int npos, rc = cli_parse_args(argc, argv, opts, &pool, 1, &npos);
     if (rc) return rc;
+    if (npos < 1) return usage_error("the pool's NAME is missing");
+    ember_client *c;
+    rc = ember_attach(pool, &c);
+    if (rc == -EMBER_ENOPOOL) { /* what the user wanted is so */
+        printf("pool '%s' is not running; nothing to stop\n", pool);
+        return 0;
+    }
+    if (rc) return attach_failed(rc, pool);
     rc = ember_stop(c, timeout);
+    ember_stats st;
+    ember_stats_read(c, &st, NULL, 0);
     ember_detach(c);
-    if (rc) return fail(rc, pool);
-    printf("pool '%s' stopped\n", pool);
+    if (rc) return fail(rc, NULL);
+    if (st.state != EMBER_POOL_DOWN) {
+        printf("pool '%s' stopped: its supervisor did not end its stop in time and was killed; "
+               "calls still running were lost\n", pool);
+        return 0;
+    }
+    printf("pool '%s' stopped: %u running call%s finished, %u killed", pool, st.stop_finished,
+           plural(st.stop_finished), st.stop_killed);
+    if (st.stop_never_ran)
+        printf(", %u queued call%s never ran", st.stop_never_ran, plural(st.stop_never_ran));
+    printf("\n");
     return 0;
 }
 
@@ -184,7 +310,7 @@ int cmd_pool_resize(int argc, char **argv)
     unsigned nmax = max != UINT64_MAX ? (unsigned)max : st.max;
     rc = ember_resize(c, nmin, nmax);
     ember_detach(c);
-    if (rc) return fail(rc, pool);
+    if (rc) return fail(rc, NULL);
     printf("pool '%s': min %u, max %u\n", pool, nmin, nmax);
     return 0;
 }
@@ -197,14 +323,19 @@ static int wait_runners(ember_client *c, const char *pool, unsigned n, int64_t t
         ember_stats st;
         ember_stats_read(c, &st, NULL, 0);
         if (st.runners == n && st.serving == n) return 0;
-        if (st.state != EMBER_POOL_RUNNING) return fail(-EMBER_EPOOLDOWN, pool);
+        if (st.state != EMBER_POOL_RUNNING) {
+            fprintf(stderr, "%s: pool '%s' stopped while waiting for %u runners\n", cli_cmd, pool, n);
+            return 1;
+        }
         uint64_t now = cli_now_ns();
         if (now >= until) {
-            fprintf(stderr, "%s: %s: %u runners, not %u\n", cli_cmd, pool, st.runners, n);
+            fprintf(stderr, "%s: pool '%s' has %u runners (%u serving), not %u, at the end of the "
+                    "timeout; wait longer with --timeout DURATION\n", cli_cmd, pool, st.runners,
+                    st.serving, n);
             return 1;
         }
         int rc = ember_stats_wait(c, st.epoch, (int64_t)(until - now));
-        if (rc) return fail(rc, pool);
+        if (rc) return fail(rc, NULL);
     }
 }
 
@@ -222,7 +353,7 @@ int cmd_pool_wait(int argc, char **argv)
     rc = runners == UINT64_MAX ? ember_wait_ready(c, (unsigned)ready, timeout)
                                : wait_runners(c, pool, (unsigned)runners, timeout);
     ember_detach(c);
-    if (rc && runners == UINT64_MAX) return fail(rc, pool);
+    if (rc && runners == UINT64_MAX) return fail(rc, NULL);
     return rc;
 }
 
@@ -232,7 +363,10 @@ int cmd_pool_list(int argc, char **argv)
     int npos, rc = cli_parse_args(argc, argv, opts, NULL, 0, &npos);
     if (rc) return rc;
     DIR *d = opendir("/dev/shm");
-    if (!d) return fail(-errno, "/dev/shm");
+    if (!d) {
+        fprintf(stderr, "%s: cannot list /dev/shm, where pools live: %s\n", cli_cmd, strerror(errno));
+        return 1;
+    }
     char prefix[32];
     snprintf(prefix, sizeof prefix, "ember.%u.", (unsigned)getuid());
     struct dirent *e;

@@ -101,7 +101,7 @@ int cmd_stats(int argc, char **argv)
     static ember_runner_stats runners[4096];
     int n = ember_stats_read(c, &st, runners, 4096);
     ember_detach(c);
-    if (n < 0) return fail(n, pool);
+    if (n < 0) return fail(n, NULL);
     if (n > 4096) n = 4096;
     if (json) stats_json(&st);
     else stats_text(&st);
@@ -142,6 +142,20 @@ int cmd_events(int argc, char **argv)
     return 0;
 }
 
+/* The handlers of a pool started by `ember pool start` whose argument the
+ * command can check before calling: sleep and spin take milliseconds. A
+ * usage error's 2 (message printed), or 0. */
+static int check_handler_arg(const char *handler, const char *arg)
+{
+    if (strcmp(handler, "sleep") != 0 && strcmp(handler, "spin") != 0) return 0;
+    uint64_t ms;
+    if (!arg) return usage_error("%s takes a number of milliseconds (ember call POOL %s 250)",
+                                 handler, handler);
+    if (!parse_uint(arg, 1000000000ull, &ms))
+        return usage_error("%s takes a number of milliseconds, not '%s'", handler, arg);
+    return 0;
+}
+
 int cmd_call(int argc, char **argv)
 {
     const char *pos[3] = { NULL, NULL, NULL };
@@ -151,12 +165,14 @@ int cmd_call(int argc, char **argv)
                                     { "unlinked", CLI_FLAG, &unlinked, 0, 0 }, { 0 } };
     int npos, rc = cli_parse_args(argc, argv, opts, pos, 3, &npos);
     if (rc) return rc;
-    if (npos < 2) return usage_error("NAME and HANDLER are needed");
+    if (npos < 2) return usage_error("the pool's NAME and the HANDLER to call are needed");
+    if ((rc = check_handler_arg(pos[1], pos[2])) != 0) return rc;
     ember_client *c;
     if (cli_attach(pos[0], &c)) return 1;
     int h = ember_handler(c, pos[1]);
     if (h < 0) {
-        fprintf(stderr, "%s: pool '%s' has no handler '%s'\n", cli_cmd, pos[0], pos[1]);
+        fprintf(stderr, "%s: pool '%s' has no handler '%s' (a pool started by 'ember pool start' "
+                "has noop, echo, sleep, spin and exec)\n", cli_cmd, pos[0], pos[1]);
         ember_detach(c);
         return 1;
     }

@@ -119,8 +119,9 @@ static int held_call_code(const struct sup_runner *sr, const struct ember_slot *
         *killed = late || cancelled;
         return late ? -EMBER_ETIMEDOUT : cancelled ? -EMBER_ECANCELLED : -EMBER_ERUNNERLOST;
     }
-    case KILL_STOP:
-        *detail = 0;
+    case KILL_STOP: /* every call it still ran is one the stop killed */
+        *detail = EMBER_DOWN_KILLED;
+        *killed = true;
         return -EMBER_EPOOLDOWN;
     case KILL_UNWATCHED:
         *detail = 0;

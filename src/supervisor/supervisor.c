@@ -31,49 +31,88 @@
 #include <sys/syscall.h>
 #include "supervisor/sup.h"
 
-/* Stop: no new calls; queued calls get EMBER_EPOOLDOWN; runners are drained
- * (running calls finish) for up to the stop's timeout, then killed, and the
- * calls they still ran get EMBER_EPOOLDOWN; the segment's name is removed. */
+/* Calls the runners' threads have finished so far. */
+static uint64_t calls_done(const struct ember__view *v)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < v->nrunners * v->max_conc; i++)
+        n += atomic_load_explicit(&v->workers[i].jobs_done, memory_order_relaxed);
+    return n;
+}
+
+/* Wait for runner R to end until UNTIL, then kill it; calls that callers
+ * queued while it drained (they raced the stop) are failed meanwhile.
+ * Returns how many of those. */
+static unsigned drain_runner(struct sup *s, uint32_t r, uint64_t until)
+{
+    struct ember__view *v = s->v;
+    struct pollfd p = { .fd = s->runners[r].pidfd, .events = POLLIN };
+    unsigned failed = 0;
+    for (;;) {
+        uint64_t now = ember__now_ns();
+        int ms = now < until ? (int)((until - now + 999999) / 1000000) : 0; /* never short */
+        if (ms > 50) ms = 50;
+        int rc = poll(&p, 1, ms);
+        failed += sup_fail_queued(v, -EMBER_EPOOLDOWN, EMBER_DOWN_QUEUED);
+        if (rc != 0) break;
+        if (ember__now_ns() >= until) {
+            sup_kill_runner(s, r, KILL_STOP);
+            break;
+        }
+    }
+    sup_reap_runner(s, r, s->runners[r].gen);
+    return failed;
+}
+
+/* Stop: a drain. No new calls (callers see STOPPING at submit); queued
+ * calls get EMBER_EPOOLDOWN (EMBER_DOWN_QUEUED) at once; running calls have
+ * the stop's timeout to finish, their callers waiting for them meanwhile;
+ * the runners still running calls then are killed, and those calls get
+ * EMBER_EPOOLDOWN (EMBER_DOWN_KILLED). What it did goes to the header's
+ * stop_* counters, before the pool is DOWN; the segment's name is removed. */
 static _Noreturn void sup_stop(struct sup *s)
 {
     struct ember__view *v = s->v;
-    atomic_store(&v->hdr->pool_state, EMBER_POOL_STOPPING);
+    struct ember_shm_header *h = v->hdr;
+    atomic_store(&h->pool_state, EMBER_POOL_STOPPING);
+    sup_bump_epoch(v); /* ember_stats_wait()ers see the state */
+    uint64_t done0 = calls_done(v), killed0 = atomic_load(&h->calls_killed);
     for (uint32_t r = 0; r < v->nrunners; r++) {
         if (s->runners[r].pidfd < 0) continue;
         atomic_store(&v->runners[r].state, EMBER_RUNNER_DRAINING);
         atomic_store(&v->runners[r].reason, EMBER_WHY_STOP);
         sup_request(v, r, EMBER_CTL_DRAIN);
     }
-    sup_fail_queued(v, -EMBER_EPOOLDOWN, 0);
-    int64_t grace = atomic_load(&v->hdr->stop_timeout_ns);
+    unsigned never_ran = sup_fail_queued(v, -EMBER_EPOOLDOWN, EMBER_DOWN_QUEUED);
+    int64_t grace = atomic_load(&h->stop_timeout_ns);
     if (grace < 0 || grace > 3600ll * 1000000000ll) grace = s->cfg->shutdown_timeout_ns; /* unset or absurd */
     uint64_t until = ember__now_ns() + (uint64_t)grace;
-    for (uint32_t r = 0; r < v->nrunners; r++) {
-        if (s->runners[r].pidfd < 0) continue;
-        struct pollfd p = { .fd = s->runners[r].pidfd, .events = POLLIN };
-        for (;;) { /* calls may still be queued by callers that raced the stop */
-            uint64_t now = ember__now_ns();
-            int ms = now < until ? (int)((until - now + 999999) / 1000000) : 0; /* never short */
-            if (ms > 50) ms = 50;
-            int rc = poll(&p, 1, ms);
-            sup_fail_queued(v, -EMBER_EPOOLDOWN, 0);
-            if (rc != 0) break;
-            if (ember__now_ns() >= until) {
-                sup_kill_runner(s, r, KILL_STOP);
-                break;
-            }
-        }
-        sup_reap_runner(s, r, s->runners[r].gen);
-    }
+    for (uint32_t r = 0; r < v->nrunners; r++)
+        if (s->runners[r].pidfd >= 0) never_ran += drain_runner(s, r, until);
+    /* no runner is left: what is still queued never ran; a call still
+     * running had a runner that was lost uncounted */
+    unsigned lost = 0;
     for (uint32_t i = 0; i < v->nslots; i++) {
         uint32_t w = atomic_load(&v->slots[i].state), st = ember__st(w);
-        if (st == EMBER_SLOT_QUEUED || st == EMBER_SLOT_RUNNING || st == EMBER_SLOT_ABANDONED)
-            ember__slot_finish(v, i, w, -EMBER_EPOOLDOWN, 0);
+        if (st == EMBER_SLOT_ABANDONED) {
+            ember__slot_finish(v, i, w, -EMBER_EPOOLDOWN, 0); /* freed: nobody collects it */
+        } else if (st == EMBER_SLOT_QUEUED) {
+            never_ran += ember__slot_finish(v, i, w, -EMBER_EPOOLDOWN, EMBER_DOWN_QUEUED);
+        } else if (st == EMBER_SLOT_RUNNING) {
+            lost += ember__slot_finish(v, i, w, -EMBER_EPOOLDOWN, EMBER_DOWN_KILLED);
+        }
     }
-    ember__shm_unlink(v->hdr->name);
-    atomic_store(&v->hdr->pool_state, EMBER_POOL_DOWN);
-    ember__futex_wake(&v->hdr->pool_state, INT_MAX);
-    sup_log(1, "pool '%s' stopped", v->hdr->name);
+    uint64_t finished = calls_done(v) - done0;
+    uint64_t killed = atomic_load(&h->calls_killed) - killed0 + lost;
+    atomic_store(&h->stop_finished, (uint32_t)finished);
+    atomic_store(&h->stop_killed, (uint32_t)killed);
+    atomic_store(&h->stop_never_ran, never_ran);
+    ember__shm_unlink(h->name);
+    /* release: the stop_* counters before DOWN (ember_stats_read's acquire) */
+    atomic_store_explicit(&h->pool_state, EMBER_POOL_DOWN, memory_order_release);
+    ember__futex_wake(&h->pool_state, INT_MAX);
+    sup_log(1, "pool '%s' stopped: %llu running calls finished, %llu killed, %u queued never ran",
+            h->name, (unsigned long long)finished, (unsigned long long)killed, never_ran);
     _exit(0);
 }
 

@@ -67,14 +67,38 @@ static inline bool ember__any_untrack(ember_client *c, uint32_t idx, uint32_t ge
 }
 
 
-/* Is the pool's supervisor alive and the pool taking calls? */
+/* The failure of a new call in pool state PS (neither STARTING nor RUNNING). */
+static inline int ember__pool_refuses(ember_client *c, uint32_t ps)
+{
+    if (ps == EMBER_POOL_STOPPING)
+        return ember__fail(-EMBER_EPOOLDOWN, "pool '%s' is stopping: it takes no new calls "
+                           "(calls already running may finish)", c->name);
+    return ember__fail(-EMBER_EPOOLDOWN, "pool '%s' is stopped: start it again to make calls",
+                       c->name);
+}
+
+/* Is the pool's supervisor alive and the pool taking new calls? */
 static inline int ember__pool_alive(ember_client *c)
 {
     uint32_t ps = atomic_load_explicit(&c->v.hdr->pool_state, memory_order_acquire);
-    if (ps != EMBER_POOL_RUNNING && ps != EMBER_POOL_STARTING)
-        return ember__fail(-EMBER_EPOOLDOWN, "pool '%s' is stopping or stopped", c->name);
+    if (ps != EMBER_POOL_RUNNING && ps != EMBER_POOL_STARTING) return ember__pool_refuses(c, ps);
     if (ember__pidfd_dead(c->sup_pidfd))
         return ember__fail(-EMBER_EPOOLDOWN, "the supervisor of pool '%s' died", c->name);
+    return 0;
+}
+
+/* Is the pool gone, for a call already submitted? A stopping pool is not:
+ * its supervisor drains it and ends every call it holds (with the call's
+ * own result, or EMBER_EPOOLDOWN and why) before it is DOWN, so a caller
+ * waits for that like for any result. */
+static inline int ember__pool_gone(ember_client *c)
+{
+    uint32_t ps = atomic_load_explicit(&c->v.hdr->pool_state, memory_order_acquire);
+    if (ps == EMBER_POOL_DOWN)
+        return ember__fail(-EMBER_EPOOLDOWN, "pool '%s' stopped before the call ended", c->name);
+    if (ember__pidfd_dead(c->sup_pidfd))
+        return ember__fail(-EMBER_EPOOLDOWN, "the supervisor of pool '%s' died before the call "
+                           "ended", c->name);
     return 0;
 }
 
@@ -208,8 +232,7 @@ static inline int ember__submit(ember_client *c, int h, const void *args, size_t
         return ember__fail(-EMBER_ETOOBIG, "payload of %zu bytes exceeds pool '%s' max_payload %llu",
                            len, c->name, (unsigned long long)v->max_payload);
     uint32_t ps = atomic_load_explicit(&v->hdr->pool_state, memory_order_relaxed);
-    if (ps != EMBER_POOL_RUNNING && ps != EMBER_POOL_STARTING)
-        return ember__fail(-EMBER_EPOOLDOWN, "pool '%s' is stopping or stopped", c->name);
+    if (ps != EMBER_POOL_RUNNING && ps != EMBER_POOL_STARTING) return ember__pool_refuses(c, ps);
     uint32_t broken = atomic_load_explicit(&v->hdr->boot_broken, memory_order_relaxed);
     if (broken && atomic_load_explicit(&v->hdr->nready, memory_order_relaxed) == 0)
         return ember__boot_error(c, broken);
@@ -332,6 +355,13 @@ static inline int ember__collect(ember_client *c, uint32_t idx, uint32_t w, embe
     case EMBER_EBOOT:
         return ember__boot_error(c, (uint32_t)res->detail);
     case EMBER_EPOOLDOWN:
+        if (res->detail == EMBER_DOWN_QUEUED)
+            return ember__fail(st, "pool '%s' was stopped while the call was queued; it never ran",
+                               c->name);
+        if (res->detail == EMBER_DOWN_KILLED)
+            return ember__fail(st, "pool '%s' was stopped and the call still ran at the end of the "
+                               "shutdown timeout: its runner was killed (give the stop a longer "
+                               "--shutdown_timeout to let such calls finish)", c->name);
         return ember__fail(st, "pool '%s' stopped before the call ended", c->name);
     case EMBER_EHANDLER:
         return ember__fail(st, "pool '%s': the handler returned %d", c->name, res->detail);
@@ -491,8 +521,11 @@ static inline int ember__wait(ember_client *c, ember_call_id id, uint64_t deadli
         ember__futex_wait(&s->state, w, until < deadline ? until : deadline);
         w = atomic_load_explicit(&s->state, memory_order_acquire);
         if (ember__st(w) != EMBER_SLOT_DONE) {
-            int rc = ember__pool_alive(c);
-            if (rc) return res->status = rc;
+            int rc = ember__pool_gone(c);
+            /* the supervisor ends every call before the pool is DOWN: look
+             * at the slot once more (acquire: after the DOWN) */
+            if (rc) w = atomic_load_explicit(&s->state, memory_order_acquire);
+            if (rc && ember__st(w) != EMBER_SLOT_DONE) return res->status = rc;
         }
     }
     return res->status = ember__collect(c, id.idx, w, res);

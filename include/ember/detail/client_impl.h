@@ -182,8 +182,15 @@ EMBER_API int ember_poll(ember_client *c, ember_call_id id, ember_result *res)
         if (ember__st(w) == EMBER_SLOT_DONE) return res->status = ember__collect(c, id.idx, w, res);
         return res->status = ember__expire(c, id.idx, id.gen, res);
     }
-    rc = ember__pool_alive(c);
-    if (rc) return res->status = rc;
+    rc = ember__pool_gone(c);
+    if (rc) {
+        w = atomic_load_explicit(&s->state, memory_order_acquire); /* ended before the DOWN? */
+        if (ember__st(w) == EMBER_SLOT_DONE && ember__gen(w) == id.gen) {
+            ember__any_untrack(c, id.idx, id.gen);
+            return res->status = ember__collect(c, id.idx, w, res);
+        }
+        return res->status = rc;
+    }
     return EMBER__FAIL_TEXT(-EMBER_EAGAIN, "ember_poll: the call has not finished yet");
 }
 
@@ -216,7 +223,7 @@ EMBER_API int ember_wait_any(ember_client *c, int64_t timeout_ns, ember_call_id 
                 if (look) continue;
             }
             if (none) return EMBER__FAIL_TEXT(-EMBER_ENOCALLS, "ember_wait_any: no call in flight");
-            if ((rc = ember__pool_alive(c)) != 0) return rc;
+            if ((rc = ember__pool_gone(c)) != 0) return rc;
             return EMBER__FAIL_TEXT(-EMBER_EAGAIN, "ember_wait_any: no call ended in time");
         }
         EMBER_ATOMIC(uint64_t) *bits = ember__done_bits(v, c->caller_idx);
@@ -254,7 +261,7 @@ EMBER_API int ember_wait_any(ember_client *c, int64_t timeout_ns, ember_call_id 
             if (t > now) ember__futex_wait(&ce->done_seq, seq, t);
         }
         atomic_fetch_sub_explicit(&ce->done_armed, 1, memory_order_seq_cst);
-        if (!found && (rc = ember__pool_alive(c)) != 0) {
+        if (!found && (rc = ember__pool_gone(c)) != 0) {
             if (ember__any_look(c, id, res, &rc)) return 0; /* ended before the pool went down */
             return rc;
         }
@@ -358,7 +365,7 @@ EMBER_API int ember_place_child(ember_client *c, int h, const void *args, size_t
         ember__futex_wait(&s->state, w, until);
         w = atomic_load_explicit(&s->state, memory_order_acquire);
         if (ember__st(w) != EMBER_SLOT_DONE && !(w & EMBER_SLOT_STARTED) &&
-            (rc = ember__pool_alive(c)) != 0) {
+            (rc = ember__pool_gone(c)) != 0) {
             ember__slot_disown(v, id.idx, id.gen, false);
             return rc;
         }
@@ -563,7 +570,7 @@ EMBER_API int ember_stats_read(ember_client *c, ember_stats *st, ember_runner_st
     memset(st, 0, sizeof *st);
     st->epoch = atomic_load(&h->epoch);
     snprintf(st->pool, sizeof st->pool, "%s", c->name);
-    st->state = (int)atomic_load(&h->pool_state);
+    st->state = (int)atomic_load_explicit(&h->pool_state, memory_order_acquire);
     memcpy(st->backend, h->backend, sizeof st->backend);
     st->backend[sizeof st->backend - 1] = 0;
     st->supervisor_pid = (int)atomic_load(&h->sup_pid);
@@ -593,6 +600,11 @@ EMBER_API int ember_stats_read(ember_client *c, ember_stats *st, ember_runner_st
     st->calls_killed = atomic_load(&h->calls_killed);
     st->calls_boot_failed = atomic_load(&h->calls_boot_failed);
     st->events = atomic_load(&h->ev_next);
+    if (st->state == EMBER_POOL_DOWN) { /* the acquire above pairs with the supervisor's release */
+        st->stop_finished = atomic_load_explicit(&h->stop_finished, memory_order_relaxed);
+        st->stop_killed = atomic_load_explicit(&h->stop_killed, memory_order_relaxed);
+        st->stop_never_ran = atomic_load_explicit(&h->stop_never_ran, memory_order_relaxed);
+    }
     uint64_t now = ember__now_ns();
     int k = 0;
     for (uint32_t r = 0; r < v->nrunners; r++)
@@ -608,7 +620,7 @@ EMBER_API int ember_stats_wait(ember_client *c, uint32_t epoch, int64_t timeout_
     uint64_t until = timeout_ns < 0 || timeout_ns == EMBER_NEVER ? UINT64_MAX : now + (uint64_t)timeout_ns;
     for (;;) {
         if (atomic_load(&c->v.hdr->epoch) != epoch) return 0;
-        int rc = ember__pool_alive(c);
+        int rc = ember__pool_gone(c);
         if (rc) return rc;
         now = ember__now_ns();
         if (now >= until) return 0;
