@@ -58,6 +58,18 @@ static uint32_t free_slots(ember_client *c)
     return n;
 }
 
+/* Start a pool of RUNNERS runners and SLOTS slots (0: the fixture's), its
+ * gates closed, and attach to it. */
+static void start_pool(struct fixture *f, const char *tag, unsigned runners, unsigned slots)
+{
+    struct ember_pool_config cfg;
+    fixture_config(f, &cfg, "t", tag);
+    cfg.min = cfg.max = runners;
+    if (slots) cfg.queue_capacity = slots;
+    gate_open(0);
+    fixture_start(f, &cfg, runners);
+}
+
 /* -- the claim race: 4 clients, 8 threads, 2 slots ------------------------ */
 
 struct racer {
@@ -94,11 +106,7 @@ static void claim_race_leaves_no_stale_call(void **st)
 {
     (void)st;
     struct fixture f;
-    struct ember_pool_config cfg;
-    fixture_config(&f, &cfg, "t", "claim");
-    cfg.min = cfg.max = 2;
-    cfg.queue_capacity = 2;
-    fixture_start(&f, &cfg, 2);
+    start_pool(&f, "claim", 2, 2);
     enum { CLIENTS = 4, THREADS = 8 };
     ember_client *c[CLIENTS];
     for (int i = 0; i < CLIENTS; i++) assert_int_equal(ember_attach(f.name, &c[i]), 0);
@@ -140,11 +148,7 @@ static void claim_of_a_dead_claimer_is_freed(void **st)
 {
     (void)st;
     struct fixture f;
-    struct ember_pool_config cfg;
-    fixture_config(&f, &cfg, "t", "unowned");
-    cfg.min = cfg.max = 1;
-    cfg.queue_capacity = 4;
-    fixture_start(&f, &cfg, 1);
+    start_pool(&f, "unowned", 1, 4);
     pid_t pid = fork();
     if (pid == 0) {
         ember_client *c;
@@ -169,20 +173,11 @@ static void claim_of_a_dead_claimer_is_freed(void **st)
     fixture_stop(&f);
 }
 
-static void start_gates(struct fixture *f, const char *tag, unsigned runners)
-{
-    struct ember_pool_config cfg;
-    fixture_config(f, &cfg, "t", tag);
-    cfg.min = cfg.max = runners;
-    gate_open(0);
-    fixture_start(f, &cfg, runners);
-}
-
 static void wait_any_returns_calls_as_they_end(void **st)
 {
     (void)st;
     struct fixture f;
-    start_gates(&f, "any", 3);
+    start_pool(&f, "any", 3, 0);
     ember_call_id id[4], got;
     ember_result r;
     id[2] = submit_gate(f.c, 2, EMBER_NEVER);
@@ -217,7 +212,7 @@ static void wait_any_ends_calls_at_their_deadline(void **st)
 {
     (void)st;
     struct fixture f;
-    start_gates(&f, "anydl", 1);
+    start_pool(&f, "anydl", 1, 0);
     ember_call_id run = submit_gate(f.c, 9, 300 * 1000000ll);   /* runs, never opened */
     ember_call_id queued = submit_gate(f.c, 9, 200 * 1000000ll); /* never runs: one runner */
     ember_call_id got;
@@ -272,7 +267,7 @@ static void wait_any_from_two_threads_collects_each_call_once(void **st)
 {
     (void)st;
     struct fixture f;
-    start_gates(&f, "any2", 2);
+    start_pool(&f, "any2", 2, 0);
     enum { CALLS = 3000, INFLIGHT = 32 };
     uint8_t *seen = calloc(CALLS, 1);
     _Atomic uint32_t collected = 0, done = 0;
@@ -310,7 +305,7 @@ static void completion_fd_is_readable_when_a_call_ends(void **st)
 {
     (void)st;
     struct fixture f;
-    start_gates(&f, "anyfd", 2);
+    start_pool(&f, "anyfd", 2, 0);
     int fd = ember_completion_fd(f.c);
     if (fd == -EMBER_ENOSYS) skip(); /* io_uring refused here */
     assert_true(fd >= 0);
