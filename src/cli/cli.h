@@ -63,6 +63,9 @@ void pool_options_help(FILE *f);
 
 /* handlers.c: sleep, spin, exec */
 void cli_register_handlers(void);
+/* What exec needs of the pool it serves (kill_grace); without it, the
+ * defaults are assumed. */
+void cli_handlers_pool_config(const struct ember_pool_config *cfg);
 
 /* the commands: each returns the process's exit status */
 int cmd_pool_start(int argc, char **argv);

@@ -87,7 +87,8 @@ static int h_spin(const void *a, size_t n, ember_out *o, const ember_job *j)
  * stdout and stderr (each kept up to its limit, and counted past it so the
  * command never blocks on a full pipe), notices the command's end (its
  * pidfd), and the job's cancel (deadline, caller gone, ember_cancel, the
- * pool's stop): SIGTERM to the group, SIGKILL kill_grace later. Once the
+ * pool's stop): SIGTERM to the group, SIGKILL to what is left of it once the
+ * command has ended or kill_grace later (half the pool's at most). Once the
  * command itself has ended, what is already in the pipes is read and the
  * call ends, whatever its background children still hold open.
  *
@@ -432,11 +433,19 @@ static void pump_stdin(struct exec_job *x)
 }
 
 /* The cancel: SIGTERM to the group at the first look that sees it, SIGKILL
- * kill_grace later. */
+ * kill_grace later (or as soon as the command itself has ended). */
 struct cancel {
     bool termed, killed;
     uint64_t term_at;
 };
+
+/* The pool's kill_grace (cli_handlers_pool_config; unknown: the default). */
+static int64_t pool_kill_grace_ns = EMBER_SECOND;
+
+void cli_handlers_pool_config(const struct ember_pool_config *cfg)
+{
+    pool_kill_grace_ns = cfg->kill_grace_ns;
+}
 
 static void look_cancel(struct exec_job *x, pid_t pg, struct cancel *c)
 {
@@ -445,7 +454,11 @@ static void look_cancel(struct exec_job *x, pid_t pg, struct cancel *c)
         c->termed = true;
         c->term_at = cli_now_ns();
     }
+    /* the request's grace, but half the pool's at most: the supervisor
+     * kills a runner whose cancelled call runs on past the pool's, and this
+     * handler must have ended the job and returned by then */
     int64_t grace = x->req->kill_grace_ns ? x->req->kill_grace_ns : EXEC_GRACE_NS;
+    if (grace > pool_kill_grace_ns / 2) grace = pool_kill_grace_ns / 2;
     if (c->termed && !c->killed && cli_now_ns() - c->term_at >= (uint64_t)grace) {
         kill(-pg, SIGKILL);
         c->killed = true;
@@ -474,9 +487,15 @@ static void job_wait(struct exec_job *x, pid_t pid, int *st, struct rusage *ru)
         if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid) break;
         look_cancel(x, pid, &c);
     }
-    /* it has ended (a zombie, so its pid names no other group yet): what it
-     * wrote is in the pipes, and background children may hold them open */
-    if (!c.termed) ember_job_watch_pgid(x->job, 0);
+    /* It has ended, and is a zombie until reaped, so its pid names no other
+     * group yet. Cancelled: what is left of its group is killed now (it
+     * has had its SIGTERM; the command it was for is over, and members
+     * killed but not yet reaped by init cannot be told from live ones).
+     * Then the watch is cleared, before the pid is freed. */
+    if (c.termed) kill(-pid, SIGKILL);
+    ember_job_watch_pgid(x->job, 0);
+    x->cancelled = c.termed;
+    /* what it wrote is in the pipes; background children may hold them open */
     while (x->out_r >= 0 && drain(x->out_r, &x->out)) {
         struct pollfd p = { x->out_r, POLLIN, 0 };
         if (poll(&p, 1, 0) <= 0) break;
@@ -487,15 +506,6 @@ static void job_wait(struct exec_job *x, pid_t pid, int *st, struct rusage *ru)
     }
     while (wait4(pid, st, 0, ru) < 0 && errno == EINTR) {}
     if (pidfd >= 0) close(pidfd);
-    /* cancelled: the rest of the group gets the rest of its grace, then
-     * SIGKILL (whose victims init reaps: not waited for) */
-    while (c.termed && !c.killed && kill(-pid, 0) == 0) {
-        struct timespec ts = { 0, 10 * 1000000 };
-        nanosleep(&ts, NULL);
-        look_cancel(x, pid, &c);
-    }
-    if (c.termed) ember_job_watch_pgid(x->job, 0);
-    x->cancelled = c.termed;
 }
 
 /* Remove every output's temporary file (ENOENT is fine: it never wrote it). */

@@ -131,6 +131,7 @@ int cmd_pool_start(int argc, char **argv)
     int rc = start_args_parse(argc, argv, &a);
     if (rc) return rc;
     cli_register_handlers();
+    cli_handlers_pool_config(&a.cfg);
     return a.foreground ? start_foreground(&a) : start_daemon(&a);
 }
 

@@ -153,9 +153,28 @@ struct call_opts {
     int64_t timeout;
     bool unlinked;
     bool shell, verbose, exec_only;   /* exec_only: one of exec's was given */
+    bool exec;                        /* the handler is exec */
     const char *stdin_path;
     uint64_t max_output;
+    struct exec_output outputs[16];   /* --output TMP:FINAL */
+    size_t noutputs;
 };
+
+/* --output TMP:FINAL: the command writes TMP; exit status 0 renames it
+ * to FINAL, anything else removes it. 0 or a usage error. */
+static int output_option(const char *val, struct call_opts *co)
+{
+    const char *colon = strchr(val, ':');
+    if (!colon || colon == val || !colon[1])
+        return usage_error("option --output: '%s' is not TMP:FINAL (the file the command writes, "
+                           "then the name it gets when the command succeeds)", val);
+    if (co->noutputs == sizeof co->outputs / sizeof co->outputs[0])
+        return usage_error("option --output: at most %zu outputs", co->noutputs);
+    char *tmp = strndup(val, (size_t)(colon - val)); /* freed at exit */
+    if (!tmp) return usage_error("out of memory");
+    co->outputs[co->noutputs++] = (struct exec_output){ tmp, colon + 1 };
+    return 0;
+}
 
 /* The option at ARGV[*I] (it starts with "--") into CO; 0 or a usage error. */
 static int call_option(int argc, char **argv, int *i, struct call_opts *co)
@@ -164,7 +183,7 @@ static int call_option(int argc, char **argv, int *i, struct call_opts *co)
     option_name(argv[*i], name, sizeof name);
     bool flag = strcmp(name, "unlinked") == 0 || strcmp(name, "shell") == 0 || strcmp(name, "verbose") == 0;
     bool known = flag || strcmp(name, "timeout") == 0 || strcmp(name, "stdin") == 0 ||
-                 strcmp(name, "max_output") == 0;
+                 strcmp(name, "max_output") == 0 || strcmp(name, "output") == 0;
     if (!known) return usage_error("unknown option --%s", name);
     const char *val = option_value(argc, argv, i, !flag);
     if (flag && val) return usage_error("option --%s takes no value", name);
@@ -174,6 +193,7 @@ static int call_option(int argc, char **argv, int *i, struct call_opts *co)
     else if (strcmp(name, "shell") == 0) co->shell = true;
     else if (strcmp(name, "verbose") == 0) co->verbose = true;
     else if (strcmp(name, "stdin") == 0) co->stdin_path = val;
+    else if (strcmp(name, "output") == 0) return output_option(val, co);
     else if (strcmp(name, "timeout") == 0) {
         if (!parse_duration(val, &co->timeout))
             return usage_error("option --timeout: '%s' is not a duration (e.g. 250ms, 30s, 2m, never)", val);
@@ -263,7 +283,8 @@ static int call_exec(ember_client *c, int h, char **cmd, int ncmd, const struct 
     }
     struct exec_req req = { .argv = (const char *const *)cmd, .argc = (size_t)ncmd, .shell = co->shell,
                             .cwd = cwd, .env = (const char *const *)environ, .envc = envc, .env_set = true,
-                            .out_limit = co->max_output };
+                            .out_limit = co->max_output, .outputs = co->outputs,
+                            .noutputs = co->noutputs };
     size_t inlen = 0;
     if (co->stdin_path && strcmp(co->stdin_path, "-") == 0) {
         int rc = read_all_stdin(&in, &inlen);
@@ -317,10 +338,21 @@ static bool is_ms(const char *arg)
     return parse_uint(arg, 1000000000ull, &ms);
 }
 
+static int call_parsed(int argc, char **argv, struct call_opts *co);
+
 int cmd_call(int argc, char **argv)
 {
-    const char *pos[3] = { NULL, NULL, NULL };
     struct call_opts co = { .timeout = EMBER_TIMEOUT_DEFAULT };
+    int status = call_parsed(argc, argv, &co);
+    if (co.exec && status == 2) status = 125; /* exec's statuses are the job's: ember's own is 125 */
+    for (size_t i = 0; i < co.noutputs; i++) free((char *)co.outputs[i].tmp);
+    return status;
+}
+
+/* cmd_call with its options in *CO (what they allocate is freed by cmd_call). */
+static int call_parsed(int argc, char **argv, struct call_opts *co)
+{
+    const char *pos[3] = { NULL, NULL, NULL };
     char **cmd = NULL;
     int npos = 0, ncmd = 0;
     bool options_end = false; /* after "--", everything is an argument */
@@ -330,7 +362,7 @@ int cmd_call(int argc, char **argv)
             options_end = true;
             i++;
         } else if (!options_end && strncmp(a, "--", 2) == 0) {
-            int rc = call_option(argc, argv, &i, &co);
+            int rc = call_option(argc, argv, &i, co);
             if (rc) return rc;
         } else if (npos == 2 && strcmp(pos[1], "exec") == 0) { /* the rest is the command's */
             cmd = argv + i;
@@ -340,12 +372,13 @@ int cmd_call(int argc, char **argv)
             return usage_error("unexpected argument '%s'", a);
         } else {
             pos[npos++] = argv[i++];
+            co->exec = npos == 2 && strcmp(pos[1], "exec") == 0;
         }
     }
     if (npos < 2) return usage_error("NAME and HANDLER are needed");
-    bool exec = strcmp(pos[1], "exec") == 0;
+    bool exec = co->exec;
     if (exec && !ncmd) return usage_error("exec needs a PROGRAM to run (or, with --shell, a command)");
-    if (!exec && co.exec_only) return usage_error("--shell, --stdin, --max-output and --verbose are exec's");
+    if (!exec && co->exec_only) return usage_error("--shell, --stdin, --max-output, --output and --verbose are exec's");
     if ((strcmp(pos[1], "sleep") == 0 || strcmp(pos[1], "spin") == 0) && (!pos[2] || !is_ms(pos[2])))
         return usage_error("%s takes a number of milliseconds, not '%s'", pos[1], pos[2] ? pos[2] : "");
     ember_client *c;
@@ -357,13 +390,13 @@ int cmd_call(int argc, char **argv)
         return exec ? 125 : 1;
     }
     if (exec) {
-        int status = call_exec(c, h, cmd, ncmd, &co);
+        int status = call_exec(c, h, cmd, ncmd, co);
         ember_detach(c);
         return status;
     }
     const char *arg = pos[2] ? pos[2] : "";
     ember_result r;
-    int rc = ember_call_flags(c, h, arg, strlen(arg), &r, co.timeout, co.unlinked ? EMBER_UNLINKED : 0);
+    int rc = ember_call_flags(c, h, arg, strlen(arg), &r, co->timeout, co->unlinked ? EMBER_UNLINKED : 0);
     if (rc == 0) {
         fwrite(r.data, 1, r.len, stdout);
         fflush(stdout);
