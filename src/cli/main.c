@@ -8,6 +8,7 @@
  *   ember stats NAME [--json]
  *   ember events NAME [--follow]
  *   ember call NAME HANDLER [ARG] [--timeout DURATION] [--unlinked]
+ *   ember call NAME exec [OPTIONS] [--] PROGRAM [ARG]...
  *
  * Pool options are those of struct ember_pool_config, by the same names
  * (options.c has them from pool.h's table). A pool started here runs in a
@@ -59,11 +60,19 @@ static void help(FILE *f)
             "  ember stats NAME [--json]\n"
             "  ember events NAME [--follow]\n"
             "  ember call NAME HANDLER [ARG] [--timeout DURATION] [--unlinked]\n"
+            "  ember call NAME exec [--shell] [--stdin FILE|-] [--max-output SIZE] [--output TMP:FINAL]\n"
+            "                       [--verbose] [--timeout DURATION] [--] PROGRAM [ARG]...\n"
             );
     pool_options_help(f);
     fprintf(f,
             "DURATION: 250ms, 30s, 2m, 1h (a bare number is milliseconds); SIZE: 512M, 2G...\n"
-            "handlers of a pool started here: noop, echo, sleep MS, spin MS, exec 'SHELL COMMAND'\n");
+            "handlers of a pool started here: noop, echo, sleep MS, spin MS, exec\n"
+            "exec runs PROGRAM (--shell: one shell string) in this directory with this environment;\n"
+            "  stdin /dev/null unless --stdin; its stdout and stderr printed back; --output: the\n"
+            "  command writes TMP, renamed to FINAL on exit status 0, removed otherwise\n"
+            "ember call ... exec exits with the job's status: its exit status, 128 + its signal,\n"
+            "  127 not found, 126 not executable or could not start; 124 the deadline passed,\n"
+            "  125 ember's own failure\n");
 }
 
 /* The commands: "pool start" is WORD "pool", SUB "start"; one-word commands
