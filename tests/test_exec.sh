@@ -79,6 +79,8 @@ EMBER_EXEC_ONLY_HERE="caller's value" run 0 call printenv EMBER_EXEC_ONLY_HERE &
 mkdir bin && printf '#!/bin/sh\necho mine "$@"\n' >bin/only-in-my-path && chmod +x bin/only-in-my-path
 PATH="$work/bin:$PATH" run 0 call only-in-my-path a && [ "$(cat "$work/out")" = "mine a" ] ||
     fail "the program is searched in the caller's PATH"
+PATH="bin:$PATH" run 0 call only-in-my-path b && [ "$(cat "$work/out")" = "mine b" ] ||
+    fail "a relative PATH entry is relative to the caller's directory"
 
 # stdin: bytes (more than a pipe holds, binary), a file, /dev/null
 head -c 300000 /dev/urandom >blob

@@ -466,8 +466,9 @@ static void look_cancel(struct exec_job *x, pid_t pg, struct cancel *c)
 }
 
 /* Run the started command PID to its end: feed stdin, collect stdout and
- * stderr, cancel it when the job is; *ST and *RU: its wait status and usage. */
-static void job_wait(struct exec_job *x, pid_t pid, int *st, struct rusage *ru)
+ * stderr, cancel it when the job is; *ST and *RU: its wait status and usage.
+ * False when its status is lost (something reaped it: SIGCHLD ignored). */
+static bool job_wait(struct exec_job *x, pid_t pid, int *st, struct rusage *ru)
 {
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0); /* -1: a look every EXEC_LOOK_MS then */
     struct cancel c = { false, false, 0 };
@@ -484,7 +485,8 @@ static void job_wait(struct exec_job *x, pid_t pid, int *st, struct rusage *ru)
             if (ep >= 0 && p[ep].revents && !drain(x->err_r, &x->err)) close_fd(&x->err_r);
         }
         siginfo_t si = { .si_pid = 0 };
-        if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid) break;
+        int w = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
+        if ((w == 0 && si.si_pid == pid) || (w < 0 && errno == ECHILD)) break; /* ECHILD: reaped unseen */
         look_cancel(x, pid, &c);
     }
     /* It has ended, and is a zombie until reaped, so its pid names no other
@@ -504,8 +506,10 @@ static void job_wait(struct exec_job *x, pid_t pid, int *st, struct rusage *ru)
         struct pollfd p = { x->err_r, POLLIN, 0 };
         if (poll(&p, 1, 0) <= 0) break;
     }
-    while (wait4(pid, st, 0, ru) < 0 && errno == EINTR) {}
+    int w;
+    while ((w = (int)wait4(pid, st, 0, ru)) < 0 && errno == EINTR) {}
     if (pidfd >= 0) close(pidfd);
+    return w == pid;
 }
 
 /* Remove every output's temporary file (ENOENT is fine: it never wrote it). */
@@ -613,8 +617,13 @@ static void job_run(struct exec_job *x)
     int st = 0;
     struct rusage ru;
     memset(&ru, 0, sizeof ru);
-    job_wait(x, pid, &st, &ru);
+    bool waited = job_wait(x, pid, &st, &ru);
     x->res.wall_ns = cli_now_ns() - t0;
+    if (!waited) {
+        job_fail(x, EXEC_FAILED, ECHILD, "the exit status of '%s' was lost: something else reaped "
+                 "it (does the pool's program ignore SIGCHLD?)", x->prog);
+        return;
+    }
     x->res.utime_ns = (uint64_t)ru.ru_utime.tv_sec * 1000000000ull + (uint64_t)ru.ru_utime.tv_usec * 1000ull;
     x->res.stime_ns = (uint64_t)ru.ru_stime.tv_sec * 1000000000ull + (uint64_t)ru.ru_stime.tv_usec * 1000ull;
     x->res.maxrss_bytes = (uint64_t)ru.ru_maxrss * 1024ull;
