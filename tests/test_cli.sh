@@ -3,9 +3,9 @@
 # their struct names (bad ones are refused and named, exit 2; invalid
 # combinations exit 1 naming the option), `pool wait`, `stats` (text and
 # JSON), `call` with the built-in and command-line handlers (exec: output,
-# exit status, cancel on timeout), `pool resize` up and down, `events`,
-# `pool list`, `pool stop`, and what every command says about a pool that is
-# not running.
+# exit status, cancel on timeout, more in test_exec.sh; sleep's argument),
+# `pool resize` up and down, `events`, `pool list`, `pool stop`, and what
+# every command says about a pool that is not running.
 set -u
 EMBER=$1
 NAME=cli-$$
@@ -53,12 +53,14 @@ expect "an argument after --" 0 "^--timeout$" "$EMBER" call "$NAME" echo -- --ti
 expect "a flag given a value" 2 "option --json takes no value" "$EMBER" stats "$NAME" --json=yes
 expect "a count out of range" 2 "option --ready: '70000' is not a whole number up to 65536" \
     "$EMBER" pool wait "$NAME" --ready 70000
-expect "exec output" 0 "^out 42$" "$EMBER" call "$NAME" exec 'echo out $((6 * 7))'
-expect "exec exit status" 1 "handler returned 3" "$EMBER" call "$NAME" exec 'exit 3'
+expect "exec output" 0 "^out 42$" "$EMBER" call "$NAME" exec --shell 'echo out $((6 * 7))'
+expect "exec exit status" 3 "^err$" "$EMBER" call "$NAME" exec --shell 'echo err >&2; exit 3'
+expect "exec without a program" 125 "exec needs a PROGRAM" "$EMBER" call "$NAME" exec
+expect "sleep without a number" 2 "sleep takes a number of milliseconds, not 'abc'" "$EMBER" call "$NAME" sleep abc
 expect "unknown handler" 1 "no handler 'nope'" "$EMBER" call "$NAME" nope
 # a command past its deadline is stopped: the call times out, the command is gone
 marker=/tmp/ember-cli-$$.marker
-expect "exec cancelled at its deadline" 1 "deadline" "$EMBER" call "$NAME" exec "sleep 0.3; touch $marker" --timeout 100ms
+expect "exec cancelled at its deadline" 124 "deadline" "$EMBER" call "$NAME" exec --timeout 100ms --shell "sleep 0.3; touch $marker"
 check "a call after it" "$EMBER" call "$NAME" sleep 400
 expect "the handler stopped it: its runner lives" 0 '"runners_died":0' "$EMBER" stats "$NAME" --json
 if [ -e "$marker" ]; then echo "FAIL: the timed-out command ran on"; failures=$((failures + 1)); rm -f "$marker"; fi

@@ -28,6 +28,10 @@
  *                state for BOOTING -> READY and READY -> DRAINING, rss.
  *   worker.*     its thread writes park (with the supervisor after its death),
  *                busy, jobs_done, current.
+ *   worker.job_pgid  the job's handler stores a group after starting it and
+ *                0 before it lets it go (seq_cst); the supervisor zeroes it
+ *                before the runner's fork and takes it (exchange with 0)
+ *                only once the runner is dead, when nothing else writes it.
  *   caller.pid   the caller claims its entry by CAS 0 -> pid; supervisor
  *                clears it after that process has exited.
  *   done bitmap  whoever finishes a NOTIFY call sets its bit (seq_cst) ->
@@ -298,7 +302,10 @@ struct ember_worker_ent {
     EMBER_ATOMIC(uint64_t) job_deadline;    /* deadline of the call it runs (valid while busy) */
     EMBER_ATOMIC(uint64_t) idle_since;      /* CLOCK_MONOTONIC_COARSE of its last call's end */
     EMBER_ATOMIC(uint64_t) jobs_stolen;     /* calls it took from another node's ring */
-    uint32_t _pad[2];
+    /* a process group the job it runs started (ember_job_watch_pgid), 0:
+     * none; the supervisor SIGKILLs it when it reaps this runner dead */
+    EMBER_ATOMIC(int32_t) job_pgid;
+    uint32_t _pad2;
 };
 
 struct ember_caller_ent {

@@ -64,6 +64,14 @@ int ember_submit_fn(ember_client *c, ember_handler_fn fn, const void *ctx, size_
 bool ember_job_cancelled(const ember_job *job);
 /* Nanoseconds left before the job's deadline (0 when past). */
 uint64_t ember_job_remaining_ns(const ember_job *job);
+/* The runner's supervisor kills process group PGID with SIGKILL if this
+ * runner dies (crash, kill_grace, a stop's timeout) while the job runs; 0
+ * clears it. For a handler that starts commands in their own group: set it
+ * right after the start, clear it before reaping the group's leader (until
+ * then its pid cannot name another group). Call it from the handler while
+ * the job runs (any of its threads). Returns 0, or -EMBER_EINVAL (PGID
+ * negative, not in a runner, JOB not running here). */
+int ember_job_watch_pgid(const ember_job *job, int pgid);
 
 /* Pool options; FLAME.Pool's, on one host. Durations in nanoseconds. */
 struct ember_pool_config {

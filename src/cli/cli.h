@@ -66,6 +66,9 @@ void cli_pool_config_init(struct ember_pool_config *cfg);
 
 /* handlers.c: sleep, spin, exec */
 void cli_register_handlers(void);
+/* What exec needs of the pool it serves (kill_grace); without it, the
+ * defaults are assumed. */
+void cli_handlers_pool_config(const struct ember_pool_config *cfg);
 
 /* the commands: each returns the process's exit status */
 int cmd_pool_start(int argc, char **argv);

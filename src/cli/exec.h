@@ -46,6 +46,8 @@ struct exec_req {
     const struct exec_output *outputs;
     size_t noutputs;
 };
+/* (A decoded request's argv and env arrays have a NULL after their last
+ * entry, as execve() takes them.) */
 
 /* How a job ended */
 enum exec_end {
@@ -81,6 +83,10 @@ int exec_req_encode(const struct exec_req *req, void **buf, size_t *len);
  * 0, or -EINVAL with a message in ERR. */
 int exec_req_decode(const void *buf, size_t len, struct exec_req *req, void **store, char *err,
                     size_t errlen);
+/* The size of RES encoded, and RES encoded into DST (that many bytes): the
+ * exec handler reserves the room in its result and writes it in place. */
+size_t exec_res_size(const struct exec_res *res);
+void exec_res_write(const struct exec_res *res, void *dst);
 /* Decode a result; RES's pointers point into BUF. 0 or -EINVAL. */
 int exec_res_decode(const void *buf, size_t len, struct exec_res *res);
 /* The job's status the way a shell gives it: the exit status, 128 + the

@@ -9,6 +9,7 @@
  *   ember events NAME [--follow]
  *   ember call NAME HANDLER [ARG] [--timeout DURATION] [--unlinked]
  *   ember help [COMMAND], ember version (--version, -V)
+ *   ember call NAME exec [OPTIONS] [--] PROGRAM [ARG]...
  *
  * Pool options are those of struct ember_pool_config, by the same names
  * (options.c has them from pool.h's table). A pool started here runs in a
@@ -133,12 +134,30 @@ static const struct command {
     { "call", NULL, cmd_call, "NAME HANDLER [ARG] [--timeout DURATION] [--unlinked]",
       "Run HANDLER of pool NAME with ARG, print its result and exit 0, or say why it\n"
       "failed and exit 1. A pool started by 'ember pool start' has the handlers noop,\n"
-      "echo ARG, sleep MS, spin MS and exec 'SHELL COMMAND'.",
+      "echo ARG, sleep MS, spin MS and exec.\n"
+      "\n"
+      "  ember call NAME exec [--shell] [--stdin FILE|-] [--max-output SIZE]\n"
+      "                       [--output TMP:FINAL] [--verbose] [--timeout DURATION]\n"
+      "                       [--] PROGRAM [ARG]...\n"
+      "runs PROGRAM (no shell; --shell: one shell string) on a runner, in this\n"
+      "directory with this environment, stdin /dev/null unless --stdin; prints its\n"
+      "stdout and stderr and exits with its status: its exit status, 128 + its\n"
+      "signal, 127 not found, 126 not executable or could not start, 124 the\n"
+      "deadline passed, 125 ember's own failure.",
       "  --timeout DURATION    the call's deadline, queueing and running (default: the\n"
       "                        pool's, none unless it was started with --timeout)\n"
       "  --unlinked            the call runs on if this command dies (else it is\n"
       "                        cancelled)\n"
-      "  --                    what follows is ARG, even if it starts with '-'\n",
+      "  --                    what follows is ARG, even if it starts with '-'\n"
+      "exec's options:\n"
+      "  --shell               PROGRAM is one string for /bin/sh -c\n"
+      "  --stdin FILE|-        the job's stdin: FILE (opened by the runner) or this\n"
+      "                        command's stdin (-), sent with the call\n"
+      "  --max-output SIZE     keep at most SIZE of stdout and of stderr (default 16M);\n"
+      "                        more is counted and reported as truncated\n"
+      "  --output TMP:FINAL    the command writes TMP; renamed to FINAL on exit status\n"
+      "                        0, removed otherwise (repeatable)\n"
+      "  --verbose             print the job's status, CPU time and peak RSS\n",
       NULL },
     { "help", NULL, cmd_help, "[COMMAND]",
       "Print every command's usage, or one command's usage and options.", NULL, NULL },

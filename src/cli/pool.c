@@ -221,6 +221,7 @@ int cmd_pool_start(int argc, char **argv)
         }
     }
     cli_register_handlers();
+    cli_handlers_pool_config(&a.cfg);
     rc = a.foreground ? start_foreground(&a) : start_daemon(&a);
     if (a.logfd >= 0) close(a.logfd);
     return rc;

@@ -1,8 +1,14 @@
 /* cli/stats.c - ember stats, events and call: the pool seen from outside,
- * through the public snapshot (ember_stats_read) and event ring. */
+ * through the public snapshot (ember_stats_read) and event ring; calls,
+ * and exec's (exec.h) with the caller's directory, environment and stdin,
+ * its output printed back and its status as ember's. */
+#include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "cli.h"
+#include "exec.h"
 
 /* "0-3,8" from a runner's cpuset words; "-" when unbound. */
 static void cpuset_text(const uint64_t *w, char *out, size_t len)
@@ -156,29 +162,249 @@ static int check_handler_arg(const char *handler, const char *arg)
     return 0;
 }
 
+/* The options of `ember call`; those after "shell" are exec's alone. */
+struct call_opts {
+    int64_t timeout;
+    bool unlinked;
+    bool shell, verbose, exec_only;   /* exec_only: one of exec's was given */
+    bool exec;                        /* the handler is exec */
+    const char *stdin_path;
+    uint64_t max_output;
+    struct exec_output outputs[16];   /* --output TMP:FINAL */
+    size_t noutputs;
+};
+
+/* --output TMP:FINAL: the command writes TMP; exit status 0 renames it
+ * to FINAL, anything else removes it. 0 or a usage error. */
+static int output_option(const char *val, struct call_opts *co)
+{
+    const char *colon = strchr(val, ':');
+    if (!colon || colon == val || !colon[1])
+        return usage_error("option --output: '%s' is not TMP:FINAL (the file the command writes, "
+                           "then the name it gets when the command succeeds)", val);
+    if (co->noutputs == sizeof co->outputs / sizeof co->outputs[0])
+        return usage_error("option --output: at most %zu outputs", co->noutputs);
+    char *tmp = strndup(val, (size_t)(colon - val)); /* freed at exit */
+    if (!tmp) return usage_error("out of memory");
+    co->outputs[co->noutputs++] = (struct exec_output){ tmp, colon + 1 };
+    return 0;
+}
+
+/* The option at ARGV[*I] (it starts with "--") into CO; 0 or a usage error. */
+static int call_option(int argc, char **argv, int *i, struct call_opts *co)
+{
+    char name[64];
+    option_name(argv[*i], name, sizeof name);
+    bool flag = strcmp(name, "unlinked") == 0 || strcmp(name, "shell") == 0 || strcmp(name, "verbose") == 0;
+    bool known = flag || strcmp(name, "timeout") == 0 || strcmp(name, "stdin") == 0 ||
+                 strcmp(name, "max_output") == 0 || strcmp(name, "output") == 0;
+    if (!known) return usage_error("unknown option --%s", name);
+    const char *val = option_value(argc, argv, i, !flag);
+    if (flag && val) return usage_error("option --%s takes no value", name);
+    if (!flag && !val) return usage_error("option --%s needs a value", name);
+    co->exec_only |= strcmp(name, "unlinked") != 0 && strcmp(name, "timeout") != 0;
+    if (strcmp(name, "unlinked") == 0) co->unlinked = true;
+    else if (strcmp(name, "shell") == 0) co->shell = true;
+    else if (strcmp(name, "verbose") == 0) co->verbose = true;
+    else if (strcmp(name, "stdin") == 0) co->stdin_path = val;
+    else if (strcmp(name, "output") == 0) return output_option(val, co);
+    else if (strcmp(name, "timeout") == 0) {
+        if (!parse_duration(val, &co->timeout))
+            return usage_error("option --timeout: '%s' is not a duration (e.g. 250ms, 30s, 2m, never)", val);
+    } else if (!parse_size(val, &co->max_output) || !co->max_output) {
+        return usage_error("option --max-output: '%s' is not a size (bytes, or with K, M, G)", val);
+    }
+    return 0;
+}
+
+/* All of stdin into *BUF (malloc'd), *LEN bytes; 0 or -errno. */
+static int read_all_stdin(char **buf, size_t *len)
+{
+    size_t cap = 65536, n = 0;
+    char *b = malloc(cap);
+    if (!b) return -ENOMEM;
+    for (;;) {
+        if (n == cap) {
+            char *nb = cap <= SIZE_MAX / 2 ? realloc(b, cap * 2) : NULL;
+            if (!nb) {
+                free(b);
+                return -ENOMEM;
+            }
+            b = nb, cap *= 2;
+        }
+        ssize_t r = read(0, b + n, cap - n);
+        if (r == 0) break;
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            int e = errno;
+            free(b);
+            return -e;
+        }
+        n += (size_t)r;
+    }
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+/* How the job ended, for --verbose. */
+static void exec_verbose(const struct exec_res *res)
+{
+    char rss[16];
+    human_size(res->maxrss_bytes, rss, sizeof rss);
+    static const char *const ends[] = { "", "exit status", "signal", "not found", "not executable",
+                                        "could not start" };
+    fprintf(stderr, "%s: pid %d: %s %d, wall %.3fs, user %.3fs, sys %.3fs, max rss %s (%" PRIu64
+            " bytes)\n", cli_cmd, res->pid, ends[res->end], res->code, res->wall_ns / 1e9,
+            res->utime_ns / 1e9, res->stime_ns / 1e9, rss, res->maxrss_bytes);
+}
+
+/* Print what the job wrote and said; its status, the shell's way. */
+static int exec_report(const ember_result *r, const struct call_opts *co)
+{
+    struct exec_res res;
+    if (exec_res_decode(r->data, r->len, &res) != 0) {
+        fprintf(stderr, "%s: the pool's exec handler returned a result this ember cannot read "
+                "(a pool started by another version?)\n", cli_cmd);
+        return 125;
+    }
+    fwrite(res.out, 1, res.out_len, stdout);
+    fflush(stdout);
+    fwrite(res.err, 1, res.err_len, stderr);
+    if (res.out_total > res.out_len)
+        fprintf(stderr, "%s: stdout truncated: %zu of %" PRIu64 " bytes kept (--max-output raises "
+                "the limit)\n", cli_cmd, res.out_len, res.out_total);
+    if (res.err_total > res.err_len)
+        fprintf(stderr, "%s: stderr truncated: %zu of %" PRIu64 " bytes kept\n", cli_cmd, res.err_len,
+                res.err_total);
+    if (res.msg[0]) fprintf(stderr, "%s: %s\n", cli_cmd, res.msg);
+    if (co->verbose) exec_verbose(&res);
+    return exec_res_status(&res);
+}
+
+/* ember call NAME exec [OPTIONS] [--] PROGRAM [ARG]...: CMD[0..NCMD) run in
+ * this directory with this environment. Exit: the job's status, 125 for
+ * ember's failures, 124 for the deadline. */
+static int call_exec(ember_client *c, int h, char **cmd, int ncmd, const struct call_opts *co)
+{
+    extern char **environ;
+    size_t envc = 0;
+    while (environ[envc]) envc++;
+    char *cwd = getcwd(NULL, 0), *in = NULL;
+    if (!cwd) {
+        fprintf(stderr, "%s: cannot read the working directory: %s\n", cli_cmd, strerror(errno));
+        return 125;
+    }
+    struct exec_req req = { .argv = (const char *const *)cmd, .argc = (size_t)ncmd, .shell = co->shell,
+                            .cwd = cwd, .env = (const char *const *)environ, .envc = envc, .env_set = true,
+                            .out_limit = co->max_output, .outputs = co->outputs,
+                            .noutputs = co->noutputs };
+    size_t inlen = 0;
+    if (co->stdin_path && strcmp(co->stdin_path, "-") == 0) {
+        int rc = read_all_stdin(&in, &inlen);
+        if (rc) {
+            fprintf(stderr, "%s: cannot read stdin: %s\n", cli_cmd, strerror(-rc));
+            free(cwd);
+            return 125;
+        }
+        req.stdin_data = in, req.stdin_len = inlen;
+    } else {
+        req.stdin_file = co->stdin_path;
+    }
+    void *buf = NULL;
+    size_t len = 0;
+    int rc = exec_req_encode(&req, &buf, &len);
+    free(cwd);
+    free(in);
+    if (rc) {
+        fprintf(stderr, "%s: cannot encode the exec request: %s\n", cli_cmd, strerror(-rc));
+        return 125;
+    }
+    ember_result r;
+    rc = ember_call_flags(c, h, buf, len, &r, co->timeout, co->unlinked ? EMBER_UNLINKED : 0);
+    free(buf);
+    int status;
+    if (rc == 0) {
+        status = exec_report(&r, co);
+    } else if (rc == -EMBER_ETIMEDOUT) {
+        fail(rc, "exec");
+        status = 124;
+    } else if (rc == -EMBER_EHANDLER && r.detail == EINVAL) {
+        fprintf(stderr, "%s: the pool's exec handler refused the request as malformed (a pool "
+                "started by another version of ember?)\n", cli_cmd);
+        status = 125;
+    } else if (rc == -EMBER_EHANDLER) {
+        fprintf(stderr, "%s: the pool's exec handler could not return the job's result: %s\n", cli_cmd,
+                strerror(r.detail));
+        status = 125;
+    } else {
+        fail(rc, "exec");
+        status = 125;
+    }
+    ember_result_release(c, &r);
+    return status;
+}
+
+static int call_parsed(int argc, char **argv, struct call_opts *co);
+
 int cmd_call(int argc, char **argv)
 {
+    struct call_opts co = { .timeout = EMBER_TIMEOUT_DEFAULT };
+    int status = call_parsed(argc, argv, &co);
+    if (co.exec && status == 2) status = 125; /* exec's statuses are the job's: ember's own is 125 */
+    for (size_t i = 0; i < co.noutputs; i++) free((char *)co.outputs[i].tmp);
+    return status;
+}
+
+/* cmd_call with its options in *CO (what they allocate is freed by cmd_call). */
+static int call_parsed(int argc, char **argv, struct call_opts *co)
+{
     const char *pos[3] = { NULL, NULL, NULL };
-    int64_t timeout = EMBER_TIMEOUT_DEFAULT;
-    bool unlinked = false;
-    const struct cli_opt opts[] = { { "timeout", CLI_DURATION, &timeout, 0, 0 },
-                                    { "unlinked", CLI_FLAG, &unlinked, 0, 0 }, { 0 } };
-    int npos, rc = cli_parse_args(argc, argv, opts, pos, 3, &npos);
-    if (rc) return rc;
+    char **cmd = NULL;
+    int npos = 0, ncmd = 0;
+    bool options_end = false; /* after "--", everything is an argument */
+    for (int i = 0; i < argc;) {
+        const char *a = argv[i];
+        if (!options_end && strcmp(a, "--") == 0) {
+            options_end = true;
+            i++;
+        } else if (!options_end && strncmp(a, "--", 2) == 0) {
+            int rc = call_option(argc, argv, &i, co);
+            if (rc) return rc;
+        } else if (npos == 2 && strcmp(pos[1], "exec") == 0) { /* the rest is the command's */
+            cmd = argv + i;
+            ncmd = argc - i;
+            break;
+        } else if (npos == 3) {
+            return usage_error("unexpected argument '%s'", a);
+        } else {
+            pos[npos++] = argv[i++];
+            co->exec = npos == 2 && strcmp(pos[1], "exec") == 0;
+        }
+    }
     if (npos < 2) return usage_error("the pool's NAME and the HANDLER to call are needed");
-    if ((rc = check_handler_arg(pos[1], pos[2])) != 0) return rc;
+    bool exec = co->exec;
+    if (exec && !ncmd) return usage_error("exec needs a PROGRAM to run (or, with --shell, a command)");
+    if (!exec && co->exec_only) return usage_error("--shell, --stdin, --max-output, --output and --verbose are exec's");
+    int rc = check_handler_arg(pos[1], pos[2]);
+    if (rc) return rc;
     ember_client *c;
-    if (cli_attach(pos[0], &c)) return 1;
+    if (cli_attach(pos[0], &c)) return exec ? 125 : 1;
     int h = ember_handler(c, pos[1]);
     if (h < 0) {
         fprintf(stderr, "%s: pool '%s' has no handler '%s' (a pool started by 'ember pool start' "
                 "has noop, echo, sleep, spin and exec)\n", cli_cmd, pos[0], pos[1]);
         ember_detach(c);
-        return 1;
+        return exec ? 125 : 1;
+    }
+    if (exec) {
+        int status = call_exec(c, h, cmd, ncmd, co);
+        ember_detach(c);
+        return status;
     }
     const char *arg = pos[2] ? pos[2] : "";
     ember_result r;
-    rc = ember_call_flags(c, h, arg, strlen(arg), &r, timeout, unlinked ? EMBER_UNLINKED : 0);
+    rc = ember_call_flags(c, h, arg, strlen(arg), &r, co->timeout, co->unlinked ? EMBER_UNLINKED : 0);
     if (rc == 0) {
         fwrite(r.data, 1, r.len, stdout);
         fflush(stdout);

@@ -27,6 +27,34 @@ uint64_t ember_job_remaining_ns(const ember_job *job)
     return now < job->deadline_ns ? job->deadline_ns - now : 0;
 }
 
+/* The worker entry of the thread of this runner running JOB: the one whose
+ * current entry is JOB's slot and generation (set before the handler runs,
+ * cleared after it returned). */
+static struct ember_worker_ent *job_worker(const ember_job *job)
+{
+    struct ember__view *v = ember__self.view;
+    if (!ember__self.is_runner || !v || job->runner != ember__self.runner) return NULL;
+    const struct ember_slot *s = (const struct ember_slot *)(const void *)job->_state; /* its first field */
+    if (s < v->slots || s >= v->slots + v->nslots) return NULL;
+    uint32_t e = ember__entry((uint32_t)(s - v->slots), job->_gen);
+    for (uint32_t t = 0; t < v->max_conc; t++) {
+        struct ember_worker_ent *we = &v->workers[ember__self.runner * v->max_conc + t];
+        if (atomic_load_explicit(&we->current, memory_order_relaxed) == e) return we;
+    }
+    return NULL;
+}
+
+int ember_job_watch_pgid(const ember_job *job, int pgid)
+{
+    struct ember_worker_ent *we = job && pgid >= 0 ? job_worker(job) : NULL;
+    if (!we) return ember__fail(-EMBER_EINVAL, "ember_job_watch_pgid: %s",
+                                pgid < 0 ? "negative process group" : "not a job running in this runner");
+    /* seq_cst: the supervisor takes it with an exchange once this process
+     * is dead (abi.h's notes) */
+    atomic_store(&we->job_pgid, pgid);
+    return 0;
+}
+
 void *ember_out_reserve(ember_out *o, size_t n)
 {
     if (n > o->v->max_payload - o->len) {

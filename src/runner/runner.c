@@ -107,6 +107,9 @@ static void runner_setup(struct ember__view *v, uint32_t idx, uint32_t gen, pid_
     static const int fatal[] = { SIGTERM, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP,
                                  SIGSYS, SIGINT, SIGHUP, SIGPIPE };
     for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) signal(fatal[i], SIG_DFL);
+    /* A handler that starts a command waits for it (wait4): an application
+     * that ignored SIGCHLD would have its children reaped unseen. */
+    signal(SIGCHLD, SIG_DFL);
     struct ember_runner_ent *re = &v->runners[idx];
     ember__self.view = v;
     ember__self.cfg = cfg;

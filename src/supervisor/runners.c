@@ -101,6 +101,20 @@ static void release_worker_counts(struct ember__view *v, uint32_t r)
     }
 }
 
+/* Kill the process groups dead runner R's jobs left running
+ * (ember_job_watch_pgid): a command its handler started does not outlive
+ * it. The runner is dead, so nothing writes the words any more. */
+static void kill_job_groups(struct ember__view *v, uint32_t r)
+{
+    for (uint32_t t = 0; t < v->max_conc; t++) {
+        int32_t pg = atomic_exchange(&v->workers[r * v->max_conc + t].job_pgid, 0);
+        if (pg > 0) {
+            sup_log(2, "runner %u died while its job's process group %d ran: killed", r, (int)pg);
+            kill(-pg, SIGKILL);
+        }
+    }
+}
+
 /* The status of a call runner R of generation GEN held when it died
  * (SIG, STATUS), by why the supervisor killed it; *KILLED: that call was
  * the reason (overdue or cancelled). */
@@ -211,6 +225,7 @@ static void runner_gone(struct sup *s, uint32_t r, int sig, int status)
     re->last_exit_signal = sig;
     re->last_exit_status = status;
     atomic_fetch_add(&v->hdr->runners_died, 1);
+    kill_job_groups(v, r);
     release_worker_counts(v, r);
     unsigned killed, failed = fail_held_calls(s, r, sr->gen, sig, status, &killed);
     atomic_fetch_add(&v->hdr->calls_crashed, failed - killed);
@@ -284,6 +299,7 @@ int sup_spawn_runner(struct sup *s, uint32_t reason, const uint32_t *demand)
         struct ember_worker_ent *we = &v->workers[r * v->max_conc + t];
         atomic_store(&we->busy, 0);
         atomic_store(&we->current, EMBER_NONE);
+        atomic_store(&we->job_pgid, 0);
     }
     atomic_store(&re->state, EMBER_RUNNER_BOOTING);
     struct sup_runner *sr = &s->runners[r];
