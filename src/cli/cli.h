@@ -73,5 +73,6 @@ int cmd_pool_list(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_events(int argc, char **argv);
 int cmd_call(int argc, char **argv);
+int cmd_run_dry(int argc, char **argv); /* run_args.c: `ember run --dry-run` until run.c lands */
 
 #endif

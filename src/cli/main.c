@@ -76,6 +76,7 @@ static const struct command {
     { "pool", "resize", cmd_pool_resize }, { "pool", "wait", cmd_pool_wait },
     { "pool", "list", cmd_pool_list },     { "stats", NULL, cmd_stats },
     { "events", NULL, cmd_events },        { "call", NULL, cmd_call },
+    { "run-dry", NULL, cmd_run_dry },      /* hidden: ember run --dry-run's front end */
 };
 
 int main(int argc, char **argv)

@@ -83,12 +83,13 @@ struct run_opts {
     size_t ncmd;
     struct run_source *sources; /* in order; at least one (stdin when none given) */
     size_t nsources;
+    bool help;                  /* --help: print run_help, exit 0 (nothing else is set) */
 };
 
 /* Parse `ember run`'s ARGV (ARGV[0] is the first word after "run"): options,
- * then the command template, then input sources. 0, or RUN_EXIT_ERROR with
- * the message printed on stderr (RUN_OPTS is then freed). ARGV must outlive
- * RUN_OPTS. */
+ * then the command template, then input sources. 0 (with O->help set when
+ * --help was asked: nothing else is then set), or RUN_EXIT_ERROR with the
+ * message printed on stderr (O is then freed). ARGV must outlive O. */
 int run_parse(int argc, char **argv, struct run_opts *o);
 void run_opts_free(struct run_opts *o);
 /* `ember run --help`'s text */
@@ -149,6 +150,14 @@ char *run_shell_quote(const char *value);
  * words. NULL: LINE needs the shell (or out of memory); run it with
  * /bin/sh -c. */
 char **run_split_simple(const char *line, size_t *argc);
+
+/* --dry-run: print each job's command line (after its --tag prefix) on OUT,
+ * skipping what --resume/--resume-failed skip; {out} shows the output's
+ * final name. 0, or RUN_EXIT_ERROR with the error printed. */
+int run_dry_run(const struct run_opts *o, FILE *out);
+/* The {%} a dry run shows for job SEQ: 1 + (SEQ - 1) % jobs (GNU parallel's
+ * depends on timing when -j > 1; with -j 1 both are 1). */
+unsigned run_dry_slot(const struct run_opts *o, uint64_t seq);
 
 /* --joblog: GNU parallel's columns, tab-separated */
 struct run_joblog_entry {
