@@ -464,7 +464,7 @@ char **run_split_simple(const char *line, size_t *argc)
 {
     struct words w = { 0 };
     struct sb cur = { 0 };
-    bool in_word = false, backslash = false;
+    bool in_word = false;
     const char *p = line;
     while (true) {
         char ch = *p;
@@ -487,7 +487,6 @@ char **run_split_simple(const char *line, size_t *argc)
             for (p++; *p != '"'; p++) {
                 if (!*p || *p == '$' || *p == '`' || *p == '!') goto shell;
                 if (*p == '\\') {
-                    backslash = true;
                     if (p[1] && strchr("$`\"\\", p[1])) p++;
                     else if (!p[1] || p[1] == '\n') goto shell;
                 }
@@ -495,7 +494,6 @@ char **run_split_simple(const char *line, size_t *argc)
             }
             p++;
         } else if (ch == '\\') {
-            backslash = true;
             if (!p[1] || p[1] == '\n') goto shell;
             sb_add(&cur, p + 1, 1);
             p += 2;
@@ -509,7 +507,9 @@ char **run_split_simple(const char *line, size_t *argc)
     if (w.n == 0) goto shell;
     for (size_t i = 0; i < sizeof shell_words / sizeof shell_words[0]; i++)
         if (strcmp(w.v[0], shell_words[i]) == 0) goto shell;
-    if (backslash && strcmp(w.v[0], "echo") == 0) goto shell;
+    if (strcmp(w.v[0], "echo") == 0)
+        for (size_t i = 1; i < w.n; i++)
+            if (strchr(w.v[i], '\\')) goto shell;
     return words_take(&w, argc);
 shell:
     free(cur.p);
