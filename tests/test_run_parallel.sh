@@ -110,7 +110,7 @@ same "--colsep splitting off characters" /dev/null -k --colsep '|' echo ::: 'x|y
 same "--colsep on linked values" /dev/null -k --colsep , echo {2} {3} ::: 'a,b' :::+ 'c,d'
 # replacement strings and quoting
 same "quoting" /dev/null -k echo ::: 'a b' "it's" '$x' 'a*' '' 'a"b' '~' 'a\b' "''" "'a" "a'" \
-    'é' 'a;b' 'a|b' '`x`' '$(x)' 'a=b' '-x' '+./_' 'A9' '!' '#' 'a{b' $'a\tb'
+    'é' 'a;b' 'a|b' 'a%b' 'a,b' 'a:b' 'a@b' 'a^b' 'a]b' '`x`' '$(x)' 'a=b' '-x' '+./_' 'A9' '!' '#' 'a{b' $'a\tb'
 same "newline quoted" nul.txt -k -0 echo {} '[{}]'
 same "every replacement string" /dev/null -k echo {} {.} {/} {//} {/.} ::: /a/b.c/d.e.f x.y \
     's p/x y.z' .bashrc a/.b a. dir/ / a//b /a a.b/c .. a.tar.gz ./x
