@@ -79,5 +79,6 @@ int cmd_pool_list(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_events(int argc, char **argv);
 int cmd_call(int argc, char **argv);
+int cmd_run(int argc, char **argv);     /* run.c: ember run */
 
 #endif

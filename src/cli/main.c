@@ -159,6 +159,11 @@ static const struct command {
       "                        0, removed otherwise (repeatable)\n"
       "  --verbose             print the job's status, CPU time and peak RSS\n",
       NULL },
+    { "run", NULL, cmd_run, "[OPTIONS] [COMMAND [ARG]...] [::: ARGS | :::: FILES]...",
+      "Run COMMAND once per input, as GNU parallel does, each job an exec call on a\n"
+      "pool: a pool of its own (-j N runners, started for the batch and stopped after)\n"
+      "or --pool NAME. 'ember run --help' lists every option.",
+      NULL, NULL },
     { "help", NULL, cmd_help, "[COMMAND]",
       "Print every command's usage, or one command's usage and options.", NULL, NULL },
     { "version", NULL, cmd_version, "", "Print ember's version (also: --version, -V).", NULL,
@@ -271,7 +276,8 @@ int main(int argc, char **argv)
                  cmd->sub ? cmd->sub : "");
         cli_cmd = label;
         help_topic = label + strlen("ember ");
-        if (asks_help(argc - skip, argv + skip)) {
+        /* run's own parser knows where its options end and the command begins */
+        if (cmd->run != cmd_run && asks_help(argc - skip, argv + skip)) {
             command_help(stdout, cmd);
             return 0;
         }
