@@ -43,8 +43,9 @@ enum { /* result fields */
     RS_ERR = 0x8a,        /* bytes */
     RS_ERR_TOTAL = 0x8b,  /* u64 */
     RS_MSG = 0x8c,        /* string */
+    RS_RUNNER = 0x8d,     /* i32: the runner's pid */
     RS_FIRST = RS_END,
-    RS_LAST = RS_MSG,
+    RS_LAST = RS_RUNNER,
 };
 #define FIELD_HDR 5u
 
@@ -335,6 +336,7 @@ static void res_put(struct writer *w, const struct exec_res *res)
     put(w, RS_ERR, res->err, res->err_len);
     put_u64(w, RS_ERR_TOTAL, res->err_total);
     if (res->msg && res->msg[0]) put_str(w, RS_MSG, res->msg);
+    if (res->runner_pid) put_u32(w, RS_RUNNER, (uint32_t)res->runner_pid);
 }
 
 size_t exec_res_size(const struct exec_res *res)
@@ -353,7 +355,7 @@ void exec_res_write(const struct exec_res *res, void *dst)
 /* One result field F into RES: false when malformed. */
 static bool res_fill(const struct field *f, struct exec_res *res)
 {
-    static const unsigned char width[RS_LAST - RS_FIRST + 1] = { 4, 4, 4, 8, 8, 8, 8, 0, 8, 0, 8, 0 };
+    static const unsigned char width[RS_LAST - RS_FIRST + 1] = { 4, 4, 4, 8, 8, 8, 8, 0, 8, 0, 8, 0, 4 };
     unsigned wd = width[f->tag - RS_FIRST];
     if (wd && f->len != wd) return false;
     uint64_t v = wd == 8 ? get_u64(f->data) : wd == 4 ? get_u32(f->data) : 0;
@@ -369,6 +371,7 @@ static bool res_fill(const struct field *f, struct exec_res *res)
     case RS_OUT_TOTAL: res->out_total = v; return true;
     case RS_ERR: res->err = (const char *)f->data, res->err_len = f->len; return true;
     case RS_ERR_TOTAL: res->err_total = v; return true;
+    case RS_RUNNER: res->runner_pid = (int)(int32_t)v; return res->runner_pid >= 0;
     default: /* RS_MSG */
         res->msg = (const char *)f->data;
         return is_str(f);

@@ -62,6 +62,7 @@ struct exec_res {
     int end;                  /* EXEC_* */
     int code;
     int pid;                  /* the command's pid (0: never started) */
+    int runner_pid;           /* the runner that ran it (0: not said) */
     uint64_t utime_ns, stime_ns; /* the command's CPU time (its waited-for children too) */
     uint64_t maxrss_bytes;    /* its peak resident memory */
     uint64_t wall_ns;         /* from its start to its end, as the runner measured */

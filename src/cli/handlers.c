@@ -606,6 +606,7 @@ static void job_close(struct exec_job *x)
 static void job_run(struct exec_job *x)
 {
     uint64_t t0 = cli_now_ns();
+    x->res.runner_pid = getpid();
     if (!job_program(x) || !job_fds(x)) return;
     pid_t pid = job_spawn(x);
     close_fd(&x->in_fd); /* the child's ends: ours hold no pipe open */

@@ -1286,17 +1286,3 @@ int run_dry_run(const struct run_opts *o, FILE *out)
     if (fflush(out) == EOF) status = RUN_EXIT_ERROR;
     return status;
 }
-
-int cmd_run(int argc, char **argv)
-{
-    struct run_opts o;
-    int rc = run_parse(argc, argv, &o);
-    if (rc) return rc;
-    if (o.help) {
-        run_help(stdout);
-        return 0;
-    }
-    rc = run_dry_run(&o, stdout);
-    run_opts_free(&o);
-    return rc;
-}
