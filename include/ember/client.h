@@ -83,6 +83,7 @@ extern "C" {
     X(ENOSPC, ENOSPC, "no space left for the pool's shared segment: /dev/shm is full or too small") \
     X(ENOSYS, ENOSYS, "the kernel lacks a system call ember needs (pidfd_open: Linux 5.3)")        \
     X(ESRCH, ESRCH, "no such process")                                                             \
+    X(ENOENT, ENOENT, "no such file: a plugin or file was not found (ember_last_error() says where ember looked)") \
     X(ENOPOOL, 1001, "no such pool is running: start it first, or check the name and user")        \
     X(EPOOLDOWN, 1002, "the pool went down (its supervisor stopped or died) before the call ended") \
     X(EFULL, 1004, "the pool's queue or payload space stayed full until the deadline: raise queue_capacity or payload_space, or the deadline") \

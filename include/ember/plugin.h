@@ -19,6 +19,15 @@
  * plugin directory, then in plugins/ beside the running program (the build
  * tree).
  *
+ * Threads: a runner runs its calls on max_concurrency worker threads, and
+ * INIT runs once per runner (on its main thread, before the workers start),
+ * not once per worker: the context it makes is shared by every call of that
+ * handler in the runner, up to max_concurrency at once. A handler changes
+ * what it shares with atomics or a lock, or keeps a call's state on its
+ * own stack (or per thread). FINI runs once all the workers have ended.
+ * "Exits normally": the runner drained (idle shutdown, max_jobs, max_rss, a
+ * resize or a pool stop); a runner killed or crashed runs no FINI.
+ *
  * A plugin links against nothing of ember's: the handler writes its result
  * with ember_out_write()/ember_out_reserve() and reads its job with
  * ember_job_cancelled()/ember_job_remaining_ns(), which the loading program
@@ -69,13 +78,31 @@ typedef struct ember_plugin {
 const ember_plugin *ember_plugin_v1(void);
 
 /* Load the plugin NAME (looked for as above) or PATH and register its
- * handlers, before ember_pool_start(). Returns 0 with *OUT (may be NULL)
- * describing it; -EMBER_ENOENT (not found: ember_last_error() names where
- * it looked), -EMBER_EINVAL (not a plugin: no entry point, or its
- * description is malformed), -EMBER_EABI (another EMBER_PLUGIN_ABI),
- * -EMBER_EEXIST (a handler name already registered; nothing of it is
- * registered then). Loading the same file twice is a no-op. */
+ * handlers, before ember_pool_start(), from one thread (as
+ * ember_handler_register()). The plugin stays loaded. Returns 0 with *OUT
+ * (OUT may be NULL) describing it; -EMBER_ENOENT (not found:
+ * ember_last_error() names where it looked), -EMBER_EINVAL (not a plugin:
+ * no entry point, a file dlopen refuses, or a malformed description),
+ * -EMBER_EABI (another EMBER_PLUGIN_ABI), -EMBER_EEXIST (a handler name
+ * already registered); on any failure nothing of it is registered. Loading
+ * the same file twice is a no-op (0, the same description).
+ *
+ * The program that loads plugins must provide ember's functions to them:
+ * linked with libember.so it does; linked with libember.a, it exports them
+ * with -Wl,--export-dynamic-symbol=ember_[a-z]* (else the load fails with
+ * -EMBER_EINVAL naming the missing function). */
 int ember_plugin_load(const char *name_or_path, const ember_plugin **out);
+
+/* Open the plugin NAME or PATH and check it as ember_plugin_load() does,
+ * without registering its handlers: what `ember plugins` lists. It stays
+ * loaded. Returns as ember_plugin_load(), never -EMBER_EEXIST. */
+int ember_plugin_inspect(const char *name_or_path, const ember_plugin **out);
+
+/* The directories searched for a plugin NAME, in order and ':'-separated
+ * ($EMBER_PLUGIN_PATH's, the install's, plugins/ beside the program), into
+ * BUF of LEN bytes (NUL-terminated when LEN > 0). Returns the length of the
+ * whole list, as snprintf: LEN or more means BUF holds its beginning. */
+int ember_plugin_path(char *buf, size_t len);
 
 #ifdef __cplusplus
 }

@@ -122,6 +122,9 @@ struct ember_pool_config {
     size_t   max_payload;      /* bytes per argument or result (default 64 MiB) */
     size_t   payload_space;    /* shared bytes for large payloads (default 4 x max_payload) */
     unsigned max_callers;      /* attached processes at once (default 256) */
+    /* Handler plugins to load before the supervisor forks (plugin.h):
+     * names or paths, comma-separated; NULL: none. */
+    const char *plugins;
 };
 
 /* The pool options that are values (callbacks and the name aside), one
@@ -165,7 +168,9 @@ struct ember_pool_config {
       "bytes per argument or result")                                                         \
     X(payload_space, payload_space, EMBER_OPT_SIZE, 0, 0, SIZE_MAX,                            \
       "shared bytes for large payloads (0: 4 x max_payload)")                                  \
-    X(max_callers, max_callers, EMBER_OPT_UINT, 256, 1, 65536, "attached processes at once")
+    X(max_callers, max_callers, EMBER_OPT_UINT, 256, 1, 65536, "attached processes at once") \
+    X(plugins, plugins, EMBER_OPT_STRING, 0, 0, 0,                                              \
+      "handler plugins to load, by name or path, comma-separated (ember plugins lists them)")
 
 enum { EMBER_OPT_UINT, EMBER_OPT_INT, EMBER_OPT_U64, EMBER_OPT_SIZE, EMBER_OPT_DURATION,
        EMBER_OPT_BOOL, EMBER_OPT_PLACEMENT, EMBER_OPT_STRING };
@@ -184,7 +189,9 @@ typedef struct ember_pool ember_pool;
  * min runners. Returns once the supervisor is up (runners boot on their own;
  * calls queue meanwhile). Returns 0, -EMBER_EINVAL (option named in
  * ember_last_error()), -EMBER_EEXIST (a live pool of that name), or a system failure
- * (-EMBER_ENOSPC for /dev/shm, -EMBER_EMFILE..., -EMBER_ESYSTEM). */
+ * (-EMBER_ENOSPC for /dev/shm, -EMBER_EMFILE..., -EMBER_ESYSTEM); with
+ * cfg->plugins, also ember_plugin_load()'s failures (plugin.h), the pool not
+ * started (the plugins loaded before the failing one stay loaded). */
 int ember_pool_start(const struct ember_pool_config *cfg, ember_pool **out);
 /* Graceful stop, a drain: no new calls (they get EMBER_EPOOLDOWN at
  * submit), queued calls get EMBER_EPOOLDOWN (detail EMBER_DOWN_QUEUED),

@@ -80,5 +80,6 @@ int cmd_stats(int argc, char **argv);
 int cmd_events(int argc, char **argv);
 int cmd_call(int argc, char **argv);
 int cmd_run(int argc, char **argv);     /* run.c: ember run */
+int cmd_plugins(int argc, char **argv); /* plugins.c: ember plugins */
 
 #endif

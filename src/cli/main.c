@@ -10,6 +10,7 @@
  *   ember call NAME HANDLER [ARG] [--timeout DURATION] [--unlinked]
  *   ember help [COMMAND], ember version (--version, -V)
  *   ember call NAME exec [OPTIONS] [--] PROGRAM [ARG]...
+ *   ember plugins [--json]
  *
  * Pool options are those of struct ember_pool_config, by the same names
  * (options.c has them from pool.h's table). A pool started here runs in a
@@ -99,7 +100,9 @@ static const struct command {
       "supervisor's pid once the pool takes calls.",
       "  --foreground          run the pool in this process until Ctrl-C or SIGTERM\n"
       "  --log-file PATH       the daemon's output (the supervisor's log, --log 1 or 2) is\n"
-      "                        appended to PATH, opened before the daemon starts\n",
+      "                        appended to PATH, opened before the daemon starts\n"
+      "  --plugin NAME|PATH    load a handler plugin into the pool (repeatable; adds to\n"
+      "                        --plugins; 'ember plugins' lists those installed)\n",
       pool_options_help },
     { "pool", "stop", cmd_pool_stop, "NAME [--shutdown_timeout DURATION]",
       "Stop pool NAME, draining it: new calls are refused, queued calls fail (they never\n"
@@ -164,6 +167,13 @@ static const struct command {
       "pool: a pool of its own (-j N runners, started for the batch and stopped after)\n"
       "or --pool NAME. 'ember run --help' lists every option.",
       NULL, NULL },
+    { "plugins", NULL, cmd_plugins, "[--json]",
+      "List the handler plugins found by name (in $EMBER_PLUGIN_PATH, the install's\n"
+      "plugin directory, then plugins/ beside this program), each loaded and\n"
+      "checked: its name, version, what it does, and its handlers with their\n"
+      "arguments; one that cannot be used, with the reason. A pool loads them with\n"
+      "'ember pool start NAME --plugin PLUGIN'.",
+      "  --json                one JSON object instead\n", NULL },
     { "help", NULL, cmd_help, "[COMMAND]",
       "Print every command's usage, or one command's usage and options.", NULL, NULL },
     { "version", NULL, cmd_version, "", "Print ember's version (also: --version, -V).", NULL,
@@ -208,7 +218,8 @@ static void help(FILE *f)
     pool_options_help(f);
     fprintf(f,
             "DURATION: 250ms, 30s, 2m, 1h, never (a bare number is milliseconds); SIZE: 512M, 2G...\n"
-            "handlers of a pool started here: noop, echo ARG, sleep MS, spin MS, exec 'SHELL COMMAND'\n"
+            "handlers of a pool started here: noop, echo ARG, sleep MS, spin MS, exec 'SHELL COMMAND',\n"
+            "and those of its --plugin's (ember plugins)\n"
             "calls have no deadline unless the pool was started with --timeout or the call\n"
             "gives one (a pool a program starts with ember_pool_start has a 30s default)\n"
             "exit status:\n"

@@ -248,7 +248,7 @@ static void opt_value(const struct pool_opt *d, const struct ember_pool_config *
     }
     default: {
         const char *s = *(const char *const *)p;
-        snprintf(buf, len, "%s", s ? s : "all");
+        snprintf(buf, len, "%s", s ? s : strcmp(d->name, "nodes") == 0 ? "all" : "none");
     }
     }
 }

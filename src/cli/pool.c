@@ -14,6 +14,7 @@
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <ember/plugin.h>
 #include "cli.h"
 
 /* The pool's application: run until the supervisor ends or SIGTERM, SIGINT
@@ -42,6 +43,48 @@ struct start_args {
     int logfd;           /* LOGFILE, opened by the command (-1: none) */
 };
 
+/* Append plugin names or paths VAL (a list) to CFG's list; 0 or 1 (no memory). The list
+ * lives as long as the command. */
+static int plugins_append(struct ember_pool_config *cfg, const char *val)
+{
+    if (!cfg->plugins || !cfg->plugins[0]) {
+        cfg->plugins = val;
+        return 0;
+    }
+    size_t n = strlen(cfg->plugins) + strlen(val) + 2;
+    char *s = malloc(n);
+    if (!s) {
+        fprintf(stderr, "%s: no memory for the list of plugins\n", cli_cmd);
+        return 1;
+    }
+    snprintf(s, n, "%s,%s", cfg->plugins, val);
+    cfg->plugins = s;
+    return 0;
+}
+
+/* Load the plugins of LIST (comma-separated) here, before the daemon forks,
+ * so that a bad one is said at once (and none is taken for a clash with a
+ * running pool); ember_pool_start() finds them loaded. 0, or 1 with the
+ * failure printed. */
+static int load_plugins(const char *list)
+{
+    for (const char *s = list ? list : ""; *s;) {
+        size_t n = strcspn(s, ",");
+        char one[4096];
+        snprintf(one, sizeof one, "%.*s", (int)n, s);
+        s += n + (s[n] == ',');
+        if (!one[0]) continue;
+        int rc = ember_plugin_load(one, NULL);
+        if (rc) { /* the message says it all (fail()'s hints are about pools) */
+            fprintf(stderr, "%s: %s%s\n", cli_cmd, ember_last_error(),
+                    rc == -EMBER_ENOENT && !strchr(one, '/')
+                        ? "; 'ember plugins' lists those found, or give a path" : "");
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* The arguments of `pool start NAME ...` into *A; 0 or a usage error (2). */
 static int start_args_parse(int argc, char **argv, struct start_args *a)
 {
@@ -65,6 +108,13 @@ static int start_args_parse(int argc, char **argv, struct start_args *a)
             a->logfile = val;
         } else if (strcmp(name, "name") == 0) {
             return usage_error("the name is the first argument, not --name");
+        } else if (strcmp(name, "plugin") == 0 || strcmp(name, "plugins") == 0) {
+            /* each --plugin adds one, each --plugins a list */
+            if (!val || !val[0])
+                return usage_error("option --%s needs a plugin's NAME or PATH ('ember plugins' "
+                                   "lists them)", name);
+            int rc = plugins_append(&a->cfg, val);
+            if (rc) return rc;
         } else {
             int rc = set_pool_option(&a->cfg, name, val);
             if (rc) return rc;
@@ -222,6 +272,11 @@ int cmd_pool_start(int argc, char **argv)
     }
     cli_register_handlers();
     cli_handlers_pool_config(&a.cfg);
+    rc = load_plugins(a.cfg.plugins);
+    if (rc) {
+        if (a.logfd >= 0) close(a.logfd);
+        return rc;
+    }
     rc = a.foreground ? start_foreground(&a) : start_daemon(&a);
     if (a.logfd >= 0) close(a.logfd);
     return rc;

@@ -2,36 +2,56 @@
  *
  * Handlers are registered in the application before its pool starts; the
  * table is copied into the segment (names) and inherited by runners through
- * fork (function pointers), so an id means the same function everywhere. */
+ * fork (function pointers), so an id means the same function everywhere.
+ * A plugin's handlers (plugin.c) are entries like the others, with the
+ * plugin's function, init and teardown; each runner fills in their
+ * contexts (runner.c). */
 #include <string.h>
 #include "lib/internal.h"
 
 struct ember__handler ember__handlers[EMBER_MAX_HANDLERS];
 unsigned ember__nhandlers;
 
-int ember_handler_register(const char *name, ember_handler_fn fn)
+bool ember__handler_name_ok(const char *name)
 {
     size_t n = name ? strlen(name) : 0;
-    if (!fn) return ember__fail(-EMBER_EINVAL, "ember_handler_register: fn is NULL");
-    if (n == 0 || n >= EMBER_NAME_MAX)
-        return ember__fail(-EMBER_EINVAL, "handler name '%s': 1-39 of [A-Za-z0-9_.-]",
-                           name ? name : "(null)");
+    if (n == 0 || n >= EMBER_NAME_MAX) return false;
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '_' || c == '-' || c == '.'))
-            return ember__fail(-EMBER_EINVAL, "handler name '%s': 1-39 of [A-Za-z0-9_.-]", name);
+            return false;
     }
+    return true;
+}
+
+int ember__handler_find(const char *name)
+{
     ember__builtin_handlers();
     for (unsigned i = 0; i < ember__nhandlers; i++)
-        if (strcmp(ember__handlers[i].name, name) == 0)
-            return ember__fail(-EMBER_EEXIST, "handler '%s' is already registered", name);
+        if (strcmp(ember__handlers[i].name, name) == 0) return (int)i;
+    return -1;
+}
+
+void ember__handler_add(const struct ember__handler *h)
+{
+    ember__handlers[ember__nhandlers++] = *h;
+}
+
+int ember_handler_register(const char *name, ember_handler_fn fn)
+{
+    if (!fn) return ember__fail(-EMBER_EINVAL, "ember_handler_register: fn is NULL");
+    if (!ember__handler_name_ok(name))
+        return ember__fail(-EMBER_EINVAL, "handler name '%s': 1-39 of [A-Za-z0-9_.-]",
+                           name ? name : "(null)");
+    if (ember__handler_find(name) >= 0)
+        return ember__fail(-EMBER_EEXIST, "handler '%s' is already registered", name);
     if (ember__nhandlers == EMBER_MAX_HANDLERS)
         return ember__fail(-EMBER_EINVAL, "handler '%s': all %d handler places are taken", name,
                            EMBER_MAX_HANDLERS);
-    memcpy(ember__handlers[ember__nhandlers].name, name, n + 1);
-    ember__handlers[ember__nhandlers].fn = fn;
-    ember__nhandlers++;
+    struct ember__handler h = { .fn = fn };
+    memcpy(h.name, name, strlen(name) + 1);
+    ember__handler_add(&h);
     return 0;
 }
 

@@ -13,20 +13,41 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include "ember/pool.h"
+#include "ember/plugin.h"
 #include "ember/detail/control.h"
 #include "ember/detail/pages.h"
 
 #define EMBER_MAX_HANDLERS 256
 
-/* handlers.c: the registry, inherited by runners through fork */
-struct ember__handler { char name[EMBER_NAME_MAX]; ember_handler_fn fn; };
+/* handlers.c: the registry, inherited by runners through fork. A handler
+ * is FN, or a plugin's PFN called with CTX: what its INIT (NULL: none) made
+ * in this runner, at the runner's start (runner.c), before the workers
+ * exist; FINI (NULL: none) gets it back at the runner's normal exit. */
+struct ember__handler {
+    char name[EMBER_NAME_MAX];
+    ember_handler_fn fn;
+    ember_plugin_fn pfn;
+    int (*init)(void **ctx);
+    void (*fini)(void *ctx);
+    void *ctx;
+};
 extern struct ember__handler ember__handlers[EMBER_MAX_HANDLERS];
 extern unsigned ember__nhandlers;
 void ember__builtin_handlers(void);
+/* Is NAME a handler's name (1-39 of [A-Za-z0-9_.-])? */
+bool ember__handler_name_ok(const char *name);
+/* The id of the handler NAME, or -1. */
+int ember__handler_find(const char *name);
+/* Append H (its name checked, not taken, a place left: the caller's). */
+void ember__handler_add(const struct ember__handler *h);
 /* "ember.fn", the built-in behind ember_call_fn (callfn.c): its -EMBER_EIMAGE
  * is the call's status, not a handler error */
 #define EMBER__FN_HANDLER 2
 int ember__fn_handler(const void *args, size_t len, ember_out *out, const ember_job *job);
+
+/* plugin.c: load each plugin of LIST (names or paths, comma-separated;
+ * NULL: none): 0 or ember_plugin_load()'s failure. */
+int ember__plugins_load(const char *list);
 
 /* segment.c: create, size and lay out a pool's segment; on success *V is
  * the creator's view of it. */

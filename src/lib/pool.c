@@ -181,8 +181,9 @@ int ember_pool_start(const struct ember_pool_config *cfg, ember_pool **out)
     if (rc == 0) {
         snprintf(p->name, sizeof p->name, "%s", p->cfg.name);
         ember__builtin_handlers();
-        rc = make_plan(&p->cfg);
+        rc = ember__plugins_load(p->cfg.plugins); /* before the fork: runners inherit them */
     }
+    if (rc == 0) rc = make_plan(&p->cfg);
     if (rc == 0) rc = ember__segment_create(&p->cfg, &p->v);
     if (rc) {
         free(p);

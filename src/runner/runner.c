@@ -6,12 +6,13 @@
  *
  * The workers (worker.c) take and run calls.
  *
- * The main thread is the runner's control thread: it runs the boot callback,
- * starts the workers, says READY, then sleeps on runner.ctl and answers
+ * The main thread is the runner's control thread: it runs the boot callback
+ * and the plugin handlers' inits (once per runner), starts the workers, says READY, then sleeps on runner.ctl and answers
  * the supervisor (idle check, drain), and publishes its resident memory
  * (every 200 ms with max_rss, else every second). Draining: workers take no new call, finish the one
  * they run and end; one that was woken for a call it will not take passes
- * the wake-up on; the control thread joins them and exits 0.
+ * the wake-up on; the control thread joins them, runs the plugin handlers'
+ * teardowns and exits 0.
  * Job credits (max_jobs, single_use): see worker.c. */
 
 #include <errno.h>
@@ -78,6 +79,39 @@ static bool runner_idle(struct ember__view *v)
     return !ember__any_queued(v, ember__self.ring);
 }
 
+/* Hand each plugin handler below N (in the table) its context back, last
+ * first: the runner ends, and no worker runs (any more, or yet). */
+static void plugins_fini(unsigned n)
+{
+    for (unsigned i = n; i-- > 0;) {
+        struct ember__handler *h = &ember__handlers[i];
+        if (h->fini) h->fini(h->ctx);
+    }
+}
+
+/* Run each plugin handler's init, once in this runner and on this thread:
+ * the workers, started after, share the contexts (pthread_create orders
+ * these stores before everything the workers do). An init that fails fails
+ * the boot as the boot callback does: its message in the runner's entry,
+ * its return the exit status, the inits before it undone. */
+static void plugins_init(struct ember_runner_ent *re)
+{
+    for (unsigned i = 0; i < ember__nhandlers; i++) {
+        struct ember__handler *h = &ember__handlers[i];
+        if (!h->init) continue;
+        void *ctx = NULL;
+        int rc = h->init(&ctx);
+        if (rc) {
+            plugins_fini(i);
+            char msg[sizeof re->msg];
+            snprintf(msg, sizeof msg, "handler '%s': its init returned %d", h->name, rc);
+            memcpy(re->msg, msg, sizeof msg);
+            _exit(rc > 0 && rc < 256 ? rc : 1);
+        }
+        h->ctx = ctx;
+    }
+}
+
 /* End the runner: its workers finish their calls and stop. */
 static _Noreturn void drain_and_exit(struct ember__view *v, struct worker_arg *args)
 {
@@ -88,6 +122,7 @@ static _Noreturn void drain_and_exit(struct ember__view *v, struct worker_arg *a
         if (atomic_compare_exchange_strong(pw, &exp, EMBER_WORKER_WOKEN)) ember__futex_wake(pw, 1);
     }
     for (uint32_t t = 0; t < v->max_conc; t++) pthread_join(args[t].th, NULL);
+    plugins_fini(ember__nhandlers);
     _exit(0);
 }
 
@@ -207,6 +242,7 @@ _Noreturn void ember__runner_main(struct ember__view *v, uint32_t idx, uint32_t 
             _exit(rc > 0 && rc < 256 ? rc : 1);
         }
     }
+    plugins_init(re);
     atomic_store(&re->jobs_left, job_credits(cfg));
     struct worker_arg *args = workers_start(v, idx);
     atomic_store(&re->ready_ns, ember__now_ns());

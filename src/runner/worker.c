@@ -80,7 +80,8 @@ static inline int call_handler(struct ember__view *v, uint32_t idx, ember_out *o
     if (h >= v->nhandlers || h >= ember__nhandlers) return -EMBER_ENOHANDLER;
     if (!args && alen) return -EMBER_ECORRUPT;
     ember_job job = { deadline, ember__self.runner, ember__self.node, &s->state, gen };
-    int rc = ember__handlers[h].fn(args, alen, o, &job);
+    const struct ember__handler *hd = &ember__handlers[h];
+    int rc = hd->pfn ? hd->pfn(hd->ctx, args, alen, o, &job) : hd->fn(args, alen, o, &job);
     __builtin_prefetch(s, 1, 3); /* the line, back for the result */
     int status = 0;
     if (rc == -EMBER_EIMAGE && h == EMBER__FN_HANDLER) status = rc;
