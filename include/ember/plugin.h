@@ -28,10 +28,16 @@
  * "Exits normally": the runner drained (idle shutdown, max_jobs, max_rss, a
  * resize or a pool stop); a runner killed or crashed runs no FINI.
  *
+ * A failing INIT (nonzero) ends its runner before it is ready, with that
+ * value as exit status (1-255, else 1) and "handler 'NAME': its init
+ * returned N" as the failed boot's message (ember events, EMBER_EBOOT).
+ *
  * A plugin links against nothing of ember's: the handler writes its result
  * with ember_out_write()/ember_out_reserve() and reads its job with
  * ember_job_cancelled()/ember_job_remaining_ns(), which the loading program
- * (libember) provides. */
+ * (libember) provides. Built outside ember's tree:
+ *   cc -shared -fPIC -o NAME.so NAME.c $(pkg-config --cflags ember)
+ * and installed into $(pkg-config --variable=plugindir ember). */
 #ifndef EMBER_PLUGIN_H
 #define EMBER_PLUGIN_H
 
