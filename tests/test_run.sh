@@ -222,6 +222,48 @@ c $sup"
 else
     fail "pool start: $(cat started)"
 fi
+# a pool stopped under a batch drains: the running job finishes and is
+# printed, the queued ones fail with the reason, the status says an error
+fresh
+if "$EMBER" pool start "$POOL" --min 1 --max 1 >started 2>&1 && "$EMBER" pool wait "$POOL" --ready 1 --timeout 10s; then
+    "$EMBER" run --pool "$POOL" -j 3 -k --joblog jl 'touch st.{}; if [ {} = 1 ]; then await release; fi; echo {}' ::: 1 2 3 4 >out 2>err &
+    pid=$!
+    bg+=("$pid")
+    until_ok "pool stopped under a batch: job 1 runs" test -e st.1
+    "$EMBER" pool stop "$POOL" --shutdown_timeout 10s >stopped 2>&1 &
+    until_ok "pool stopped under a batch: the stop began" eval '"$EMBER" run --pool "$POOL" true ::: x 2>&1 | grep -q stopping'
+    touch release
+    wait "$pid"
+    st=$?
+    wait
+    [ "$st" = 255 ] || fail "pool stopped under a batch: exit status $st, wanted 255"
+    same "pool stopped under a batch: the running job's output" out 1
+    has "pool stopped under a batch: why the others did not run" err "was stopped while the call was queued"
+    has "pool stopped under a batch: joblog" jl $'^1\t.*\t0\t0\ttouch'
+else
+    fail "pool start: $(cat started)"
+fi
+# its supervisor killed under a -k batch: what finished is printed all the same
+fresh
+rm -f release
+if "$EMBER" pool start "$POOL" --min 2 --max 2 >started 2>&1 && "$EMBER" pool wait "$POOL" --ready 2 --timeout 10s; then
+    sup=$(sed -n 's/.*supervisor pid \([0-9]*\).*/\1/p' started)
+    "$EMBER" run --pool "$POOL" -j 2 -k --joblog jl 'touch st.{}; if [ {} = 1 ]; then await release; fi; echo {}' ::: 1 2 3 >out 2>err &
+    pid=$!
+    bg+=("$pid")
+    # jobs 2 and 3 are done (in the joblog) while job 1 waits
+    await_lines jl 3 || fail "supervisor killed: jobs 2 and 3 not done"
+    kill -KILL "$sup"
+    wait "$pid"
+    st=$?
+    touch release
+    [ "$st" = 255 ] || fail "supervisor killed: exit status $st, wanted 255"
+    same "supervisor killed: the finished jobs' output, in order" out $'2\n3'
+    has "supervisor killed: said" err "died"
+    "$EMBER" pool stop "$POOL" --shutdown_timeout 100ms >/dev/null 2>&1
+else
+    fail "pool start: $(cat started)"
+fi
 er 255 "--pool not running" --pool "$POOL" echo ::: a && has "--pool not running: said" err "no pool '$POOL' is running"
 # the batch's own pool has the same handlers
 er 0 "--handler echo, own pool" -k --handler echo ::: a b &&
