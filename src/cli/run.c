@@ -173,6 +173,20 @@ static void print_held(struct run *r)
     }
 }
 
+/* -k, at the end: what is still held waits for jobs that ended without a
+ * result (their pool died under them); print it, in order, not lose it. */
+static void print_rest(struct run *r)
+{
+    print_held(r);
+    while (r->nheld) {
+        uint64_t first = r->held[0].ord;
+        for (size_t i = 1; i < r->nheld; i++)
+            if (r->held[i].ord < first) first = r->held[i].ord;
+        r->print_ord = first;
+        print_held(r);
+    }
+}
+
 /* Job J's output: printed now, or held for its turn (-k). */
 static void job_output(struct run *r, const struct job *j, const char *out, size_t out_len,
                        const char *err, size_t err_len)
@@ -896,7 +910,7 @@ static int batch(struct run *r)
         bar_clear(r);
         bar_draw(r, true);
     }
-    print_held(r);
+    print_rest(r);
     if (r->halt_status >= 0) return r->halt_status;
     if (run_signal) return 128 + run_signal;
     if (r->error) return RUN_EXIT_ERROR;
