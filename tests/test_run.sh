@@ -231,7 +231,7 @@ if "$EMBER" pool start "$POOL" --min 1 --max 1 >started 2>&1 && "$EMBER" pool wa
     bg+=("$pid")
     until_ok "pool stopped under a batch: job 1 runs" test -e st.1
     "$EMBER" pool stop "$POOL" --shutdown_timeout 10s >stopped 2>&1 &
-    until_ok "pool stopped under a batch: the stop began" eval '"$EMBER" run --pool "$POOL" true ::: x 2>&1 | grep -q stopping'
+    until_ok "pool stopped under a batch: the stop began" eval '"$EMBER" stats "$POOL" --json | grep -q "\"state\":\"stopping\""'
     touch release
     wait "$pid"
     st=$?
@@ -425,9 +425,9 @@ interrupt() {
 interrupt INT 130
 interrupt TERM 143
 # a second Ctrl-C exits at once: the job ignores SIGTERM and the pool gives
-# it 10 s before SIGKILL, which the first Ctrl-C's cancel would wait for
+# it 30 s before SIGKILL, which the first Ctrl-C's cancel would wait for
 fresh
-if "$EMBER" pool start "$POOL2" --min 1 --max 1 --kill_grace 20s >started 2>&1; then
+if "$EMBER" pool start "$POOL2" --min 1 --max 1 --kill_grace 60s >started 2>&1; then
     "$EMBER" run --pool "$POOL2" 'trap "" TERM; touch st.{}; sleep 3{}.'$M ::: 1 >out 2>err &
     pid=$!
     bg+=("$pid")
