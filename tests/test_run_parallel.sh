@@ -7,6 +7,9 @@
 # options, input sources, replacement strings and quoting are parallel's.
 # Every invocation uses -k (or one job at a time) since parallel's dry-run
 # order and {%} otherwise depend on timing.
+#
+# Then a set of invocations is run for real by both: the same stdout (-k)
+# and the same exit status (the jobs' failures, --halt's, not found...).
 set -u
 EMBER=$(realpath "${1:?usage: test_run_parallel.sh EMBER}") # the tests run in a scratch directory
 # the command under test, given ARGS (it prints the jobs, runs nothing)
@@ -149,5 +152,54 @@ same_status "missing input file" -k echo :::: no-such-file
 # --halt, --timeout, --delay, --retries do not change what runs
 same "control options" /dev/null -k --halt now,fail=1 --timeout 10 --delay 0.1 --retries 2 echo ::: a
 
-echo "$((count - failures)) of $count invocations compose as GNU parallel does"
+# ---- the same invocations run for real ----
+# real NAME STDIN ARGS...: `ember run ARGS` and `parallel ARGS` print the
+# same stdout and exit alike (their stderr differ: each says things its way)
+real() {
+    local name=$1 input=$2
+    shift 2
+    count=$((count + 1))
+    parallel --will-cite "$@" <"$input" >want.out 2>want.err
+    local want_rc=$?
+    "$EMBER" run "$@" <"$input" >got.out 2>got.err
+    local got_rc=$?
+    if ! cmp -s want.out got.out; then
+        fail "$name: ember run printed what parallel did not ($*):"
+        diff want.out got.out | head -20 | sed 's/^/    /' >&2
+        sed 's/^/    ember: /' got.err | head -10 >&2
+    fi
+    if [ "$want_rc" != "$got_rc" ]; then
+        fail "$name: exit status $got_rc, parallel's $want_rc ($*)"
+        sed 's/^/    ember: /' got.err | head -10 >&2
+    fi
+}
+printf 'a,1\nb,2\n' >cols.txt
+real "run: jobs' exit statuses" /dev/null -k 'echo {}; exit {}' ::: 0 1 2 0 3 128 255
+real "run: more than 100 failed" /dev/null false ::: $(seq 103)
+real "run: stdout and stderr" /dev/null -k 'echo out {}; echo err {} >&2' ::: 1 2
+real "run: a job killed by a signal" /dev/null -k 'echo {}; kill -9 $$' ::: a
+real "run: not found" /dev/null -k nonexistent-command-xyz ::: a b
+real "run: not found in a shell line" /dev/null -k 'nonexistent-command-xyz {}; echo after {}' ::: a b
+real "run: --halt now,fail=1" /dev/null -j1 -k --halt now,fail=1 'echo {}; exit {}' ::: 0 0 5 0
+real "run: --halt now,fail=1 on a signal" /dev/null -j1 -k --halt now,fail=1 'echo {}; kill -{} $$' ::: 0 15 9
+real "run: --halt soon,fail=2" /dev/null -j1 -k --halt soon,fail=2 'echo {}; exit {}' ::: 0 4 0 6 0 0
+real "run: --halt soon,fail=50%" /dev/null -j1 -k --halt soon,fail=50% 'echo {}; exit {}' ::: 0 3 4 5 0 0
+real "run: --halt now,success=1" /dev/null -j1 -k --halt now,success=1 'echo {}; exit {}' ::: 1 2 0 3
+real "run: --halt soon,done=2" /dev/null -j1 -k --halt soon,done=2 'echo {}; exit {}' ::: 1 0 3
+real "run: --timeout" /dev/null -k --timeout 0.5 'sleep {}; echo {}' ::: 0 5 0.1
+real "run: --retries" /dev/null -k --retries 2 'echo {}; exit 1' ::: a
+real "run: -n 2" /dev/null -k -n 2 echo ::: a b c d e
+real "run: --colsep" cols.txt -k --colsep , echo {2} {1}
+real "run: stdin" cols.txt -k echo
+real "run: linked" /dev/null -k echo {2}{1} ::: a b c :::+ 1 2 3
+real "run: --tag" /dev/null -k --tag 'echo {}; echo x' ::: a 'b c' ::: 1
+real "run: odd values" /dev/null -k 'printf "<%s>\n" {}' ::: 'a b' "it's" '$HOME' 'a;b' '"q"' '*' '' \
+    'a\b' '`id`' '$(id)' ' lead' 'x  y' $'t\tab' 'é'
+real "run: odd values appended" /dev/null -k printf '<%s>\n' ::: 'a b' "it's" '$HOME' 'a;b'
+real "run: -q" /dev/null -k -q printf '<%s>\n' {} ::: 'a b' '$x'
+real "run: replacement strings" /dev/null -k -j1 echo {#} {%} {/.} {//} {.} {/} ::: /a/b.c x/y.z.w plain
+real "run: PARALLEL_SEQ" /dev/null -k -j1 'echo $PARALLEL_SEQ {}' ::: a b
+real "run: no command" /dev/null -k ::: 'echo a' 'echo "b c"' 'exit 3'
+
+echo "$((count - failures)) of $count invocations compose and run as GNU parallel does"
 [ "$failures" = 0 ]

@@ -173,6 +173,20 @@ static void print_held(struct run *r)
     }
 }
 
+/* -k, at the end: what is still held waits for jobs that ended without a
+ * result (their pool died under them); print it, in order, not lose it. */
+static void print_rest(struct run *r)
+{
+    print_held(r);
+    while (r->nheld) {
+        uint64_t first = r->held[0].ord;
+        for (size_t i = 1; i < r->nheld; i++)
+            if (r->held[i].ord < first) first = r->held[i].ord;
+        r->print_ord = first;
+        print_held(r);
+    }
+}
+
 /* Job J's output: printed now, or held for its turn (-k). */
 static void job_output(struct run *r, const struct job *j, const char *out, size_t out_len,
                        const char *err, size_t err_len)
@@ -695,6 +709,21 @@ static void outcome_of(struct run *r, struct job *j, int rc, const ember_result 
     }
 }
 
+/* The exit status --halt gives once its condition came with the end of the
+ * job OC tells of, as GNU parallel computes it: at fail=1 or done=1, that
+ * job's (its joblog exit value, so -1 for a timeout is 255, or 128+N for
+ * signal N); at N% of the jobs, the share that failed, in percent rounded
+ * up; at fail=N or done=N, the jobs failed so far (101 past 100); at
+ * successes, 0. */
+static int halt_exit_status(const struct run *r, const struct outcome *oc)
+{
+    const struct run_halt *h = &r->o->halt;
+    if (h->on == RUN_HALT_SUCCESS) return 0;
+    if (h->percent) return r->total ? (int)((r->failed * 100 + r->total - 1) / r->total) : 0;
+    if (h->count == 1) return oc->exitval ? oc->exitval & 0xff : oc->sig ? 128 + oc->sig : 0;
+    return r->failed > 100 ? 101 : (int)r->failed;
+}
+
 /* The call of J ended with RC/RES: retry it, or account for it. */
 static void job_ended(struct run *r, struct job *j, int rc, ember_result *res)
 {
@@ -721,7 +750,7 @@ static void job_ended(struct run *r, struct job *j, int rc, ember_result *res)
     else r->succeeded++;
     if (!cancelled && halt_reached(r, failed)) {
         if (r->halt_status < 0) {
-            r->halt_status = failed ? (oc.status > 0 && oc.status < 256 ? oc.status : 1) : 0;
+            r->halt_status = halt_exit_status(r, &oc);
             bar_clear(r);
             fprintf(stderr, "%s: --halt: %s after %" PRIu64 " failed, %" PRIu64 " succeeded%s\n", cli_cmd,
                     r->o->halt.when == RUN_HALT_NOW ? "stopping now" : "starting no more jobs", r->failed,
@@ -881,7 +910,7 @@ static int batch(struct run *r)
         bar_clear(r);
         bar_draw(r, true);
     }
-    print_held(r);
+    print_rest(r);
     if (r->halt_status >= 0) return r->halt_status;
     if (run_signal) return 128 + run_signal;
     if (r->error) return RUN_EXIT_ERROR;
