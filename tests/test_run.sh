@@ -280,6 +280,18 @@ if er 1 "--timeout" --timeout 1 --joblog jl 'sleep 30.'$M' & sleep 31.'$M'; echo
     until_ok "--timeout: the job's process group is gone (its background child too)" long_gone
 fi
 er 0 "--timeout not reached" --timeout 10 'sleep 0.1; echo fine {}' ::: a && same "--timeout not reached" out "fine a"
+# what a job wrote before its time ran out is printed, as GNU parallel does
+er 1 "--timeout, output kept" --timeout 1 'echo begun {}; sleep 30.'$M ::: a && same "--timeout, output kept" out "begun a"
+# the time a job waits in a busy pool's queue is not its run time: three jobs
+# of 1 s each on one runner, under a 1.5 s limit, all finish
+fresh
+if "$EMBER" pool start "$POOL" --min 1 --max 1 >started 2>&1 && "$EMBER" pool wait "$POOL" --ready 1 --timeout 10s; then
+    er 0 "--timeout on a busy --pool" --pool "$POOL" -j 3 -k --timeout 1.5 'sleep 1; echo {}' ::: 1 2 3 &&
+        same "--timeout on a busy --pool" out $'1\n2\n3'
+    "$EMBER" pool stop "$POOL" --shutdown_timeout 100ms >/dev/null 2>&1
+else
+    fail "pool start: $(cat started)"
+fi
 
 # ---- --retries ----
 # the job fails until its third try (a counter file)

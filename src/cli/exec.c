@@ -28,7 +28,8 @@ enum { /* request fields */
     RQ_ERR_LIMIT = 0x0a,  /* u64 */
     RQ_KILL_GRACE = 0x0b, /* i64 ns */
     RQ_OUTPUT = 0x0c,     /* "TMP\0FINAL\0", repeated */
-    RQ_LAST = RQ_OUTPUT,
+    RQ_RUN_LIMIT = 0x0d,  /* i64 ns */
+    RQ_LAST = RQ_RUN_LIMIT,
 };
 enum { /* result fields */
     RS_END = 0x81,        /* u32 EXEC_*, required */
@@ -136,6 +137,7 @@ static void req_put(struct writer *w, const struct exec_req *req)
     if (req->out_limit) put_u64(w, RQ_OUT_LIMIT, req->out_limit);
     if (req->err_limit) put_u64(w, RQ_ERR_LIMIT, req->err_limit);
     if (req->kill_grace_ns) put_u64(w, RQ_KILL_GRACE, (uint64_t)req->kill_grace_ns);
+    if (req->run_limit_ns) put_u64(w, RQ_RUN_LIMIT, (uint64_t)req->run_limit_ns);
     for (size_t i = 0; i < req->noutputs; i++)
         put2(w, RQ_OUTPUT, req->outputs[i].tmp, strlen(req->outputs[i].tmp) + 1, req->outputs[i].final,
              strlen(req->outputs[i].final) + 1);
@@ -217,7 +219,7 @@ static int req_error(char *err, size_t errlen, const char *fmt, ...)
 static const char *const rq_names[] = { "", "argument", "shell flag", "shell path", "working directory",
                                         "environment flag", "environment entry", "stdin file",
                                         "stdin bytes", "stdout limit", "stderr limit", "kill grace",
-                                        "output" };
+                                        "output", "run limit" };
 
 /* Check one request field F (tag known); counts the repeated ones in
  * N[tag], and each singular one may come once. */
@@ -236,10 +238,12 @@ static int req_check(const struct field *f, size_t *n, char *err, size_t errlen)
     case RQ_SHELL: case RQ_ENV_SET:
         if (f->len) return req_error(err, errlen, "%s at byte %zu has a value", name, f->at);
         break;
-    case RQ_OUT_LIMIT: case RQ_ERR_LIMIT: case RQ_KILL_GRACE:
+    case RQ_OUT_LIMIT: case RQ_ERR_LIMIT: case RQ_KILL_GRACE: case RQ_RUN_LIMIT:
         if (f->len != 8) return req_error(err, errlen, "%s at byte %zu is not 8 bytes", name, f->at);
         if (f->tag == RQ_KILL_GRACE && (int64_t)get_u64(f->data) < 0)
             return req_error(err, errlen, "kill grace is negative");
+        if (f->tag == RQ_RUN_LIMIT && (int64_t)get_u64(f->data) < 0)
+            return req_error(err, errlen, "run limit is negative");
         break;
     case RQ_OUTPUT:
         if (!is_output(f, &split))
@@ -274,6 +278,7 @@ static void req_fill(const struct field *f, struct exec_req *req, const char **a
     case RQ_OUT_LIMIT: req->out_limit = get_u64(f->data); break;
     case RQ_ERR_LIMIT: req->err_limit = get_u64(f->data); break;
     case RQ_KILL_GRACE: req->kill_grace_ns = (int64_t)get_u64(f->data); break;
+    case RQ_RUN_LIMIT: req->run_limit_ns = (int64_t)get_u64(f->data); break;
     default: /* RQ_OUTPUT */
         is_output(f, &split);
         outs[*outi].tmp = s;
@@ -360,7 +365,7 @@ static bool res_fill(const struct field *f, struct exec_res *res)
     if (wd && f->len != wd) return false;
     uint64_t v = wd == 8 ? get_u64(f->data) : wd == 4 ? get_u32(f->data) : 0;
     switch (f->tag) {
-    case RS_END: res->end = (int)v; return v >= EXEC_EXITED && v <= EXEC_FAILED;
+    case RS_END: res->end = (int)v; return v >= EXEC_EXITED && v <= EXEC_TIMEOUT;
     case RS_CODE: res->code = (int)(int32_t)v; return true;
     case RS_PID: res->pid = (int)(int32_t)v; return res->pid >= 0;
     case RS_UTIME: res->utime_ns = v; return true;
@@ -406,6 +411,7 @@ int exec_res_status(const struct exec_res *res)
     case EXEC_EXITED: return res->code & 0xff;
     case EXEC_SIGNALED: return 128 + (res->code & 0x7f);
     case EXEC_NOTFOUND: return 127;
+    case EXEC_TIMEOUT: return 124;
     default: return 126;
     }
 }

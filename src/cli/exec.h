@@ -43,6 +43,10 @@ struct exec_req {
     uint64_t out_limit;       /* stdout bytes kept (0: the default, 16 MiB) */
     uint64_t err_limit;       /* stderr bytes kept (0: the default, 1 MiB) */
     int64_t kill_grace_ns;    /* SIGTERM to SIGKILL on cancel (0: the default, 2 s) */
+    int64_t run_limit_ns;     /* the command's own time limit, from its start (0: none):
+                                 past it, it is stopped as a cancel stops it and the
+                                 result says EXEC_TIMEOUT, with what it wrote (unlike
+                                 the call's deadline, queueing does not count) */
     const struct exec_output *outputs;
     size_t noutputs;
 };
@@ -56,6 +60,8 @@ enum exec_end {
     EXEC_NOTFOUND = 3, /* code: ENOENT; msg names the program and the PATH searched */
     EXEC_NOEXEC = 4,   /* code: the errno (EACCES, ENOEXEC...); msg names the path */
     EXEC_FAILED = 5,   /* could not start (cwd, stdin file, fork...): code the errno, msg what */
+    EXEC_TIMEOUT = 6,  /* stopped at its run_limit_ns: code the signal that ended it, or its
+                          exit status if it exited on its own by then (status 124) */
 };
 
 struct exec_res {
@@ -91,7 +97,8 @@ void exec_res_write(const struct exec_res *res, void *dst);
 /* Decode a result; RES's pointers point into BUF. 0 or -EINVAL. */
 int exec_res_decode(const void *buf, size_t len, struct exec_res *res);
 /* The job's status the way a shell gives it: the exit status, 128 + the
- * signal, 127 (not found) or 126 (not executable, could not start). */
+ * signal, 127 (not found), 126 (not executable, could not start), 124 (its
+ * run limit passed). */
 int exec_res_status(const struct exec_res *res);
 
 #endif

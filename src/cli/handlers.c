@@ -140,6 +140,7 @@ struct exec_job {
     int out_r, out_w, err_r, err_w;
     struct capture out, err;
     bool cancelled;            /* it was told to stop: its outputs are not published */
+    bool timed_out;            /* by its run limit: the result says EXEC_TIMEOUT */
     struct exec_res res;
     char msg[768];
 };
@@ -432,11 +433,14 @@ static void pump_stdin(struct exec_job *x)
     close_fd(&x->in_w);
 }
 
-/* The cancel: SIGTERM to the group at the first look that sees it, SIGKILL
- * kill_grace later (or as soon as the command itself has ended). */
+/* The cancel: SIGTERM to the group at the first look that sees it (or
+ * that finds the request's run limit past), SIGKILL kill_grace later (or as
+ * soon as the command itself has ended). */
 struct cancel {
     bool termed, killed;
+    bool timed_out;            /* it was the run limit */
     uint64_t term_at;
+    uint64_t limit_at;         /* CLOCK_MONOTONIC of the run limit (UINT64_MAX: none) */
 };
 
 /* The pool's kill_grace (cli_handlers_pool_config; unknown: the default). */
@@ -449,10 +453,11 @@ void cli_handlers_pool_config(const struct ember_pool_config *cfg)
 
 static void look_cancel(struct exec_job *x, pid_t pg, struct cancel *c)
 {
-    if (!c->termed && ember_job_cancelled(x->job)) {
+    if (!c->termed && (ember_job_cancelled(x->job) || cli_now_ns() >= c->limit_at)) {
         kill(-pg, SIGTERM);
         c->termed = true;
         c->term_at = cli_now_ns();
+        c->timed_out = !ember_job_cancelled(x->job);
     }
     /* the request's grace, but half the pool's at most: the supervisor
      * kills a runner whose cancelled call runs on past the pool's, and this
@@ -468,10 +473,11 @@ static void look_cancel(struct exec_job *x, pid_t pg, struct cancel *c)
 /* Run the started command PID to its end: feed stdin, collect stdout and
  * stderr, cancel it when the job is; *ST and *RU: its wait status and usage.
  * False when its status is lost (something reaped it: SIGCHLD ignored). */
-static bool job_wait(struct exec_job *x, pid_t pid, int *st, struct rusage *ru)
+static bool job_wait(struct exec_job *x, pid_t pid, int *st, struct rusage *ru, uint64_t t0)
 {
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0); /* -1: a look every EXEC_LOOK_MS then */
-    struct cancel c = { false, false, 0 };
+    struct cancel c = { .limit_at = UINT64_MAX };
+    if (x->req->run_limit_ns > 0) c.limit_at = t0 + (uint64_t)x->req->run_limit_ns;
     for (;;) {
         struct pollfd p[4];
         int n = 0, ip = -1, op = -1, ep = -1;
@@ -479,7 +485,13 @@ static bool job_wait(struct exec_job *x, pid_t pid, int *st, struct rusage *ru)
         if (x->out_r >= 0) op = n, p[n++] = (struct pollfd){ x->out_r, POLLIN, 0 };
         if (x->err_r >= 0) ep = n, p[n++] = (struct pollfd){ x->err_r, POLLIN, 0 };
         if (pidfd >= 0) p[n++] = (struct pollfd){ pidfd, POLLIN, 0 };
-        if (poll(p, (nfds_t)n, EXEC_LOOK_MS) > 0) {
+        int ms = EXEC_LOOK_MS;
+        if (c.limit_at != UINT64_MAX && !c.termed) { /* wake at the limit, not up to 50 ms past it */
+            uint64_t now = cli_now_ns();
+            uint64_t left = c.limit_at > now ? (c.limit_at - now + 999999) / 1000000 : 0;
+            if (left < (uint64_t)ms) ms = (int)left;
+        }
+        if (poll(p, (nfds_t)n, ms) > 0) {
             if (ip >= 0 && p[ip].revents) pump_stdin(x);
             if (op >= 0 && p[op].revents && !drain(x->out_r, &x->out)) close_fd(&x->out_r);
             if (ep >= 0 && p[ep].revents && !drain(x->err_r, &x->err)) close_fd(&x->err_r);
@@ -497,6 +509,7 @@ static bool job_wait(struct exec_job *x, pid_t pid, int *st, struct rusage *ru)
     if (c.termed) kill(-pid, SIGKILL);
     ember_job_watch_pgid(x->job, 0);
     x->cancelled = c.termed;
+    x->timed_out = c.timed_out;
     /* what it wrote is in the pipes; background children may hold them open */
     while (x->out_r >= 0 && drain(x->out_r, &x->out)) {
         struct pollfd p = { x->out_r, POLLIN, 0 };
@@ -618,7 +631,7 @@ static void job_run(struct exec_job *x)
     int st = 0;
     struct rusage ru;
     memset(&ru, 0, sizeof ru);
-    bool waited = job_wait(x, pid, &st, &ru);
+    bool waited = job_wait(x, pid, &st, &ru, t0);
     x->res.wall_ns = cli_now_ns() - t0;
     if (!waited) {
         job_fail(x, EXEC_FAILED, ECHILD, "the exit status of '%s' was lost: something else reaped "
@@ -630,6 +643,7 @@ static void job_run(struct exec_job *x)
     x->res.maxrss_bytes = (uint64_t)ru.ru_maxrss * 1024ull;
     if (WIFSIGNALED(st)) x->res.end = EXEC_SIGNALED, x->res.code = WTERMSIG(st);
     else x->res.end = EXEC_EXITED, x->res.code = WEXITSTATUS(st);
+    if (x->timed_out) x->res.end = EXEC_TIMEOUT; /* code: how it ended */
 }
 
 static int h_exec(const void *a, size_t n, ember_out *o, const ember_job *j)

@@ -455,6 +455,7 @@ static int exec_request(struct run *r, struct job *j)
         .envc = r->envc + 2,
         .env_set = true,
         .kill_grace_ns = 0,
+        .run_limit_ns = r->o->timeout_ns > 0 ? r->o->timeout_ns : 0,
         .outputs = j->tmp ? &out : NULL,
         .noutputs = j->tmp ? 1 : 0,
     };
@@ -587,7 +588,10 @@ static int preload(struct run *r)
 static int submit(struct run *r, struct job *j)
 {
     j->submit_ns = coarse_ns();
-    int64_t timeout = r->o->timeout_ns > 0 ? r->o->timeout_ns : EMBER_NEVER;
+    /* exec enforces --timeout itself from the command's start (queueing in
+     * a busy --pool does not count, and what it wrote comes back); a
+     * handler's call has it as its deadline */
+    int64_t timeout = r->o->timeout_ns > 0 && r->o->handler ? r->o->timeout_ns : EMBER_NEVER;
     return ember_submit(r->c, r->h, j->req, j->reqlen, timeout, &j->id);
 }
 
@@ -676,9 +680,14 @@ static void outcome_of(struct run *r, struct job *j, int rc, const ember_result 
         oc->status = exec_res_status(x);
         oc->how = x->end == EXEC_EXITED ? "exit" : x->end == EXEC_SIGNALED ? "signal" :
                   x->end == EXEC_NOTFOUND ? "not found" : x->end == EXEC_NOEXEC ? "not executable" :
-                  "could not start";
+                  x->end == EXEC_TIMEOUT ? "timeout" : "could not start";
         oc->exitval = x->end == EXEC_SIGNALED ? 0 : oc->status;
         oc->sig = x->end == EXEC_SIGNALED ? x->code : 0;
+        if (x->end == EXEC_TIMEOUT) { /* GNU parallel's joblog: -1, and the signal sent */
+            oc->exitval = -1, oc->sig = SIGTERM;
+            bar_clear(r);
+            fprintf(stderr, "%s: job %" PRIu64 " timed out: %s\n", cli_cmd, j->seq, j->line);
+        }
         oc->out = x->out, oc->out_len = x->out_len;
         oc->err = x->err, oc->err_len = x->err_len;
         if (x->out_total > x->out_len)

@@ -253,7 +253,7 @@ static void exec_verbose(const struct exec_res *res)
     char rss[16];
     human_size(res->maxrss_bytes, rss, sizeof rss);
     static const char *const ends[] = { "", "exit status", "signal", "not found", "not executable",
-                                        "could not start" };
+                                        "could not start", "timed out" };
     fprintf(stderr, "%s: pid %d: %s %d, wall %.3fs, user %.3fs, sys %.3fs, max rss %s (%" PRIu64
             " bytes)\n", cli_cmd, res->pid, ends[res->end], res->code, res->wall_ns / 1e9,
             res->utime_ns / 1e9, res->stime_ns / 1e9, rss, res->maxrss_bytes);
