@@ -13,11 +13,13 @@
  * by ember_wait or ember_poll is never returned again.
  *
  * Waiting is the standard loop: look (ready, then the done bitmap, then
- * deadlines), count this thread in done_armed (seq_cst), read done_seq,
- * look again, then sleep on done_seq, at most 200 ms so that a dead
+ * deadlines), count this thread in done_armed (seq_cst), make done_seq
+ * even, look again, then sleep on done_seq, at most 200 ms so that a dead
  * supervisor is noticed. A finisher that sets a bit (seq_cst) and then
- * sees done_armed bumps done_seq and wakes (the eventcount): one of the two
- * sees the other.
+ * sees done_armed makes done_seq odd and wakes (the eventcount): one of
+ * the two sees the other. Only the first finisher after the sleeper armed
+ * makes the system call; the ones that end calls before the woken owner
+ * has run see done_seq odd and leave it be (ember__notify_owner, slot.h).
  *
  * Deadlines: every call of the set has its deadline at hand; once the
  * earliest has passed, the waiter ends the calls past theirs as ember_wait
@@ -94,12 +96,20 @@ static inline void ember__any_fini(ember_client *c)
 /* -- collecting ------------------------------------------------------------ */
 
 /* Move the shared done bitmap's bits into READY: true if there were any.
- * The exchange (seq_cst) pairs with the finisher's fetch_or. */
-static inline bool ember__any_harvest(ember_client *c)
+ * ALL: every word; otherwise only the words where this client has calls
+ * not collected (MINE), so that the lines a runner is writing for other
+ * slots are not pulled over on every look; a bit left in another word (a
+ * call ember_wait collected, its slot now idle) is taken by the next full
+ * harvest, which the waiter does when its full look (before it sleeps)
+ * finds one. The relaxed load of MINE is only a filter: a call tracked by
+ * another thread and missed here is found by that full look. The exchange
+ * (seq_cst) pairs with the finisher's fetch_or. */
+static inline bool ember__any_harvest(ember_client *c, bool all)
 {
     EMBER_ATOMIC(uint64_t) *bits = ember__done_bits(&c->v, c->caller_idx);
     bool any = false;
     for (uint32_t k = 0; k < (c->v.nslots + 63) / 64; k++) {
+        if (!all && !atomic_load_explicit(&c->mine[k], memory_order_relaxed)) continue;
         if (!atomic_load_explicit(&bits[k], memory_order_relaxed)) continue;
         uint64_t b = atomic_exchange_explicit(&bits[k], 0, memory_order_seq_cst);
         if (b) atomic_fetch_or_explicit(&c->ready[k], b, memory_order_relaxed), any = true;
@@ -168,11 +178,15 @@ static inline int ember__any_expire(ember_client *c, uint64_t now, ember_call_id
     return 0;
 }
 
-/* One look: 1 with a collected call, else 0. */
-static inline int ember__any_look(ember_client *c, ember_call_id *id, ember_result *res, int *rc)
+/* One look: 1 with a collected call, else 0. What was harvested before
+ * comes first: the shared bitmap is read only when none of it is left, so
+ * that one exchange hands over every call that ended meanwhile. ALL: harvest
+ * every word (see ember__any_harvest). */
+static inline int ember__any_look(ember_client *c, bool all, ember_call_id *id, ember_result *res,
+                                  int *rc)
 {
-    ember__any_harvest(c);
     if (ember__any_collect_ready(c, id, res, rc)) return 1;
+    if (ember__any_harvest(c, all) && ember__any_collect_ready(c, id, res, rc)) return 1;
     uint64_t now = ember__now_ns();
     if (now >= atomic_load_explicit(&c->next_deadline, memory_order_relaxed) &&
         ember__any_expire(c, now, id, res, rc))
@@ -289,7 +303,7 @@ static inline bool ember__cq_arm(ember_client *c, struct ember__cq *q)
     bool look = false;
     if (!q->futex_armed) {
         atomic_fetch_add_explicit(&ce->done_armed, 1, memory_order_seq_cst);
-        uint32_t seq = atomic_load_explicit(&ce->done_seq, memory_order_seq_cst);
+        uint32_t seq = ember__done_seq_arm(ce);
         if (ember__cq_submit(q, 51, 0x02 /* FUTEX2_SIZE_U32 */, (uint64_t)(uintptr_t)&ce->done_seq,
                              seq, 0, 0, EMBER__CQ_FUTEX) == 0)
             q->futex_armed = true;
