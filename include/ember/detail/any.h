@@ -95,30 +95,24 @@ static inline void ember__any_fini(ember_client *c)
 
 /* -- collecting ------------------------------------------------------------ */
 
-/* Move the shared done bitmap's bits into READY: true if there were any.
- * ALL: every word; otherwise only the words where this client has calls
- * not collected (MINE), so that the lines a runner is writing for other
- * slots are not pulled over on every look; a bit left in another word (a
- * call ember_wait collected, its slot now idle) is taken by the next full
- * harvest, which the waiter does when its full look (before it sleeps)
- * finds one. The relaxed load of MINE is only a filter: a call tracked by
- * another thread and missed here is found by that full look. The exchange
- * (seq_cst) pairs with the finisher's fetch_or. */
-static inline bool ember__any_harvest(ember_client *c, bool all)
+/* Collect call IDX if its bit named a finished call of this client: 1
+ * with *ID, *RES, *RC, or 0 (a bit left by a call ember_wait collected, or
+ * of a slot whose new call has not finished: not one to return). */
+static inline int ember__any_take(ember_client *c, uint32_t idx, ember_call_id *id, ember_result *res,
+                                  int *rc)
 {
-    EMBER_ATOMIC(uint64_t) *bits = ember__done_bits(&c->v, c->caller_idx);
-    bool any = false;
-    for (uint32_t k = 0; k < (c->v.nslots + 63) / 64; k++) {
-        if (!all && !atomic_load_explicit(&c->mine[k], memory_order_relaxed)) continue;
-        if (!atomic_load_explicit(&bits[k], memory_order_relaxed)) continue;
-        uint64_t b = atomic_exchange_explicit(&bits[k], 0, memory_order_seq_cst);
-        if (b) atomic_fetch_or_explicit(&c->ready[k], b, memory_order_relaxed), any = true;
-    }
-    return any;
+    uint32_t gen = atomic_load_explicit(&c->mine_gen[idx], memory_order_relaxed);
+    uint32_t w = atomic_load_explicit(&c->v.slots[idx].state, memory_order_acquire);
+    if (ember__gen(w) != gen || ember__st(w) != EMBER_SLOT_DONE) return 0;
+    if (!ember__any_untrack(c, idx, gen)) return 0;
+    id->idx = idx, id->gen = gen;
+    *rc = res->status = ember__collect(c, idx, w, res);
+    return 1;
 }
 
-/* One ready call collected into *ID, *RES: 1 (its outcome in *RC), or 0
- * when no ready bit names a finished call of this client. */
+/* One call collected from READY (bits harvested before, by any thread):
+ * 1, or 0 when none of them names a finished call of this client. The
+ * fetch_and decides which thread takes a bit. */
 static inline int ember__any_collect_ready(ember_client *c, ember_call_id *id, ember_result *res,
                                            int *rc)
 {
@@ -128,19 +122,47 @@ static inline int ember__any_collect_ready(ember_client *c, ember_call_id *id, e
             uint64_t bit = b & -b;
             if (!(atomic_fetch_and_explicit(&c->ready[k], ~bit, memory_order_relaxed) & bit))
                 continue; /* another thread took it */
-            uint32_t idx = k * 64 + (uint32_t)__builtin_ctzll(bit);
-            uint32_t gen = atomic_load_explicit(&c->mine_gen[idx], memory_order_relaxed);
-            uint32_t w = atomic_load_explicit(&c->v.slots[idx].state, memory_order_acquire);
-            /* a bit left by a call ember_wait collected, or of a slot whose
-             * new call has not finished: not one to return */
-            if (ember__gen(w) != gen || ember__st(w) != EMBER_SLOT_DONE) continue;
-            if (!ember__any_untrack(c, idx, gen)) continue;
-            id->idx = idx, id->gen = gen;
-            *rc = res->status = ember__collect(c, idx, w, res);
-            return 1;
+            if (ember__any_take(c, k * 64 + (uint32_t)__builtin_ctzll(bit), id, res, rc)) return 1;
         }
     }
     return 0;
+}
+
+/* Take the shared done bitmap's bits, collecting the first call they name
+ * at once and keeping the others in READY: 1 with a collected call, else 0
+ * (the bits taken, if any, are all in READY). ALL: every word; otherwise
+ * only the words where this client has calls not collected (MINE), so that
+ * the lines a runner is writing for other slots are not pulled over on
+ * every look; a bit left in another word (a call ember_wait collected, its
+ * slot now idle) is taken by the next full harvest, which the waiter does
+ * when its full look (before it sleeps) finds one. The relaxed load of MINE
+ * is only a filter: a call tracked by another thread and missed here is
+ * found by that full look. The exchange (seq_cst) pairs with the
+ * finisher's fetch_or. */
+static inline int ember__any_harvest(ember_client *c, bool all, ember_call_id *id, ember_result *res,
+                                     int *rc)
+{
+    EMBER_ATOMIC(uint64_t) *bits = ember__done_bits(&c->v, c->caller_idx);
+    for (uint32_t k = 0; k < (c->v.nslots + 63) / 64; k++) {
+        if (!all && !atomic_load_explicit(&c->mine[k], memory_order_relaxed)) continue;
+        if (!atomic_load_explicit(&bits[k], memory_order_relaxed)) continue;
+        uint64_t b = atomic_exchange_explicit(&bits[k], 0, memory_order_seq_cst);
+        if (!b) continue;
+        uint64_t bit = b & -b; /* this one is ours alone: no RMW on READY for it */
+        if (b != bit) atomic_fetch_or_explicit(&c->ready[k], b & ~bit, memory_order_relaxed);
+        if (ember__any_take(c, k * 64 + (uint32_t)__builtin_ctzll(bit), id, res, rc)) return 1;
+    }
+    return 0;
+}
+
+/* Has this client no call for ember_wait_any (none submitted and not
+ * collected)? A look at MINE (relaxed: a call tracked by another thread
+ * meanwhile is as if submitted after this look). */
+static inline bool ember__any_none(ember_client *c)
+{
+    for (uint32_t k = 0; k < (c->v.nslots + 63) / 64; k++)
+        if (atomic_load_explicit(&c->mine[k], memory_order_relaxed)) return false;
+    return true;
 }
 
 /* End one call of the set whose deadline has passed by NOW, as ember_wait
@@ -185,8 +207,9 @@ static inline int ember__any_expire(ember_client *c, uint64_t now, ember_call_id
 static inline int ember__any_look(ember_client *c, bool all, ember_call_id *id, ember_result *res,
                                   int *rc)
 {
-    if (ember__any_collect_ready(c, id, res, rc)) return 1;
-    if (ember__any_harvest(c, all) && ember__any_collect_ready(c, id, res, rc)) return 1;
+    if (ember__any_collect_ready(c, id, res, rc) || ember__any_harvest(c, all, id, res, rc) ||
+        ember__any_collect_ready(c, id, res, rc))
+        return 1;
     uint64_t now = ember__now_ns();
     if (now >= atomic_load_explicit(&c->next_deadline, memory_order_relaxed) &&
         ember__any_expire(c, now, id, res, rc))

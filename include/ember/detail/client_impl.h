@@ -214,7 +214,7 @@ EMBER_API int ember_wait_any(ember_client *c, int64_t timeout_ns, ember_call_id 
     for (;;) {
         if (ember__any_look(c, all, id, res, &rc)) return 0;
         all = false;
-        bool none = atomic_load_explicit(&c->inflight, memory_order_relaxed) == 0;
+        bool none = ember__any_none(c);
         uint64_t now = ember__now_ns();
         if (none || now >= until) {
             if (c->cq) { /* nothing to return: the fd is quiet from here on, so arm it again */
