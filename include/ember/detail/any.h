@@ -63,9 +63,11 @@ static inline int ember__any_init(ember_client *c)
     size_t words = (c->v.nslots + 63) / 64;
     c->mine = (EMBER_ATOMIC(uint64_t) *)calloc(words, sizeof *c->mine);
     c->ready = (EMBER_ATOMIC(uint64_t) *)calloc(words, sizeof *c->ready);
+    c->mine_sum = (EMBER_ATOMIC(uint64_t) *)calloc((words + 63) / 64, sizeof *c->mine_sum);
+    c->ready_sum = (EMBER_ATOMIC(uint64_t) *)calloc((words + 63) / 64, sizeof *c->ready_sum);
     c->mine_gen = (EMBER_ATOMIC(uint32_t) *)calloc(c->v.nslots, sizeof *c->mine_gen);
     c->mine_deadline = (uint64_t *)calloc(c->v.nslots, sizeof *c->mine_deadline);
-    if (!c->mine || !c->ready || !c->mine_gen || !c->mine_deadline)
+    if (!c->mine || !c->ready || !c->mine_sum || !c->ready_sum || !c->mine_gen || !c->mine_deadline)
         return ember__fail(-EMBER_ENOMEM, "no memory for the client's call bookkeeping");
     return 0;
 }
@@ -89,6 +91,8 @@ static inline void ember__any_fini(ember_client *c)
     }
     free((void *)c->mine);
     free((void *)c->ready);
+    free((void *)c->mine_sum);
+    free((void *)c->ready_sum);
     free((void *)c->mine_gen);
     free(c->mine_deadline);
 }
@@ -111,56 +115,80 @@ static inline int ember__any_take(ember_client *c, uint32_t idx, ember_call_id *
 }
 
 /* One call collected from READY (bits harvested before, by any thread):
- * 1, or 0 when none of them names a finished call of this client. The
- * fetch_and decides which thread takes a bit. */
+ * 1, or 0 when none of them names a finished call of this client. Only the
+ * words READY's summary names are read. Taking a bit decides which thread
+ * looks at that call. */
 static inline int ember__any_collect_ready(ember_client *c, ember_call_id *id, ember_result *res,
                                            int *rc)
 {
-    for (uint32_t k = 0; k < (c->v.nslots + 63) / 64; k++) {
-        uint64_t b;
-        while ((b = atomic_load_explicit(&c->ready[k], memory_order_relaxed)) != 0) {
-            uint64_t bit = b & -b;
-            if (!(atomic_fetch_and_explicit(&c->ready[k], ~bit, memory_order_relaxed) & bit))
-                continue; /* another thread took it */
-            if (ember__any_take(c, k * 64 + (uint32_t)__builtin_ctzll(bit), id, res, rc)) return 1;
+    for (uint32_t j = 0; j < ((c->v.nslots + 63) / 64 + 63) / 64; j++) {
+        uint64_t m = atomic_load_explicit(&c->ready_sum[j], memory_order_relaxed);
+        for (; m; m &= m - 1) {
+            uint32_t k = j * 64 + (uint32_t)__builtin_ctzll(m);
+            uint64_t b;
+            while ((b = atomic_load_explicit(&c->ready[k], memory_order_relaxed)) != 0) {
+                uint64_t bit = b & -b;
+                if (!ember__set_take(c->ready, c->ready_sum, k, bit)) continue; /* another thread's */
+                if (ember__any_take(c, k * 64 + (uint32_t)__builtin_ctzll(bit), id, res, rc)) return 1;
+            }
         }
     }
     return 0;
 }
 
-/* Take the shared done bitmap's bits, collecting the first call they name
- * at once and keeping the others in READY: 1 with a collected call, else 0
- * (the bits taken, if any, are all in READY). ALL: every word; otherwise
- * only the words where this client has calls not collected (MINE), so that
- * the lines a runner is writing for other slots are not pulled over on
- * every look; a bit left in another word (a call ember_wait collected, its
- * slot now idle) is taken by the next full harvest, which the waiter does
- * when its full look (before it sleeps) finds one. The relaxed load of MINE
- * is only a filter: a call tracked by another thread and missed here is
- * found by that full look. The exchange (seq_cst) pairs with the
- * finisher's fetch_or. */
+/* Take word K of the shared done bitmap BITS if it has bits, collecting
+ * the first call they name at once and keeping the others in READY: 1
+ * with a collected call, else 0 (the bits taken, if any, are in READY).
+ * The exchange (seq_cst) pairs with the finisher's fetch_or. */
+static inline int ember__any_harvest_word(ember_client *c, EMBER_ATOMIC(uint64_t) *bits, uint32_t k,
+                                          ember_call_id *id, ember_result *res, int *rc)
+{
+    if (!atomic_load_explicit(&bits[k], memory_order_relaxed)) return 0;
+    uint64_t b = atomic_exchange_explicit(&bits[k], 0, memory_order_seq_cst);
+    if (!b) return 0;
+    uint64_t bit = b & -b; /* this one is ours alone: no RMW on READY for it */
+    if (b != bit) ember__set_add(c->ready, c->ready_sum, k, b & ~bit);
+    return ember__any_take(c, k * 64 + (uint32_t)__builtin_ctzll(bit), id, res, rc);
+}
+
+/* Take the shared done bitmap's bits: 1 with a collected call, else 0.
+ * ALL: every word; otherwise only the words where this client has calls
+ * not collected (MINE's summary), so that a look reads a few words, and
+ * the lines a runner is writing for other callers' slots are left alone.
+ * A bit left in another word (a call ember_wait collected, its slot now
+ * idle) is taken by the next full harvest, which the waiter does when its
+ * full look (before it sleeps) finds one; so is a call another thread is
+ * tracking right now. */
 static inline int ember__any_harvest(ember_client *c, bool all, ember_call_id *id, ember_result *res,
                                      int *rc)
 {
     EMBER_ATOMIC(uint64_t) *bits = ember__done_bits(&c->v, c->caller_idx);
-    for (uint32_t k = 0; k < (c->v.nslots + 63) / 64; k++) {
-        if (!all && !atomic_load_explicit(&c->mine[k], memory_order_relaxed)) continue;
-        if (!atomic_load_explicit(&bits[k], memory_order_relaxed)) continue;
-        uint64_t b = atomic_exchange_explicit(&bits[k], 0, memory_order_seq_cst);
-        if (!b) continue;
-        uint64_t bit = b & -b; /* this one is ours alone: no RMW on READY for it */
-        if (b != bit) atomic_fetch_or_explicit(&c->ready[k], b & ~bit, memory_order_relaxed);
-        if (ember__any_take(c, k * 64 + (uint32_t)__builtin_ctzll(bit), id, res, rc)) return 1;
+    const uint32_t words = (c->v.nslots + 63) / 64;
+    if (all) {
+        for (uint32_t k = 0; k < words; k++)
+            if (ember__any_harvest_word(c, bits, k, id, res, rc)) return 1;
+        return 0;
     }
+    for (uint32_t j = 0; j < (words + 63) / 64; j++)
+        for (uint64_t m = atomic_load_explicit(&c->mine_sum[j], memory_order_relaxed); m; m &= m - 1)
+            if (ember__any_harvest_word(c, bits, j * 64 + (uint32_t)__builtin_ctzll(m), id, res, rc))
+                return 1;
     return 0;
 }
 
 /* Has this client no call for ember_wait_any (none submitted and not
- * collected)? A look at MINE (relaxed: a call tracked by another thread
- * meanwhile is as if submitted after this look). */
+ * collected)? The words MINE's summary names first (one of them is
+ * non-zero while calls are in flight), then every word: the summary may
+ * lag behind an add in progress. Relaxed: a call tracked by another thread
+ * meanwhile is as if submitted after this look. */
 static inline bool ember__any_none(ember_client *c)
 {
-    for (uint32_t k = 0; k < (c->v.nslots + 63) / 64; k++)
+    const uint32_t words = (c->v.nslots + 63) / 64;
+    for (uint32_t j = 0; j < (words + 63) / 64; j++)
+        for (uint64_t m = atomic_load_explicit(&c->mine_sum[j], memory_order_relaxed); m; m &= m - 1)
+            if (atomic_load_explicit(&c->mine[j * 64 + (uint32_t)__builtin_ctzll(m)], memory_order_relaxed))
+                return false;
+    for (uint32_t k = 0; k < words; k++)
         if (atomic_load_explicit(&c->mine[k], memory_order_relaxed)) return false;
     return true;
 }

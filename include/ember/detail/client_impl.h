@@ -237,9 +237,11 @@ EMBER_API int ember_wait_any(ember_client *c, int64_t timeout_ns, ember_call_id 
                 uint64_t stop = now + ember__spin_budget;
                 bool found = false;
                 for (unsigned i = 1; !found; i++) { /* the words of calls of ours (see harvest) */
-                    for (uint32_t k = 0; k < words && !found; k++)
-                        found = atomic_load_explicit(&c->mine[k], memory_order_relaxed) &&
-                                atomic_load_explicit(&bits[k], memory_order_relaxed) != 0;
+                    for (uint32_t j = 0; j < (words + 63) / 64 && !found; j++)
+                        for (uint64_t m = atomic_load_explicit(&c->mine_sum[j], memory_order_relaxed);
+                             m && !found; m &= m - 1)
+                            found = atomic_load_explicit(&bits[j * 64 + (uint32_t)__builtin_ctzll(m)],
+                                                         memory_order_relaxed) != 0;
                     ember__spin_step(i);
                     if ((i & 63) == 0 && ember__now_ns() >= (stop < until ? stop : until)) break;
                 }
