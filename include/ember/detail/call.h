@@ -48,14 +48,13 @@ struct ember_client {
  * a take that empties word K clears its summary bit, then looks at the
  * word again and sets the bit back if an add came meanwhile; in the single
  * order, an add whose summary store came before that clear made the word
- * non-zero before it, so the look sees its bit. Returns the word's old
- * value (add) or whether the bit was there (take). */
-static inline uint64_t ember__set_add(EMBER_ATOMIC(uint64_t) *w, EMBER_ATOMIC(uint64_t) *sum, uint32_t k,
-                                      uint64_t bits)
+ * non-zero before it, so the look sees its bit. A take returns whether
+ * the bit was there (this thread cleared it). */
+static inline void ember__set_add(EMBER_ATOMIC(uint64_t) *w, EMBER_ATOMIC(uint64_t) *sum, uint32_t k,
+                                  uint64_t bits)
 {
-    uint64_t old = atomic_fetch_or_explicit(&w[k], bits, memory_order_seq_cst);
-    if (!old) atomic_fetch_or_explicit(&sum[k / 64], 1ull << (k % 64), memory_order_seq_cst);
-    return old;
+    if (!atomic_fetch_or_explicit(&w[k], bits, memory_order_seq_cst))
+        atomic_fetch_or_explicit(&sum[k / 64], 1ull << (k % 64), memory_order_seq_cst);
 }
 
 static inline bool ember__set_take(EMBER_ATOMIC(uint64_t) *w, EMBER_ATOMIC(uint64_t) *sum, uint32_t k,
