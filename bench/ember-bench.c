@@ -9,7 +9,16 @@
  *                       idle before each)
  * The spin baseline and the warm calls are measured in alternating rounds
  * (the host may move the vCPUs during a run).
- *   async_throughput_calls_per_s  one caller keeping 256 calls in flight
+ *   async_throughput_calls_per_s  one caller keeping 256 calls in flight,
+ *                       collecting whichever ends first with ember_wait_any
+ *                       (median of rounds)
+ *   async_sweep_calls_per_s  the same collected with ember_wait on the ids
+ *                       in submission order (the path before ember_wait_any)
+ *   async_any_over_sweep  the first over the second (same run, alternating
+ *                       rounds: 5 of 0.4 s, or 3 of 0.15 s with --quick)
+ *   async_fd_calls_per_s  the same driven by poll() on ember_completion_fd,
+ *                       then ember_wait_any(c, 0, ...) until -EMBER_EAGAIN
+ *                       (absent where io_uring is refused)
  *   idle_cpu_percent    supervisor + runners of an idle pool over 5 s, in
  *                       percent of one core
  *   scale_from_zero_ms  first call on a fresh min-0 pool (no runner yet) until
@@ -19,6 +28,7 @@
  * With two CPUs or more, the two sides of every measurement are pinned to
  * different CPUs ("pinned_apart" in the output).
  * Output: one JSON object per line: {"metric","value","unit",...}.
+ * Each async round's three rates go to stderr.
  * Usage: ember-bench [--quick] [--rtt]
  *   --rtt  only the spin baseline and the warm calls: spin_rtt_p50_us,
  *          call_rtt_warm_p50_us, _p99_us and warm_over_spin on stdout, each
@@ -29,6 +39,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include "lib/testing.h"
@@ -162,6 +173,74 @@ static uint64_t task_cpu_ns(pid_t pid)
     return sum;
 }
 
+/* One round of the async benchmark: one caller keeps WINDOW calls of the
+ * empty handler in flight for SPAN ns, submitting a new call for each one it
+ * collects; returns the calls collected per second (-1 on a failure). The
+ * window is drained after the clock stops. Collected by:
+ *   ASYNC_SWEEP  ember_wait on each id in submission order (the path that
+ *                was there before ember_wait_any)
+ *   ASYNC_ANY    ember_wait_any with no time limit, whichever ends first
+ *   ASYNC_FD     poll() on ember_completion_fd FD until readable, then
+ *                ember_wait_any(c, 0, ...) until -EMBER_EAGAIN
+ * The fd rounds use a client of their own: the fd stays armed after its
+ * round (done_armed counted), which would make every finisher of the other
+ * rounds' calls wake a futex. */
+enum { WINDOW = 256 };
+enum async_mode { ASYNC_SWEEP, ASYNC_ANY, ASYNC_FD };
+
+static double async_round(ember_client *c, int h, enum async_mode m, int fd, uint64_t span)
+{
+    ember_call_id ids[WINDOW], id;
+    ember_result r;
+    for (int i = 0; i < WINDOW; i++)
+        if (ember_submit(c, h, NULL, 0, EMBER_TIMEOUT_DEFAULT, &ids[i])) return -1;
+    long done = 0;
+    uint64_t t0 = ember__now_ns(), t1 = 0;
+    for (int i = 0; !t1;) {
+        int got = 1;
+        ember_call_id *to = &id; /* where the next call's id goes */
+        if (m == ASYNC_SWEEP) {
+            if (ember_wait(c, ids[i], &r)) return -1;
+            ember_result_release(c, &r);
+            to = &ids[i];
+            i = (i + 1) % WINDOW;
+        } else if (m == ASYNC_ANY) {
+            if (ember_wait_any(c, EMBER_NEVER, &id, &r) || r.status) return -1;
+            ember_result_release(c, &r);
+        } else {
+            struct pollfd p = { .fd = fd, .events = POLLIN, .revents = 0 };
+            if (poll(&p, 1, 10000) != 1) return -1;
+            int rc;
+            for (got = 0; (rc = ember_wait_any(c, 0, &id, &r)) == 0; got++) {
+                if (r.status) return -1;
+                ember_result_release(c, &r);
+            }
+            if (rc != -EMBER_EAGAIN && rc != -EMBER_ENOCALLS) return -1; /* all collected */
+        }
+        for (int g = 0; g < got && !t1; g++) {
+            if ((++done & 255) == 0 && ember__now_ns() - t0 > span) t1 = ember__now_ns();
+            else if (ember_submit(c, h, NULL, 0, EMBER_TIMEOUT_DEFAULT, to)) return -1;
+        }
+    }
+    if (m == ASYNC_SWEEP) {
+        for (int i = 0; i < WINDOW; i++)
+            if (ember_wait(c, ids[i], &r) == 0) ember_result_release(c, &r);
+    } else {
+        while (ember_wait_any(c, EMBER_NEVER, &id, &r) == 0) ember_result_release(c, &r);
+    }
+    return (double)done / ((double)(t1 - t0) / 1e9);
+}
+
+static double median(double *v, int n)
+{
+    for (int i = 1; i < n; i++) /* insertion sort: a handful of rounds */
+        for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            double t = v[j];
+            v[j] = v[j - 1], v[j - 1] = t;
+        }
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 int main(int argc, char **argv)
 {
     bool quick = false, rtt_only = false;
@@ -256,22 +335,32 @@ int main(int argc, char **argv)
     }
     double cold50 = pct(lat, (size_t)ncold, 0.5);
 
-    enum { WINDOW = 256 };
-    ember_call_id ids[WINDOW];
-    for (int i = 0; i < WINDOW; i++) ember_submit(c, h, NULL, 0, EMBER_TIMEOUT_DEFAULT, &ids[i]);
-    long done = 0;
-    uint64_t t0 = ember__now_ns(), span = quick ? 500000000ull : 2000000000ull;
-    for (int i = 0;; i = (i + 1) % WINDOW) {
-        if (ember_wait(c, ids[i], &r)) return 1;
-        ember_result_release(c, &r);
-        done++;
-        if ((done & 1023) == 0 && ember__now_ns() - t0 > span) break;
-        ember_submit(c, h, NULL, 0, EMBER_TIMEOUT_DEFAULT, &ids[i]);
+    /* async: the same work collected three ways, in alternating rounds so
+     * that all see the same machine */
+    const int arounds = quick ? 3 : 5;
+    uint64_t aspan = quick ? 150000000ull : 400000000ull;
+    double sweep_r[5], any_r[5], fd_r[5];
+    ember_client *fc = NULL; /* the fd rounds' own client: see async_round */
+    int afd = -1;
+    if (ember_attach(name, &fc) == 0) {
+        afd = ember_completion_fd(fc);
+        if (afd < 0) ember_detach(fc), fc = NULL;
     }
-    double tput = (double)done / ((double)(ember__now_ns() - t0) / 1e9);
-    /* drain the rest of the window */
-    for (int i = 0; i < WINDOW; i++)
-        if (ember_wait(c, ids[i], &r) == 0) ember_result_release(c, &r);
+    for (int k = 0; k < arounds; k++) {
+        sweep_r[k] = async_round(c, h, ASYNC_SWEEP, -1, aspan);
+        any_r[k] = async_round(c, h, ASYNC_ANY, -1, aspan);
+        fd_r[k] = fc ? async_round(fc, h, ASYNC_FD, afd, aspan) : 0;
+        if (sweep_r[k] < 0 || any_r[k] < 0 || fd_r[k] < 0) {
+            fprintf(stderr, "ember-bench: async round %d: %s\n", k, ember_last_error());
+            return 1;
+        }
+        /* per round, on stderr: the host moves vCPUs between rounds */
+        fprintf(stderr, "async round %d sweep %.0f wait_any %.0f fd %.0f\n", k, sweep_r[k], any_r[k],
+                fd_r[k]);
+    }
+    if (fc) ember_detach(fc);
+    double sweep = median(sweep_r, arounds), any = median(any_r, arounds);
+    double fdt = median(fd_r, arounds);
 
     /* idle: let everything park, then count CPU time of supervisor + runners */
     struct timespec settle = { 0, 300000000 };
@@ -302,7 +391,10 @@ int main(int argc, char **argv)
     emit("call_rtt_warm_p50_us", warm50, "us", extra);
     emit("call_rtt_warm_p99_us", warm99, "us", extra);
     emit("call_rtt_cold_p50_us", cold50, "us", extra);
-    emit("async_throughput_calls_per_s", tput, "calls/s", extra);
+    emit("async_throughput_calls_per_s", any, "calls/s", extra);
+    emit("async_sweep_calls_per_s", sweep, "calls/s", extra);
+    emit("async_any_over_sweep", any / sweep, "ratio", extra);
+    if (fc) emit("async_fd_calls_per_s", fdt, "calls/s", extra);
     emit("idle_cpu_percent", idle, "percent", extra);
     emit("scale_from_zero_ms", zero50, "ms", extra);
     emit("boot_ms", boot50, "ms", extra);

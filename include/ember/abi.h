@@ -313,9 +313,10 @@ struct ember_caller_ent {
     EMBER_ATOMIC(uint32_t) gen;
     EMBER_ATOMIC(uint32_t) spinning;        /* its threads counted in hdr.spin */
     /* ember_wait_any's eventcount (detail/any.h): the caller counts itself
-     * in done_armed (seq_cst) before it sleeps on done_seq; whoever sets a
-     * bit in its done bitmap (seq_cst) and then sees done_armed bumps
-     * done_seq and wakes it */
+     * in done_armed (seq_cst) and makes done_seq even before it sleeps on
+     * it; whoever sets a bit in its done bitmap (seq_cst) and then sees
+     * done_armed moves done_seq from even to odd (CAS) and wakes it; odd:
+     * already woken (ember__notify_owner, slot.h) */
     EMBER_ATOMIC(uint32_t) done_armed;
     EMBER_ATOMIC(uint32_t) done_seq;
     uint32_t _pad1;

@@ -13,11 +13,13 @@
  * by ember_wait or ember_poll is never returned again.
  *
  * Waiting is the standard loop: look (ready, then the done bitmap, then
- * deadlines), count this thread in done_armed (seq_cst), read done_seq,
- * look again, then sleep on done_seq, at most 200 ms so that a dead
+ * deadlines), count this thread in done_armed (seq_cst), make done_seq
+ * even, look again, then sleep on done_seq, at most 200 ms so that a dead
  * supervisor is noticed. A finisher that sets a bit (seq_cst) and then
- * sees done_armed bumps done_seq and wakes (the eventcount): one of the two
- * sees the other.
+ * sees done_armed makes done_seq odd and wakes (the eventcount): one of
+ * the two sees the other. Only the first finisher after the sleeper armed
+ * makes the system call; the ones that end calls before the woken owner
+ * has run see done_seq odd and leave it be (ember__notify_owner, slot.h).
  *
  * Deadlines: every call of the set has its deadline at hand; once the
  * earliest has passed, the waiter ends the calls past theirs as ember_wait
@@ -61,9 +63,11 @@ static inline int ember__any_init(ember_client *c)
     size_t words = (c->v.nslots + 63) / 64;
     c->mine = (EMBER_ATOMIC(uint64_t) *)calloc(words, sizeof *c->mine);
     c->ready = (EMBER_ATOMIC(uint64_t) *)calloc(words, sizeof *c->ready);
+    c->mine_sum = (EMBER_ATOMIC(uint64_t) *)calloc((words + 63) / 64, sizeof *c->mine_sum);
+    c->ready_sum = (EMBER_ATOMIC(uint64_t) *)calloc((words + 63) / 64, sizeof *c->ready_sum);
     c->mine_gen = (EMBER_ATOMIC(uint32_t) *)calloc(c->v.nslots, sizeof *c->mine_gen);
     c->mine_deadline = (uint64_t *)calloc(c->v.nslots, sizeof *c->mine_deadline);
-    if (!c->mine || !c->ready || !c->mine_gen || !c->mine_deadline)
+    if (!c->mine || !c->ready || !c->mine_sum || !c->ready_sum || !c->mine_gen || !c->mine_deadline)
         return ember__fail(-EMBER_ENOMEM, "no memory for the client's call bookkeeping");
     return 0;
 }
@@ -87,50 +91,106 @@ static inline void ember__any_fini(ember_client *c)
     }
     free((void *)c->mine);
     free((void *)c->ready);
+    free((void *)c->mine_sum);
+    free((void *)c->ready_sum);
     free((void *)c->mine_gen);
     free(c->mine_deadline);
 }
 
 /* -- collecting ------------------------------------------------------------ */
 
-/* Move the shared done bitmap's bits into READY: true if there were any.
- * The exchange (seq_cst) pairs with the finisher's fetch_or. */
-static inline bool ember__any_harvest(ember_client *c)
+/* Collect call IDX if its bit named a finished call of this client: 1
+ * with *ID, *RES, *RC, or 0 (a bit left by a call ember_wait collected, or
+ * of a slot whose new call has not finished: not one to return). */
+static inline int ember__any_take(ember_client *c, uint32_t idx, ember_call_id *id, ember_result *res,
+                                  int *rc)
 {
-    EMBER_ATOMIC(uint64_t) *bits = ember__done_bits(&c->v, c->caller_idx);
-    bool any = false;
-    for (uint32_t k = 0; k < (c->v.nslots + 63) / 64; k++) {
-        if (!atomic_load_explicit(&bits[k], memory_order_relaxed)) continue;
-        uint64_t b = atomic_exchange_explicit(&bits[k], 0, memory_order_seq_cst);
-        if (b) atomic_fetch_or_explicit(&c->ready[k], b, memory_order_relaxed), any = true;
-    }
-    return any;
+    uint32_t gen = atomic_load_explicit(&c->mine_gen[idx], memory_order_relaxed);
+    uint32_t w = atomic_load_explicit(&c->v.slots[idx].state, memory_order_acquire);
+    if (ember__gen(w) != gen || ember__st(w) != EMBER_SLOT_DONE) return 0;
+    if (!ember__any_untrack(c, idx, gen)) return 0;
+    id->idx = idx, id->gen = gen;
+    *rc = res->status = ember__collect(c, idx, w, res);
+    return 1;
 }
 
-/* One ready call collected into *ID, *RES: 1 (its outcome in *RC), or 0
- * when no ready bit names a finished call of this client. */
+/* One call collected from READY (bits harvested before, by any thread):
+ * 1, or 0 when none of them names a finished call of this client. Only the
+ * words READY's summary names are read. Taking a bit decides which thread
+ * looks at that call. */
 static inline int ember__any_collect_ready(ember_client *c, ember_call_id *id, ember_result *res,
                                            int *rc)
 {
-    for (uint32_t k = 0; k < (c->v.nslots + 63) / 64; k++) {
-        uint64_t b;
-        while ((b = atomic_load_explicit(&c->ready[k], memory_order_relaxed)) != 0) {
-            uint64_t bit = b & -b;
-            if (!(atomic_fetch_and_explicit(&c->ready[k], ~bit, memory_order_relaxed) & bit))
-                continue; /* another thread took it */
-            uint32_t idx = k * 64 + (uint32_t)__builtin_ctzll(bit);
-            uint32_t gen = atomic_load_explicit(&c->mine_gen[idx], memory_order_relaxed);
-            uint32_t w = atomic_load_explicit(&c->v.slots[idx].state, memory_order_acquire);
-            /* a bit left by a call ember_wait collected, or of a slot whose
-             * new call has not finished: not one to return */
-            if (ember__gen(w) != gen || ember__st(w) != EMBER_SLOT_DONE) continue;
-            if (!ember__any_untrack(c, idx, gen)) continue;
-            id->idx = idx, id->gen = gen;
-            *rc = res->status = ember__collect(c, idx, w, res);
-            return 1;
+    for (uint32_t j = 0; j < ((c->v.nslots + 63) / 64 + 63) / 64; j++) {
+        uint64_t m = atomic_load_explicit(&c->ready_sum[j], memory_order_relaxed);
+        for (; m; m &= m - 1) {
+            uint32_t k = j * 64 + (uint32_t)__builtin_ctzll(m);
+            uint64_t b;
+            while ((b = atomic_load_explicit(&c->ready[k], memory_order_relaxed)) != 0) {
+                uint64_t bit = b & -b;
+                if (!ember__set_take(c->ready, c->ready_sum, k, bit)) continue; /* another thread's */
+                if (ember__any_take(c, k * 64 + (uint32_t)__builtin_ctzll(bit), id, res, rc)) return 1;
+            }
         }
     }
     return 0;
+}
+
+/* Take word K of the shared done bitmap BITS if it has bits, collecting
+ * the first call they name at once and keeping the others in READY: 1
+ * with a collected call, else 0 (the bits taken, if any, are in READY).
+ * The exchange (seq_cst) pairs with the finisher's fetch_or. */
+static inline int ember__any_harvest_word(ember_client *c, EMBER_ATOMIC(uint64_t) *bits, uint32_t k,
+                                          ember_call_id *id, ember_result *res, int *rc)
+{
+    if (!atomic_load_explicit(&bits[k], memory_order_relaxed)) return 0;
+    uint64_t b = atomic_exchange_explicit(&bits[k], 0, memory_order_seq_cst);
+    if (!b) return 0;
+    uint64_t bit = b & -b; /* this one is ours alone: no RMW on READY for it */
+    if (b != bit) ember__set_add(c->ready, c->ready_sum, k, b & ~bit);
+    return ember__any_take(c, k * 64 + (uint32_t)__builtin_ctzll(bit), id, res, rc);
+}
+
+/* Take the shared done bitmap's bits: 1 with a collected call, else 0.
+ * ALL: every word; otherwise only the words where this client has calls
+ * not collected (MINE's summary), so that a look reads a few words, and
+ * the lines a runner is writing for other callers' slots are left alone.
+ * A bit left in another word (a call ember_wait collected, its slot now
+ * idle) is taken by the next full harvest, which the waiter does when its
+ * full look (before it sleeps) finds one; so is a call another thread is
+ * tracking right now. */
+static inline int ember__any_harvest(ember_client *c, bool all, ember_call_id *id, ember_result *res,
+                                     int *rc)
+{
+    EMBER_ATOMIC(uint64_t) *bits = ember__done_bits(&c->v, c->caller_idx);
+    const uint32_t words = (c->v.nslots + 63) / 64;
+    if (all) {
+        for (uint32_t k = 0; k < words; k++)
+            if (ember__any_harvest_word(c, bits, k, id, res, rc)) return 1;
+        return 0;
+    }
+    for (uint32_t j = 0; j < (words + 63) / 64; j++)
+        for (uint64_t m = atomic_load_explicit(&c->mine_sum[j], memory_order_relaxed); m; m &= m - 1)
+            if (ember__any_harvest_word(c, bits, j * 64 + (uint32_t)__builtin_ctzll(m), id, res, rc))
+                return 1;
+    return 0;
+}
+
+/* Has this client no call for ember_wait_any (none submitted and not
+ * collected)? The words MINE's summary names first (one of them is
+ * non-zero while calls are in flight), then every word: the summary may
+ * lag behind an add in progress. Relaxed: a call tracked by another thread
+ * meanwhile is as if submitted after this look. */
+static inline bool ember__any_none(ember_client *c)
+{
+    const uint32_t words = (c->v.nslots + 63) / 64;
+    for (uint32_t j = 0; j < (words + 63) / 64; j++)
+        for (uint64_t m = atomic_load_explicit(&c->mine_sum[j], memory_order_relaxed); m; m &= m - 1)
+            if (atomic_load_explicit(&c->mine[j * 64 + (uint32_t)__builtin_ctzll(m)], memory_order_relaxed))
+                return false;
+    for (uint32_t k = 0; k < words; k++)
+        if (atomic_load_explicit(&c->mine[k], memory_order_relaxed)) return false;
+    return true;
 }
 
 /* End one call of the set whose deadline has passed by NOW, as ember_wait
@@ -168,11 +228,16 @@ static inline int ember__any_expire(ember_client *c, uint64_t now, ember_call_id
     return 0;
 }
 
-/* One look: 1 with a collected call, else 0. */
-static inline int ember__any_look(ember_client *c, ember_call_id *id, ember_result *res, int *rc)
+/* One look: 1 with a collected call, else 0. What was harvested before
+ * comes first: the shared bitmap is read only when none of it is left, so
+ * that one exchange hands over every call that ended meanwhile. ALL: harvest
+ * every word (see ember__any_harvest). */
+static inline int ember__any_look(ember_client *c, bool all, ember_call_id *id, ember_result *res,
+                                  int *rc)
 {
-    ember__any_harvest(c);
-    if (ember__any_collect_ready(c, id, res, rc)) return 1;
+    if (ember__any_collect_ready(c, id, res, rc) || ember__any_harvest(c, all, id, res, rc) ||
+        ember__any_collect_ready(c, id, res, rc))
+        return 1;
     uint64_t now = ember__now_ns();
     if (now >= atomic_load_explicit(&c->next_deadline, memory_order_relaxed) &&
         ember__any_expire(c, now, id, res, rc))
@@ -289,7 +354,7 @@ static inline bool ember__cq_arm(ember_client *c, struct ember__cq *q)
     bool look = false;
     if (!q->futex_armed) {
         atomic_fetch_add_explicit(&ce->done_armed, 1, memory_order_seq_cst);
-        uint32_t seq = atomic_load_explicit(&ce->done_seq, memory_order_seq_cst);
+        uint32_t seq = ember__done_seq_arm(ce);
         if (ember__cq_submit(q, 51, 0x02 /* FUTEX2_SIZE_U32 */, (uint64_t)(uintptr_t)&ce->done_seq,
                              seq, 0, 0, EMBER__CQ_FUTEX) == 0)
             q->futex_armed = true;

@@ -27,25 +27,57 @@ struct ember_client {
      * of this client's NOTIFY calls not collected yet ("mine"; whoever
      * clears a bit collects that call), each one's generation and deadline,
      * the bits taken from the shared done bitmap and not yet looked at
-     * ("ready"), how many calls are mine, the earliest deadline among them
-     * (a lower bound: it may be an expired or collected call's) */
-    EMBER_ATOMIC(uint64_t) *mine, *ready;
+     * ("ready"), the earliest deadline among them (a lower bound: it may
+     * be an expired or collected call's). How many are in flight is not
+     * counted: a look at "mine" says whether there are any, when nothing
+     * was found to return, instead of two RMWs on every call. "mine" and
+     * "ready" each have a summary, a bit per word that may be non-zero
+     * (ember__set_add), so that a look reads the few words in use rather
+     * than all of them. */
+    EMBER_ATOMIC(uint64_t) *mine, *ready, *mine_sum, *ready_sum;
     EMBER_ATOMIC(uint32_t) *mine_gen;
     uint64_t *mine_deadline;
-    EMBER_ATOMIC(uint32_t) inflight;
     EMBER_ATOMIC(uint64_t) next_deadline;
     struct ember__cq *cq;                   /* ember_completion_fd's ring, or NULL */
 };
 
+/* The two-level bit sets (mine, ready): a word's summary bit is set when
+ * the word turns non-zero and cleared when it turns zero; the summary may
+ * name an empty word (a scan reads it for nothing), never leaves out a
+ * word that has a bit once the add that set it has returned. All seq_cst:
+ * a take that empties word K clears its summary bit, then looks at the
+ * word again and sets the bit back if an add came meanwhile; in the single
+ * order, an add whose summary store came before that clear made the word
+ * non-zero before it, so the look sees its bit. A take returns whether
+ * the bit was there (this thread cleared it). */
+static inline void ember__set_add(EMBER_ATOMIC(uint64_t) *w, EMBER_ATOMIC(uint64_t) *sum, uint32_t k,
+                                  uint64_t bits)
+{
+    if (!atomic_fetch_or_explicit(&w[k], bits, memory_order_seq_cst))
+        atomic_fetch_or_explicit(&sum[k / 64], 1ull << (k % 64), memory_order_seq_cst);
+}
+
+static inline bool ember__set_take(EMBER_ATOMIC(uint64_t) *w, EMBER_ATOMIC(uint64_t) *sum, uint32_t k,
+                                   uint64_t bit)
+{
+    uint64_t old = atomic_fetch_and_explicit(&w[k], ~bit, memory_order_seq_cst);
+    if (old == bit) {
+        uint64_t s = 1ull << (k % 64);
+        atomic_fetch_and_explicit(&sum[k / 64], ~s, memory_order_seq_cst);
+        if (atomic_load_explicit(&w[k], memory_order_seq_cst))
+            atomic_fetch_or_explicit(&sum[k / 64], s, memory_order_seq_cst);
+    }
+    return (old & bit) != 0;
+}
+
 /* Call IDX of generation GEN with DEADLINE becomes one of ember_wait_any's,
  * before it is published: the generation and deadline are stored before
- * the bit (release; pairs with the acquire of the collector's clear). */
+ * the bit (seq_cst, so release; pairs with the collector's clear). */
 static inline void ember__any_track(ember_client *c, uint32_t idx, uint32_t gen, uint64_t deadline)
 {
     atomic_store_explicit(&c->mine_gen[idx], gen, memory_order_relaxed);
     c->mine_deadline[idx] = deadline;
-    atomic_fetch_add_explicit(&c->inflight, 1, memory_order_relaxed);
-    atomic_fetch_or_explicit(&c->mine[idx / 64], 1ull << (idx % 64), memory_order_release);
+    ember__set_add(c->mine, c->mine_sum, idx / 64, 1ull << (idx % 64));
     uint64_t d = atomic_load_explicit(&c->next_deadline, memory_order_relaxed);
     while (deadline < d && !atomic_compare_exchange_weak_explicit(&c->next_deadline, &d, deadline,
                                                                   memory_order_relaxed,
@@ -54,16 +86,12 @@ static inline void ember__any_track(ember_client *c, uint32_t idx, uint32_t gen,
 
 /* Take call IDX of generation GEN out of ember_wait_any's set: true if this
  * thread cleared its bit (and so collects it), false if it was not there
- * (or the slot is tracked for another of this client's calls). The acquire
- * pairs with ember__any_track's release. */
+ * (or the slot is tracked for another of this client's calls). The clear
+ * (seq_cst, so acquire) pairs with ember__any_track's store of the bit. */
 static inline bool ember__any_untrack(ember_client *c, uint32_t idx, uint32_t gen)
 {
-    uint64_t bit = 1ull << (idx % 64);
     if (!c->mine || atomic_load_explicit(&c->mine_gen[idx], memory_order_relaxed) != gen) return false;
-    if (!(atomic_fetch_and_explicit(&c->mine[idx / 64], ~bit, memory_order_acquire) & bit))
-        return false;
-    atomic_fetch_sub_explicit(&c->inflight, 1, memory_order_relaxed);
-    return true;
+    return ember__set_take(c->mine, c->mine_sum, idx / 64, 1ull << (idx % 64));
 }
 
 

@@ -210,17 +210,18 @@ EMBER_API int ember_wait_any(ember_client *c, int64_t timeout_ns, ember_call_id 
         ember__cq_reap(c, c->cq);
         pthread_mutex_unlock(&c->cq->lock);
     }
-    bool spun = false;
+    bool spun = false, all = false; /* ALL: the next look harvests every word */
     for (;;) {
-        if (ember__any_look(c, id, res, &rc)) return 0;
-        bool none = atomic_load_explicit(&c->inflight, memory_order_relaxed) == 0;
+        if (ember__any_look(c, all, id, res, &rc)) return 0;
+        all = false;
+        bool none = ember__any_none(c);
         uint64_t now = ember__now_ns();
         if (none || now >= until) {
             if (c->cq) { /* nothing to return: the fd is quiet from here on, so arm it again */
                 pthread_mutex_lock(&c->cq->lock);
                 bool look = ember__cq_arm(c, c->cq);
                 pthread_mutex_unlock(&c->cq->lock);
-                if (look) continue;
+                if (look) { all = true; continue; }
             }
             if (none) return EMBER__FAIL_TEXT(-EMBER_ENOCALLS, "ember_wait_any: no call in flight");
             if ((rc = ember__pool_gone(c)) != 0) return rc;
@@ -235,9 +236,12 @@ EMBER_API int ember_wait_any(ember_client *c, int64_t timeout_ns, ember_call_id 
                 (int32_t)v->ncpus) {
                 uint64_t stop = now + ember__spin_budget;
                 bool found = false;
-                for (unsigned i = 1; !found; i++) {
-                    for (uint32_t k = 0; k < words && !found; k++)
-                        found = atomic_load_explicit(&bits[k], memory_order_relaxed) != 0;
+                for (unsigned i = 1; !found; i++) { /* the words of calls of ours (see harvest) */
+                    for (uint32_t j = 0; j < (words + 63) / 64 && !found; j++)
+                        for (uint64_t m = atomic_load_explicit(&c->mine_sum[j], memory_order_relaxed);
+                             m && !found; m &= m - 1)
+                            found = atomic_load_explicit(&bits[j * 64 + (uint32_t)__builtin_ctzll(m)],
+                                                         memory_order_relaxed) != 0;
                     ember__spin_step(i);
                     if ((i & 63) == 0 && ember__now_ns() >= (stop < until ? stop : until)) break;
                 }
@@ -247,10 +251,10 @@ EMBER_API int ember_wait_any(ember_client *c, int64_t timeout_ns, ember_call_id 
             atomic_fetch_sub_explicit(&ce->spinning, 1, memory_order_relaxed);
             continue;
         }
-        /* park: count this thread in done_armed, read the sequence, look once
-         * more, sleep (at most 200 ms: a dead supervisor is noticed) */
+        /* park: count this thread in done_armed, arm the sequence (even), look
+         * once more, sleep (at most 200 ms: a dead supervisor is noticed) */
         atomic_fetch_add_explicit(&ce->done_armed, 1, memory_order_seq_cst);
-        uint32_t seq = atomic_load_explicit(&ce->done_seq, memory_order_seq_cst);
+        uint32_t seq = ember__done_seq_arm(ce);
         bool found = false;
         for (uint32_t k = 0; k < words && !found; k++)
             found = atomic_load_explicit(&bits[k], memory_order_seq_cst) != 0;
@@ -261,8 +265,9 @@ EMBER_API int ember_wait_any(ember_client *c, int64_t timeout_ns, ember_call_id 
             if (t > now) ember__futex_wait(&ce->done_seq, seq, t);
         }
         atomic_fetch_sub_explicit(&ce->done_armed, 1, memory_order_seq_cst);
+        all = found;
         if (!found && (rc = ember__pool_gone(c)) != 0) {
-            if (ember__any_look(c, id, res, &rc)) return 0; /* ended before the pool went down */
+            if (ember__any_look(c, true, id, res, &rc)) return 0; /* ended before the pool went down */
             return rc;
         }
     }

@@ -154,11 +154,32 @@ static inline bool ember__slot_take(struct ember_slot *s, uint32_t gen, uint32_t
     }
 }
 
+/* A caller's done_seq is even while its sleepers may not have been woken,
+ * odd once a finisher has woken them: one wake-up per sleep, not one per
+ * call that ends before the woken owner has run. A thread about to sleep
+ * makes it even again and sleeps on that value (a failed CAS reloads it:
+ * even means another sleeper did it). Seq_cst: in the single order with
+ * the finishers' CAS, a finisher that saw it odd, or lost its CAS, comes
+ * before this store, so its bit is seen by the look that follows it. */
+static inline uint32_t ember__done_seq_arm(struct ember_caller_ent *ce)
+{
+    uint32_t s = atomic_load_explicit(&ce->done_seq, memory_order_seq_cst);
+    for (;;) {
+        if (!(s & 1)) return s;
+        if (atomic_compare_exchange_weak_explicit(&ce->done_seq, &s, s + 1, memory_order_seq_cst,
+                                                  memory_order_seq_cst))
+            return s + 1;
+    }
+}
+
 /* Tell the owner of NOTIFY call IDX, now DONE, that it is: its bit in the
  * owner's done bitmap, then a wake-up if the owner sleeps (ember_wait_any,
  * detail/any.h). The fetch_or (seq_cst) and the load of done_armed
  * (seq_cst) pair with the owner's increment of done_armed and its look at
- * the bitmap: one of the two sees the other. */
+ * the bitmap: one of the two sees the other. Only the finisher that moves
+ * done_seq from even to odd wakes (seq_cst CAS, pairs with
+ * ember__done_seq_arm): a later one finds it odd, or loses the CAS to the
+ * one that wakes; a sleeper that armed after that look sees the bit. */
 static inline void ember__notify_owner(struct ember__view *v, const struct ember_slot *s, uint32_t idx)
 {
     uint32_t caller = (uint32_t)(atomic_load_explicit(&s->owner, memory_order_acquire) >> 32) & 0xffffu;
@@ -167,8 +188,11 @@ static inline void ember__notify_owner(struct ember__view *v, const struct ember
     atomic_fetch_or_explicit(&bits[idx / 64], 1ull << (idx % 64), memory_order_seq_cst);
     struct ember_caller_ent *ce = &v->callers[caller];
     if (atomic_load_explicit(&ce->done_armed, memory_order_seq_cst)) {
-        atomic_fetch_add_explicit(&ce->done_seq, 1, memory_order_seq_cst);
-        ember__futex_wake(&ce->done_seq, INT_MAX);
+        uint32_t seq = atomic_load_explicit(&ce->done_seq, memory_order_seq_cst);
+        if (!(seq & 1) && atomic_compare_exchange_strong_explicit(&ce->done_seq, &seq, seq + 1,
+                                                                  memory_order_seq_cst,
+                                                                  memory_order_seq_cst))
+            ember__futex_wake(&ce->done_seq, INT_MAX);
     }
 }
 
