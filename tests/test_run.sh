@@ -280,6 +280,13 @@ if er 1 "--timeout" --timeout 1 --joblog jl 'sleep 30.'$M' & sleep 31.'$M'; echo
     until_ok "--timeout: the job's process group is gone (its background child too)" long_gone
 fi
 er 0 "--timeout not reached" --timeout 10 'sleep 0.1; echo fine {}' ::: a && same "--timeout not reached" out "fine a"
+# --plugin: the batch's own pool loads a handler plugin (the sample one, found
+# beside the ember binary) and --handler calls it with each job's words
+er 0 "--plugin" -k -j 2 --plugin sample --handler sample.echo ::: a b &&
+    [ "$(od -An -c out | tr -d ' \n')" = 'a\0b\0' ] || fail "--plugin: got '$(od -An -c out)'"
+er 255 "--plugin, not found" --plugin nosuch.$M --handler x ::: a && has "--plugin, not found" err "not found"
+er 255 "--plugin with --pool" --pool "$POOL" --plugin sample --handler x ::: a &&
+    has "--plugin with --pool" err "start pool"
 # what a job wrote before its time ran out is printed, as GNU parallel does
 er 1 "--timeout, output kept" --timeout 1 'echo begun {}; sleep 30.'$M ::: a && same "--timeout, output kept" out "begun a"
 # the time a job waits in a busy pool's queue is not its run time: three jobs

@@ -35,6 +35,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <ember/client.h>
+#include <ember/plugin.h>
 #include "cli.h"
 #include "exec.h"
 #include "run.h"
@@ -515,6 +516,13 @@ static int pool_open(struct run *r)
         cfg.shutdown_timeout_ns = 5 * EMBER_SECOND;
         cli_register_handlers();
         cli_handlers_pool_config(&cfg);
+        for (size_t i = 0; i < r->o->nplugins; i++) { /* loaded here: each error said as such */
+            int rc = ember_plugin_load(r->o->plugins[i], NULL);
+            if (rc) {
+                fprintf(stderr, "%s: --plugin %s: %s\n", cli_cmd, r->o->plugins[i], ember_last_error());
+                return -1;
+            }
+        }
         int rc = ember_pool_start(&cfg, &r->pool);
         if (rc) {
             fail(rc, "cannot start the batch's pool");

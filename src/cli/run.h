@@ -54,6 +54,8 @@ struct run_opts {
     const char *pool;           /* --pool NAME, or NULL: a pool of its own */
     unsigned jobs;              /* -j N, N%, +N, -N resolved against the online CPUs (>= 1) */
     const char *handler;        /* --handler NAME, or NULL: exec */
+    const char *plugins[16];    /* --plugin NAME|PATH: loaded by the batch's own pool */
+    size_t nplugins;
     bool shell;                 /* --shell: always run the line with the shell */
     int64_t timeout_ns;         /* --timeout (a bare number is seconds); 0: none */
     unsigned retries;           /* --retries N: a failing job is tried up to N times in

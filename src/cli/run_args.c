@@ -691,7 +691,7 @@ static int add_source(struct run_opts *o, enum run_src_kind kind, bool linked, c
 enum opt_id {
     O_POOL, O_JOBS, O_HANDLER, O_SHELL, O_TIMEOUT, O_RETRIES, O_HALT, O_DELAY, O_KEEP, O_TAG,
     O_TAGSTRING, O_LINEBUF, O_DRY, O_BAR, O_ETA, O_PROGRESS, O_JOBLOG, O_RESUME, O_RESUME_FAILED,
-    O_RECEIPTS, O_OUTPUT, O_QUOTE, O_COLSEP, O_MAXARGS, O_ARGFILE, O_NULL, O_DELIM, O_HELP,
+    O_RECEIPTS, O_PLUGIN, O_OUTPUT, O_QUOTE, O_COLSEP, O_MAXARGS, O_ARGFILE, O_NULL, O_DELIM, O_HELP,
 };
 static const struct run_opt {
     const char *name;
@@ -711,6 +711,7 @@ static const struct run_opt {
     { "progress", 0, false, O_PROGRESS }, { "joblog", 0, true, O_JOBLOG },
     { "resume", 0, false, O_RESUME },     { "resume-failed", 0, false, O_RESUME_FAILED },
     { "receipts", 0, true, O_RECEIPTS },  { "output", 0, true, O_OUTPUT },
+    { "plugin", 0, true, O_PLUGIN },
     { "quote", 'q', false, O_QUOTE },     { "colsep", 'C', true, O_COLSEP },
     { "max-args", 'n', true, O_MAXARGS }, { "arg-file", 'a', true, O_ARGFILE },
     { "null", '0', false, O_NULL },       { "delimiter", 'd', true, O_DELIM },
@@ -751,6 +752,11 @@ static int set_opt(struct run_opts *o, const struct run_opt *d, const char *val)
     case O_RESUME: o->resume = true; break;
     case O_RESUME_FAILED: o->resume_failed = true; break;
     case O_RECEIPTS: o->receipts = val; break;
+    case O_PLUGIN:
+        if (o->nplugins == sizeof o->plugins / sizeof o->plugins[0])
+            return run_usage("--plugin: at most %zu plugins", o->nplugins);
+        o->plugins[o->nplugins++] = val;
+        break;
     case O_OUTPUT:
         if (!*val) return run_usage("option --output: the file name template is empty");
         o->output = val;
@@ -843,6 +849,9 @@ static int check_opts(struct run_opts *o)
                          "output file, renamed into place when the job succeeds)");
     if (o->output && o->handler)
         return run_usage("--output works with commands, not with --handler");
+    if (o->nplugins && o->pool)
+        return run_usage("--plugin is for the batch's own pool: start pool '%s' with --plugin instead",
+                         o->pool);
     if (o->colsep) {
         char *ere = colsep_to_ere(o->colsep);
         if (!ere) return run_usage("out of memory");
@@ -926,6 +935,7 @@ void run_help(FILE *f)
         "  -j, --jobs N            jobs at once: N, N%% or +N/-N of the CPUs (default: the CPUs)\n"
         "  --pool NAME             run on a running pool (default: a pool of its own)\n"
         "  --handler NAME          send each job's words to handler NAME instead of exec\n"
+        "  --plugin NAME|PATH      the batch's own pool loads this handler plugin (repeatable)\n"
         "  --shell                 run every job with /bin/sh (default: only those needing it)\n"
         "  -k, --keep-order        output in input order\n"
         "  --tag, --tagstring STR  prefix output lines with the values (or STR), a TAB\n"
