@@ -408,6 +408,9 @@ static int call_parsed(int argc, char **argv, struct call_opts *co)
     if (rc == 0) {
         fwrite(r.data, 1, r.len, stdout);
         fflush(stdout);
+    } else if (rc == -EMBER_EHANDLER && r.len) { /* the handler's own message */
+        fwrite(r.data, 1, r.len, stderr);
+        if (((const char *)r.data)[r.len - 1] != '\n') fputc('\n', stderr);
     } else {
         fail(rc, pos[1]);
     }
