@@ -496,9 +496,9 @@ static int teardown(void **st)
 int main(int argc, char **argv)
 {
     if (argc < 2 || !argv[1][0]) {
-        printf("skipped: the libav plugin was not built (FFmpeg's development packages are missing: "
-               "apt-get install -y libavformat-dev libavcodec-dev libswscale-dev libswresample-dev "
-               "libavutil-dev, then reconfigure)\n");
+        printf("skipped: the libav plugin was not built (configured with -Dlibav=disabled, or FFmpeg's "
+               "development packages are missing: apt-get install -y libavformat-dev libavcodec-dev "
+               "libswscale-dev libswresample-dev libavutil-dev, then reconfigure)\n");
         return 77;
     }
     void *so = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);

@@ -70,12 +70,14 @@ static void paint(struct synth *s, int64_t n)
             row[x] = in_sq ? 235 : (uint8_t)(16 + ((x + y + n * 3) % 200));
         }
     }
+    /* colour: U waves along x, V along y, both drifting with n */
+    uint8_t ucol[4096];
+    for (int x = 0; x < w / 2 && x < (int)sizeof ucol; x++) ucol[x] = (uint8_t)(128 + 60 * sin((double)(x + n) / 23));
     for (int y = 0; y < h / 2; y++) {
         uint8_t *u = f->data[1] + (ptrdiff_t)y * f->linesize[1], *v = f->data[2] + (ptrdiff_t)y * f->linesize[2];
-        for (int x = 0; x < w / 2; x++) {
-            u[x] = (uint8_t)(128 + 60 * sin((double)(x + n) / 23));
-            v[x] = (uint8_t)(128 + 60 * cos((double)(y * 2 + n) / 31));
-        }
+        uint8_t vrow = (uint8_t)(128 + 60 * cos((double)(y * 2 + n) / 31));
+        memcpy(u, ucol, (size_t)(w / 2));
+        memset(v, vrow, (size_t)(w / 2));
     }
 }
 
