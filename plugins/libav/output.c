@@ -2,9 +2,8 @@
  *
  * A handler writes its output under a temporary name in the final name's
  * directory, ".NAME.ember-PID-SEQ.part" (the pattern `ember run` uses for
- * its own outputs, so that one run's leftovers after a runner was killed
- * outright are removed by a later `ember run` writing there, once PID is
- * gone), then fsyncs it, renames it to its final name and fsyncs the
+ * for its own outputs: what a runner killed outright leaves is removed by
+ * a later `ember run --output` into that directory, once PID is gone), then fsyncs it, renames it to its final name and fsyncs the
  * directory. On a failure or a cancel the temporary is removed, so a
  * caller sees the complete output or none. A directory output (thumbnails
  * into a folder that does not exist yet) is built the same way, as a
