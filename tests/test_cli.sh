@@ -50,6 +50,17 @@ expect "stats text" 0 "runners: 1 serving \(1 ready\), min 1, max 3" "$EMBER" st
 expect "echo" 0 "^hello$" "$EMBER" call "$NAME" echo hello
 expect "an argument that starts with -" 0 "^-x$" "$EMBER" call "$NAME" echo -x
 expect "an argument after --" 0 "^--timeout$" "$EMBER" call "$NAME" echo -- --timeout
+# words: each ending in NUL; KEY=VALUE words with this directory first (cwd=)
+check "several words, NUL-terminated" \
+    [ "$("$EMBER" call "$NAME" echo hello world | od -An -c | tr -s ' ')" = " h e l l o \0 w o r l d \0" ]
+check "KEY=VALUE words carry cwd=" [ "$("$EMBER" call "$NAME" echo in=a.mp4 height=240 | tr '\0' '|')" = \
+    "cwd=$PWD|in=a.mp4|height=240|" ]
+check "KEY=VALUE words in one string too" [ "$("$EMBER" call "$NAME" echo 'in=a.mp4  height=240' | tr '\0' '|')" = \
+    "cwd=$PWD|in=a.mp4|height=240|" ]
+check "one string of other words as it is" [ "$("$EMBER" call "$NAME" echo 'in=a b.mp4' | tr '\0' '|')" = "in=a b.mp4" ]
+check "a cwd= given is kept" [ "$("$EMBER" call "$NAME" echo cwd=/x in=a | tr '\0' '|')" = "cwd=/x|in=a|" ]
+check "ember run --handler: KEY=VALUE words carry cwd=" \
+    [ "$("$EMBER" run --pool "$NAME" --handler echo in={} ::: a.mp4 | tr '\0' '|')" = "cwd=$PWD|in=a.mp4|" ]
 expect "a flag given a value" 2 "option --json takes no value" "$EMBER" stats "$NAME" --json=yes
 expect "a count out of range" 2 "option --ready: '70000' is not a whole number up to 65536" \
     "$EMBER" pool wait "$NAME" --ready 70000

@@ -73,9 +73,15 @@ static int h_deaf(const void *a, size_t n, ember_out *o, const ember_job *j)
     signal(SIGTERM, SIG_IGN);
     return h_block(a, n, o, j);
 }
+/* "fail": writes LEN bytes of 'm' (its argument; 8 without one), its
+ * message, then fails with 42 */
 static int h_fail(const void *a, size_t n, ember_out *o, const ember_job *j)
 {
-    (void)a, (void)n, (void)o, (void)j;
+    (void)j;
+    uint32_t len = 8;
+    if (n == sizeof len) memcpy(&len, a, sizeof len);
+    unsigned char *p = ember_out_reserve(o, len);
+    if (p) memset(p, 'm', len);
     return 42;
 }
 
@@ -147,10 +153,21 @@ static void calls_small_large_and_casts(void **st)
     for (uint32_t i = 0; i < len; i += 4093) assert_int_equal(p[i], (unsigned char)(i * 7));
     ember_result_release(f.c, &r);
     assert_int_equal(used_pages(f.c), 0);
-    /* a handler's own error */
+    /* a handler's own error, with what it wrote (its message), inline and
+     * in pages, the pages back once released */
     assert_int_equal(ember_call(f.c, ember_handler(f.c, "fail"), NULL, 0, &r, EMBER_TIMEOUT_DEFAULT), -EMBER_EHANDLER);
     assert_int_equal(r.detail, 42);
+    assert_int_equal(r.len, 8);
+    assert_memory_equal(r.data, "mmmmmmmm", 8);
+    assert_non_null(strstr(ember_last_error(), "the handler returned 42: mmmmmmmm"));
     ember_result_release(f.c, &r);
+    len = 1u << 20;
+    assert_int_equal(ember_call(f.c, ember_handler(f.c, "fail"), &len, sizeof len, &r, EMBER_TIMEOUT_DEFAULT),
+                     -EMBER_EHANDLER);
+    assert_int_equal(r.len, len);
+    assert_int_equal(((const unsigned char *)r.data)[len - 1], 'm');
+    ember_result_release(f.c, &r);
+    assert_int_equal(used_pages(f.c), 0);
     /* many in flight from one thread, collected in reverse order */
     ember_call_id ids[200];
     for (uint64_t i = 0; i < 200; i++)

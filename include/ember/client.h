@@ -124,7 +124,8 @@ typedef struct ember_client ember_client;
 typedef struct ember_call_id { uint32_t idx, gen; } ember_call_id;
 
 /* What a finished call returns. data/len point into shared memory and stay
- * valid until ember_result_release(). */
+ * valid until ember_result_release(): the result, or with -EMBER_EHANDLER
+ * what the handler wrote before it failed (its message). */
 typedef struct ember_result {
     const void *data;
     size_t      len;

@@ -70,6 +70,13 @@ void cli_register_handlers(void);
  * defaults are assumed. */
 void cli_handlers_pool_config(const struct ember_pool_config *cfg);
 
+/* kvwords.c: when WORDS[0..N) are all KEY=VALUE, the call's arguments for
+ * them: "cwd=CWD" (NULL: this process's directory; left out when a word
+ * is cwd=) and each word, every one ending in NUL, in a malloc'd *BUF of
+ * *LEN bytes. Returns 1 (set), 0 (not KEY=VALUE words: nothing set),
+ * -errno (getcwd, memory). */
+int cli_kv_request(const char *const *words, size_t n, const char *cwd, char **buf, size_t *len);
+
 /* the commands: each returns the process's exit status */
 int cmd_pool_start(int argc, char **argv);
 int cmd_pool_stop(int argc, char **argv);

@@ -7,7 +7,7 @@
  *   ember pool list
  *   ember stats NAME [--json]
  *   ember events NAME [--follow]
- *   ember call NAME HANDLER [ARG] [--timeout DURATION] [--unlinked]
+ *   ember call NAME HANDLER [ARG]... [--timeout DURATION] [--unlinked]
  *   ember help [COMMAND], ember version (--version, -V)
  *   ember call NAME exec [OPTIONS] [--] PROGRAM [ARG]...
  *   ember plugins [--json]
@@ -134,10 +134,13 @@ static const struct command {
     { "events", NULL, cmd_events, "NAME [--follow]",
       "Print the pool's events (grow_start, grow_end, shrink), each with its reason.",
       "  -f, --follow          keep printing new events until the pool stops\n", NULL },
-    { "call", NULL, cmd_call, "NAME HANDLER [ARG] [--timeout DURATION] [--unlinked]",
+    { "call", NULL, cmd_call, "NAME HANDLER [ARG]... [--timeout DURATION] [--unlinked]",
       "Run HANDLER of pool NAME with ARG, print its result and exit 0, or say why it\n"
-      "failed and exit 1. A pool started by 'ember pool start' has the handlers noop,\n"
-      "echo ARG, sleep MS, spin MS and exec.\n"
+      "failed (with the handler's message) and exit 1. A pool started by 'ember pool\n"
+      "start' has the handlers noop, echo ARG, sleep MS, spin MS and exec. Several ARGs\n"
+      "go as words, each ending in NUL; KEY=VALUE words (in=a.mp4 out=b.mp4 height=240,\n"
+      "apart or in one string) go with cwd=DIR first, this directory, so that their\n"
+      "relative paths are this directory's.\n"
       "\n"
       "  ember call NAME exec [--shell] [--stdin FILE|-] [--max-output SIZE]\n"
       "                       [--output TMP:FINAL] [--verbose] [--timeout DURATION]\n"

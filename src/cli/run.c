@@ -423,6 +423,15 @@ static int handler_request(struct run *r, struct job *j, const struct run_args *
     size_t n;
     char **w = run_compose_words(r->o, a, j->seq, j->slot, j->tmp, &n);
     if (!w) return -1;
+    /* KEY=VALUE words: the caller's directory goes with them (cwd=) */
+    char *kvb;
+    int kv = cli_kv_request((const char *const *)w, n, r->cwd, &kvb, &j->reqlen);
+    if (kv) {
+        run_words_free(w);
+        if (kv < 0) return -1;
+        j->req = kvb;
+        return 0;
+    }
     size_t len = 0;
     for (size_t i = 0; i < n; i++) len += strlen(w[i]) + 1;
     char *b = malloc(len ? len : 1), *p = b;

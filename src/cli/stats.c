@@ -172,6 +172,8 @@ struct call_opts {
     uint64_t max_output;
     struct exec_output outputs[16];   /* --output TMP:FINAL */
     size_t noutputs;
+    const char **words;               /* a handler's arguments (not exec's), NWORDS */
+    size_t nwords;
 };
 
 /* --output TMP:FINAL: the command writes TMP; exit status 0 renames it
@@ -345,12 +347,52 @@ static int call_exec(ember_client *c, int h, char **cmd, int ncmd, const struct 
     return status;
 }
 
+/* The arguments of a handler call (not exec's) into *BUF (malloc'd), *LEN
+ * bytes: none, ""; KEY=VALUE words (given apart, or as one string of
+ * blank-separated words), NUL-terminated words with cwd= first
+ * (cli_kv_request); other words: one as it is (no NUL), several each
+ * ending in NUL. 0 or -errno. */
+static int handler_args(const struct call_opts *co, char **buf, size_t *len)
+{
+    char *copy = NULL;
+    const char **tok = NULL;
+    size_t ntok = 0;
+    int rc = 0;
+    if (co->nwords == 1) { /* one string: its blank-separated words */
+        copy = strdup(co->words[0]);
+        tok = calloc(strlen(co->words[0]) / 2 + 2, sizeof *tok);
+        if (!copy || !tok) rc = -ENOMEM;
+        for (char *sv, *w = rc ? NULL : strtok_r(copy, " \t\n", &sv); w; w = strtok_r(NULL, " \t\n", &sv))
+            tok[ntok++] = w;
+    }
+    if (!rc) rc = co->nwords == 1 ? cli_kv_request(tok, ntok, NULL, buf, len)
+                                  : cli_kv_request(co->words, co->nwords, NULL, buf, len);
+    free(copy);
+    free(tok);
+    if (rc) return rc < 0 ? rc : 0;
+    if (co->nwords <= 1) {
+        const char *a = co->nwords ? co->words[0] : "";
+        *len = strlen(a);
+        return (*buf = strdup(a)) ? 0 : -ENOMEM;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < co->nwords; i++) n += strlen(co->words[i]) + 1;
+    char *b = malloc(n), *p = b;
+    if (!b) return -ENOMEM;
+    for (size_t i = 0; i < co->nwords; i++) p = stpcpy(p, co->words[i]) + 1;
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
 static int call_parsed(int argc, char **argv, struct call_opts *co);
 
 int cmd_call(int argc, char **argv)
 {
     struct call_opts co = { .timeout = EMBER_TIMEOUT_DEFAULT };
+    if (!(co.words = calloc((size_t)argc + 1, sizeof *co.words))) return usage_error("out of memory");
     int status = call_parsed(argc, argv, &co);
+    free(co.words);
     if (co.exec && status == 2) status = 125; /* exec's statuses are the job's: ember's own is 125 */
     for (size_t i = 0; i < co.noutputs; i++) free((char *)co.outputs[i].tmp);
     return status;
@@ -375,8 +417,8 @@ static int call_parsed(int argc, char **argv, struct call_opts *co)
             cmd = argv + i;
             ncmd = argc - i;
             break;
-        } else if (npos == 3) {
-            return usage_error("unexpected argument '%s'", a);
+        } else if (npos == 2) { /* the handler's arguments */
+            co->words[co->nwords++] = argv[i++];
         } else {
             pos[npos++] = argv[i++];
             co->exec = npos == 2 && strcmp(pos[1], "exec") == 0;
@@ -386,7 +428,9 @@ static int call_parsed(int argc, char **argv, struct call_opts *co)
     bool exec = co->exec;
     if (exec && !ncmd) return usage_error("exec needs a PROGRAM to run (or, with --shell, a command)");
     if (!exec && co->exec_only) return usage_error("--shell, --stdin, --max-output, --output and --verbose are exec's");
-    int rc = check_handler_arg(pos[1], pos[2]);
+    if (!exec && co->nwords > 1 && (strcmp(pos[1], "sleep") == 0 || strcmp(pos[1], "spin") == 0))
+        return usage_error("unexpected argument '%s'", co->words[1]);
+    int rc = check_handler_arg(pos[1], co->words[0]);
     if (rc) return rc;
     ember_client *c;
     if (cli_attach(pos[0], &c)) return exec ? 125 : 1;
@@ -402,12 +446,22 @@ static int call_parsed(int argc, char **argv, struct call_opts *co)
         ember_detach(c);
         return status;
     }
-    const char *arg = pos[2] ? pos[2] : "";
+    char *arg;
+    size_t arglen;
+    if ((rc = handler_args(co, &arg, &arglen))) {
+        fprintf(stderr, "%s: cannot compose the call's arguments: %s\n", cli_cmd, strerror(-rc));
+        ember_detach(c);
+        return 1;
+    }
     ember_result r;
-    rc = ember_call_flags(c, h, arg, strlen(arg), &r, co->timeout, co->unlinked ? EMBER_UNLINKED : 0);
+    rc = ember_call_flags(c, h, arg, arglen, &r, co->timeout, co->unlinked ? EMBER_UNLINKED : 0);
+    free(arg);
     if (rc == 0) {
         fwrite(r.data, 1, r.len, stdout);
         fflush(stdout);
+    } else if (rc == -EMBER_EHANDLER && r.len) { /* the handler's own message */
+        fwrite(r.data, 1, r.len, stderr);
+        if (((const char *)r.data)[r.len - 1] != '\n') fputc('\n', stderr);
     } else {
         fail(rc, pos[1]);
     }

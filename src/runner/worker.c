@@ -142,14 +142,16 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
     int detail;
     uint64_t t1;
     int status = call_handler(v, idx, o, h, alen, apage, deadline, gen, &detail, &t1);
-    if (status == 0) {
+    /* a handler that fails keeps what it wrote: its message for the caller */
+    bool keep = status == 0 || status == -EMBER_EHANDLER;
+    if (keep) {
         if (o->page == EMBER_NONE && o->len) memcpy(s->data, o->inl, o->len);
     } else if (o->page != EMBER_NONE) {
         s->res_page = EMBER_NONE;
         ember__pages_free(v, idx, o->page);
     }
     __builtin_prefetch(s, 1, 3);
-    if (status == 0) s->res_len = (uint32_t)o->len;
+    if (keep) s->res_len = (uint32_t)o->len;
     receipt(s, t0);
     ember__slot_finish(v, idx, w, status, detail);
     atomic_store_explicit(&we->idle_since, t1 ? t1 : ember__now_coarse_ns(), memory_order_relaxed);

@@ -351,7 +351,7 @@ static inline int ember__collect(ember_client *c, uint32_t idx, uint32_t w, embe
     res->runner = s->runner == EMBER_SLOT_NO_RUNNER ? EMBER_NONE : s->runner;
     res->start_ns = s->t_start_ns;
     res->node = s->node;
-    if (s->status == 0) {
+    if (s->status == 0 || s->status == -EMBER_EHANDLER) { /* a failed handler's message too */
         const void *p = ember__payload(&c->v, s, s->res_len, s->res_page);
         if (!p) {
             res->status = ember__fail(-EMBER_ECORRUPT, "pool '%s': result fields out of bounds",
@@ -363,7 +363,12 @@ static inline int ember__collect(ember_client *c, uint32_t idx, uint32_t w, embe
         res->len = s->res_len;
         res->_idx = idx;
         res->_gen = ember__gen(w);
-        return 0;
+        if (s->status == 0) return 0;
+        const char *m = (const char *)p;
+        int ml = (int)(res->len > 200 ? 200 : res->len);
+        while (ml > 0 && m[ml - 1] == '\n') ml--;
+        return ember__fail(-EMBER_EHANDLER, "pool '%s': the handler returned %d%s%.*s", c->name, res->detail,
+                           ml ? ": " : "", ml, m);
     }
     int st = s->status;
     ember__slot_free(&c->v, idx, w);
