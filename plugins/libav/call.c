@@ -13,10 +13,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <libavutil/avutil.h>
 #include <libavutil/error.h>
 #include <libavutil/log.h>
 #include "libav.h"
+
+/* CPU time of the calling thread, in ns */
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 void lav_call_init(struct lav_call *call, const char *handler, const ember_job *job,
                    const struct lav_key *keys, size_t nkeys)
@@ -26,6 +35,7 @@ void lav_call_init(struct lav_call *call, const char *handler, const ember_job *
     call->job = job;
     call->args.keys = keys;
     call->args.nkeys = nkeys;
+    call->cpu0_ns = thread_cpu_ns();
     lav_log_clear();
 }
 
@@ -39,6 +49,12 @@ int lav_call_end(struct lav_call *call, int rc, ember_out *out)
                          call->err[0] ? call->err : strerror(rc));
         wrc = ember_out_write(out, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
     } else {
+        /* the CPU the job took (its handler runs on this thread alone: one
+         * codec thread unless threads= says more, then this is a floor) */
+        if (call->len && call->json[call->len - 1] == '}') {
+            call->len--;
+            lav_json(call, ",\"cpu_s\":%.6f}", (double)(thread_cpu_ns() - call->cpu0_ns) / 1e9);
+        }
         lav_json(call, "\n");
         wrc = call->oom ? -ENOMEM : ember_out_write(out, call->json, call->len);
     }

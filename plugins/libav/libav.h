@@ -60,6 +60,7 @@ struct lav_call {
     char *json;               /* the result being built */
     size_t len, cap;
     bool oom;
+    uint64_t cpu0_ns;         /* this thread's CPU time at the call's start */
 };
 
 /* Begin CALL of HANDLER with KEYS. */

@@ -302,6 +302,15 @@ struct outcome {
     size_t out_len, err_len;
 };
 
+/* Does BUF[0..LEN) look like one JSON object on one line ("{...}", a
+ * newline after it at most)? Then a receipt carries it as it is. */
+static bool is_json_object(const char *buf, size_t len)
+{
+    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) len--;
+    if (len < 2 || buf[0] != '{' || buf[len - 1] != '}') return false;
+    return !memchr(buf, '\n', len) && !memchr(buf, '\0', len);
+}
+
 static void write_logs(struct run *r, const struct job *j, const struct outcome *oc)
 {
     double now = wall_now();
@@ -331,7 +340,14 @@ static void write_logs(struct run *r, const struct job *j, const struct outcome 
     if (x)
         fprintf(f, ",\"user_s\":%.6f,\"sys_s\":%.6f,\"max_rss_bytes\":%" PRIu64 ",\"pid\":%d,\"runner_pid\":%d",
                 (double)x->utime_ns / 1e9, (double)x->stime_ns / 1e9, x->maxrss_bytes, x->pid, x->runner_pid);
-    fprintf(f, ",\"node\":%d,\"tries\":%u", oc->call->node, j->tries);
+    fprintf(f, ",\"runner\":%d,\"node\":%d,\"tries\":%u",
+            oc->call->runner == EMBER_NONE ? -1 : (int)oc->call->runner, oc->call->node, j->tries);
+    if (r->o->handler && oc->out && is_json_object(oc->out, oc->out_len)) { /* the handler's own receipt */
+        size_t n = oc->out_len;
+        while (n && (oc->out[n - 1] == '\n' || oc->out[n - 1] == '\r')) n--;
+        fputs(",\"result\":", f);
+        fwrite(oc->out, 1, n, f);
+    }
     if (j->final) {
         fprintf(f, ",\"output\":");
         json_str(f, j->final);
