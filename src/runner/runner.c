@@ -103,9 +103,10 @@ static void plugins_init(struct ember_runner_ent *re)
         int rc = h->init(&ctx);
         if (rc) {
             plugins_fini(i);
-            char msg[sizeof re->msg];
+            char msg[sizeof re->msg + 64]; /* cut to the entry's size below */
             snprintf(msg, sizeof msg, "handler '%s': its init returned %d", h->name, rc);
-            memcpy(re->msg, msg, sizeof msg);
+            memcpy(re->msg, msg, sizeof re->msg - 1);
+            re->msg[sizeof re->msg - 1] = 0;
             _exit(rc > 0 && rc < 256 ? rc : 1);
         }
         h->ctx = ctx;
@@ -238,7 +239,8 @@ _Noreturn void ember__runner_main(struct ember__view *v, uint32_t idx, uint32_t 
         int rc = cfg->runner_boot(cfg->runner_boot_arg, msg, sizeof msg);
         if (rc) {
             msg[sizeof msg - 1] = 0;
-            memcpy(re->msg, msg, sizeof msg);
+            memcpy(re->msg, msg, sizeof re->msg - 1);
+            re->msg[sizeof re->msg - 1] = 0;
             _exit(rc > 0 && rc < 256 ? rc : 1);
         }
     }
