@@ -385,7 +385,8 @@ static void thumbnails_into_folders(void **st)
     call(&r, "thumbnails", "in=clip.mp4 out=thumbs/new every=0.5");
     expect_ok(&r);
     assert_int_equal((int)num(r.text, "frames"), 3); /* 0, 0.5 and 1 s of a 1.5 s clip */
-    assert_int_equal((int)num(r.text, "decoded"), 45);
+    /* frames far from every picture's time and referred to by none are skipped */
+    assert_true(num(r.text, "decoded") > 3 && num(r.text, "decoded") <= 45);
     assert_true(exists("thumbs/new/0001.png") && exists("thumbs/new/0003.png") && !exists("thumbs/new/0004.png"));
     assert_int_equal((long long)num(r.text, "bytes"),
                      file_size("thumbs/new/0001.png") + file_size("thumbs/new/0002.png") +

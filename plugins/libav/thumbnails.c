@@ -178,9 +178,29 @@ static int take_frame(struct th *t, AVFrame *f)
     return 0;
 }
 
+/* Frames that no picture will show need not be decoded: a frame whose own
+ * time is more than a few frame durations before the next picture's is
+ * followed by others before that time. The decoder is told to skip such a
+ * packet when no other frame refers to it (AVDISCARD_NONREF: what is
+ * decoded stays exact); the frames near each picture's time, and every
+ * frame until the first one's time is known, are decoded. */
+static void skip_unseen(struct th *t, const AVPacket *pkt)
+{
+    enum AVDiscard skip = AVDISCARD_DEFAULT;
+    if (pkt && t->started && pkt->pts != AV_NOPTS_VALUE) {
+        AVStream *st = t->ic->streams[t->vi];
+        AVRational fr = av_guess_frame_rate(t->ic, st, NULL);
+        double d = fr.num > 0 && fr.den > 0 ? 1 / av_q2d(fr) : 0.1;
+        double s = (double)pkt->pts * av_q2d(st->time_base) - t->origin;
+        if (s < (double)t->next * t->every - 4 * d) skip = AVDISCARD_NONREF;
+    }
+    t->dec->skip_frame = skip;
+}
+
 /* PKT (NULL: drain) through the decoder. */
 static int decode(struct th *t, const AVPacket *pkt)
 {
+    skip_unseen(t, pkt);
     int rc = avcodec_send_packet(t->dec, pkt);
     if (rc < 0 && rc != AVERROR_EOF) return lav_fail_av(t->call, rc, "cannot decode the video of", t->in);
     for (;;) {
