@@ -175,6 +175,10 @@ er 0 ":::" -k echo ::: a b ::: 1 2 && same "::: product" out $'a 1\na 2\nb 1\nb 
 er 0 "::::" -k echo {2}{1} :::: ab.txt xy.txt && same ":::: files" out $'xa\nya\nxb\nyb'
 er 0 ":::+" -k echo {1}-{2} ::: a b c :::+ 1 2 3 && same ":::+ linked" out $'a-1\nb-2\nc-3'
 er 0 "stdin" -k echo in: <ab.txt && same "stdin's lines" out $'in: a\nin: b'
+# a slow producer: the first job's output is printed while stdin still
+# waits for the next line (the producer sends it only once it has seen that)
+{ echo a; await_lines slow.out 1 || echo timeout >>slow.out; echo b; } | "$EMBER" run -k 'echo got {}' >slow.out 2>slow.err
+same "a slow stdin does not hold up finished jobs' output" slow.out $'got a\ngot b'
 er 0 "-a" -k -a ab.txt -a xy.txt echo && same "-a twice" out $'a x\na y\nb x\nb y'
 er 0 "--colsep" -k --colsep , 'echo {2}={1}' <cols.txt && same "--colsep" out $'1=one\n2=two'
 er 0 "-n" -k -n 2 'echo [{1}] [{2}]' ::: a b c && same "-n 2" out $'[a] [b]\n[c] []'

@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,19 @@ struct job {
     bool busy;                  /* in flight */
 };
 
+/* The inputs, read by a thread of their own: a slow producer on stdin
+ * (`tail -f log | ember run ...`) must not hold up collecting and printing
+ * the jobs that run meanwhile. It reads ahead up to CAP jobs. */
+struct feeder {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t more, room;  /* a job was read / one was taken */
+    struct run_input *in;
+    struct run_args *q;         /* a ring of CAP */
+    size_t head, n, cap;
+    bool end, failed, stop;     /* END: no more (FAILED: a read error) */
+};
+
 /* A finished job's output waiting for its turn (-k). */
 struct held {
     uint64_t ord;
@@ -77,7 +91,9 @@ struct run {
     struct job *jobs;           /* o->jobs entries; free when !busy */
     unsigned inflight;
     struct run_input *in;
+    struct feeder *feed;        /* reads IN, unless it was read ahead whole */
     bool input_done;
+    bool input_wait;            /* the next job's input has not come yet */
     struct run_args *pre;       /* all inputs, read ahead (a total is needed) */
     size_t npre, pre_next;
     bool have_total;
@@ -578,7 +594,113 @@ static void pool_close(struct run *r, int64_t timeout)
 
 /* ---- the batch ---- */
 
-/* The next job's arguments: 1, 0 at the end, -1 on a read error. */
+static void *feeder_main(void *arg)
+{
+    struct feeder *f = arg;
+    for (;;) {
+        pthread_mutex_lock(&f->mu);
+        while (f->n == f->cap && !f->stop) pthread_cond_wait(&f->room, &f->mu);
+        bool stop = f->stop;
+        pthread_mutex_unlock(&f->mu);
+        if (stop) return NULL;
+        struct run_args a;
+        int rc = run_input_next(f->in, &a); /* may block: nothing is held meanwhile */
+        pthread_mutex_lock(&f->mu);
+        if (rc == 1) {
+            f->q[(f->head + f->n) % f->cap] = a;
+            f->n++;
+        } else {
+            f->end = true;
+            f->failed = rc < 0;
+        }
+        pthread_cond_signal(&f->more);
+        pthread_mutex_unlock(&f->mu);
+        if (rc != 1) return NULL;
+    }
+}
+
+/* Start reading R's inputs in a thread; 0 or -1 (then they are read here). */
+static int feeder_start(struct run *r)
+{
+    struct feeder *f = calloc(1, sizeof *f);
+    if (!f) return -1;
+    f->in = r->in;
+    f->cap = 2 * (size_t)r->o->jobs + 16;
+    if (!(f->q = calloc(f->cap, sizeof *f->q))) {
+        free(f);
+        return -1;
+    }
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->more, NULL);
+    pthread_cond_init(&f->room, NULL);
+    sigset_t all, old; /* the signals are the main thread's */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&f->th, NULL, feeder_main, f);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc) {
+        free(f->q);
+        free(f);
+        return -1;
+    }
+    r->feed = f;
+    return 0;
+}
+
+/* A job's arguments from the feeder: 1, 0 at the end, -1 on a read error,
+ * 2 when none has come yet (having waited up to WAIT_NS for one). */
+static int feeder_take(struct feeder *f, struct run_args *a, int64_t wait_ns)
+{
+    pthread_mutex_lock(&f->mu);
+    if (!f->n && !f->end && wait_ns > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += wait_ns % 1000000000;
+        ts.tv_sec += wait_ns / 1000000000 + ts.tv_nsec / 1000000000;
+        ts.tv_nsec %= 1000000000;
+        pthread_cond_timedwait(&f->more, &f->mu, &ts);
+    }
+    int rc;
+    if (f->n) {
+        *a = f->q[f->head];
+        f->head = (f->head + 1) % f->cap;
+        f->n--;
+        pthread_cond_signal(&f->room);
+        rc = 1;
+    } else {
+        rc = f->end ? (f->failed ? -1 : 0) : 2;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+}
+
+/* Stop the feeder. One that has ended is joined and freed, with the
+ * inputs (true); one blocked in a read is left to the process's exit
+ * (false: the inputs are its). */
+static bool feeder_stop(struct feeder *f)
+{
+    pthread_mutex_lock(&f->mu);
+    f->stop = true;
+    bool ended = f->end;
+    pthread_cond_signal(&f->room);
+    pthread_mutex_unlock(&f->mu);
+    if (!ended) {
+        pthread_detach(f->th);
+        return false;
+    }
+    pthread_join(f->th, NULL);
+    for (size_t i = 0; i < f->n; i++) run_args_free(&f->q[(f->head + i) % f->cap]);
+    free(f->q);
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->more);
+    pthread_cond_destroy(&f->room);
+    free(f);
+    return true;
+}
+
+/* The next job's arguments: 1, 0 at the end, -1 on a read error, 2 none
+ * yet (the feeder waits for its input; with nothing in flight, up to a
+ * tenth of a second was spent waiting for it). */
 static int next_args(struct run *r, struct run_args *a)
 {
     if (r->pre) {
@@ -587,6 +709,7 @@ static int next_args(struct run *r, struct run_args *a)
         memset(&r->pre[r->pre_next++], 0, sizeof *a);
         return 1;
     }
+    if (r->feed) return feeder_take(r->feed, a, r->inflight ? 0 : 100000000);
     return run_input_next(r->in, a);
 }
 
@@ -629,13 +752,14 @@ static int submit(struct run *r, struct job *j)
 }
 
 /* Start the next job, if there is one. 1 started, 0 nothing to start, -1
- * the batch cannot go on. */
+ * the batch cannot go on, 2 its input has not come yet. */
 static int start_next(struct run *r)
 {
     struct run_args a;
     int rc;
     do {
         rc = next_args(r, &a);
+        if (rc == 2) return 2;
         if (rc <= 0) {
             r->input_done = true;
             if (rc < 0) r->error = true;
@@ -877,6 +1001,7 @@ static void run_free(struct run *r)
     free(r->jobs);
     for (size_t i = r->pre_next; i < r->npre; i++) run_args_free(&r->pre[i]);
     free(r->pre);
+    if (r->feed && !feeder_stop(r->feed)) r->in = NULL; /* a blocked read keeps them */
     if (r->in) run_input_close(r->in);
     run_seqset_free(&r->skip);
     if (r->joblog) fclose(r->joblog);
@@ -897,10 +1022,16 @@ static void run_free(struct run *r)
  * (0: none waits). */
 static uint64_t fill(struct run *r)
 {
+    r->input_wait = false;
     while (!r->stop_starting && !r->input_done && r->inflight < r->o->jobs) {
         uint64_t now = cli_now_ns();
         if (r->o->delay_ns > 0 && r->started && now < r->next_start_ns) return r->next_start_ns - now;
-        if (start_next(r) < 0) r->stop_starting = true;
+        int rc = start_next(r);
+        if (rc == 2) {
+            r->input_wait = true;
+            return 0;
+        }
+        if (rc < 0) r->stop_starting = true;
         r->next_start_ns = cli_now_ns() + (uint64_t)(r->o->delay_ns > 0 ? r->o->delay_ns : 0);
     }
     return 0;
@@ -923,6 +1054,8 @@ static int batch(struct run *r)
         if (!r->inflight && (r->stop_starting || r->input_done)) break;
         int64_t wait = 100000000; /* a tenth of a second: signals and the bar are looked at */
         if (delay && (int64_t)delay < wait) wait = (int64_t)delay;
+        if (r->input_wait && !r->inflight) continue; /* the feeder was waited for */
+        if (r->input_wait) wait = 20000000; /* input may come while jobs run */
         if (!r->inflight) {
             struct timespec ts = { 0, wait };
             nanosleep(&ts, NULL);
@@ -978,6 +1111,9 @@ int cmd_run(int argc, char **argv)
     struct sigaction sa = { .sa_handler = on_signal };
     sigemptyset(&sa.sa_mask);
     if (run_setup(&r) == 0 && pool_open(&r) == 0) {
+        /* the inputs' thread starts once the pool has forked its supervisor:
+         * a read it blocks in holds stdin's lock, which a fork may want */
+        if (!r.pre) feeder_start(&r); /* when it cannot start, this thread reads them */
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
         status = batch(&r);
