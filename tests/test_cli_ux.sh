@@ -136,7 +136,7 @@ done
 # never runs
 expect "start" 0 "started" "$EMBER" pool start "$NAME" --min 1 --max 1
 "$EMBER" pool wait "$NAME" --ready 1 --timeout 10s >/dev/null || fail "pool wait"
-"$EMBER" call "$NAME" sleep 1500 >"$work/run.out" 2>&1 &
+"$EMBER" call "$NAME" sleep 5000 >"$work/run.out" 2>&1 &
 running=$!
 await "the call runs" running_calls "$NAME" 1
 "$EMBER" call "$NAME" echo queued >"$work/queued.out" 2>&1 &

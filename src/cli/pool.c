@@ -44,7 +44,8 @@ struct start_args {
 };
 
 /* Append plugin names or paths VAL (a list) to CFG's list; 0 or 1 (no memory). The list
- * lives as long as the command. */
+ * lives as long as the command (the one joined last, in PLUGINS_JOINED). */
+static char *plugins_joined;
 static int plugins_append(struct ember_pool_config *cfg, const char *val)
 {
     if (!cfg->plugins || !cfg->plugins[0]) {
@@ -59,6 +60,8 @@ static int plugins_append(struct ember_pool_config *cfg, const char *val)
     }
     snprintf(s, n, "%s,%s", cfg->plugins, val);
     cfg->plugins = s;
+    free(plugins_joined); /* the list before, now copied into S */
+    plugins_joined = s;
     return 0;
 }
 
