@@ -55,6 +55,11 @@ grep -q '"cpu_s":' r.jsonl || fail "receipts lack the jobs' CPU time"
 st=$?
 [ "$st" = 1 ] || fail "height=abc: exit $st, wanted 1 (one failed job)"
 grep -q "height=abc" bad.out bad.err || fail "height=abc: not named: $(cat bad.out bad.err)"
+# ember call: a bad value is a usage error (2) naming it
+"$EMBER" call "$NAME" transcode in=clips/c1.mp4 out=bad/x.mp4 height=abc >call.out 2>call.err
+st=$?
+[ "$st" = 2 ] || fail "ember call height=abc: exit $st, wanted 2"
+grep -q "height=abc" call.err || fail "ember call height=abc: not named: $(cat call.err)"
 "$EMBER" run --pool "$NAME" --handler transcode in={} out=bad/{/.}.mp4 height=120 ::: clips/nosuch.mp4 >miss.out 2>miss.err
 st=$?
 [ "$st" = 1 ] || fail "missing file: exit $st, wanted 1"

@@ -465,7 +465,10 @@ static int call_parsed(int argc, char **argv, struct call_opts *co)
     } else {
         fail(rc, pos[1]);
     }
+    /* a handler that refuses its arguments (EINVAL: a bad key or value,
+     * its message says which) is a usage error, as for the checks above */
+    int status = rc == -EMBER_EHANDLER && r.detail == EINVAL ? 2 : rc ? 1 : 0;
     ember_result_release(c, &r);
     ember_detach(c);
-    return rc ? 1 : 0;
+    return status;
 }
