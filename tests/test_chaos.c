@@ -149,8 +149,15 @@ static void run_chaos(bool elastic)
         struct timespec ts = { 0, 10000000 + (long)(rand_r(&seed) % 20000000) };
         nanosleep(&ts, NULL);
         if (rand_r(&seed) % 3) { /* kill a runner */
-            uint32_t pid = atomic_load(&ember__client_view(c)->runners[rand_r(&seed) % cfg.max].pid);
-            if (pid && kill((pid_t)pid, SIGKILL) == 0) runner_kills++;
+            /* one that has booted: runners killed while booting are boot
+             * failures, and three in a row make the pool fail calls with
+             * EMBER_EBOOT until its backoff ends, as it should (the same pid
+             * before and after the look at the state: the same runner) */
+            struct ember_runner_ent *re = &ember__client_view(c)->runners[rand_r(&seed) % cfg.max];
+            uint32_t pid = atomic_load(&re->pid), rs = atomic_load(&re->state);
+            bool booted = rs == EMBER_RUNNER_READY || rs == EMBER_RUNNER_DRAINING;
+            if (pid && booted && atomic_load(&re->pid) == pid && kill((pid_t)pid, SIGKILL) == 0)
+                runner_kills++;
         } else { /* a caller process killed with calls in flight */
             int pfd[2];
             assert_int_equal(pipe(pfd), 0);
