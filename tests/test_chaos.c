@@ -19,6 +19,7 @@
 
 static char g_name[40];
 static ember_pool *g_pool;
+static ember_client *g_client;
 static _Atomic int g_stop;
 static _Atomic uint64_t g_ok, g_crashed, g_bad;
 
@@ -31,27 +32,80 @@ static int h_work(const void *a, size_t n, ember_out *o, const ember_job *j)
     return ember_out_write(o, a, n);
 }
 
-static void one_call(ember_client *c, int h, uint64_t k, size_t len, unsigned char *buf)
+/* The bytes of call K of caller thread T: an 8-byte tag (T << 56 | K) when
+ * there is room, then K + i; a wrong result's tag says whose call's bytes
+ * came back instead. */
+static void fill(unsigned char *buf, size_t len, unsigned t, uint64_t k)
 {
     for (size_t i = 0; i < len; i++) buf[i] = (unsigned char)(k + i);
+    uint64_t tag = (uint64_t)t << 56 | k;
+    if (len >= 16) memcpy(buf, &tag, sizeof tag);
+}
+
+/* What was wrong with call K of thread T (RC, R; BUF: its LEN bytes), all
+ * of it on one line: the status and error, the lengths, the first byte
+ * that differs, who ran it, its slot, and where its result lay. */
+static void report_bad(ember_client *c, unsigned t, uint64_t k, int rc, const ember_result *r,
+                       const unsigned char *buf, size_t len)
+{
+    struct ember__view *v = ember__client_view(c);
+    char where[160] = "";
+    size_t diff = (size_t)-1, n = r->len < len ? r->len : len;
+    const unsigned char *got = r->data;
+    for (size_t i = 0; got && i < n && diff == (size_t)-1; i++)
+        if (got[i] != buf[i]) diff = i;
+    if (got && r->len >= 16) {
+        uint64_t tag;
+        memcpy(&tag, got, sizeof tag);
+        snprintf(where, sizeof where, "; its first 8 bytes: thread %u call %llu",
+                 (unsigned)(tag >> 56), (unsigned long long)(tag & ((1ull << 56) - 1)));
+    }
+    size_t wl = strlen(where);
+    const unsigned char *pages = (const unsigned char *)v->pages;
+    if (got && got >= pages && got < pages + (size_t)v->npages * v->page_size) {
+        uint32_t pg = (uint32_t)((size_t)(got - pages) / v->page_size);
+        ember__pages_lock(v);
+        int owner = (int)v->page_owner[pg] - 1;
+        ember__pages_unlock(v);
+        snprintf(where + wl, sizeof where - wl, "; in page %u, owned now by slot %d", pg, owner);
+    } else if (got) {
+        snprintf(where + wl, sizeof where - wl, "; inline");
+    }
+    uint32_t w = r->_idx < v->nslots ? atomic_load(&v->slots[r->_idx].state) : 0;
+    fprintf(stderr,
+            "call %llu of thread %u: rc %d (%s), status %d, detail %d; %zu bytes back of %zu, "
+            "first difference at %lld (0x%02x, want 0x%02x); runner %u node %d; slot %u gen %u "
+            "(now gen %u state %u)%s%s%s\n",
+            (unsigned long long)k, t, rc, ember_errname(rc), r->status, r->detail, r->len, len,
+            diff == (size_t)-1 ? -1ll : (long long)diff, diff == (size_t)-1 ? 0 : got[diff],
+            diff == (size_t)-1 ? 0 : buf[diff], r->runner, r->node, r->_idx, r->_gen,
+            ember__gen(w), ember__st(w), where, rc ? "; error: " : "", rc ? ember_last_error() : "");
+}
+
+static void one_call(ember_client *c, int h, unsigned t, uint64_t k, size_t len, unsigned char *buf)
+{
+    fill(buf, len, t, k);
     ember_result r;
     int rc = ember_call(c, h, buf, len, &r, 10000000000ll);
     if (rc == 0 && r.len == len && memcmp(r.data, buf, len) == 0) atomic_fetch_add(&g_ok, 1);
     else if (rc == -EMBER_ECRASHED) atomic_fetch_add(&g_crashed, 1);
     else {
-        fprintf(stderr, "call %llu: %s (%s)\n", (unsigned long long)k, ember_errname(rc), ember_last_error());
+        report_bad(c, t, k, rc, &r, buf, len);
         atomic_fetch_add(&g_bad, 1);
     }
     ember_result_release(c, &r);
 }
 
+struct caller { ember_client *c; unsigned t; };
+
 static void *caller_thread(void *arg)
 {
-    ember_client *c = arg;
+    ember_client *c = ((struct caller *)arg)->c;
+    unsigned t = ((struct caller *)arg)->t;
     int h = ember_handler(c, "work");
     unsigned char *buf = malloc(300000);
     for (uint64_t k = 0; !atomic_load(&g_stop); k++)
-        one_call(c, h, k, (k % 16 == 0) ? 100000 + k % 1000 : 8 + k % 100, buf);
+        one_call(c, h, t, k, (k % 16 == 0) ? 100000 + k % 1000 : 8 + k % 100, buf);
     free(buf);
     return NULL;
 }
@@ -65,7 +119,7 @@ static void run_chaos(bool elastic)
     double seconds = getenv("EMBER_CHAOS_SECONDS") ? atof(getenv("EMBER_CHAOS_SECONDS")) : 2.0;
     struct ember_pool_config cfg;
     ember_pool_config_init(&cfg);
-    snprintf(g_name, sizeof g_name, "tchaos-%d", (int)getpid());
+    snprintf(g_name, sizeof g_name, "tchaos-%d%s", (int)getpid(), elastic ? "-e" : "");
     cfg.name = g_name;
     cfg.min = cfg.max = 2;
     if (elastic) { /* runners grow, idle down and drain while others are killed */
@@ -80,8 +134,13 @@ static void run_chaos(bool elastic)
     assert_int_equal(ember_pool_wait_ready(g_pool, cfg.min, 5000000000ll), 0);
     ember_client *c;
     assert_int_equal(ember_attach(g_name, &c), 0);
+    g_client = c;
     pthread_t th[3];
-    for (int i = 0; i < 3; i++) pthread_create(&th[i], NULL, caller_thread, c);
+    struct caller ca[3];
+    for (unsigned i = 0; i < 3; i++) {
+        ca[i] = (struct caller){ c, i };
+        pthread_create(&th[i], NULL, caller_thread, &ca[i]);
+    }
 
     unsigned runner_kills = 0, caller_kills = 0;
     uint64_t end = ember__now_ns() + (uint64_t)(seconds * 1e9);
@@ -90,8 +149,15 @@ static void run_chaos(bool elastic)
         struct timespec ts = { 0, 10000000 + (long)(rand_r(&seed) % 20000000) };
         nanosleep(&ts, NULL);
         if (rand_r(&seed) % 3) { /* kill a runner */
-            uint32_t pid = atomic_load(&ember__client_view(c)->runners[rand_r(&seed) % cfg.max].pid);
-            if (pid && kill((pid_t)pid, SIGKILL) == 0) runner_kills++;
+            /* one that has booted: runners killed while booting are boot
+             * failures, and three in a row make the pool fail calls with
+             * EMBER_EBOOT until its backoff ends, as it should (the same pid
+             * before and after the look at the state: the same runner) */
+            struct ember_runner_ent *re = &ember__client_view(c)->runners[rand_r(&seed) % cfg.max];
+            uint32_t pid = atomic_load(&re->pid), rs = atomic_load(&re->state);
+            bool booted = rs == EMBER_RUNNER_READY || rs == EMBER_RUNNER_DRAINING;
+            if (pid && booted && atomic_load(&re->pid) == pid && kill((pid_t)pid, SIGKILL) == 0)
+                runner_kills++;
         } else { /* a caller process killed with calls in flight */
             int pfd[2];
             assert_int_equal(pipe(pfd), 0);
@@ -151,7 +217,21 @@ static void run_chaos(bool elastic)
     assert_int_equal(ember_call(c, ember_handler(c, "echo"), &x, sizeof x, &r, EMBER_TIMEOUT_DEFAULT), 0);
     ember_result_release(c, &r);
     ember_detach(c);
-    assert_int_equal(ember_pool_stop(g_pool, 1000000000ll), 0);
+    g_client = NULL;
+    ember_pool *p = g_pool;
+    g_pool = NULL;
+    assert_int_equal(ember_pool_stop(p, 1000000000ll), 0);
+}
+
+/* A failed run leaves no pool behind (the next test's would not start) */
+static int stop_left(void **st)
+{
+    (void)st;
+    if (g_client) ember_detach(g_client);
+    if (g_pool) ember_pool_stop(g_pool, 1000000000ll);
+    g_client = NULL;
+    g_pool = NULL;
+    return 0;
 }
 
 static void chaos(void **st)
@@ -169,6 +249,7 @@ static void chaos_elastic(void **st)
 int main(void)
 {
     ember_handler_register("work", h_work);
-    const struct CMUnitTest tests[] = { cmocka_unit_test(chaos), cmocka_unit_test(chaos_elastic) };
+    const struct CMUnitTest tests[] = { cmocka_unit_test_teardown(chaos, stop_left),
+                                         cmocka_unit_test_teardown(chaos_elastic, stop_left) };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

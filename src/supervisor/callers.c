@@ -40,7 +40,7 @@ void sup_reap_caller(struct sup *s, uint32_t i, uint32_t gen)
      * before we looked at the table left nothing behind) */
     if (atomic_compare_exchange_strong(&ce->pid, &pid, 0))
         atomic_fetch_add(&v->hdr->callers_reaped, 1);
-    sup_sweep_orphans(v);
+    sup_sweep_orphans(s);
     /* it may have died between a claim CAS and its owner store: look for
      * such slots at the next few housekeeping ticks */
     s->unowned_until = ember__now_ns() + 3 * EMBER__HOUSEKEEPING_NS;

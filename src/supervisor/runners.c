@@ -55,9 +55,12 @@ static bool place_runner(struct sup *s, struct ember_runner_ent *re, const uint3
  * not in the free ring: a process killed between taking an entry from a
  * ring and moving its slot leaves one such orphan. Duplicates this may make
  * (of entries being moved right now by live processes) are dropped by the
- * slot-state check of whoever pops them. */
-void sup_sweep_orphans(struct ember__view *v)
+ * slot-state check of whoever pops them. Then repair the page table; runs
+ * it had to leave (their slot was held) are looked at again at the next
+ * housekeeping ticks (sup_repair_pages). */
+void sup_sweep_orphans(struct sup *s)
 {
+    struct ember__view *v = s->v;
     uint8_t *in = calloc(v->nslots, 1);
     if (!in) return;
     for (uint32_t k = 0; k <= v->nrings; k++) { /* the run rings, then the free ring */
@@ -78,9 +81,16 @@ void sup_sweep_orphans(struct ember__view *v)
             ember__ring_push(&v->free, ember__entry(i, ember__gen(w)));
     }
     free(in);
-    ember__pages_lock(v);
-    ember__pages_repair_locked(v);
-    ember__pages_unlock(v);
+    s->pages_left = true;
+    sup_repair_pages(s);
+}
+
+void sup_repair_pages(struct sup *s)
+{
+    if (!s->pages_left) return;
+    ember__pages_lock(s->v);
+    s->pages_left = ember__pages_repair_locked(s->v) != 0;
+    ember__pages_unlock(s->v);
 }
 
 /* Take runner R's dead threads out of the shared counters (see
@@ -166,6 +176,9 @@ static unsigned fail_held_calls(struct sup *s, uint32_t r, uint32_t gen, int sig
             held = atomic_load(&v->workers[r * v->max_conc + t].current) ==
                    ember__entry(i, ember__gen(w));
         if (!held) continue;
+        /* a run it allocated and had not recorded yet: nobody else frees it
+         * (repair leaves a held slot's runs alone) */
+        ember__pages_drop_unnamed(v, i);
         sl->runner = (uint16_t)r;
         sl->runner_gen = (uint16_t)gen;
         int detail;
@@ -232,7 +245,7 @@ static void runner_gone(struct sup *s, uint32_t r, int sig, int status)
     atomic_fetch_add(&v->hdr->calls_killed, killed);
     atomic_store(&re->state, EMBER_RUNNER_EMPTY);
     atomic_store(&re->pid, 0);
-    sup_sweep_orphans(v);
+    sup_sweep_orphans(s);
     report_runner_end(s, r, was, why, sig, status, failed);
     sr->kill_why = KILL_NONE;
     sup_bump_epoch(v);

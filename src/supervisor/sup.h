@@ -68,6 +68,7 @@ struct sup {
     uint32_t *unowned;     /* per slot: its CLAIMED word when it named no owner at the
                               last look (S5 in detail/slot.h), else 0 */
     uint64_t unowned_until; /* those looks go on until then: a caller died */
+    bool pages_left;        /* the last page repair left runs of held slots */
 };
 
 /* events.c */
@@ -85,7 +86,11 @@ int sup_spawn_runner(struct sup *s, uint32_t reason, const uint32_t *demand);
 void sup_reap_runner(struct sup *s, uint32_t r, uint32_t gen);
 void sup_kill_runner(struct sup *s, uint32_t r, uint8_t why);
 void sup_request(struct ember__view *v, uint32_t r, uint32_t ctl);
-void sup_sweep_orphans(struct ember__view *v);
+void sup_sweep_orphans(struct sup *s);
+/* Repair the page table again if the last repair left runs of slots that
+ * runners held (they may be orphans of those slots' earlier calls). Called
+ * about once a second. */
+void sup_repair_pages(struct sup *s);
 
 /* callers.c */
 void sup_scan_callers(struct sup *s);

@@ -248,6 +248,7 @@ _Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app,
              * doorbell is found here (its pid no longer exists) */
             sup_scan_callers(&s);
             sup_free_unowned(&s);
+            sup_repair_pages(&s);
             next_scan = ember__now_ns() + EMBER__HOUSEKEEPING_NS;
         }
         for (int i = 0; i < n; i++) sup_dispatch(&s, &ev[i]);

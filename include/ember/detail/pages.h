@@ -3,7 +3,8 @@
  * Arguments and results larger than EMBER_INLINE_MAX are written once into
  * a run of pages and read in place. Each page records the slot that owns
  * it, so after a death the next holder of the lock (or the supervisor's
- * sweep) frees every run whose slot no longer refers to it. */
+ * sweep) frees every run whose slot no longer refers to it and that no
+ * runner may still be about to record (ember__pages_repair_locked). */
 #ifndef EMBER_DETAIL_PAGES_H
 #define EMBER_DETAIL_PAGES_H
 
@@ -13,7 +14,7 @@
  * page_len[start] is the run's length. Guarded by a robust process-shared
  * mutex: a holder that dies is detected (EOWNERDEAD) and the next holder
  * repairs the table (ember__pages_repair_locked). */
-static inline void ember__pages_repair_locked(struct ember__view *v);
+static inline uint32_t ember__pages_repair_locked(struct ember__view *v);
 
 static inline void ember__pages_lock(struct ember__view *v)
 {
@@ -29,9 +30,25 @@ static inline void ember__pages_unlock(struct ember__view *v)
     pthread_mutex_unlock((pthread_mutex_t *)v->hdr->page_lock);
 }
 
-/* Free every run whose slot no longer refers to it (after a death). */
-static inline void ember__pages_repair_locked(struct ember__view *v)
+/* Free every run whose slot no longer refers to it (after a death), except
+ * the runs of a slot a runner holds (RUNNING, or ABANDONED by its owner):
+ * that runner records a result's new run in res_page only after the
+ * allocation has let the lock go (ember_out_reserve), and clears res_page
+ * before it gives a run back (run_entry). A repair in that window would
+ * free a run being written, and the next allocation would get it while
+ * the result is still to be read from it: the caller would read another
+ * call's bytes with status 0. If the runner dies in the window, the
+ * supervisor frees the runs its slot does not name before it ends the call
+ * (ember__pages_drop_unnamed). Returns how many runs were left only
+ * because their slot was held (an orphan of an earlier call of that slot
+ * may be among them: the supervisor looks again later).
+ * The state's load (seq_cst, so acquire) pairs with the runner's take CAS
+ * and with its DONE or FREE CAS (acq_rel, seq_cst): a run tagged by a
+ * runner was allocated under this lock after its take, so the load sees
+ * RUNNING or a later state, and a later one was written after res_page. */
+static inline uint32_t ember__pages_repair_locked(struct ember__view *v)
 {
+    uint32_t left = 0;
     for (uint32_t i = 0; i < v->npages;) {
         uint32_t o = v->page_owner[i];
         if (!o) { i++; continue; }
@@ -39,11 +56,33 @@ static inline void ember__pages_repair_locked(struct ember__view *v)
         if (n == 0 || n > v->npages - i || o > v->nslots) { v->page_owner[i] = 0; i++; continue; }
         struct ember_slot *s = &v->slots[o - 1];
         uint32_t st = ember__st(atomic_load(&s->state));
-        bool used = st != EMBER_SLOT_FREE && (s->args_page == i || s->res_page == i);
-        if (!used)
+        bool named = st != EMBER_SLOT_FREE && (s->args_page == i || s->res_page == i);
+        bool held = st == EMBER_SLOT_RUNNING || st == EMBER_SLOT_ABANDONED;
+        if (!named && held) left++;
+        if (!named && !held)
             for (uint32_t k = 0; k < n; k++) v->page_owner[i + k] = 0;
         i += n;
     }
+    return left;
+}
+
+/* Runner-held slot IDX's runner is dead: free the runs tagged with IDX
+ * that the slot does not name (allocated, not recorded yet). Called by the
+ * supervisor before it ends the call: while the slot is RUNNING or
+ * ABANDONED nobody but its runner allocates for it, and
+ * ember__pages_repair_locked leaves its runs alone. */
+static inline void ember__pages_drop_unnamed(struct ember__view *v, uint32_t idx)
+{
+    const struct ember_slot *s = &v->slots[idx];
+    ember__pages_lock(v);
+    for (uint32_t i = 0; i < v->npages;) {
+        uint32_t n = v->page_len[i];
+        if (v->page_owner[i] != idx + 1 || n == 0 || n > v->npages - i) { i++; continue; }
+        if (s->args_page != i && s->res_page != i)
+            for (uint32_t k = 0; k < n; k++) v->page_owner[i + k] = 0;
+        i += n;
+    }
+    ember__pages_unlock(v);
 }
 
 /* Allocate a run for LEN bytes tagged with slot IDX and record its start in
