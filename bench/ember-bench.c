@@ -29,11 +29,17 @@
  * different CPUs ("pinned_apart" in the output).
  * Output: one JSON object per line: {"metric","value","unit",...}.
  * Each async round's three rates go to stderr.
- * Usage: ember-bench [--quick] [--rtt]
+ *   numa_local_share_percent  (--numa only, on a synthetic 2-node topology,
+ *                       HWLOC_SYNTHETIC="node:2 core:1 pu:1", two CPUs or more)
+ *                       a caller pinned to each node's CPU makes calls one at a
+ *                       time; the share of calls a runner of the caller's own
+ *                       node ran (50 is what no placement would give)
+ * Usage: ember-bench [--quick] [--rtt | --numa]
  *   --rtt  only the spin baseline and the warm calls: spin_rtt_p50_us,
  *          call_rtt_warm_p50_us, _p99_us and warm_over_spin on stdout, each
  *          round's two medians on stderr */
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +114,57 @@ static int scale_from_zero(int n, uint64_t *first, uint64_t *boot)
         ember_pool_stop(pool, 1000000000ll);
         if (rc) return -1;
     }
+    return 0;
+}
+
+/* --numa: callers pinned to CPU 0 and CPU 1 (nodes 0 and 1 of the synthetic
+ * topology) each make N calls one at a time; how many ran on their node. */
+struct numa_caller { ember_client *c; int cpu; long n, local, served; };
+static void *numa_caller(void *p)
+{
+    struct numa_caller *a = p;
+    pin_to(0, a->cpu);
+    int h = ember_handler(a->c, "noop");
+    for (long i = 0; i < a->n; i++) {
+        ember_result r;
+        if (ember_call(a->c, h, NULL, 0, &r, EMBER_TIMEOUT_DEFAULT) == 0) {
+            a->served++;
+            a->local += r.node == a->cpu;
+        }
+        ember_result_release(a->c, &r);
+    }
+    return NULL;
+}
+static int numa_share(long n, const char *extra)
+{
+    struct ember_pool_config cfg;
+    ember_pool_config_init(&cfg);
+    char name[40];
+    snprintf(name, sizeof name, "benchnuma-%d", (int)getpid());
+    cfg.name = name;
+    cfg.min = cfg.max = 2;
+    ember_pool *pool;
+    ember_client *c;
+    if (ember_pool_start(&cfg, &pool) || ember_pool_wait_ready(pool, 2, 5000000000ll) ||
+        ember_attach(name, &c)) {
+        fprintf(stderr, "ember-bench: numa pool: %s\n", ember_last_error());
+        return 1;
+    }
+    if (ember__client_view(c)->nrings != 2) {
+        fprintf(stderr, "ember-bench: --numa needs HWLOC_SYNTHETIC=\"node:2 core:1 pu:1\"\n");
+        ember_detach(c);
+        ember_pool_stop(pool, 1000000000ll);
+        return 1;
+    }
+    struct numa_caller a[2] = { { c, 0, n, 0, 0 }, { c, 1, n, 0, 0 } };
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, numa_caller, &a[i]);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    ember_detach(c);
+    ember_pool_stop(pool, 1000000000ll);
+    if (a[0].served + a[1].served != 2 * n) return 1;
+    emit("numa_local_share_percent", 100.0 * (double)(a[0].local + a[1].local) / (double)(2 * n),
+         "percent", extra);
     return 0;
 }
 
@@ -243,12 +300,13 @@ static double median(double *v, int n)
 
 int main(int argc, char **argv)
 {
-    bool quick = false, rtt_only = false;
+    bool quick = false, rtt_only = false, numa = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) quick = true;
         else if (strcmp(argv[i], "--rtt") == 0) rtt_only = true;
+        else if (strcmp(argv[i], "--numa") == 0) numa = true;
         else {
-            fprintf(stderr, "usage: ember-bench [--quick] [--rtt]\n");
+            fprintf(stderr, "usage: ember-bench [--quick] [--rtt | --numa]\n");
             return 2;
         }
     }
@@ -259,6 +317,7 @@ int main(int argc, char **argv)
     char extra[160];
     snprintf(extra, sizeof extra, "\"quick\":%s,\"cpus\":%ld,\"pinned_apart\":%s",
              quick ? "true" : "false", ncpu, g_pin ? "true" : "false");
+    if (numa) return numa_share(quick ? 5000 : 50000, extra);
 
     struct ember_pool_config cfg;
     ember_pool_config_init(&cfg);

@@ -4,8 +4,9 @@
  * runner table records node and cpuset. On a synthetic 2-node topology
  * (HWLOC_SYNTHETIC="node:2 core:1 pu:1", where CPU 0 is node 0 and CPU 1
  * node 1, and binding is a no-op): callers pinned to each CPU queue on their
- * node's ring and are mostly served by that node's runner (the share is
- * printed); a runner steals another node's calls when its own is busy;
+ * node's ring and, queued, are served by that node's runner first (calls
+ * one at a time are all served; where they run then depends on the
+ * scheduler: bench/run measures that share); a runner steals another node's calls when its own is busy;
  * growth boots the first runner on the node where the call waits. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -163,7 +164,7 @@ static int h_note(const void *a, size_t n, ember_out *o, const ember_job *j)
     return 0;
 }
 
-struct caller_arg { struct fixture *f; int cpu, calls, local, served[2]; };
+struct caller_arg { struct fixture *f; int cpu, calls, served[2]; };
 
 /* casts CALLS notes from CPU cpu */
 static void *caster_thread(void *p)
@@ -186,7 +187,6 @@ static void *caller_thread(void *p)
         ember_result r;
         if (ember_call(a->f->c, h, NULL, 0, &r, EMBER_TIMEOUT_DEFAULT) == 0 && r.node >= 0 && r.node < 2) {
             a->served[r.node]++;
-            a->local += r.node == a->cpu;
         }
         ember_result_release(a->f->c, &r);
     }
@@ -216,7 +216,7 @@ static void calls_queue_on_their_node_and_are_served_there(void **st)
     struct ember__view *v = view(&f);
     assert_int_equal(v->nrings, 2);
     /* 60 calls from each node's CPU: each lands on its node's ring */
-    struct caller_arg a[2] = { { &f, 0, 60, 0, { 0, 0 } }, { &f, 1, 60, 0, { 0, 0 } } };
+    struct caller_arg a[2] = { { &f, 0, 60, { 0, 0 } }, { &f, 1, 60, { 0, 0 } } };
     pthread_t th[2];
     for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, caster_thread, &a[i]);
     for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
@@ -245,19 +245,19 @@ static void calls_queue_on_their_node_and_are_served_there(void **st)
     unsigned local = S->ran_on[0][0] + S->ran_on[1][1], total = 0;
     for (int i = 0; i < 2; i++) total += S->ran_on[i][0] + S->ran_on[i][1];
     assert_int_equal(total, 120);
-    printf("queued then served: node-local share %.1f%% (%u of %u; node 0's calls ran %u/%u on "
-           "nodes 0/1, node 1's %u/%u)\n", 100.0 * local / total, local, total, S->ran_on[0][0],
-           S->ran_on[0][1], S->ran_on[1][0], S->ran_on[1][1]);
-    assert_true(local * 4 >= total * 3); /* stealing only once a runner's own ring is empty */
-    /* calls one at a time from both nodes, on a 2-CPU machine where each
-     * caller shares its CPU with its node's runner: measured, reported */
-    struct caller_arg b[2] = { { &f, 0, 5000, 0, { 0, 0 } }, { &f, 1, 5000, 0, { 0, 0 } } };
+    if (local * 4 < total * 3)
+        fail_msg("queued calls served on their own node: %u of %u (node 0's ran %u/%u on nodes 0/1, "
+                 "node 1's %u/%u)", local, total, S->ran_on[0][0], S->ran_on[0][1], S->ran_on[1][0],
+                 S->ran_on[1][1]); /* stealing only once a runner's own ring is empty */
+    /* calls one at a time from both nodes are all served, each receipt
+     * naming a node of the pool (which node serves one depends on the
+     * scheduler: the share is bench/run's numa_local_share_percent) */
+    struct caller_arg b[2] = { { &f, 0, 5000, { 0, 0 } }, { &f, 1, 5000, { 0, 0 } } };
     for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, caller_thread, &b[i]);
     for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
-    int served = 0, loc = 0;
-    for (int i = 0; i < 2; i++) served += b[i].served[0] + b[i].served[1], loc += b[i].local;
+    int served = 0;
+    for (int i = 0; i < 2; i++) served += b[i].served[0] + b[i].served[1];
     assert_int_equal(served, 10000);
-    printf("one at a time: node-local share %.1f%% (%d of %d)\n", 100.0 * loc / served, loc, served);
     unpin();
     fixture_stop(&f);
 }
