@@ -39,13 +39,15 @@
  * entries, so these pushes can never fill it.
  *
  * Pages: the page table is repaired under its lock at every look
- * (ember__pages_repair_locked: runs no slot names are freed).
+ * (ember__pages_repair_locked: runs no slot names are freed), if the lock
+ * is free then: the look never waits for it.
  *
  * Cost: reading every slot's state word and owner, every ring cell and
  * the page table once per look (with the defaults, 4096 slots, two rings of
  * 8192 cells and 4096 pages: well under a millisecond), four times a
  * second; nothing on the call path. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,12 +299,19 @@ uint64_t sup_repair(struct sup *s)
     unsigned cells = 0, slots;
     for (uint32_t k = 0; k <= v->nrings; k++) cells += look_ring(rp, v, k, &seen);
     slots = look_slots(s, rp, &seen);
-    ember__pages_lock(v);
+    /* the page table, if its lock is free now: the look never waits for it
+     * (a lock word a stray write left "held" would hang it, and with it the
+     * supervisor; it is tried again at the next look) */
+    pthread_mutex_t *m = (pthread_mutex_t *)v->hdr->page_lock;
+    int lr = pthread_mutex_trylock(m);
     uint32_t pages_before = 0, pages_after = 0;
-    for (uint32_t i = 0; i < v->npages; i++) pages_before += v->page_owner[i] != 0;
-    ember__pages_repair_locked(v);
-    for (uint32_t i = 0; i < v->npages; i++) pages_after += v->page_owner[i] != 0;
-    ember__pages_unlock(v);
+    if (lr == 0 || lr == EOWNERDEAD) {
+        for (uint32_t i = 0; i < v->npages; i++) pages_before += v->page_owner[i] != 0;
+        ember__pages_repair_locked(v);
+        for (uint32_t i = 0; i < v->npages; i++) pages_after += v->page_owner[i] != 0;
+        if (lr == EOWNERDEAD) pthread_mutex_consistent(m);
+        ember__pages_unlock(v);
+    }
     if (pages_after < pages_before) { /* allocators waiting for pages may go on */
         atomic_fetch_add(&v->hdr->page_seq, 1);
         if (atomic_load(&v->hdr->page_waiters)) ember__futex_wake(&v->hdr->page_seq, INT_MAX);
