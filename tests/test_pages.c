@@ -102,7 +102,7 @@ static uint32_t orphan_run(struct ember__view *v)
                              ember__st(atomic_load(&v->slots[i].state)) != EMBER_SLOT_FREE))
         i++;
     assert_true(i < v->nslots);
-    uint32_t run;
+    uint32_t run = EMBER_NONE;
     assert_int_equal(ember__pages_alloc(v, i, 1000, &run), 0);
     return run;
 }
@@ -180,7 +180,7 @@ static void held_run_survives_the_sweep_after_a_runners_death(void **st)
     ember_call_id id;
     assert_int_equal(ember_submit(f.c, ember_handler(f.c, "window"), NULL, 0, EMBER_TIMEOUT_DEFAULT, &id), 0);
     assert_true(await_count(&S->started, 1, 5000));
-    uint32_t orphan = orphan_run(v), earlier;
+    uint32_t orphan = orphan_run(v), earlier = EMBER_NONE;
     assert_int_equal(ember__pages_alloc(v, atomic_load(&S->idx), 1000, &earlier), 0);
     uint32_t other = 1 - atomic_load(&S->runner);
     uint32_t pid = atomic_load(&v->runners[other].pid);

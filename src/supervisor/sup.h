@@ -19,6 +19,8 @@
 
 #define EMBER__HOUSEKEEPING_NS 1000000000ull /* 1 s: what no event reports */
 #define EMBER__TICK_MIN_NS 10000000ull       /* 10 ms */
+#define EMBER__REPAIR_NS 250000000ull        /* the repair look (repair.c) */
+#define EMBER__REPAIR_CONFIRM_NS 50000000ull /* the next one, after a look that found something */
 
 enum { TAG_RUNNER = 1, TAG_CALLER = 2, TAG_SIGNAL = 3, TAG_APP = 4 };
 #define MKTAG(kind, idx, gen) ((uint64_t)(kind) << 56 | (uint64_t)((gen) & 0xffffffu) << 32 | (idx))
@@ -69,6 +71,7 @@ struct sup {
                               last look (S5 in detail/slot.h), else 0 */
     uint64_t unowned_until; /* those looks go on until then: a caller died */
     bool pages_left;        /* the last page repair left runs of held slots */
+    struct sup_repair *repair; /* what the repair look saw last (repair.c) */
 };
 
 /* events.c */
@@ -99,6 +102,12 @@ void sup_scan_callers(struct sup *s);
  * while after a caller died. Called about once a second. */
 void sup_free_unowned(struct sup *s);
 void sup_reap_caller(struct sup *s, uint32_t i, uint32_t gen);
+
+/* repair.c */
+/* Look at the rings, slots and page table for what stray writes broke, and
+ * repair what was found the same at the look before. Returns when the next
+ * look is due, from now. */
+uint64_t sup_repair(struct sup *s);
 
 /* evaluate.c */
 void sup_evaluate(struct sup *s);

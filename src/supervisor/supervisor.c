@@ -234,9 +234,11 @@ _Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app,
 
     struct ember_loop_ev ev[64];
     uint64_t next_scan = ember__now_ns() + EMBER__HOUSEKEEPING_NS;
+    uint64_t next_repair = ember__now_ns() + EMBER__REPAIR_NS;
     for (;;) {
         uint64_t now = ember__now_ns();
         uint64_t wake = next_scan < s.next_due ? next_scan : s.next_due;
+        if (next_repair < wake) wake = next_repair;
         if (atomic_load(&v->hdr->nserving) && now + s.tick < wake) wake = now + s.tick;
         int n = s.ops->wait(s.loop, wake > now ? (int64_t)(wake - now) : 0, ev, 64);
         if (n < 0) {
@@ -250,6 +252,10 @@ _Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app,
             sup_free_unowned(&s);
             sup_repair_pages(&s);
             next_scan = ember__now_ns() + EMBER__HOUSEKEEPING_NS;
+        }
+        if (ember__now_ns() >= next_repair) { /* stray writes (repair.c) */
+            uint64_t after = sup_repair(&s);
+            next_repair = after == EMBER__NEVER_NS ? after : ember__now_ns() + after;
         }
         for (int i = 0; i < n; i++) sup_dispatch(&s, &ev[i]);
         sup_evaluate(&s);

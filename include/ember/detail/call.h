@@ -296,15 +296,16 @@ static inline int ember__submit(ember_client *c, int h, const void *args, size_t
     /* publish: fields before QUEUED (release), QUEUED before the push */
     atomic_store_explicit(&s->state, ember__mk(gen, EMBER_SLOT_QUEUED), memory_order_release);
     uint32_t ring = ember__my_ring(v);
-    if (ember__ring_push(&v->run[ring], ember__entry(idx, gen)) < 0) {
-        /* cannot happen with ring_cap = 2 * nslots unless repairs left many
-         * duplicates; the slot is ours again */
-        if (flags & EMBER_CALL_NOTIFY) ember__any_untrack(c, idx, gen);
-        ember__slot_free(v, idx, ember__mk(gen, EMBER_SLOT_QUEUED));
-        return ember__fail(-EMBER_EFULL, "pool '%s': run ring full", c->name);
+    bool w = false;
+    if (ember__ring_push(&v->run[ring], ember__entry(idx, gen)) == 0) {
+        w = ember__wake_runner(v, ring);
+        if (!w) ember__ask_growth(v);
     }
-    bool w = ember__wake_runner(v, ring);
-    if (!w) ember__ask_growth(v);
+    /* else the ring is broken: with ring_cap = 2 * nslots it cannot be full
+     * of live entries, so a stray write has left a cell it cannot pass.
+     * The call stays QUEUED: the supervisor's repair look mends the ring
+     * and pushes every QUEUED slot that is in no run ring (repair.c), and
+     * the call's deadline bounds the wait meanwhile. */
     if (woke) *woke = w;
     if (id) id->idx = idx, id->gen = gen;
     return 0;
@@ -342,17 +343,41 @@ static inline void ember__result_clear(ember_result *res)
     res->_idx = EMBER_NONE;
 }
 
+/* Is ST a status a slot may end with: 0, or a negated code of the error
+ * table? A slot's status is shared memory: a stray write may have put
+ * anything there, and a caller must never see a value outside the table. */
+static inline bool ember__status_ok(int st)
+{
+    switch (-st) {
+    case 0:
+#define EMBER__XOK(name, val, msg) case val:
+        EMBER_ERROR_TABLE(EMBER__XOK)
+#undef EMBER__XOK
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* Collect a DONE slot into RES. On error statuses the slot is freed now. */
 static inline int ember__collect(ember_client *c, uint32_t idx, uint32_t w, ember_result *res)
 {
     struct ember_slot *s = &c->v.slots[idx];
-    res->status = s->status;
+    int st0 = s->status; /* read once: it is checked and used from this copy */
+    if (!ember__status_ok(st0)) {
+        ember__slot_free(&c->v, idx, w);
+        return res->status = ember__fail(-EMBER_ECORRUPT, "pool '%s': the slot's status was "
+                                         "corrupt (%d, not one of ember's codes): the call's "
+                                         "result is lost", c->name, st0);
+    }
+    res->status = st0;
     res->detail = s->detail;
     res->runner = s->runner == EMBER_SLOT_NO_RUNNER ? EMBER_NONE : s->runner;
     res->start_ns = s->t_start_ns;
     res->node = s->node;
-    if (s->status == 0 || s->status == -EMBER_EHANDLER) { /* a failed handler's message too */
-        const void *p = ember__payload(&c->v, s, s->res_len, s->res_page);
+    if (st0 == 0 || st0 == -EMBER_EHANDLER) { /* a failed handler's message too */
+        uint32_t rlen = s->res_len, rpage = s->res_page; /* read once, checked, used */
+        const void *p = ember__payload(&c->v, s, rlen, rpage);
         if (!p) {
             res->status = ember__fail(-EMBER_ECORRUPT, "pool '%s': result fields out of bounds",
                                       c->name);
@@ -360,17 +385,17 @@ static inline int ember__collect(ember_client *c, uint32_t idx, uint32_t w, embe
             return res->status;
         }
         res->data = p;
-        res->len = s->res_len;
+        res->len = rlen;
         res->_idx = idx;
         res->_gen = ember__gen(w);
-        if (s->status == 0) return 0;
+        if (st0 == 0) return 0;
         const char *m = (const char *)p;
         int ml = (int)(res->len > 200 ? 200 : res->len);
         while (ml > 0 && m[ml - 1] == '\n') ml--;
         return ember__fail(-EMBER_EHANDLER, "pool '%s': the handler returned %d%s%.*s", c->name, res->detail,
                            ml ? ": " : "", ml, m);
     }
-    int st = s->status;
+    int st = st0;
     ember__slot_free(&c->v, idx, w);
     switch (-st) {
     case EMBER_ECRASHED:
@@ -404,6 +429,10 @@ static inline int ember__collect(ember_client *c, uint32_t idx, uint32_t w, embe
     case EMBER_ECANCELLED:
         return ember__fail(st, "pool '%s': the call was cancelled%s", c->name,
                            res->detail ? "; its runner was killed after kill_grace" : "");
+    case EMBER_ECORRUPT: /* failed by the supervisor's repair (src/supervisor/repair.c) */
+        return ember__fail(st, "pool '%s': the call's slot was found in an impossible state (a "
+                           "stray write to the pool's shared memory?) and the call was failed; "
+                           "it may or may not have run", c->name);
     default:
         return ember__fail(st, "pool '%s': call failed (%s, detail %d)", c->name,
                            ember_strerror(st), res->detail);

@@ -54,14 +54,18 @@ static inline uint32_t ember__pages_repair_locked(struct ember__view *v)
         if (!o) { i++; continue; }
         uint32_t n = v->page_len[i];
         if (n == 0 || n > v->npages - i || o > v->nslots) { v->page_owner[i] = 0; i++; continue; }
+        /* the run is as far as its pages carry its owner: after a stray
+         * write to the table, a length may span other runs */
+        uint32_t m = 1;
+        while (m < n && v->page_owner[i + m] == o) m++;
         struct ember_slot *s = &v->slots[o - 1];
         uint32_t st = ember__st(atomic_load(&s->state));
         bool named = st != EMBER_SLOT_FREE && (s->args_page == i || s->res_page == i);
         bool held = st == EMBER_SLOT_RUNNING || st == EMBER_SLOT_ABANDONED;
         if (!named && held) left++;
         if (!named && !held)
-            for (uint32_t k = 0; k < n; k++) v->page_owner[i + k] = 0;
-        i += n;
+            for (uint32_t k = 0; k < m; k++) v->page_owner[i + k] = 0;
+        i += m;
     }
     return left;
 }
@@ -121,7 +125,10 @@ static inline void ember__pages_free(struct ember__view *v, uint32_t idx, uint32
     ember__pages_lock(v);
     uint32_t n = v->page_len[start];
     if (v->page_owner[start] == idx + 1 && n && n <= v->npages - start) {
-        for (uint32_t k = 0; k < n; k++) v->page_owner[start + k] = 0;
+        /* only pages that are this slot's: a stray write to the length
+         * must not free other runs */
+        for (uint32_t k = 0; k < n && v->page_owner[start + k] == idx + 1; k++)
+            v->page_owner[start + k] = 0;
         if (start < atomic_load_explicit(&v->hdr->page_hint, memory_order_relaxed))
             atomic_store_explicit(&v->hdr->page_hint, start, memory_order_relaxed);
     }
