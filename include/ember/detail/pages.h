@@ -8,8 +8,8 @@
 #ifndef EMBER_DETAIL_PAGES_H
 #define EMBER_DETAIL_PAGES_H
 
-#include <sys/statvfs.h>
 #include "slot.h"
+#include <sys/statvfs.h> /* after slot.h: base.h sees the feature macros first */
 
 /* Runs of page_size chunks: page_owner[i] is 0 (free) or slot index + 1 for every chunk of a run;
  * page_len[start] is the run's length. Guarded by a robust process-shared
@@ -97,7 +97,8 @@ static inline void ember__pages_drop_unnamed(struct ember__view *v, uint32_t idx
 #define EMBER__RESERVE_AHEAD 32u /* pages, 2 MiB of 64 KiB pages */
 
 /* The reserved mark, bounded (a scribbled one is taken as 0: allocating
- * again costs only time). Under the page lock. */
+ * again costs only time). Under the page lock, which orders every access
+ * to the mark (relaxed loads and stores: nothing else is published by it). */
 static inline uint32_t ember__pages_reserved_locked(const struct ember__view *v)
 {
     uint32_t hw = atomic_load_explicit(&v->hdr->page_reserved, memory_order_relaxed);
