@@ -3,7 +3,8 @@
 # in a private mount namespace. Start refuses, with EMBER_ENOSPC's message
 # naming the sizes and the options to lower, a segment /dev/shm cannot hold
 # (the default options: 256 MiB of payload space), and leaves nothing
-# behind; a pool sized to fit starts. Once other data fills /dev/shm, a
+# behind; `ember run`'s own pool fits itself in; a pool sized to fit
+# starts. Once other data fills /dev/shm, a
 # call whose argument (the caller's pages) or whose result (the runner's)
 # cannot get its space fails with EMBER_ENOSPC saying so, no process dies
 # (no SIGBUS), and the same pool serves the next calls: inline, paged ones
@@ -62,6 +63,10 @@ check "a refused start leaves no segment" [ -z "$(ls -A /dev/shm)" ]
 expect "more than the free space refused too" 1 "/dev/shm has [0-9]+ MiB free of 64 MiB, less than the pool's" \
     bash -c "fallocate -l 40M /dev/shm/filler && '$EMBER' pool start '$NAME' --max_payload 16M --payload_space 32M"
 rm -f /dev/shm/filler
+
+# ember run's own pool takes what fits, rather than refusing the batch
+expect "ember run on a small /dev/shm" 0 "^a b$" bash -c "'$EMBER' run -j 2 -k echo ::: a b | paste -sd ' '"
+check "ember run leaves no segment" [ -z "$(ls -A /dev/shm)" ]
 
 expect "a pool sized to fit starts" 0 "started" "$EMBER" pool start "$NAME" --max 1 \
     --max_payload 16M --payload_space 40M --queue_capacity 64
