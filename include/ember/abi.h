@@ -208,6 +208,10 @@ struct ember_shm_header {
     EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint32_t) page_seq;      /* futex: bumped when pages are freed */
     EMBER_ATOMIC(uint32_t) page_waiters;
     EMBER_ATOMIC(uint32_t) page_hint;
+    /* payload pages below it have their /dev/shm space allocated
+     * (detail/pages.h, ember__pages_reserve_locked); read and written under
+     * page_lock only (in this line's padding: the layout is unchanged) */
+    EMBER_ATOMIC(uint32_t) page_reserved;
     EMBER_ALIGNAS(EMBER_CACHELINE) unsigned char page_lock[64];    /* pthread_mutex_t, robust, pshared */
 
     EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint64_t) calls_crashed, calls_expired, runners_started, runners_died,

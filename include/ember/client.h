@@ -159,7 +159,9 @@ EMBER_API int ember_call(ember_client *c, int h, const void *args, size_t len,
 EMBER_API int ember_cast(ember_client *c, int h, const void *args, size_t len,
                          int64_t timeout_ns);
 /* Queue a call and return its id. Returns 0, -EMBER_ENOHANDLER, -EMBER_ETOOBIG,
- * -EMBER_EFULL (no slot or pages until the deadline), -EMBER_EPOOLDOWN. */
+ * -EMBER_EFULL (no slot or pages until the deadline), -EMBER_ENOSPC (/dev/shm
+ * has no room for the argument's pages; a result's is the call's status),
+ * -EMBER_EPOOLDOWN. */
 EMBER_API int ember_submit(ember_client *c, int h, const void *args, size_t len,
                            int64_t timeout_ns, ember_call_id *id);
 /* Link: by default a call, cast or child is linked to the calling process:

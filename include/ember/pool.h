@@ -41,8 +41,10 @@ typedef int (*ember_handler_fn)(const void *args, size_t len, ember_out *out,
  * -EMBER_EINVAL (bad name, NULL fn, table full), -EMBER_EEXIST. */
 int ember_handler_register(const char *name, ember_handler_fn fn);
 
-/* Append N bytes to the result. Returns 0, -EMBER_ETOOBIG (over max_payload)
- * or -EMBER_EFULL (no shared pages before the deadline). */
+/* Append N bytes to the result. Returns 0, -EMBER_ETOOBIG (over max_payload),
+ * -EMBER_EFULL (no shared pages before the deadline) or -EMBER_ENOSPC
+ * (/dev/shm has no room for more pages: the call then fails with
+ * EMBER_ENOSPC whatever the handler returns, and the runner serves on). */
 int ember_out_write(ember_out *out, const void *p, size_t n);
 /* Room for N more bytes of result, to fill in place; NULL on the errors of
  * ember_out_write(). */

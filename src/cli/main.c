@@ -59,8 +59,6 @@ static const char *hint(int rc)
     case EMBER_ECORRUPT: return "stop the pool and start it again";
     case EMBER_ECALLERS: return "start the pool with a larger --max_callers";
     case EMBER_EMFILE: return "raise this shell's limit of open files (ulimit -n)";
-    case EMBER_ENOSPC: return "/dev/shm is full or too small: free some of it, or start the pool "
-                              "with a smaller --queue_capacity or --payload_space";
     case EMBER_EBOOT: return "see why with: ember events POOL";
     default: return NULL;
     }

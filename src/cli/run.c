@@ -35,6 +35,7 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <ember/client.h>
 #include <ember/plugin.h>
 #include "cli.h"
@@ -537,6 +538,21 @@ fail:
 
 /* ---- the pool ---- */
 
+/* The batch's pool on a /dev/shm too small for the default payload space
+ * (a container's 64 MiB): it takes half the space free there, and payloads
+ * up to a quarter of that (exec cuts longer output, saying so), rather than
+ * refusing to run. False if that is not even 1 MiB. */
+static bool pool_fit_shm(struct ember_pool_config *cfg)
+{
+    struct statvfs fs;
+    if (statvfs("/dev/shm", &fs) < 0) return false;
+    uint64_t space = (uint64_t)fs.f_bavail * fs.f_frsize / 2 / 65536 * 65536;
+    if (space < EMBER_MIB) return false;
+    cfg->payload_space = (size_t)space;
+    if (cfg->max_payload > space / 4) cfg->max_payload = (size_t)(space / 4);
+    return true;
+}
+
 static int pool_open(struct run *r)
 {
     if (r->o->pool) {
@@ -565,6 +581,7 @@ static int pool_open(struct run *r)
             }
         }
         int rc = ember_pool_start(&cfg, &r->pool);
+        if (rc == -EMBER_ENOSPC && pool_fit_shm(&cfg)) rc = ember_pool_start(&cfg, &r->pool);
         if (rc) {
             fail(rc, "cannot start the batch's pool");
             return -1;

@@ -50,7 +50,9 @@ int ember__fn_handler(const void *args, size_t len, ember_out *out, const ember_
 int ember__plugins_load(const char *list);
 
 /* segment.c: create, size and lay out a pool's segment; on success *V is
- * the creator's view of it. */
+ * the creator's view of it, with the segment's descriptor open (v->shm_fd).
+ * Returns 0, -EMBER_EEXIST, -EMBER_ENOSPC (/dev/shm cannot hold it; the
+ * message names the sizes and the option to lower), a system failure. */
 int ember__segment_create(const struct ember_pool_config *cfg, struct ember__view *v);
 void ember__shm_unlink(const char *name);
 /* Remove NAME's segment if the supervisor it names is gone. */

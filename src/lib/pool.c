@@ -193,6 +193,7 @@ int ember_pool_start(const struct ember_pool_config *cfg, ember_pool **out)
     if (rc) {
         ember__shm_unlink(p->name);
         munmap(p->v.base, p->v.size);
+        close(p->v.shm_fd);
         free(p);
         return rc;
     }
@@ -228,6 +229,7 @@ int ember_pool_stop(ember_pool *p, int64_t timeout_ns)
     ember__unlink_if_stale(p->name);
     close(p->sup_pidfd);
     munmap(p->v.base, p->v.size);
+    close(p->v.shm_fd);
     free(p);
     return 0;
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/statvfs.h>
 #include "lib/internal.h"
 #include "lib/placement.h"
 
@@ -97,9 +98,77 @@ static void layout_plan(const struct ember_pool_config *cfg, struct layout *l)
     l->size = off;
 }
 
-/* Create the shared object SHM of SIZE bytes (replacing a stale one) and
- * map it at *BASE. */
-static int segment_open(const char *pool, const char *shm, uint64_t size, void **base)
+/* BYTES for a message: "12 MiB" (rounded up), or KiB below one MiB. */
+static const char *size_text(char *buf, size_t len, uint64_t bytes)
+{
+    if (bytes >= 1024 * 1024)
+        snprintf(buf, len, "%llu MiB", (unsigned long long)((bytes + 1048575) >> 20));
+    else
+        snprintf(buf, len, "%llu KiB", (unsigned long long)((bytes + 1023) >> 10));
+    return buf;
+}
+
+/* Can the filesystem of FD (/dev/shm) hold the segment of plan L, payload
+ * pages and all? The segment is sparse, so ftruncate would say yes to any
+ * size; a page tmpfs cannot back would later be a SIGBUS. Refused unless
+ * the whole of it fits in the space free now (others may take some later:
+ * payload pages are reserved before their first use, ember__pages_alloc).
+ * 0 or -EMBER_ENOSPC with the option to lower. */
+static int space_check(const char *pool, int fd, const struct layout *l)
+{
+    struct statvfs fs;
+    if (fstatvfs(fd, &fs) < 0) return 0; /* nothing to judge by: the reservations will say */
+    uint64_t total = (uint64_t)fs.f_blocks * fs.f_frsize, avail = (uint64_t)fs.f_bavail * fs.f_frsize;
+    if (l->size <= avail) return 0;
+    char a[32], t[32], sz[32], ps[32];
+    uint64_t payload = l->size - l->h.off_pages;
+    size_text(sz, sizeof sz, l->size);
+    size_text(ps, sizeof ps, payload);
+    if (l->size > total)
+        return ember__fail(-EMBER_ENOSPC, "pool '%s': /dev/shm holds %s in all, less than the pool's "
+                           "%s segment (%s of payload_space): lower payload_space, or max_payload "
+                           "(payload_space is 4 x max_payload by default)", pool,
+                           size_text(t, sizeof t, total), sz, ps);
+    return ember__fail(-EMBER_ENOSPC, "pool '%s': /dev/shm has %s free of %s, less than the pool's "
+                       "%s segment (%s of payload_space): free some of it, or lower payload_space "
+                       "or max_payload", pool, size_text(a, sizeof a, avail),
+                       size_text(t, sizeof t, total), sz, ps);
+}
+
+/* Size FD, the new object SHM, for plan L, and allocate its fixed parts
+ * (everything before the payload pages): a /dev/shm that cannot hold them
+ * fails the start, not a later call. */
+static int segment_size(const char *pool, const char *shm, int fd, const struct layout *l)
+{
+    char what[160];
+    int rc = space_check(pool, fd, l);
+    if (rc) return rc;
+    if (ftruncate(fd, (off_t)l->size) < 0) {
+        snprintf(what, sizeof what, "pool '%s': ftruncate %s to %llu bytes", pool, shm,
+                 (unsigned long long)l->size);
+        return ember__sys_fail(errno, what);
+    }
+    int e;
+    do e = posix_fallocate(fd, 0, (off_t)l->h.off_pages);
+    while (e == EINTR);
+    if (e == ENOSPC) {
+        char f[32];
+        return ember__fail(-EMBER_ENOSPC, "pool '%s': /dev/shm has no room for the segment's %s of "
+                           "rings, slots and tables: free some of it, or lower queue_capacity or "
+                           "max_callers", pool, size_text(f, sizeof f, l->h.off_pages));
+    }
+    if (e) {
+        snprintf(what, sizeof what, "pool '%s': posix_fallocate %s, %llu bytes", pool, shm,
+                 (unsigned long long)l->h.off_pages);
+        return ember__sys_fail(e, what);
+    }
+    return 0;
+}
+
+/* Create the shared object SHM for plan L (replacing a stale one), map it
+ * at *BASE and leave its descriptor in *FD. */
+static int segment_open(const char *pool, const char *shm, const struct layout *l, void **base,
+                        int *fd_out)
 {
     int fd = shm_open(shm, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0 && errno == EEXIST) {
@@ -113,22 +182,21 @@ static int segment_open(const char *pool, const char *shm, uint64_t size, void *
         snprintf(what, sizeof what, "pool '%s': shm_open %s", pool, shm);
         return ember__sys_fail(errno, what);
     }
-    if (ftruncate(fd, (off_t)size) < 0) {
-        int e = errno;
+    int rc = segment_size(pool, shm, fd, l);
+    if (rc) {
         close(fd);
         shm_unlink(shm);
-        snprintf(what, sizeof what, "pool '%s': ftruncate %s to %llu bytes", pool, shm,
-                 (unsigned long long)size);
-        return ember__sys_fail(e, what);
+        return rc;
     }
-    *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    int e = errno;
-    close(fd);
+    *base = mmap(NULL, l->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (*base == MAP_FAILED) {
+        int e = errno;
+        close(fd);
         shm_unlink(shm);
         snprintf(what, sizeof what, "pool '%s': mmap %s", pool, shm);
         return ember__sys_fail(e, what);
     }
+    *fd_out = fd;
     return 0;
 }
 
@@ -194,15 +262,18 @@ int ember__segment_create(const struct ember_pool_config *cfg, struct ember__vie
     struct layout l;
     layout_plan(cfg, &l);
     void *base = NULL;
-    int rc = segment_open(cfg->name, shm, l.size, &base);
+    int fd = -1;
+    int rc = segment_open(cfg->name, shm, &l, &base, &fd);
     if (rc) return rc;
     header_fill((struct ember_shm_header *)base, &l, cfg);
     rc = ember__view_init(v, base, l.size);
     if (rc) {
         munmap(base, l.size);
+        close(fd);
         shm_unlink(shm);
         return rc;
     }
+    v->shm_fd = fd; /* kept, for payload pages' space (detail/pages.h); runners inherit it */
     tables_init(v);
     return 0;
 }

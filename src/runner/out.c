@@ -58,8 +58,8 @@ int ember_job_watch_pgid(const ember_job *job, int pgid)
 void *ember_out_reserve(ember_out *o, size_t n)
 {
     if (n > o->v->max_payload - o->len) {
-        ember__fail(-EMBER_ETOOBIG, "result of %zu bytes exceeds max_payload %llu", o->len + n,
-                    (unsigned long long)o->v->max_payload);
+        o->err = ember__fail(-EMBER_ETOOBIG, "result of %zu bytes exceeds max_payload %llu",
+                             o->len + n, (unsigned long long)o->v->max_payload);
         return NULL;
     }
     if (o->len + n > o->cap) {
@@ -68,9 +68,15 @@ void *ember_out_reserve(ember_out *o, size_t n)
         uint32_t old = o->page, nw;
         for (;;) {
             uint32_t seq = atomic_load(&o->v->hdr->page_seq);
-            if (ember__pages_alloc(o->v, o->idx, want, &nw) == 0) break;
+            int got = ember__pages_alloc(o->v, o->idx, want, &nw);
+            if (got == 0) break;
+            if (got != -EMBER_EFULL) { /* /dev/shm is full: the call fails, with its size */
+                o->err = o->space_err = got;
+                o->space_kib = want / 1024 > INT_MAX ? INT_MAX : (int)(want / 1024);
+                return NULL;
+            }
             if (ember__now_ns() >= o->deadline) {
-                ember__fail(-EMBER_EFULL, "no shared pages for a %zu-byte result", want);
+                o->err = ember__fail(-EMBER_EFULL, "no shared pages for a %zu-byte result", want);
                 return NULL;
             }
             atomic_fetch_add(&o->v->hdr->page_waiters, 1);
@@ -94,7 +100,7 @@ int ember_out_write(ember_out *o, const void *p, size_t n)
 {
     if (n == 0) return 0;
     void *d = ember_out_reserve(o, n);
-    if (!d) return o->len + n > o->v->max_payload ? -EMBER_ETOOBIG : -EMBER_EFULL;
+    if (!d) return o->err;
     memcpy(d, p, n);
     return 0;
 }

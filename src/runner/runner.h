@@ -19,6 +19,11 @@ struct ember_out {
     size_t len, cap;
     uint32_t page;
     uint64_t deadline;
+    int err;       /* why the last reserve failed (0: none) */
+    /* a reserve found no /dev/shm space (-EMBER_ENOSPC, or the system's
+     * failure), and the KiB it wanted: the call fails with it, whatever
+     * the handler returns (its result is not whole) */
+    int space_err, space_kib;
     unsigned char inl[EMBER_INLINE_MAX];
 };
 

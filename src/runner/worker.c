@@ -75,6 +75,7 @@ static inline int call_handler(struct ember__view *v, uint32_t idx, ember_out *o
     const void *args = ember__payload(v, s, alen, apage);
     o->v = v, o->s = s, o->idx = idx, o->buf = o->inl, o->len = 0;
     o->cap = EMBER_INLINE_MAX, o->page = EMBER_NONE, o->deadline = deadline;
+    o->err = o->space_err = o->space_kib = 0;
     *detail = 0;
     *t1 = 0;
     if (h >= v->nhandlers || h >= ember__nhandlers) return -EMBER_ENOHANDLER;
@@ -86,6 +87,7 @@ static inline int call_handler(struct ember__view *v, uint32_t idx, ember_out *o
     int status = 0;
     if (rc == -EMBER_EIMAGE && h == EMBER__FN_HANDLER) status = rc;
     else if (rc) status = -EMBER_EHANDLER, *detail = rc;
+    if (o->space_err) status = o->space_err, *detail = o->space_kib; /* not the runner's fault */
     /* one deadline covers queueing and running: a result that comes after
      * it is a timeout, as the caller would have seen it (a call cancelled
      * while it ran ends cancelled: ember__slot_finish sees the flag in the

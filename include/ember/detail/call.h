@@ -277,7 +277,12 @@ static inline int ember__submit(ember_client *c, int h, const void *args, size_t
     } else {
         for (;;) {
             uint32_t seq = atomic_load(&v->hdr->page_seq);
-            if (ember__pages_alloc(v, idx, len, &s->args_page) == 0) break;
+            int got = ember__pages_alloc(v, idx, len, &s->args_page);
+            if (got == 0) break;
+            if (got != -EMBER_EFULL) { /* /dev/shm is full: waiting would not help */
+                ember__slot_free(v, idx, ember__mk(gen, EMBER_SLOT_CLAIMED));
+                return got;
+            }
             uint64_t now = ember__now_ns();
             if (now >= wait_until || (rc = ember__pool_alive(c)) != 0) {
                 ember__slot_free(v, idx, ember__mk(gen, EMBER_SLOT_CLAIMED));
@@ -423,6 +428,10 @@ static inline int ember__collect(ember_client *c, uint32_t idx, uint32_t w, embe
         return ember__fail(st, "pool '%s' stopped before the call ended", c->name);
     case EMBER_EHANDLER:
         return ember__fail(st, "pool '%s': the handler returned %d", c->name, res->detail);
+    case EMBER_ENOSPC:
+        return ember__fail(st, "pool '%s': /dev/shm had no room for the call's %.1f MiB result: "
+                           "free some of it, or start the pool with a smaller payload_space",
+                           c->name, res->detail / 1024.0);
     case EMBER_EIMAGE:
         return ember__fail(st, "pool '%s': the function is not in the pool's program image "
                            "(another program, or the same one started anew); nothing ran", c->name);

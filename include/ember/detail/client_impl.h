@@ -8,9 +8,10 @@
 
 #include "any.h"
 
-/* Open and map the segment of pool NAME: 0 with *BASE and *SIZE set, or
+/* Open and map the segment of pool NAME: 0 with *BASE and *SIZE set and
+ * its descriptor in *FD (kept to reserve payload pages, detail/pages.h), or
  * -EMBER_ENOPOOL, -EMBER_EOWNER, -EMBER_ECORRUPT, a system error. */
-static inline int ember__segment_map(const char *name, void **base, size_t *size)
+static inline int ember__segment_map(const char *name, void **base, size_t *size, int *fd_out)
 {
     char shm[96];
     ember__shm_name(shm, sizeof shm, name);
@@ -38,9 +39,12 @@ static inline int ember__segment_map(const char *name, void **base, size_t *size
     }
     *size = (size_t)st.st_size;
     *base = mmap(NULL, *size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    int e = errno;
-    close(fd);
-    if (*base == MAP_FAILED) return ember__sys_fail(e, "ember_attach: mmap of the pool's segment");
+    if (*base == MAP_FAILED) {
+        int e = errno;
+        close(fd);
+        return ember__sys_fail(e, "ember_attach: mmap of the pool's segment");
+    }
+    *fd_out = fd;
     return 0;
 }
 
@@ -80,11 +84,13 @@ EMBER_API int ember_attach(const char *name, ember_client **out)
                            name ? name : "(null)");
     void *base = NULL;
     size_t size = 0;
-    int rc = ember__segment_map(name, &base, &size);
+    int fd = -1;
+    int rc = ember__segment_map(name, &base, &size, &fd);
     if (rc) return rc;
     ember_client *c = (ember_client *)calloc(1, sizeof *c);
     if (!c) {
         munmap(base, size);
+        close(fd);
         return ember__fail(-EMBER_ENOMEM, "ember_attach: no memory for the client");
     }
     c->sup_pidfd = -1;
@@ -93,6 +99,7 @@ EMBER_API int ember_attach(const char *name, ember_client **out)
     atomic_store_explicit(&c->hot, EMBER_NONE, memory_order_relaxed);
     snprintf(c->name, sizeof c->name, "%s", name);
     rc = ember__view_init(&c->v, base, size);
+    c->v.shm_fd = fd;
     if (rc == 0) rc = ember__any_init(c);
     if (rc < 0) {
         char why[EMBER__ERRLEN];
@@ -104,6 +111,7 @@ EMBER_API int ember_attach(const char *name, ember_client **out)
     if (rc) {
         if (c->sup_pidfd >= 0) close(c->sup_pidfd);
         munmap(base, size);
+        close(fd);
         ember__any_fini(c);
         free(c);
         return rc;
@@ -131,6 +139,7 @@ EMBER_API void ember_detach(ember_client *c)
     ember__ring_doorbell(&c->v);
     close(c->sup_pidfd);
     munmap(c->v.base, c->v.size);
+    close(c->v.shm_fd);
     free(c);
 }
 

@@ -38,6 +38,10 @@ struct ember__view {
     uint32_t nrings, ncpu_map;
     const uint16_t *cpu_ring;         /* CPU number -> ring (all < nrings, checked) */
     uint64_t max_payload, default_timeout_ns;
+    /* the segment's descriptor, to allocate /dev/shm space for payload
+     * pages before their first use (detail/pages.h); -1: none, the pages
+     * are used as they are */
+    int shm_fd;
 };
 
 static inline size_t ember__ring_bytes(uint32_t cap)
@@ -146,6 +150,7 @@ static inline int ember__view_init(struct ember__view *v, void *base, size_t siz
 {
     struct ember__geometry g;
     memset(v, 0, sizeof *v);
+    v->shm_fd = -1;
     if (size < sizeof(struct ember_shm_header))
         return ember__fail(-EMBER_ECORRUPT, "segment smaller than an ember header");
     ember__geometry_read(&g, (const volatile struct ember_shm_header *)base);
