@@ -6,7 +6,7 @@
  *   callers.c     watching attached callers and reclaiming a dead one's work
  *   evaluate.c    the look at the pool after every wake-up: a snapshot for
  *                 the policy (policy.c), and doing what it decides
- *   events.c      the event ring, its callbacks, the log
+ *   events.c      the event ring and the log (callbacks run in the application)
  * Event handlers (reaping) only record and repair; booting and stopping
  * runners is decided in evaluate.c alone. */
 #ifndef EMBER_SUPERVISOR_SUP_H

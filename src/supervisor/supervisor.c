@@ -17,6 +17,10 @@
  *   - the loop's timeout: whatever falls due (boot timeouts, deadlines plus
  *     kill_grace, idle shutdowns, backoff expiry) and a check of the caller
  *     table once a second.
+ *   - a failed watch (never taken for the fd readable): looked at again,
+ *     with checks that cannot block, until it is watched again
+ *     (sup_rewatch; every waitid is WNOHANG).
+ * It holds the segment's liveness lock (proc.h) until it exits.
  * After every wake-up, sup_evaluate() (evaluate.c) takes a snapshot of the runners and the
  * queue and does what the policy (policy.c) decides. Events handlers only
  * record and repair; booting and stopping runners is decided there alone. */
