@@ -434,7 +434,9 @@ static void dead_supervisor_is_a_result(void **st)
     assert_int_equal(ember_call(f.c, 1, &x, sizeof x, &r, 2000000000ll), -EMBER_EPOOLDOWN);
     gate_release(&S->hold);
     ember_detach(f.c);
-    ember_pool_stop(f.pool, 0);
+    /* the stop reports the supervisor's end: killed, not stopped */
+    assert_int_equal(ember_pool_stop(f.pool, 0), -EMBER_EPOOLDOWN);
+    assert_non_null(strstr(ember_last_error(), "killed by signal 9"));
     ember_client *c;
     assert_int_equal(ember_attach(f.name, &c), -EMBER_ENOPOOL);
     char shm[96];

@@ -60,6 +60,12 @@ static int setup_pool(uint32_t slots)
     ember__builtin_handlers();
     int rc = ember__segment_create(&cfg, &V);
     if (rc) return rc;
+    /* this process plays the supervisor: its liveness lock, on a description
+     * of its own (kept open until the process ends) */
+    char shm[96];
+    ember__shm_name(shm, sizeof shm, g_name);
+    int fd = shm_open(shm, O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0 || ember__ofd_lock(fd, EMBER__LOCK_SUPERVISOR) < 0) return -EMBER_ESYSTEM;
     V.hdr->sup_start_ticks = ember__proc_start_ticks(getpid());
     atomic_store(&V.hdr->sup_pid, (uint32_t)getpid());
     atomic_store(&V.hdr->pool_state, EMBER_POOL_RUNNING);

@@ -140,7 +140,8 @@ typedef struct ember_result {
 } ember_result;
 
 /* Attach to the running pool NAME of this user. Returns 0, -EMBER_ENOPOOL
- * (none running), -EMBER_EINVAL (bad name), -EMBER_EABI, -EMBER_EOWNER,
+ * (none running: no segment, or its supervisor has ended, even one its
+ * application has not reaped yet), -EMBER_EINVAL (bad name), -EMBER_EABI, -EMBER_EOWNER,
  * -EMBER_ECORRUPT, -EMBER_ECALLERS, or a system failure (-EMBER_EACCES,
  * -EMBER_EMFILE, -EMBER_ENOMEM, -EMBER_ESYSTEM). */
 EMBER_API int ember_attach(const char *name, ember_client **out);
@@ -335,8 +336,11 @@ EMBER_API int ember_resize(ember_client *c, unsigned min, unsigned max);
  * SHUTDOWN_TIMEOUT_NS; negative: the pool's) and wait until its supervisor
  * has exited (killed if it has not shortly after the timeout); what the stop
  * did is then in ember_stats_read()'s stop_* fields. Returns 0,
- * -EMBER_EINVAL, or -EMBER_EPERM / -EMBER_ESYSTEM when the supervisor cannot
- * be signalled. C is still to be detached. */
+ * -EMBER_EINVAL, -EMBER_EPERM / -EMBER_ESYSTEM when the supervisor cannot
+ * be signalled, or -EMBER_EPOOLDOWN when it ended without finishing its
+ * stop (this stop killed it after the timeout and 3 s, or it was killed or
+ * crashed; ember_last_error() says which; calls still running were lost).
+ * C is still to be detached. */
 EMBER_API int ember_stop(ember_client *c, int64_t shutdown_timeout_ns);
 /* Wait until at least N runners are ready: 0, -EMBER_ETIMEDOUT, -EMBER_EPOOLDOWN. */
 EMBER_API int ember_wait_ready(ember_client *c, unsigned n, int64_t timeout_ns);

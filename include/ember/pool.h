@@ -106,9 +106,16 @@ struct ember_pool_config {
      * the grow-end event). */
     int    (*runner_boot)(void *arg, char *msg, size_t msglen);
     void    *runner_boot_arg;
-    /* Pool events, called in the supervisor process (a fork of the program
-     * that started the pool); the same events are in the pool's event ring
-     * for any attached process (ember_events_read()). */
+    /* Pool events, called in the application that started the pool, on a
+     * thread of ember's that ember_pool_start() creates only when one of
+     * these is set (all signals blocked on it) and ember_pool_stop() joins
+     * after the last event (the stop's own shrinks too). Never in the
+     * supervisor: a callback that blocks holds up only the callbacks after
+     * it, never growth or calls; one that falls 256 events behind misses
+     * the oldest (the event ring's size). A callback must not call
+     * ember_pool_stop() on its own pool (-EMBER_EINVAL). The same events
+     * are in the pool's event ring for any attached process
+     * (ember_events_read()). */
     void   (*on_grow_start)(const ember_event *ev, void *arg);
     void   (*on_grow_end)(const ember_event *ev, void *arg);
     void   (*on_shrink)(const ember_event *ev, void *arg);
@@ -189,8 +196,12 @@ typedef struct ember_pool ember_pool;
 
 /* Start a pool: creates its segment, forks the supervisor, which boots the
  * min runners. Returns once the supervisor is up (runners boot on their own;
- * calls queue meanwhile). Returns 0, -EMBER_EINVAL (option named in
- * ember_last_error()), -EMBER_EEXIST (a live pool of that name), or a system failure
+ * calls queue meanwhile). A pool of that name whose supervisor has ended
+ * (reaped or not) is replaced. Returns 0, -EMBER_EINVAL (option named in
+ * ember_last_error()), -EMBER_EEXIST (a live pool of that name),
+ * -EMBER_EBOOT (the supervisor did not start: ember_last_error() gives its
+ * exit status and what it means, from the table of src/lib/exits.h and
+ * docs/ARCHITECTURE.md, or its signal), or a system failure
  * (-EMBER_ENOSPC for /dev/shm, -EMBER_EMFILE..., -EMBER_ESYSTEM); with
  * cfg->plugins, also ember_plugin_load()'s failures (plugin.h), the pool not
  * started (the plugins loaded before the failing one stay loaded). */
@@ -200,9 +211,14 @@ int ember_pool_start(const struct ember_pool_config *cfg, ember_pool **out);
  * running calls may finish within SHUTDOWN_TIMEOUT_NS (negative: the pool's
  * shutdown_timeout) and their callers, who keep waiting, get their results;
  * then the runners still running calls are killed and those calls get
- * EMBER_EPOOLDOWN (EMBER_DOWN_KILLED). Returns when all that is done. The
- * segment's name is removed and the handle freed (whatever happens).
- * Returns 0, or -EMBER_EINVAL for a NULL pool. */
+ * EMBER_EPOOLDOWN (EMBER_DOWN_KILLED). Returns when all that is done (the
+ * supervisor reaped, the event thread joined). The segment's name is
+ * removed and the handle freed (whatever happens, but for the EINVALs).
+ * Returns 0 when the supervisor ended its stop cleanly (exit status 0);
+ * -EMBER_EPOOLDOWN when it did not: killed by a signal (by this stop, past
+ * the timeout and 3 s, or before it: ember_last_error() says which), or an
+ * exit status other than 0 (with its meaning); -EMBER_EINVAL for a NULL
+ * pool or a call from the pool's own event callback (nothing done). */
 int ember_pool_stop(ember_pool *pool, int64_t shutdown_timeout_ns);
 /* Change min and max at run time. Growing boots runners as min or demand
  * needs; shrinking drains runners (idle ones first), never killing a call.

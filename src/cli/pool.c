@@ -32,8 +32,10 @@ static int serve(ember_pool *pool)
     p[1].fd = (int)syscall(SYS_pidfd_open, ember_pool_supervisor_pid(pool), 0);
     p[0].events = p[1].events = POLLIN;
     while (poll(p, 2, -1) < 0 && errno == EINTR) {}
-    ember_pool_stop(pool, -1); /* a supervisor that ended: only reaped */
-    return 0;
+    /* a supervisor that ended: only reaped, and how it ended said (the log) */
+    int rc = ember_pool_stop(pool, -1);
+    if (rc) fprintf(stderr, "%s: %s\n", cli_cmd, ember_last_error());
+    return rc ? 1 : 0;
 }
 
 struct start_args {
@@ -336,12 +338,9 @@ int cmd_pool_stop(int argc, char **argv)
     ember_stats st;
     ember_stats_read(c, &st, NULL, 0);
     ember_detach(c);
+    /* EMBER_EPOOLDOWN: the supervisor did not end its stop cleanly (killed
+     * by this stop after the timeout, or killed or crashed); the message says which */
     if (rc) return fail(rc, NULL);
-    if (st.state != EMBER_POOL_DOWN) {
-        printf("pool '%s' stopped: its supervisor did not end its stop in time and was killed; "
-               "calls still running were lost\n", pool);
-        return 0;
-    }
     printf("pool '%s' stopped: %u running call%s finished, %u killed", pool, st.stop_finished,
            plural(st.stop_finished), st.stop_killed);
     if (st.stop_never_ran)

@@ -51,11 +51,18 @@ int ember__plugins_load(const char *list);
 
 /* segment.c: create, size and lay out a pool's segment; on success *V is
  * the creator's view of it, with the segment's descriptor open (v->shm_fd).
- * Returns 0, -EMBER_EEXIST, -EMBER_ENOSPC (/dev/shm cannot hold it; the
- * message names the sizes and the option to lower), a system failure. */
+ * The _held form also returns *FD, the segment open (another description)
+ * with the starting lock held (proc.h): ember_pool_start() keeps it until
+ * the supervisor serves; the other holds no lock (tests play the
+ * supervisor with it). Returns 0, -EMBER_EEXIST, -EMBER_ENOSPC (/dev/shm
+ * cannot hold it; the message names the sizes and the option to lower), a
+ * system failure. */
 int ember__segment_create(const struct ember_pool_config *cfg, struct ember__view *v);
+int ember__segment_create_held(const struct ember_pool_config *cfg, struct ember__view *v,
+                               int *fd);
 void ember__shm_unlink(const char *name);
-/* Remove NAME's segment if the supervisor it names is gone. */
+/* Remove NAME's segment if nobody holds its locks (proc.h): its
+ * supervisor is gone, even if not reaped yet. */
 void ember__unlink_if_stale(const char *name);
 
 /* The pool's placement plan (placement.h), made by ember_pool_start() in the
@@ -64,9 +71,16 @@ struct ember__placement;
 extern struct ember__placement *ember__plan;
 extern void *ember__topology; /* hwloc_topology_t */
 
-/* supervisor/supervisor.c: runs in the forked supervisor; never returns. */
+/* supervisor/supervisor.c: runs in the forked supervisor; never returns.
+ * SEG_FD: the application's descriptor of the segment (inherited through
+ * the fork), closed here once the supervisor holds its own lock. */
 _Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app,
-                                      const struct ember_pool_config *cfg);
+                                      const struct ember_pool_config *cfg, int seg_fd);
+/* For tests (lib/testing.h): asked by the supervisor before it watches the
+ * pidfd of process PID (a runner or a caller); true makes that watch fail
+ * as the kernel fails one (its POLL_ADD completes with -EBADF; ppoll says
+ * POLLNVAL). NULL: never. */
+extern bool (*ember__test_fail_watch)(pid_t pid);
 
 /* runner/runner.c: runs in a forked runner; never returns. */
 _Noreturn void ember__runner_main(struct ember__view *v, uint32_t idx, uint32_t gen,

@@ -3,9 +3,13 @@
  * ember_pool_start() validates the options, creates the segment, and forks
  * the supervisor, which forks the runners; it returns once the supervisor
  * has published itself. The application then attaches as a caller like any
- * other process. */
+ * other process. With an event callback set (on_grow_start, on_grow_end,
+ * on_shrink), it also starts a thread here, in the application, that reads
+ * the pool's event ring and calls them: the supervisor never runs them, so
+ * a callback that blocks holds up only later callbacks. */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +19,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include "lib/internal.h"
+#include "lib/exits.h"
 #include "lib/placement.h"
 #include "lib/testing.h"
 
@@ -26,7 +31,13 @@ struct ember_pool {
     struct ember_pool_config cfg; /* normalized; the supervisor has its copy from the fork */
     pid_t sup;
     int sup_pidfd;
+    int seg_fd;                   /* the segment with the starting lock, until the supervisor serves */
     char name[EMBER_NAME_MAX];
+    /* the event thread (only with a callback set) */
+    pthread_t ev_thread;
+    bool ev_running;
+    _Atomic uint32_t ev_stop;     /* set by ember_pool_stop(), which then bumps the epoch */
+    uint64_t ev_cursor;
 };
 
 unsigned ember_online_cpus(void)
@@ -140,15 +151,38 @@ static int make_plan(const struct ember_pool_config *c)
     return 0;
 }
 
+/* Say in BUF how a pool process ended with wait status ST: its exit
+ * status and what it means (lib/exits.h), or its signal. */
+static void describe_end(int st, char *buf, size_t len)
+{
+    if (WIFSIGNALED(st)) {
+        snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+    } else {
+        const char *m = ember__exit_meaning(WEXITSTATUS(st));
+        snprintf(buf, len, "exit status %d (%s)", WEXITSTATUS(st), m ? m : "not one of ember's");
+    }
+}
+
+/* Reap the supervisor PID (ended, or about to: never a long wait); its
+ * wait status, or -1 if it cannot be had. */
+static int reap_supervisor(pid_t pid)
+{
+    int st = 0;
+    pid_t got;
+    while ((got = waitpid(pid, &st, 0)) < 0 && errno == EINTR) {}
+    return got == pid ? st : -1;
+}
+
 /* Fork the supervisor of P (its segment made) and wait until it has
- * published itself, or died trying. */
+ * published itself, or died trying: then its exit status or signal, and
+ * what it means, are in ember_last_error(). */
 static int supervisor_start(ember_pool *p)
 {
     atomic_store(&p->v.hdr->pool_state, EMBER_POOL_STARTING);
     pid_t app = getpid();
     fflush(NULL);
     pid_t pid = fork();
-    if (pid == 0) ember__supervisor_main(&p->v, app, &p->cfg);
+    if (pid == 0) ember__supervisor_main(&p->v, app, &p->cfg, p->seg_fd);
     if (pid < 0) return ember__sys_fail(errno, "ember_pool_start: fork of the supervisor");
     p->sup = pid;
     p->sup_pidfd = ember__pidfd_open(pid);
@@ -158,15 +192,84 @@ static int supervisor_start(ember_pool *p)
     while (rc == 0) {
         uint32_t st = atomic_load(&p->v.hdr->pool_state);
         if (st == EMBER_POOL_RUNNING) return 0;
-        if (st != EMBER_POOL_STARTING || ember__pidfd_dead(p->sup_pidfd) || ember__now_ns() > until)
-            rc = ember__fail(-EMBER_EBOOT, "pool '%s': supervisor did not start", p->name);
+        if (ember__pidfd_dead(p->sup_pidfd)) {
+            char how[200] = "its wait status is lost";
+            int ws = reap_supervisor(pid);
+            if (ws >= 0) describe_end(ws, how, sizeof how);
+            return ember__fail(-EMBER_EBOOT, "pool '%s': the supervisor did not start: %s", p->name,
+                               how);
+        }
+        if (st != EMBER_POOL_STARTING || ember__now_ns() > until)
+            rc = ember__fail(-EMBER_EBOOT, "pool '%s': the supervisor did not start within 5 s "
+                             "(pool state %u): killed", p->name, st);
         else
             ember__futex_wait(&p->v.hdr->pool_state, st, ember__now_ns() + 100000000ull);
     }
     kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
+    reap_supervisor(pid);
     if (p->sup_pidfd >= 0) close(p->sup_pidfd);
     return rc;
+}
+
+/* Call P's callback for event EV, if it has one. */
+static void event_deliver(const ember_pool *p, const ember_event *ev)
+{
+    const struct ember_pool_config *c = &p->cfg;
+    void (*cb)(const ember_event *, void *) =
+        ev->type == EMBER_EV_GROW_START ? c->on_grow_start
+        : ev->type == EMBER_EV_GROW_END ? c->on_grow_end
+        : ev->type == EMBER_EV_SHRINK   ? c->on_shrink
+                                        : NULL;
+    if (cb) cb(ev, c->event_arg);
+}
+
+/* The event thread: read the ring from the start (the events of the boot
+ * too), call the callbacks, sleep on the epoch futex (the supervisor bumps
+ * it after each event). A reader 256 events behind loses the oldest (the
+ * ring's size). Ends after ember_pool_stop() asked, once the ring is read
+ * to its end: the stop's own events are delivered too. */
+static void *event_thread(void *arg)
+{
+    ember_pool *p = arg;
+    for (;;) {
+        uint32_t ep = atomic_load(&p->v.hdr->epoch);
+        /* seq_cst: read before the ring and the stop flag, so that an event
+         * or a stop after this read changes the word the wait expects */
+        bool stop = atomic_load(&p->ev_stop);
+        ember_event ev[16];
+        int n;
+        while ((n = ember__events_copy(&p->v, p->name, &p->ev_cursor, ev, 16)) > 0)
+            for (int i = 0; i < n; i++) event_deliver(p, &ev[i]);
+        if (stop) return NULL;
+        ember__futex_wait(&p->v.hdr->epoch, ep, 0);
+    }
+}
+
+/* Start P's event thread if a callback is set: 0 or a failure. Signals
+ * stay with the application's own threads. */
+static int event_thread_start(ember_pool *p)
+{
+    if (!p->cfg.on_grow_start && !p->cfg.on_grow_end && !p->cfg.on_shrink) return 0;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int e = pthread_create(&p->ev_thread, NULL, event_thread, p);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e) return ember__sys_fail(e, "ember_pool_start: the thread for the event callbacks");
+    p->ev_running = true;
+    return 0;
+}
+
+/* Let P's event thread deliver what is left, and join it. */
+static void event_thread_stop(ember_pool *p)
+{
+    if (!p->ev_running) return;
+    atomic_store(&p->ev_stop, 1);
+    /* seq_cst after the flag: the thread reads the word, then the flag */
+    atomic_fetch_add(&p->v.hdr->epoch, 1);
+    ember__futex_wake(&p->v.hdr->epoch, INT_MAX);
+    pthread_join(p->ev_thread, NULL);
+    p->ev_running = false;
 }
 
 int ember_pool_start(const struct ember_pool_config *cfg, ember_pool **out)
@@ -177,6 +280,7 @@ int ember_pool_start(const struct ember_pool_config *cfg, ember_pool **out)
     if (!p) return ember__fail(-EMBER_ENOMEM, "ember_pool_start: no memory for the pool");
     p->cfg = *cfg;
     p->sup_pidfd = -1;
+    p->seg_fd = -1;
     int rc = check_config(&p->cfg);
     if (rc == 0) {
         snprintf(p->name, sizeof p->name, "%s", p->cfg.name);
@@ -184,12 +288,22 @@ int ember_pool_start(const struct ember_pool_config *cfg, ember_pool **out)
         rc = ember__plugins_load(p->cfg.plugins); /* before the fork: runners inherit them */
     }
     if (rc == 0) rc = make_plan(&p->cfg);
-    if (rc == 0) rc = ember__segment_create(&p->cfg, &p->v);
+    if (rc == 0) rc = ember__segment_create_held(&p->cfg, &p->v, &p->seg_fd);
     if (rc) {
         free(p);
         return rc;
     }
     rc = supervisor_start(p);
+    close(p->seg_fd); /* the supervisor holds its own lock now (or is gone) */
+    if (rc == 0) rc = event_thread_start(p);
+    if (rc && p->sup_pidfd >= 0) { /* the supervisor served: stop it */
+        char why[EMBER__ERRLEN];
+        memcpy(why, ember__errbuf, sizeof why);
+        ember__stop_supervisor(&p->v, p->name, p->sup_pidfd, 0, NULL);
+        reap_supervisor(p->sup);
+        close(p->sup_pidfd);
+        ember__fail(rc, "%s", why);
+    }
     if (rc) {
         ember__shm_unlink(p->name);
         munmap(p->v.base, p->v.size);
@@ -222,14 +336,28 @@ int ember_pool_resize(ember_pool *p, unsigned min, unsigned max)
 int ember_pool_stop(ember_pool *p, int64_t timeout_ns)
 {
     if (!p) return ember__fail(-EMBER_EINVAL, "ember_pool_stop: pool is NULL");
+    if (p->ev_running && pthread_equal(pthread_self(), p->ev_thread))
+        return ember__fail(-EMBER_EINVAL, "ember_pool_stop: called from pool '%s''s own event "
+                           "callback; stop the pool from another thread", p->name);
     if (timeout_ns < 0) timeout_ns = p->cfg.shutdown_timeout_ns;
-    ember__stop_supervisor(&p->v, p->name, p->sup_pidfd, timeout_ns);
-    waitpid(p->sup, NULL, 0);
+    bool killed = false;
+    int rc = ember__stop_supervisor(&p->v, p->name, p->sup_pidfd, timeout_ns, &killed);
+    if (rc) kill(p->sup, SIGKILL); /* it cannot be signalled through its pidfd: it must end */
+    int ws = reap_supervisor(p->sup);
+    event_thread_stop(p);
+    if (rc == 0 && ws != 0) { /* not a clean exit 0 */
+        char how[200] = "its wait status is lost";
+        if (ws > 0) describe_end(ws, how, sizeof how);
+        rc = ember__fail(-EMBER_EPOOLDOWN, "pool '%s': its supervisor did not end cleanly: %s%s",
+                         p->name, how,
+                         killed ? ", by this stop, since it had not ended within the timeout and 3 s"
+                                : ", before it could finish the stop; calls still running were lost");
+    }
     /* a supervisor that was killed (not stopped) left its segment's name */
     ember__unlink_if_stale(p->name);
     close(p->sup_pidfd);
     munmap(p->v.base, p->v.size);
     close(p->v.shm_fd);
     free(p);
-    return 0;
+    return rc;
 }

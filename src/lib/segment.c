@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include "lib/internal.h"
 #include "lib/placement.h"
@@ -25,17 +26,16 @@ void ember__shm_unlink(const char *name)
     shm_unlink(shm);
 }
 
-/* Is the segment SHM left by a supervisor that is gone? */
+/* Is the segment SHM left by a supervisor that is gone? Neither its
+ * supervisor nor an application starting it holds its lock (proc.h): a
+ * zombie supervisor holds none. */
 static bool stale_segment(const char *shm)
 {
     int fd = shm_open(shm, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0) return errno == ENOENT;
-    struct ember_shm_header h;
-    ssize_t n = pread(fd, &h, sizeof h, 0);
+    int held = ember__ofd_locked(fd, EMBER__LOCK_SUPERVISOR, 2); /* both bytes */
     close(fd);
-    if (n != (ssize_t)sizeof h || h.magic != EMBER_MAGIC) return true;
-    uint32_t pid = atomic_load(&h.sup_pid);
-    return pid == 0 || ember__proc_start_ticks((pid_t)pid) != h.sup_start_ticks;
+    return held == 0;
 }
 
 void ember__unlink_if_stale(const char *name)
@@ -165,10 +165,32 @@ static int segment_size(const char *pool, const char *shm, int fd, const struct 
     return 0;
 }
 
+/* Take the starting lock of the segment SHM just created (open as FD) on a
+ * description of its own, *FDP: never mapped, so that closing it drops the
+ * lock (a mapping keeps its description, and any lock on it, alive). */
+static int starting_lock(const char *pool, const char *shm, int fd, int *fdp)
+{
+    char what[160];
+    *fdp = shm_open(shm, O_RDWR | O_CLOEXEC, 0);
+    struct stat a, b;
+    int rc = *fdp < 0 ? -errno : ember__ofd_lock(*fdp, EMBER__LOCK_STARTING);
+    if (rc == 0 && (fstat(fd, &a) < 0 || fstat(*fdp, &b) < 0)) rc = -errno;
+    if (rc == 0 && (a.st_dev != b.st_dev || a.st_ino != b.st_ino))
+        rc = ember__fail(-EMBER_EEXIST, "pool '%s' was started by another process at the same time",
+                         pool);
+    else if (rc < 0) {
+        snprintf(what, sizeof what, "pool '%s': starting lock of %s (F_OFD_SETLK)", pool, shm);
+        rc = ember__sys_fail(-rc, what);
+    }
+    if (rc && *fdp >= 0) close(*fdp);
+    return rc;
+}
+
 /* Create the shared object SHM for plan L (replacing a stale one), map it
- * at *BASE and leave its descriptor in *FD. */
+ * at *BASE and leave its descriptor in *FD; *LOCKFD keeps it open with the
+ * starting lock held. */
 static int segment_open(const char *pool, const char *shm, const struct layout *l, void **base,
-                        int *fd_out)
+                        int *fd_out, int *lockfd)
 {
     int fd = shm_open(shm, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0 && errno == EEXIST) {
@@ -182,9 +204,16 @@ static int segment_open(const char *pool, const char *shm, const struct layout *
         snprintf(what, sizeof what, "pool '%s': shm_open %s", pool, shm);
         return ember__sys_fail(errno, what);
     }
-    int rc = segment_size(pool, shm, fd, l);
+    int rc = starting_lock(pool, shm, fd, lockfd);
     if (rc) {
         close(fd);
+        shm_unlink(shm);
+        return rc;
+    }
+    rc = segment_size(pool, shm, fd, l);
+    if (rc) {
+        close(fd);
+        close(*lockfd);
         shm_unlink(shm);
         return rc;
     }
@@ -192,6 +221,7 @@ static int segment_open(const char *pool, const char *shm, const struct layout *
     if (*base == MAP_FAILED) {
         int e = errno;
         close(fd);
+        close(*lockfd);
         shm_unlink(shm);
         snprintf(what, sizeof what, "pool '%s': mmap %s", pool, shm);
         return ember__sys_fail(e, what);
@@ -255,7 +285,8 @@ static void tables_init(struct ember__view *v)
     }
 }
 
-int ember__segment_create(const struct ember_pool_config *cfg, struct ember__view *v)
+int ember__segment_create_held(const struct ember_pool_config *cfg, struct ember__view *v,
+                               int *lockfd)
 {
     char shm[96];
     ember__shm_name(shm, sizeof shm, cfg->name);
@@ -263,17 +294,26 @@ int ember__segment_create(const struct ember_pool_config *cfg, struct ember__vie
     layout_plan(cfg, &l);
     void *base = NULL;
     int fd = -1;
-    int rc = segment_open(cfg->name, shm, &l, &base, &fd);
+    int rc = segment_open(cfg->name, shm, &l, &base, &fd, lockfd);
     if (rc) return rc;
     header_fill((struct ember_shm_header *)base, &l, cfg);
     rc = ember__view_init(v, base, l.size);
     if (rc) {
         munmap(base, l.size);
         close(fd);
+        close(*lockfd);
         shm_unlink(shm);
         return rc;
     }
     v->shm_fd = fd; /* kept, for payload pages' space (detail/pages.h); runners inherit it */
     tables_init(v);
     return 0;
+}
+
+int ember__segment_create(const struct ember_pool_config *cfg, struct ember__view *v)
+{
+    int fd;
+    int rc = ember__segment_create_held(cfg, v, &fd);
+    if (rc == 0) close(fd);
+    return rc;
 }

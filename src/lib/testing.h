@@ -15,6 +15,10 @@
 /* The view of POOL's (or client C's) segment; NULL for NULL. */
 struct ember__view *ember__pool_view(ember_pool *pool);
 struct ember__view *ember__client_view(ember_client *c);
+/* Fault injection: ember__test_fail_watch (lib/internal.h), set before
+ * ember_pool_start(), makes the supervisor's watches of chosen pids fail
+ * as the kernel fails them. */
+
 /* The entry of the slot client C keeps at hand (EMBER_NONE: none). */
 uint32_t ember__client_hot(ember_client *c);
 

@@ -113,6 +113,17 @@ static void plugins_init(struct ember_runner_ent *re)
     }
 }
 
+_Noreturn void ember__runner_exit(int status)
+{
+    struct ember_runner_ent *re = &ember__self.view->runners[ember__self.runner];
+    const char *m = ember__exit_meaning(status);
+    if (!m) m = "runner: failed";
+    size_t n = strlen(m) < sizeof re->msg - 1 ? strlen(m) : sizeof re->msg - 1; /* the table's fit */
+    memcpy(re->msg, m, n);
+    re->msg[n] = 0;
+    _exit(status);
+}
+
 /* End the runner: its workers finish their calls and stop. */
 static _Noreturn void drain_and_exit(struct ember__view *v, struct worker_arg *args)
 {
@@ -124,7 +135,7 @@ static _Noreturn void drain_and_exit(struct ember__view *v, struct worker_arg *a
     }
     for (uint32_t t = 0; t < v->max_conc; t++) pthread_join(args[t].th, NULL);
     plugins_fini(ember__nhandlers);
-    _exit(0);
+    _exit(EMBER__EXIT_OK);
 }
 
 /* Become runner IDX of generation GEN of the pool behind V: die with the
@@ -134,7 +145,7 @@ static void runner_setup(struct ember__view *v, uint32_t idx, uint32_t gen, pid_
                          const struct ember_pool_config *cfg)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != sup) _exit(0);
+    if (getppid() != sup) _exit(EMBER__EXIT_OK); /* the supervisor is gone */
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
@@ -176,7 +187,7 @@ static int64_t job_credits(const struct ember_pool_config *cfg)
 static struct worker_arg *workers_start(struct ember__view *v, uint32_t idx)
 {
     struct worker_arg *args = calloc(v->max_conc, sizeof *args);
-    if (!args) _exit(72);
+    if (!args) ember__runner_exit(EMBER__EXIT_RUNNER_NOMEM);
     pthread_attr_t at;
     pthread_attr_init(&at);
     pthread_attr_setstacksize(&at, 1u << 20);
@@ -190,7 +201,8 @@ static struct worker_arg *workers_start(struct ember__view *v, uint32_t idx)
         atomic_store(&we->idle_since, now);
     }
     for (uint32_t t = 0; t < v->max_conc; t++)
-        if (pthread_create(&args[t].th, &at, ember__worker_main, &args[t]) != 0) _exit(73);
+        if (pthread_create(&args[t].th, &at, ember__worker_main, &args[t]) != 0)
+            ember__runner_exit(EMBER__EXIT_RUNNER_THREAD);
     pthread_attr_destroy(&at);
     return args;
 }
@@ -221,7 +233,7 @@ static _Noreturn void control_loop(struct ember__view *v, struct worker_arg *arg
         /* a look every second (every 200 ms with max_rss); the first one
          * after the first wait, not while the runner's first calls run */
         ember__futex_wait(&re->ctl, ctl, ember__now_ns() + (cfg->max_rss ? 200000000ull : 1000000000ull));
-        if (getppid() != sup) _exit(0);
+        if (getppid() != sup) _exit(EMBER__EXIT_OK); /* the supervisor is gone */
         if (atomic_load(&re->ctl) != ctl) continue; /* the supervisor asked: answer first */
         uint64_t rss = runner_rss(); /* for ember_stats, and max_rss */
         atomic_store_explicit(&re->rss, rss, memory_order_relaxed);

@@ -8,6 +8,7 @@
 #define EMBER_RUNNER_RUNNER_H
 
 #include "lib/internal.h"
+#include "lib/exits.h"
 
 /* Where a handler writes its result: inline bytes first, pages once it
  * outgrows them (out.c). */
@@ -46,5 +47,8 @@ struct worker_arg { uint32_t wi; pthread_t th; };
 void *ember__worker_main(void *arg);
 /* Stop taking calls, for REASON; the control thread then ends the runner. */
 void ember__drain_self(struct ember__view *v, uint32_t reason);
+/* End this runner with STATUS, one of ember's own (lib/exits.h): its
+ * meaning goes into the runner's entry, for the event that reports it. */
+_Noreturn void ember__runner_exit(int status);
 
 #endif

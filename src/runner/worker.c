@@ -280,7 +280,7 @@ void *ember__worker_main(void *arg)
     uint32_t wi = ((struct worker_arg *)arg)->wi;
     _Atomic uint32_t *ws = &v->workers[wi].park;
     ember_out *o = malloc(sizeof *o);
-    if (!o) _exit(72);
+    if (!o) ember__runner_exit(EMBER__EXIT_RUNNER_NOMEM);
     /* steal: another node's calls may be taken (after a wake-up, or after
      * spinning a while without any of our own node's) */
     bool steal = true;

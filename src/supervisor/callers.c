@@ -71,12 +71,31 @@ static void watch_caller(struct sup *s, uint32_t i)
         sup_reap_caller(s, i, sc->gen);
         return;
     }
-    int rc = s->ops->add_fd(s->loop, sc->pidfd, MKTAG(TAG_CALLER, i, sc->gen));
+    int rc = sup_add_watch(s, sc->pidfd, MKTAG(TAG_CALLER, i, sc->gen), (pid_t)sc->pid);
     if (rc < 0 && !sc->refused)
         sup_log(1, "caller %u (pid %u): cannot watch its pidfd (%s); polled instead", i, sc->pid,
                 strerror(-rc));
     sc->watched = rc == 0;
     sc->refused = rc < 0;
+}
+
+void sup_caller_unwatched(struct sup *s, uint32_t i, uint32_t gen, int err)
+{
+    struct sup_caller *sc = &s->callers[i];
+    if (sc->gen != gen || sc->pidfd < 0 || !sc->watched) return;
+    sc->watched = false;
+    if (!sc->refused)
+        sup_log(1, "caller %u (pid %u): its watch failed (%s); watched again at the next look", i,
+                sc->pid, strerror(err));
+    sc->refused = true; /* logged once; watch_caller() clears it when a watch is taken */
+}
+
+void sup_check_callers(struct sup *s)
+{
+    for (uint32_t i = 0; i < s->v->ncallers; i++) {
+        struct sup_caller *sc = &s->callers[i];
+        if (sc->pidfd >= 0 && ember__pidfd_dead(sc->pidfd)) sup_reap_caller(s, i, sc->gen);
+    }
 }
 
 /* Look at the caller table: watch callers that attached, stop watching

@@ -1,5 +1,7 @@
-/* supervisor/events.c - pool events: the ring every process reads, the
- * application's callbacks, and the supervisor's log. */
+/* supervisor/events.c - pool events: the ring every process reads, and
+ * the supervisor's log. The application's callbacks (on_grow_start...) are
+ * not called here: a thread of the application reads the ring (pool.c),
+ * so a callback that blocks holds up nothing of the pool's. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -42,7 +44,8 @@ uint32_t sup_count_serving(struct ember__view *v)
     return n;
 }
 
-/* Publish an event in the ring (a seqlock per entry), call its callback,
+/* Publish an event in the ring (a seqlock per entry), wake its readers
+ * (the epoch futex: ember_stats_wait(), the application's event thread),
  * log it. */
 void sup_emit(struct sup *s, uint32_t type, uint32_t r, uint32_t reason, int ok, int count,
                  int status, int sig, const char *msg)
@@ -65,25 +68,16 @@ void sup_emit(struct sup *s, uint32_t type, uint32_t r, uint32_t reason, int ok,
     if (msg) snprintf(e->msg, sizeof e->msg, "%s", msg);
     atomic_store_explicit(&e->seq, seq + 1, memory_order_release);
     atomic_store_explicit(&v->hdr->ev_next, seq + 1, memory_order_release);
-    sup_bump_epoch(v); /* ember_stats_wait() and `ember events --follow` wake up */
-
-    ember_event ev = { .seq = seq, .time_ns = e->time_ns, .type = (int)type, .runner = r,
-                       .runners = e->runners, .reason = (int)reason, .ok = ok, .count = count,
-                       .status = status, .signal = sig };
-    snprintf(ev.pool, sizeof ev.pool, "%s", v->hdr->name);
-    memcpy(ev.msg, e->msg, sizeof ev.msg);
-    const struct ember_pool_config *c = s->cfg;
-    void (*cb)(const ember_event *, void *) =
-        type == EMBER_EV_GROW_START ? c->on_grow_start : type == EMBER_EV_GROW_END ? c->on_grow_end
-                                                                                  : c->on_shrink;
-    if (cb) cb(&ev, c->event_arg);
+    /* ember_stats_wait(), `ember events --follow` and the application's
+     * event thread wake up */
+    sup_bump_epoch(v);
     static const char *const names[] = { "", "grow start", "grow end", "shrink" };
     if (type == EMBER_EV_GROW_END && !ok)
         sup_log(1, "pool '%s': runner %u failed to boot (%d in a row; status %d, signal %d%s%s)",
                 v->hdr->name, r, count, status, sig, msg && *msg ? ": " : "", msg ? msg : "");
     else
         sup_log(1, "pool '%s': %s, runner %u (%s), %u runners", v->hdr->name, names[type], r,
-                ember_why_name((int)reason), ev.runners);
+                ember_why_name((int)reason), e->runners);
 }
 
 /* Runner R's boot failed (REASON: boot_failed or boot_timeout): count it,

@@ -12,7 +12,9 @@
  * would remove the tick, but the supervisor stays single-threaded: it forks
  * runners, and a fork while another thread holds a lock (the allocator's,
  * say) would leave the runner deadlocked. Same one-shot watch semantics as
- * the io_uring back-end. */
+ * the io_uring back-end: a fd with POLLIN is readable; one with only
+ * POLLNVAL, POLLERR or POLLHUP is a failed watch, dropped and reported as
+ * such. */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -86,8 +88,11 @@ static int p_wait(struct ember_loop *l, int64_t timeout_ns, struct ember_loop_ev
         int rc = ppoll(l->pfd, (nfds_t)l->n, &ts, NULL);
         if (rc < 0 && errno != EINTR) return -errno;
         for (int i = 0; rc > 0 && i < l->n && n < max;) {
-            if (l->pfd[i].revents) {
-                ev[n++] = (struct ember_loop_ev){ EMBER__LOOP_FD, l->tags[i] };
+            short re = l->pfd[i].revents;
+            if (re) {
+                ev[n++] = re & POLLIN ? (struct ember_loop_ev){ EMBER__LOOP_FD, l->tags[i], 0 }
+                                      : (struct ember_loop_ev){ EMBER__LOOP_FD_FAILED, l->tags[i],
+                                                                re & POLLNVAL ? EBADF : EIO };
                 drop(l, i);
             } else {
                 i++;
@@ -97,7 +102,7 @@ static int p_wait(struct ember_loop *l, int64_t timeout_ns, struct ember_loop_ev
     }
     if (db != l->db_seen && n < max) {
         l->db_seen = db;
-        ev[n++] = (struct ember_loop_ev){ EMBER__LOOP_DOORBELL, 0 };
+        ev[n++] = (struct ember_loop_ev){ EMBER__LOOP_DOORBELL, 0, 0 };
     }
     return n;
 }

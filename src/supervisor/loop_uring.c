@@ -7,6 +7,11 @@
  * value, addr3 = the bitmask (all ones; zero is refused). It completes with 0
  * when woken and -EAGAIN when the word already differed; either way the
  * doorbell is reported and the wait re-armed with the word's current value.
+ * Any other result is a failed wait: it is armed again no sooner than
+ * EMBER__DOORBELL_RETRY_NS later (a wait that fails at once would otherwise
+ * spin the loop), and meanwhile the word is compared by hand at least that
+ * often, as loop_poll.c does. A POLL_ADD that completes with an error (or
+ * without POLLIN) is reported as a failed watch, never as the fd readable.
  * init fails (and the supervisor falls back to loop_poll.c) when the kernel
  * refuses io_uring or lacks the futex opcode. */
 #include <errno.h>
@@ -23,6 +28,7 @@
 #define TAG_DOORBELL (~0ull)
 #define TAG_IGNORE (~0ull - 1)
 #define TAG_TIMEOUT (~0ull - 2)
+#define EMBER__DOORBELL_RETRY_NS 100000000ull
 
 struct ember_loop {
     struct io_uring ring;
@@ -30,6 +36,8 @@ struct ember_loop {
     uint32_t db_seen;
     struct __kernel_timespec ts; /* the pending TIMEOUT's, alive until it completes */
     bool timeout_armed;
+    bool db_armed;        /* a FUTEX_WAIT is pending */
+    uint64_t db_retry_at; /* not armed: its last wait failed; arm it again from then */
 };
 
 static struct io_uring_sqe *get_sqe(struct ember_loop *l)
@@ -54,7 +62,23 @@ static int arm_doorbell(struct ember_loop *l)
     sqe->off = l->db_seen;
     sqe->addr3 = 0xffffffffull;
     sqe->user_data = TAG_DOORBELL;
+    l->db_armed = true;
     return 0;
+}
+
+/* The doorbell wait completed with RES: report the doorbell (*RING) and arm
+ * it again, or, for a failed wait, arm it later and look at the word by hand
+ * meanwhile. */
+static void doorbell_done(struct ember_loop *l, int res, bool *ring)
+{
+    l->db_armed = false;
+    if (res == 0 || res == -EAGAIN || res == -EINTR) {
+        *ring = true;
+        return;
+    }
+    if (res == -ECANCELED) return; /* the ring is going away */
+    l->db_retry_at = ember__now_ns() + EMBER__DOORBELL_RETRY_NS;
+    *ring = atomic_load(l->db) != l->db_seen;
 }
 
 static int u_init(struct ember_loop **lp, EMBER_ATOMIC(uint32_t) *doorbell)
@@ -106,8 +130,27 @@ static void u_del_fd(struct ember_loop *l, int fd, uint64_t tag)
     io_uring_submit(&l->ring);
 }
 
+/* One completion of a watch (POLL_ADD) tagged TAG with RES: the fd readable,
+ * a failed watch, or nothing (a removed one). */
+static int watch_done(uint64_t tag, int res, struct ember_loop_ev *ev)
+{
+    if (res == -ECANCELED) return 0; /* removed watch */
+    if (res < 0 || !(res & POLLIN)) {
+        *ev = (struct ember_loop_ev){ EMBER__LOOP_FD_FAILED, tag, res < 0 ? -res : EIO };
+        return 1;
+    }
+    *ev = (struct ember_loop_ev){ EMBER__LOOP_FD, tag, 0 };
+    return 1;
+}
+
 static int u_wait(struct ember_loop *l, int64_t timeout_ns, struct ember_loop_ev *ev, int max)
 {
+    uint64_t now = ember__now_ns();
+    if (!l->db_armed && now >= l->db_retry_at) arm_doorbell(l);
+    if (!l->db_armed) { /* its wait failed: look at the word by then at the latest */
+        int64_t left = (int64_t)(l->db_retry_at - now);
+        if (timeout_ns < 0 || timeout_ns > left) timeout_ns = left;
+    }
     /* one IORING_OP_TIMEOUT at a time; it completes (-ETIME) when the time is
      * up or (0) as soon as any other completion arrives (count 1) */
     if (timeout_ns >= 0 && !l->timeout_armed) {
@@ -121,12 +164,14 @@ static int u_wait(struct ember_loop *l, int64_t timeout_ns, struct ember_loop_ev
         }
     }
     int rc = io_uring_submit_and_wait(&l->ring, 1);
-    if (rc < 0 && rc != -EINTR) return rc;
+    /* EAGAIN, EBUSY: the completion queue is full; reaping it below makes room */
+    if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) return rc;
     int n = 0;
-    bool rearm = false;
+    bool ring = false;
     struct io_uring_cqe *cqe;
     unsigned head, seen = 0;
     io_uring_for_each_cqe(&l->ring, head, cqe) {
+        if (n >= max - 1) break; /* the rest stay for the next wait (one place kept: the doorbell) */
         seen++;
         if (cqe->user_data == TAG_IGNORE) continue;
         if (cqe->user_data == TAG_TIMEOUT) {
@@ -134,15 +179,16 @@ static int u_wait(struct ember_loop *l, int64_t timeout_ns, struct ember_loop_ev
             continue;
         }
         if (cqe->user_data == TAG_DOORBELL) {
-            rearm = true;
-            if (n < max) ev[n++] = (struct ember_loop_ev){ EMBER__LOOP_DOORBELL, 0 };
+            doorbell_done(l, cqe->res, &ring);
             continue;
         }
-        if (cqe->res == -ECANCELED) continue; /* removed watch */
-        if (n < max) ev[n++] = (struct ember_loop_ev){ EMBER__LOOP_FD, cqe->user_data };
+        n += watch_done(cqe->user_data, cqe->res, &ev[n]);
     }
     io_uring_cq_advance(&l->ring, seen);
-    if (rearm) arm_doorbell(l);
+    if (!l->db_armed && !ring && atomic_load(l->db) != l->db_seen) ring = true; /* by hand */
+    if (ring && n < max) ev[n++] = (struct ember_loop_ev){ EMBER__LOOP_DOORBELL, 0, 0 };
+    if (ring && !l->db_armed && ember__now_ns() >= l->db_retry_at) arm_doorbell(l);
+    else if (ring) l->db_seen = atomic_load(l->db);
     return n;
 }
 

@@ -220,10 +220,12 @@ static void report_runner_end(struct sup *s, uint32_t r, uint32_t was, uint32_t 
                     : sr->kill_why == KILL_STOP    ? EMBER_WHY_STOP
                     : was == EMBER_RUNNER_DRAINING && !sig && !status ? why
                                                                        : EMBER_WHY_CRASH;
-    sup_emit(s, EMBER_EV_SHRINK, r, reason, 0, 0, status, sig, NULL);
+    /* a runner that ended with one of ember's own statuses says why */
+    const char *why_msg = !sig && status ? ember__exit_meaning(status) : NULL;
+    sup_emit(s, EMBER_EV_SHRINK, r, reason, 0, 0, status, sig, why_msg);
     if (reason == EMBER_WHY_CRASH)
-        sup_log(1, "runner %u (pid %d) died: signal %d, status %d; %u calls failed", r,
-                (int)sr->pid, sig, status, failed);
+        sup_log(1, "runner %u (pid %d) died: signal %d, status %d%s%s; %u calls failed", r,
+                (int)sr->pid, sig, status, why_msg ? ": " : "", why_msg ? why_msg : "", failed);
 }
 
 /* Runner R (generation GEN) has ended with SIG or STATUS: repair what it
@@ -251,43 +253,99 @@ static void runner_gone(struct sup *s, uint32_t r, int sig, int status)
     sup_bump_epoch(v);
 }
 
-/* Runner R's pidfd fired (or it was killed and is waited for): collect
- * its exit and repair. */
-void sup_reap_runner(struct sup *s, uint32_t r, uint32_t gen)
+bool (*ember__test_fail_watch)(pid_t pid);
+
+int sup_add_watch(struct sup *s, int fd, uint64_t tag, pid_t pid)
+{
+    /* a descriptor number no process has open: the kernel fails the watch */
+    if (ember__test_fail_watch && ember__test_fail_watch(pid)) fd = INT_MAX;
+    return s->ops->add_fd(s->loop, fd, tag);
+}
+
+/* Has runner R ended? Its wait status as SIG or STATUS if so (reaped).
+ * WNOHANG: never waits for a live one. */
+static bool runner_ended(struct sup_runner *sr, int *sig, int *status)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    *sig = *status = 0;
+    if (sr->pidfd >= 0) {
+        if (waitid((idtype_t)P_PIDFD, (id_t)sr->pidfd, &si, WEXITED | WNOHANG) < 0)
+            /* ECHILD: reaped by nobody but us, unless SIGCHLD was ignored; then the
+             * pidfd alone says it ended (its status is lost) */
+            return errno == ECHILD && ember__pidfd_dead(sr->pidfd);
+        if (si.si_pid == 0) return false; /* still running */
+        if (si.si_code == CLD_EXITED) *status = si.si_status;
+        else *sig = si.si_status;
+        return true;
+    }
+    int st = 0;
+    pid_t got = waitpid(sr->unreaped, &st, WNOHANG);
+    if (got == 0 || (got < 0 && errno != ECHILD)) return false;
+    if (got > 0 && WIFEXITED(st)) *status = WEXITSTATUS(st);
+    if (got > 0 && WIFSIGNALED(st)) *sig = WTERMSIG(st);
+    return true;
+}
+
+bool sup_reap_runner(struct sup *s, uint32_t r, uint32_t gen)
+{
+    struct sup_runner *sr = &s->runners[r];
+    if (sr->gen != gen || (sr->pidfd < 0 && !sr->unreaped)) return false;
+    int sig, status;
+    if (!runner_ended(sr, &sig, &status)) return false;
+    if (sr->pidfd >= 0) {
+        if (sr->watched) s->ops->del_fd(s->loop, sr->pidfd, MKTAG(TAG_RUNNER, r, gen));
+        close(sr->pidfd);
+    }
+    sr->pidfd = -1;
+    sr->unreaped = 0;
+    sr->watched = false;
+    runner_gone(s, r, sig, status);
+    return true;
+}
+
+void sup_runner_unwatched(struct sup *s, uint32_t r, uint32_t gen, int err)
 {
     struct sup_runner *sr = &s->runners[r];
     if (sr->gen != gen || sr->pidfd < 0) return;
-    siginfo_t si;
-    memset(&si, 0, sizeof si);
-    int sig = 0, status = 0;
-    if (waitid((idtype_t)P_PIDFD, (id_t)sr->pidfd, &si, WEXITED) == 0) {
-        if (si.si_code == CLD_EXITED) status = si.si_status;
-        else sig = si.si_status;
+    sr->watched = false;
+    s->rewatch = true;
+    sup_log(1, "runner %u (pid %d): its watch failed (%s); looked at again within %llu ms", r,
+            (int)sr->pid, strerror(err), (unsigned long long)(EMBER__REWATCH_NS / 1000000));
+}
+
+bool sup_rewatch_runners(struct sup *s, bool all)
+{
+    bool left = false;
+    for (uint32_t r = 0; r < s->v->nrunners; r++) {
+        struct sup_runner *sr = &s->runners[r];
+        if ((sr->pidfd < 0 && !sr->unreaped) || (sr->watched && !all)) continue;
+        if (sup_reap_runner(s, r, sr->gen) || sr->watched) continue;
+        /* one killed because it could not be watched is only waited for */
+        if (sr->pidfd >= 0 && sr->kill_why != KILL_UNWATCHED)
+            sr->watched = sup_add_watch(s, sr->pidfd, MKTAG(TAG_RUNNER, r, sr->gen), sr->pid) == 0;
+        left |= !sr->watched;
     }
-    s->ops->del_fd(s->loop, sr->pidfd, MKTAG(TAG_RUNNER, r, gen));
-    close(sr->pidfd);
-    sr->pidfd = -1;
-    runner_gone(s, r, sig, status);
+    return left;
 }
 
 /* A runner just forked (PID) could not be watched (no pidfd, or the loop
- * refused it, ERR): it is killed, and counted as a failed boot; the calls
- * it may have taken meanwhile are lost (EMBER_ERUNNERLOST). */
+ * refused it, ERR): it is killed, and counted as a failed boot once it is
+ * reaped (here, or by sup_rewatch_runners() within EMBER__REWATCH_NS); the
+ * calls it may have taken meanwhile are lost (EMBER_ERUNNERLOST). */
 static void unwatched_runner(struct sup *s, uint32_t r, pid_t pid, int err)
 {
     struct sup_runner *sr = &s->runners[r];
     sup_log(1, "runner %u (pid %d) cannot be watched (%s): killed", r, (int)pid, strerror(err));
     sr->kill_why = KILL_UNWATCHED;
     sr->watch_err = err;
-    if (sr->pidfd >= 0) {
-        syscall(SYS_pidfd_send_signal, sr->pidfd, SIGKILL, NULL, 0);
-        sup_reap_runner(s, r, sr->gen);
-        return;
+    sr->watched = false;
+    if (sr->pidfd >= 0) syscall(SYS_pidfd_send_signal, sr->pidfd, SIGKILL, NULL, 0);
+    else {
+        kill(pid, SIGKILL);
+        sr->unreaped = pid;
     }
-    kill(pid, SIGKILL);
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
-    runner_gone(s, r, WIFSIGNALED(st) ? WTERMSIG(st) : 0, WIFEXITED(st) ? WEXITSTATUS(st) : 0);
+    if (!sup_reap_runner(s, r, sr->gen)) s->rewatch = true;
 }
 
 int sup_spawn_runner(struct sup *s, uint32_t reason, const uint32_t *demand)
@@ -295,7 +353,7 @@ int sup_spawn_runner(struct sup *s, uint32_t reason, const uint32_t *demand)
     struct ember__view *v = s->v;
     uint32_t r = 0;
     while (r < v->nrunners && (atomic_load(&v->runners[r].state) != EMBER_RUNNER_EMPTY ||
-                               s->runners[r].pidfd >= 0))
+                               s->runners[r].pidfd >= 0 || s->runners[r].unreaped))
         r++;
     if (r == v->nrunners) return -1;
     struct ember_runner_ent *re = &v->runners[r];
@@ -321,6 +379,7 @@ int sup_spawn_runner(struct sup *s, uint32_t reason, const uint32_t *demand)
     sup_emit(s, EMBER_EV_GROW_START, r, reason, 0, 0, 0, 0, NULL);
     pid_t pid = fork();
     if (pid == 0) {
+        close(s->lock_fd); /* first: the supervisor's liveness lock is its own */
         s->ops->close_in_child(s->loop);
         close(s->sigfd);
         if (s->app_pidfd >= 0) close(s->app_pidfd);
@@ -342,11 +401,12 @@ int sup_spawn_runner(struct sup *s, uint32_t reason, const uint32_t *demand)
     atomic_store(&re->pid, (uint32_t)pid);
     atomic_fetch_add(&v->hdr->runners_started, 1);
     sr->pidfd = ember__pidfd_open(pid);
-    int rc = sr->pidfd < 0 ? -errno : s->ops->add_fd(s->loop, sr->pidfd, MKTAG(TAG_RUNNER, r, gen));
+    int rc = sr->pidfd < 0 ? -errno : sup_add_watch(s, sr->pidfd, MKTAG(TAG_RUNNER, r, gen), pid);
     if (rc < 0) {
         unwatched_runner(s, r, pid, -rc);
         return -1;
     }
+    sr->watched = true;
     return 0;
 }
 

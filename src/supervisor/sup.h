@@ -6,13 +6,14 @@
  *   callers.c     watching attached callers and reclaiming a dead one's work
  *   evaluate.c    the look at the pool after every wake-up: a snapshot for
  *                 the policy (policy.c), and doing what it decides
- *   events.c      the event ring, its callbacks, the log
+ *   events.c      the event ring and the log (callbacks run in the application)
  * Event handlers (reaping) only record and repair; booting and stopping
  * runners is decided in evaluate.c alone. */
 #ifndef EMBER_SUPERVISOR_SUP_H
 #define EMBER_SUPERVISOR_SUP_H
 
 #include "lib/internal.h"
+#include "lib/exits.h"
 #include "lib/placement.h"
 #include "supervisor/loop.h"
 #include "supervisor/policy.h"
@@ -21,6 +22,9 @@
 #define EMBER__TICK_MIN_NS 10000000ull       /* 10 ms */
 #define EMBER__REPAIR_NS 250000000ull        /* the repair look (repair.c) */
 #define EMBER__REPAIR_CONFIRM_NS 50000000ull /* the next one, after a look that found something */
+/* while a watch that failed waits to be armed again (or a runner that
+ * cannot be watched to be reaped), the loop looks this often */
+#define EMBER__REWATCH_NS 100000000ull       /* 100 ms */
 
 enum { TAG_RUNNER = 1, TAG_CALLER = 2, TAG_SIGNAL = 3, TAG_APP = 4 };
 #define MKTAG(kind, idx, gen) ((uint64_t)(kind) << 56 | (uint64_t)((gen) & 0xffffffu) << 32 | (idx))
@@ -32,6 +36,10 @@ enum { KILL_NONE = 0, KILL_BOOT_TIMEOUT, KILL_OVERDUE, KILL_STOP,
 struct sup_runner {
     int pidfd;
     pid_t pid;
+    bool watched;          /* the loop watches its pidfd; else it is looked at each
+                              EMBER__REWATCH_NS (sup_rewatch) */
+    pid_t unreaped;        /* no pidfd, killed and not reaped yet: its pid (the entry
+                              stays taken until it is) */
     uint32_t gen;
     uint8_t kill_why;      /* KILL_*: set when we sent SIGKILL */
     int watch_err;         /* KILL_UNWATCHED: why */
@@ -56,6 +64,9 @@ struct sup {
     const struct ember_loop_ops *ops;
     struct ember_loop *loop;
     int sigfd, app_pidfd;
+    int lock_fd;           /* the segment, with the supervisor's liveness lock (proc.h) */
+    bool sig_watched, app_watched;
+    bool rewatch;          /* some watch failed or a runner is unwatched: sup_rewatch() */
     pid_t self;
     struct sup_runner *runners;
     struct sup_caller *callers;
@@ -85,8 +96,21 @@ void sup_emit(struct sup *s, uint32_t type, uint32_t r, uint32_t reason, int ok,
 void sup_boot_failed(struct sup *s, uint32_t r, uint32_t reason, int status, int sig, const char *msg);
 
 /* runners.c */
+/* Watch FD of process PID with TAG (the test hook ember__test_fail_watch
+ * may make it fail): the loop's add_fd. */
+int sup_add_watch(struct sup *s, int fd, uint64_t tag, pid_t pid);
 int sup_spawn_runner(struct sup *s, uint32_t reason, const uint32_t *demand);
-void sup_reap_runner(struct sup *s, uint32_t r, uint32_t gen);
+/* Collect runner R's exit if it has ended, and repair what it held: true
+ * if it had. Never waits (WNOHANG): a runner still running is left as it
+ * is, whatever reported it. */
+bool sup_reap_runner(struct sup *s, uint32_t r, uint32_t gen);
+/* The loop's watch of runner R (generation GEN) failed: looked at, and
+ * watched again, by sup_rewatch_runners(). */
+void sup_runner_unwatched(struct sup *s, uint32_t r, uint32_t gen, int err);
+/* Look at every runner the loop does not watch: reap those that ended,
+ * watch the others again. With ALL, every runner (the loop's wait failed:
+ * an exit may have gone unreported). True if some are still unwatched. */
+bool sup_rewatch_runners(struct sup *s, bool all);
 void sup_kill_runner(struct sup *s, uint32_t r, uint8_t why);
 void sup_request(struct ember__view *v, uint32_t r, uint32_t ctl);
 void sup_sweep_orphans(struct sup *s);
@@ -102,6 +126,13 @@ void sup_scan_callers(struct sup *s);
  * while after a caller died. Called about once a second. */
 void sup_free_unowned(struct sup *s);
 void sup_reap_caller(struct sup *s, uint32_t i, uint32_t gen);
+/* The loop's watch of caller I (generation GEN) failed: it is watched
+ * again at the next scan (each doorbell and each second); the caller is
+ * only reaped on its pidfd's POLLIN or ESRCH. */
+void sup_caller_unwatched(struct sup *s, uint32_t i, uint32_t gen, int err);
+/* Reap every watched caller whose pidfd says it ended (poll, no wait): for
+ * a failed wait of the loop. */
+void sup_check_callers(struct sup *s);
 
 /* repair.c */
 /* Look at the rings, slots and page table for what stray writes broke, and

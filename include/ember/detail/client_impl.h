@@ -8,10 +8,11 @@
 
 #include "any.h"
 
-/* Open and map the segment of pool NAME: 0 with *BASE and *SIZE set and
- * its descriptor in *FD (kept to reserve payload pages, detail/pages.h), or
- * -EMBER_ENOPOOL, -EMBER_EOWNER, -EMBER_ECORRUPT, a system error. */
-static inline int ember__segment_map(const char *name, void **base, size_t *size, int *fd_out)
+/* Open and map the segment of pool NAME: 0 with *BASE, *SIZE and *FDP set
+ * (the segment, kept open: for the liveness check at attach and to reserve
+ * payload pages, detail/pages.h), or -EMBER_ENOPOOL, -EMBER_EOWNER,
+ * -EMBER_ECORRUPT, a system error. */
+static inline int ember__segment_map(const char *name, void **base, size_t *size, int *fdp)
 {
     char shm[96];
     ember__shm_name(shm, sizeof shm, name);
@@ -44,19 +45,27 @@ static inline int ember__segment_map(const char *name, void **base, size_t *size
         close(fd);
         return ember__sys_fail(e, "ember_attach: mmap of the pool's segment");
     }
-    *fd_out = fd;
+    *fdp = fd;
     return 0;
 }
 
 /* Check that C's pool has a live supervisor (opening its pidfd) and claim
- * a caller entry; the supervisor learns of it from the doorbell. */
-static inline int ember__caller_join(ember_client *c)
+ * a caller entry; the supervisor learns of it from the doorbell. Alive is
+ * the supervisor's lock held on the segment FD (proc.h): a supervisor that
+ * has exited holds none, reaped or not. The pidfd is opened first, so a
+ * lock still held afterwards means the pidfd is the supervisor's. */
+static inline int ember__caller_join(ember_client *c, int fd)
 {
     uint32_t pid = atomic_load_explicit(&c->v.hdr->sup_pid, memory_order_acquire);
     c->sup_pidfd = pid ? ember__pidfd_open((pid_t)pid) : -1;
-    if (c->sup_pidfd < 0 || ember__proc_start_ticks((pid_t)pid) != c->v.hdr->sup_start_ticks)
-        return ember__fail(-EMBER_ENOPOOL, "pool '%s' is not running (its supervisor, pid %u, is gone)",
-                           c->name, pid);
+    int held = c->sup_pidfd < 0 ? 0 : ember__ofd_locked(fd, EMBER__LOCK_SUPERVISOR, 1);
+    if (held < 0) return ember__sys_fail(-held, "ember_attach: F_OFD_GETLK on the pool's segment");
+    if (!held && !pid)
+        return ember__fail(-EMBER_ENOPOOL, "pool '%s' is not running (its supervisor has not "
+                           "started)", c->name);
+    if (!held)
+        return ember__fail(-EMBER_ENOPOOL, "pool '%s' is not running (its supervisor, pid %u, has "
+                           "ended)", c->name, pid);
     uint32_t me = (uint32_t)getpid();
     for (uint32_t i = 0; i < c->v.ncallers; i++) {
         uint32_t z = 0;
@@ -106,7 +115,7 @@ EMBER_API int ember_attach(const char *name, ember_client **out)
         memcpy(why, ember__errbuf, sizeof why);
         ember__fail(rc, "pool '%s': %s", name, why);
     } else {
-        rc = ember__caller_join(c);
+        rc = ember__caller_join(c, fd);
     }
     if (rc) {
         if (c->sup_pidfd >= 0) close(c->sup_pidfd);
@@ -431,35 +440,7 @@ EMBER_API int ember_events_read(ember_client *c, uint64_t *cursor, ember_event *
 {
     if (!c || !cursor || (n > 0 && !ev) || n < 0)
         return ember__fail(-EMBER_EINVAL, "ember_events_read: bad argument");
-    uint64_t next = atomic_load_explicit(&c->v.hdr->ev_next, memory_order_acquire);
-    uint64_t cur = *cursor;
-    if (cur > next) cur = next; /* a cursor from another pool's life */
-    if (next - cur > EMBER_EVENT_RING) cur = next - EMBER_EVENT_RING;
-    int k = 0;
-    for (; k < n && cur < next; cur++) {
-        struct ember_event_ent *e = &c->v.events[cur % EMBER_EVENT_RING];
-        if (atomic_load_explicit(&e->seq, memory_order_acquire) != cur + 1) continue; /* overwritten */
-        ember_event *o = &ev[k];
-        memset(o, 0, sizeof *o);
-        o->seq = cur;
-        o->time_ns = e->time_ns;
-        o->type = (int)e->type;
-        o->runner = e->runner;
-        o->runners = e->runners;
-        o->reason = (int)e->reason;
-        o->ok = e->ok;
-        o->count = e->count;
-        o->status = e->status;
-        o->signal = e->signal;
-        memcpy(o->msg, e->msg, sizeof o->msg);
-        o->msg[sizeof o->msg - 1] = 0;
-        atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit(&e->seq, memory_order_relaxed) != cur + 1) continue; /* torn */
-        snprintf(o->pool, sizeof o->pool, "%s", c->name);
-        k++;
-    }
-    *cursor = cur;
-    return k;
+    return ember__events_copy(&c->v, c->name, cursor, ev, n);
 }
 
 EMBER_API int ember_resize(ember_client *c, unsigned min, unsigned max)
@@ -471,7 +452,19 @@ EMBER_API int ember_resize(ember_client *c, unsigned min, unsigned max)
 EMBER_API int ember_stop(ember_client *c, int64_t shutdown_timeout_ns)
 {
     if (!c) return ember__fail(-EMBER_EINVAL, "ember_stop: client is NULL");
-    return ember__stop_supervisor(&c->v, c->name, c->sup_pidfd, shutdown_timeout_ns);
+    bool killed;
+    int rc = ember__stop_supervisor(&c->v, c->name, c->sup_pidfd, shutdown_timeout_ns, &killed);
+    if (rc) return rc;
+    /* acquire: pairs with the supervisor's release of DOWN (its stop_* counters) */
+    if (atomic_load_explicit(&c->v.hdr->pool_state, memory_order_acquire) == EMBER_POOL_DOWN)
+        return 0;
+    if (killed)
+        return ember__fail(-EMBER_EPOOLDOWN, "pool '%s': its supervisor did not end its stop within "
+                           "the timeout and 3 s, and was killed; calls still running were lost",
+                           c->name);
+    return ember__fail(-EMBER_EPOOLDOWN, "pool '%s': its supervisor ended without finishing its "
+                       "stop (killed by a signal or crashed; the application that started the pool "
+                       "has its exit status); calls still running were lost", c->name);
 }
 
 EMBER_API int ember_wait_ready(ember_client *c, unsigned n, int64_t timeout_ns)

@@ -31,11 +31,13 @@ static inline int ember__wait_ready(struct ember__view *v, const char *name, int
 
 /* Ask the supervisor behind SUP_PIDFD to stop, giving running calls
  * SHUTDOWN_TIMEOUT_NS (negative: the pool's own), and wait for it to exit for
- * up to that and 3 s more; one still there then is killed. With a negative
- * timeout the wait has no limit (the supervisor bounds its own stop). */
+ * up to that and 3 s more; one still there then is killed (*KILLED, if not
+ * NULL, says so). With a negative timeout the wait has no limit (the
+ * supervisor bounds its own stop). */
 static inline int ember__stop_supervisor(struct ember__view *v, const char *name, int sup_pidfd,
-                                  int64_t shutdown_timeout_ns)
+                                  int64_t shutdown_timeout_ns, bool *killed)
 {
+    if (killed) *killed = false;
     if (shutdown_timeout_ns >= 0) atomic_store(&v->hdr->stop_timeout_ns, shutdown_timeout_ns);
     if (syscall(SYS_pidfd_send_signal, sup_pidfd, SIGTERM, NULL, 0) < 0 && errno != ESRCH)
     {
@@ -50,8 +52,46 @@ static inline int ember__stop_supervisor(struct ember__view *v, const char *name
     p.revents = 0;
     int rc;
     while ((rc = poll(&p, 1, ms > INT32_MAX ? -1 : (int)ms)) < 0 && errno == EINTR) {}
-    if (rc == 0) syscall(SYS_pidfd_send_signal, sup_pidfd, SIGKILL, NULL, 0);
+    if (rc == 0 && syscall(SYS_pidfd_send_signal, sup_pidfd, SIGKILL, NULL, 0) == 0 && killed)
+        *killed = true;
     return 0;
+}
+
+/* Copy up to N events of V's ring from *CURSOR on into EV (ember_events_read,
+ * and the application's event thread in libember): how many, *CURSOR moved
+ * past them (and past those overwritten before they were read). */
+static inline int ember__events_copy(struct ember__view *v, const char *name, uint64_t *cursor,
+                                     ember_event *ev, int n)
+{
+    uint64_t next = atomic_load_explicit(&v->hdr->ev_next, memory_order_acquire);
+    uint64_t cur = *cursor;
+    if (cur > next) cur = next; /* a cursor from another pool's life */
+    if (next - cur > EMBER_EVENT_RING) cur = next - EMBER_EVENT_RING;
+    int k = 0;
+    for (; k < n && cur < next; cur++) {
+        struct ember_event_ent *e = &v->events[cur % EMBER_EVENT_RING];
+        if (atomic_load_explicit(&e->seq, memory_order_acquire) != cur + 1) continue; /* overwritten */
+        ember_event *o = &ev[k];
+        memset(o, 0, sizeof *o);
+        o->seq = cur;
+        o->time_ns = e->time_ns;
+        o->type = (int)e->type;
+        o->runner = e->runner;
+        o->runners = e->runners;
+        o->reason = (int)e->reason;
+        o->ok = e->ok;
+        o->count = e->count;
+        o->status = e->status;
+        o->signal = e->signal;
+        memcpy(o->msg, e->msg, sizeof o->msg);
+        o->msg[sizeof o->msg - 1] = 0;
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&e->seq, memory_order_relaxed) != cur + 1) continue; /* torn */
+        snprintf(o->pool, sizeof o->pool, "%s", name);
+        k++;
+    }
+    *cursor = cur;
+    return k;
 }
 
 /* New bounds for the pool; the supervisor acts on them at its next look. */

@@ -1,7 +1,14 @@
 /* ember/detail/proc.h - pool names, segment names and processes.
  *
- * A pool NAME lives in the segment "/ember.<uid>.NAME"; its supervisor is
- * told apart from a process that reused its pid by its start time. */
+ * A pool NAME lives in the segment "/ember.<uid>.NAME". Whether its
+ * supervisor lives is told by a lock, not by its pid: the supervisor holds
+ * an open-file-description lock (F_OFD_SETLK) on byte EMBER__LOCK_SUPERVISOR
+ * of the segment, through a descriptor of its own that its runners close
+ * at once. The kernel drops the lock when the supervisor exits, before it
+ * is reaped, so a zombie supervisor (its application has not waited for
+ * it), which keeps its pid and start time, holds no lock: its pool is gone.
+ * The application starting a pool holds byte EMBER__LOCK_STARTING until the
+ * supervisor serves, so the segment is not taken for a dead one meanwhile. */
 #ifndef EMBER_DETAIL_PROC_H
 #define EMBER_DETAIL_PROC_H
 
@@ -26,7 +33,8 @@ static inline void ember__shm_name(char *buf, size_t len, const char *name)
 }
 
 /* Start time of PID in clock ticks since boot (/proc/PID/stat field 22), 0 if
- * it does not exist. Told apart from a reused pid by the supervisor's. */
+ * it does not exist (published in the header for tools; liveness is the
+ * lock's). */
 static inline uint64_t ember__proc_start_ticks(pid_t pid)
 {
     char path[64], buf[1024];
@@ -45,6 +53,44 @@ static inline uint64_t ember__proc_start_ticks(pid_t pid)
     return strtoull(p, NULL, 10);
 }
 
+#define EMBER__LOCK_SUPERVISOR 0
+#define EMBER__LOCK_STARTING 1
+/* Linux's numbers, for a client compiled without _GNU_SOURCE */
+#ifdef F_OFD_GETLK
+#define EMBER__F_OFD_GETLK F_OFD_GETLK
+#define EMBER__F_OFD_SETLK F_OFD_SETLK
+#else
+#define EMBER__F_OFD_GETLK 36
+#define EMBER__F_OFD_SETLK 37
+#endif
+
+/* Take the write lock of byte BYTE of FD's open file description: 0 or
+ * -errno (EAGAIN: another description holds it). */
+static inline int ember__ofd_lock(int fd, off_t byte)
+{
+    struct flock l;
+    memset(&l, 0, sizeof l);
+    l.l_type = F_WRLCK;
+    l.l_whence = SEEK_SET;
+    l.l_start = byte;
+    l.l_len = 1;
+    return fcntl(fd, EMBER__F_OFD_SETLK, &l) == 0 ? 0 : -errno;
+}
+
+/* Does any open file description lock a byte of FD's file in
+ * [START, START + LEN)? 1, 0, or -errno. */
+static inline int ember__ofd_locked(int fd, off_t start, off_t len)
+{
+    struct flock l;
+    memset(&l, 0, sizeof l);
+    l.l_type = F_WRLCK;
+    l.l_whence = SEEK_SET;
+    l.l_start = start;
+    l.l_len = len;
+    if (fcntl(fd, EMBER__F_OFD_GETLK, &l) < 0) return -errno;
+    return l.l_type != F_UNLCK;
+}
+
 static inline int ember__pidfd_open(pid_t pid)
 {
     return (int)syscall(SYS_pidfd_open, pid, 0);
@@ -56,7 +102,8 @@ static inline bool ember__pidfd_dead(int fd)
     p.fd = fd;
     p.events = POLLIN;
     p.revents = 0;
-    return poll(&p, 1, 0) == 1;
+    /* POLLIN only: POLLNVAL (no such fd) says nothing about the process */
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
 }
 
 #endif /* EMBER_DETAIL_PROC_H */
