@@ -188,7 +188,7 @@ struct ember_pool_config {
     X(runner_cgroup, runner_cgroup, EMBER_OPT_BOOL, 1, 0, 1,                                   \
       "a memory cgroup per runner where writable, to tell OOM kills from other deaths")        \
     X(runner_rlimit_as, runner_rlimit_as, EMBER_OPT_SIZE, 0, 0, SIZE_MAX,                      \
-      "address space of a runner (RLIMIT_AS; 0: no limit)")                                    \
+      "address space of a runner (RLIMIT_AS; 0: as inherited)")                                \
     X(runner_rlimit_cpu, runner_rlimit_cpu, EMBER_OPT_U64, 0, 0, UINT32_MAX,                   \
       "CPU seconds a runner may use in its life (RLIMIT_CPU: SIGXCPU; 0: no limit)")           \
     X(runner_rlimit_nofile, runner_rlimit_nofile, EMBER_OPT_U64, 0, 0, 1u << 30,               \
