@@ -7,7 +7,8 @@
  * handler spinning past runner_rlimit_cpu is killed by SIGXCPU; a limit the
  * kernel refuses fails the boot, naming the option. Run with the argument
  * "cgroup": a runner's memory cgroup (a leaf per runner, removed at the
- * stop; none with runner_cgroup off), and a handler over runner_memory_max
+ * stop, or by the next start when the supervisor was killed; none with
+ * runner_cgroup off), and a handler over runner_memory_max
  * fails with EMBER_EOOM; exits 77 saying why when this host has no
  * writable memory cgroup. */
 #include <setjmp.h>
@@ -305,6 +306,44 @@ static void a_cgroup_per_runner_removed_at_stop(void **st)
     fixture_stop(&f);
 }
 
+/* The cgroup a killed supervisor left is removed by the next pool's start. */
+static void killed_supervisors_cgroup_is_swept(void **st)
+{
+    (void)st;
+    struct fixture f;
+    struct ember_pool_config cfg;
+    config(&f, &cfg, "cgk");
+    cfg.runner_memory_max = 256 << 20;
+    start_or_skip(&f, &cfg);
+    ember_result r;
+    char leaf[1024];
+    assert_int_equal(ember_call(f.c, ember_handler(f.c, "cgroup"), NULL, 0, &r, 60 * EMBER_SECOND), 0);
+    char *text = strndup(r.data, r.len);
+    ember_result_release(f.c, &r);
+    assert_true(ember_cgroup_dir(text, leaf, sizeof leaf));
+    free(text);
+    char procs[1100];
+    snprintf(procs, sizeof procs, "%s/cgroup.procs", leaf);
+    *strrchr(leaf, '/') = 0; /* the pool's */
+    kill(ember_pool_supervisor_pid(f.pool), SIGKILL);
+    fixture_stop(&f); /* reaps it; its runner dies with it (PDEATHSIG): await that */
+    bool empty = false;
+    for (int i = 0; i < 500 && !empty; i++) {
+        FILE *pf = fopen(procs, "r");
+        char pid[32];
+        empty = pf && !fgets(pid, sizeof pid, pf);
+        if (pf) fclose(pf);
+        if (!empty) usleep(10000);
+    }
+    assert_true(empty);
+    assert_int_equal(access(leaf, F_OK), 0); /* nobody removed it */
+    config(&f, &cfg, "cgk2");
+    cfg.runner_memory_max = 256 << 20;
+    start_or_skip(&f, &cfg);
+    assert_int_not_equal(access(leaf, F_OK), 0);
+    fixture_stop(&f);
+}
+
 static void over_memory_max_is_eoom(void **st)
 {
     (void)st;
@@ -336,6 +375,7 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "cgroup") == 0) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(a_cgroup_per_runner_removed_at_stop),
+            cmocka_unit_test(killed_supervisors_cgroup_is_swept),
             cmocka_unit_test(over_memory_max_is_eoom),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -62,6 +62,8 @@ static const char *hint(int rc)
     case EMBER_ENOSPC: return "/dev/shm is full or too small: free some of it, or start the pool "
                               "with a smaller --queue_capacity or --payload_space";
     case EMBER_EBOOT: return "see why with: ember events POOL";
+    case EMBER_EOOM: return "start the pool with a larger --runner_memory_max (or none), or have "
+                            "the handler use less memory";
     default: return NULL;
     }
 }

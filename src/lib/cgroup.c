@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,7 +90,7 @@ static bool own_dir(const char *fstype, char *out, char *mnt, size_t len)
         *c2 = 0;
         line[strcspn(line, "\n")] = 0;
         c2[1 + strcspn(c2 + 1, "\n")] = 0;
-        found = v2 ? strcmp(line, "0") == 0 && c1 + 1 == c2 : has_word(c1 + 1, "memory");
+        found = v2 ? c1 == line + 1 && line[0] == '0' && c1 + 1 == c2 : has_word(c1 + 1, "memory");
         if (!found) continue;
         /* the path is relative to the namespace's root, as the mount's root is */
         const char *path = c2 + 1;
@@ -166,15 +167,20 @@ int ember__cgroup_pool_open(struct ember__cgroup *cg, const char *name, pid_t pi
     cg->version = 0;
     int v = find_base(base, sizeof base, why, wlen);
     if (v < 0) return v;
-    /* what supervisors of this pool that were killed left (a live pool of
-     * that name holds its segment, so none is live; leaves with processes
-     * stay: rmdir refuses them) */
-    snprintf(prefix, sizeof prefix, "ember.%u.%s.", (unsigned)getuid(), name);
+    /* what killed supervisors left: of this pool (a live pool of that name
+     * holds its segment, so none is live), and of any pool of this user
+     * whose supervisor is gone; leaves with processes stay (rmdir refuses) */
+    char user[32];
+    snprintf(user, sizeof user, "ember.%u.", (unsigned)getuid());
+    snprintf(prefix, sizeof prefix, "%s%s.", user, name);
     DIR *d = opendir(base);
     for (struct dirent *e; d && (e = readdir(d));) {
         char old[PATH_MAX];
-        if (e->d_type == DT_DIR && strncmp(e->d_name, prefix, strlen(prefix)) == 0 &&
-            (size_t)snprintf(old, sizeof old, "%s/%s", base, e->d_name) < sizeof old)
+        const char *dot = strrchr(e->d_name, '.');
+        if (e->d_type != DT_DIR || strncmp(e->d_name, user, strlen(user)) != 0) continue;
+        bool ours = strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+        bool gone = dot && atoi(dot + 1) > 0 && kill(atoi(dot + 1), 0) < 0 && errno == ESRCH;
+        if ((ours || gone) && (size_t)snprintf(old, sizeof old, "%s/%s", base, e->d_name) < sizeof old)
             remove_tree(old);
     }
     if (d) closedir(d);

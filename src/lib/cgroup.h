@@ -27,7 +27,8 @@ struct ember__cgroup {
 };
 
 /* Make the pool's cgroup for pool NAME of supervisor PID into *CG (and
- * remove what dead supervisors of the same pool and user left). Returns 0,
+ * remove what killed supervisors left: of this pool, and of any pool of this
+ * user whose supervisor's pid is gone). Returns 0,
  * or a negative errno with WHY saying what is missing or refused (then
  * CG->version is 0). */
 int ember__cgroup_pool_open(struct ember__cgroup *cg, const char *name, pid_t pid, char *why,
