@@ -5,7 +5,8 @@
 # JSON), `call` with the built-in and command-line handlers (exec: output,
 # exit status, cancel on timeout, more in test_exec.sh; sleep's argument),
 # `pool resize` up and down, `events`, `pool list`, `pool stop`, and what
-# every command says about a pool that is not running.
+# every command says about a pool that is not running; a runner killed by
+# SIGXCPU past --runner_rlimit_cpu, as `call` and `run`'s receipts say it.
 set -u
 EMBER=$1
 NAME=cli-$$
@@ -26,6 +27,7 @@ expect() { # expect DESCRIPTION WANTED_STATUS PATTERN COMMAND...: status and std
 cleanup() {
     "$EMBER" pool stop "$NAME" --shutdown_timeout 100ms >/dev/null 2>&1
     "$EMBER" pool stop "$NAME-2n" --shutdown_timeout 100ms >/dev/null 2>&1
+    "$EMBER" pool stop "$NAME-cpu" --shutdown_timeout 100ms >/dev/null 2>&1
 }
 trap cleanup EXIT
 
@@ -90,6 +92,15 @@ expect "2-node start" 0 "started" env HWLOC_SYNTHETIC="node:2 core:2 pu:1" "$EMB
 check "2-node wait" "$EMBER" pool wait "$NAME-2n" --ready 2
 expect "2-node stats" 0 '"placement":"numa","nodes":2,.*"node":0,"cpus":"0-1".*"node":1,"cpus":"2-3"|"node":1,"cpus":"2-3".*"node":0,"cpus":"0-1"' "$EMBER" stats "$NAME-2n" --json
 expect "2-node stop" 0 "stopped" "$EMBER" pool stop "$NAME-2n"
+# a runner's end, readably: spinning past --runner_rlimit_cpu kills it by SIGXCPU
+expect "rlimit option" 0 "started" "$EMBER" pool start "$NAME-cpu" --min 1 --max 1 --runner-rlimit-cpu 1
+expect "call killed by SIGXCPU" 1 "runner 0 died during the call: killed by SIGXCPU" "$EMBER" call "$NAME-cpu" spin 600000
+receipts=/tmp/ember-cli-$$.receipts
+"$EMBER" run --pool "$NAME-cpu" --handler spin --receipts "$receipts" ::: 600000 >/dev/null 2>&1
+expect "receipt of a crashed job" 0 '"end":"crashed","exit":255,"signal":24' cat "$receipts"
+rm -f "$receipts"
+expect "bad rlimit named" 2 "option --runner_rlimit_nofile: 'many'" "$EMBER" pool start "$NAME-cpu2" --runner_rlimit_nofile many
+expect "cpu pool stop" 0 "stopped" "$EMBER" pool stop "$NAME-cpu"
 expect "list" 0 "^$NAME +supervisor" "$EMBER" pool list
 expect "stop" 0 "stopped" "$EMBER" pool stop "$NAME"
 expect "stopped pool" 1 "no pool '$NAME' is running" "$EMBER" stats "$NAME"

@@ -88,7 +88,7 @@ extern "C" {
     X(EPOOLDOWN, 1002, "the pool went down (its supervisor stopped or died) before the call ended") \
     X(EFULL, 1004, "the pool's queue or payload space stayed full until the deadline: raise queue_capacity or payload_space, or the deadline") \
     X(ENOHANDLER, 1005, "the pool has no handler of that name or id")                              \
-    X(ECRASHED, 1007, "the runner running the call crashed; the detail is the signal")             \
+    X(ECRASHED, 1007, "the runner running the call died: killed by a signal (the detail, 1-64) or exited (the detail is 256 + its exit status)") \
     X(ERUNNERLOST, 1008, "the runner was lost while running the call (killed for another call on it)") \
     X(EABI, 1009, "the pool's shared segment has another ABI version: rebuild against the same ember") \
     X(EOWNER, 1010, "the pool's shared segment belongs to another user")                           \
@@ -99,13 +99,21 @@ extern "C" {
     X(EIMAGE, 1016, "the function is not from the pool's program image")                           \
     X(ECALLERS, 1018, "the pool's caller table is full: too many attached processes (raise max_callers)") \
     X(ESYSTEM, 1020, "a system call failed; ember_last_error() names it")                         \
-    X(ENOCALLS, 1021, "nothing to wait for: none of this client's submitted calls is in flight")
+    X(ENOCALLS, 1021, "nothing to wait for: none of this client's submitted calls is in flight") \
+    X(EOOM, 1023, "the kernel's OOM killer killed the runner running the call (its cgroup's memory limit, runner_memory_max, or the machine's memory ran out)")
 
 enum {
 #define EMBER__XENUM(name, val, msg) EMBER_##name = val,
     EMBER_ERROR_TABLE(EMBER__XENUM)
 #undef EMBER__XENUM
 };
+
+/* EMBER_ECRASHED's detail: the runner's end. A signal's number (1-64) when
+ * a signal killed it (a handler's SIGSEGV; SIGXCPU, SIGKILL past
+ * runner_rlimit_cpu), or EMBER_CRASH_EXIT + its exit status (256-511) when
+ * it exited (a handler called exit() or _exit()). EMBER_EOOM's detail is
+ * the signal (SIGKILL). */
+#define EMBER_CRASH_EXIT 256
 
 /* Text for a code (negative or positive). */
 EMBER_API const char *ember_strerror(int err);
@@ -130,7 +138,8 @@ typedef struct ember_result {
     const void *data;
     size_t      len;
     int         status;    /* 0 or -EMBER_E... (same as the call's return) */
-    int         detail;    /* signal (ECRASHED), handler's return (EHANDLER) */
+    int         detail;    /* ECRASHED: signal, or EMBER_CRASH_EXIT + exit status;
+                              EHANDLER: the handler's return */
     uint32_t    runner;    /* runner table index that ran it, EMBER_NONE if none */
     int         node;      /* NUMA node of that runner (-1: not placed, or none) */
     uint64_t    start_ns;  /* receipt: when a runner took it, CLOCK_MONOTONIC_COARSE
@@ -277,7 +286,7 @@ typedef struct ember_stats {
     uint64_t max_payload;
     /* counters since the pool started */
     uint64_t runners_started, runners_died, boot_failures, callers_reaped;
-    uint64_t calls_crashed;  /* failed with EMBER_ECRASHED / _ERUNNERLOST */
+    uint64_t calls_crashed;  /* failed with EMBER_ECRASHED / _EOOM / _ERUNNERLOST */
     uint64_t calls_expired;  /* timed out while queued or running */
     uint64_t calls_killed;   /* their runner was killed past kill_grace or the stop's timeout */
     uint64_t calls_boot_failed; /* failed fast with EMBER_EBOOT */

@@ -134,6 +134,18 @@ struct ember_pool_config {
     /* Handler plugins to load before the supervisor forks (plugin.h):
      * names or paths, comma-separated; NULL: none. */
     const char *plugins;
+    /* Limits of each runner, applied right after its fork; a runner over
+     * one ends, and its calls fail (see EMBER_ECRASHED and EMBER_EOOM in
+     * client.h). 0: no limit. */
+    size_t   runner_memory_max;   /* bytes of memory (cgroup memory.max, no swap beyond):
+                                     over it the kernel's OOM killer kills it: EMBER_EOOM.
+                                     Needs a writable memory cgroup, else the start fails */
+    bool     runner_cgroup;       /* a memory cgroup per runner where one can be made, to
+                                     tell OOM kills from other deaths (default true) */
+    size_t   runner_rlimit_as;    /* bytes of address space (RLIMIT_AS): allocations fail */
+    uint64_t runner_rlimit_cpu;   /* CPU seconds in the runner's life (RLIMIT_CPU): SIGXCPU,
+                                     SIGKILL a second later */
+    uint64_t runner_rlimit_nofile; /* open files (RLIMIT_NOFILE) */
 };
 
 /* The pool options that are values (callbacks and the name aside), one
@@ -179,7 +191,17 @@ struct ember_pool_config {
       "shared bytes for large payloads (0: 4 x max_payload)")                                  \
     X(max_callers, max_callers, EMBER_OPT_UINT, 256, 1, 65536, "attached processes at once") \
     X(plugins, plugins, EMBER_OPT_STRING, 0, 0, 0,                                              \
-      "handler plugins to load, by name or path, comma-separated (ember plugins lists them)")
+      "handler plugins to load, by name or path, comma-separated (ember plugins lists them)") \
+    X(runner_memory_max, runner_memory_max, EMBER_OPT_SIZE, 0, 0, SIZE_MAX,                    \
+      "memory a runner may use (cgroup memory.max; over it: EMBER_EOOM; 0: no limit)")         \
+    X(runner_cgroup, runner_cgroup, EMBER_OPT_BOOL, 1, 0, 1,                                   \
+      "a memory cgroup per runner where writable, to tell OOM kills from other deaths")        \
+    X(runner_rlimit_as, runner_rlimit_as, EMBER_OPT_SIZE, 0, 0, SIZE_MAX,                      \
+      "address space of a runner (RLIMIT_AS; 0: as inherited)")                                \
+    X(runner_rlimit_cpu, runner_rlimit_cpu, EMBER_OPT_U64, 0, 0, UINT32_MAX,                   \
+      "CPU seconds a runner may use in its life (RLIMIT_CPU: SIGXCPU; 0: no limit)")           \
+    X(runner_rlimit_nofile, runner_rlimit_nofile, EMBER_OPT_U64, 0, 0, 1u << 30,               \
+      "files a runner may have open (RLIMIT_NOFILE; 0: as inherited)")
 
 enum { EMBER_OPT_UINT, EMBER_OPT_INT, EMBER_OPT_U64, EMBER_OPT_SIZE, EMBER_OPT_DURATION,
        EMBER_OPT_BOOL, EMBER_OPT_PLACEMENT, EMBER_OPT_STRING };

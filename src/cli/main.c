@@ -60,6 +60,8 @@ static const char *hint(int rc)
     case EMBER_ECALLERS: return "start the pool with a larger --max_callers";
     case EMBER_EMFILE: return "raise this shell's limit of open files (ulimit -n)";
     case EMBER_EBOOT: return "see why with: ember events POOL";
+    case EMBER_EOOM: return "start the pool with a larger --runner_memory_max (or none), or have "
+                            "the handler use less memory";
     default: return NULL;
     }
 }

@@ -309,7 +309,8 @@ static void json_str(FILE *f, const char *s)
 
 /* How a job ended, for the job log, the receipts and the count. */
 struct outcome {
-    const char *how;            /* "exit", "signal", "timeout", "cancelled", "not found"... */
+    const char *how;            /* "exit", "signal", "timeout", "cancelled", "not found",
+                                   "crashed" (its runner died), "oom" (the OOM killer)... */
     int exitval, sig;           /* the job log's columns */
     int status;                 /* the shell's way: 0 is success */
     const struct exec_res *res; /* exec's result, or NULL */
@@ -888,7 +889,12 @@ static void outcome_of(struct run *r, struct job *j, int rc, const ember_result 
         snprintf(what, sizeof what, "job %" PRIu64, j->seq);
         fail(rc, what);
         oc->how = "error", oc->exitval = 255, oc->status = 255;
-        if (rc == -EMBER_ECRASHED) oc->sig = res->detail;
+        /* the runner's end (client.h): its signal in the log's column; a
+         * runner that exited has none, its status is in the message */
+        if (rc == -EMBER_ECRASHED) oc->how = "crashed";
+        if (rc == -EMBER_EOOM) oc->how = "oom";
+        if ((rc == -EMBER_ECRASHED || rc == -EMBER_EOOM) && res->detail < EMBER_CRASH_EXIT)
+            oc->sig = res->detail;
     }
 }
 

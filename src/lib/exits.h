@@ -21,7 +21,8 @@
     X(SUP_APP, 73, "supervisor: cannot watch the application (no pidfd, or the loop refused it)") \
     X(SUP_LOCK, 74, "supervisor: cannot take the segment's liveness lock (F_OFD_SETLK)")         \
     X(RUNNER_NOMEM, 76, "runner: no memory for its workers")                                      \
-    X(RUNNER_THREAD, 77, "runner: cannot start a worker thread (pthread_create)")
+    X(RUNNER_THREAD, 77, "runner: cannot start a worker thread (pthread_create)")              \
+    X(RUNNER_LIMITS, 78, "runner: cannot apply its limits (runner_rlimit_*, its memory cgroup)")
 
 enum {
 #define EMBER__EXIT_ENUM(name, status, meaning) EMBER__EXIT_##name = status,

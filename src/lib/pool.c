@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include "lib/cgroup.h"
 #include "lib/internal.h"
 #include "lib/exits.h"
 #include "lib/placement.h"
@@ -173,6 +174,22 @@ static int reap_supervisor(pid_t pid)
     return got == pid ? st : -1;
 }
 
+/* With runner_memory_max: can this process make the pool's memory cgroup
+ * (lib/cgroup.h)? Its supervisor will make it the same way. Tried after the
+ * segment is made: no live pool has the name, so what the try sweeps up
+ * belongs to none. */
+static int check_cgroup(const struct ember_pool_config *c)
+{
+    if (!c->runner_memory_max) return 0;
+    struct ember__cgroup cg;
+    char why[200];
+    if (ember__cgroup_pool_open(&cg, c->name, getpid(), why, sizeof why) < 0)
+        return ember__fail(-EMBER_EINVAL, "option runner_memory_max: %s; start the pool without it, "
+                           "or where a cgroup with the memory controller is writable", why);
+    ember__cgroup_pool_close(&cg);
+    return 0;
+}
+
 /* Fork the supervisor of P (its segment made) and wait until it has
  * published itself, or died trying: then its exit status or signal, and
  * what it means, are in ember_last_error(). */
@@ -293,7 +310,8 @@ int ember_pool_start(const struct ember_pool_config *cfg, ember_pool **out)
         free(p);
         return rc;
     }
-    rc = supervisor_start(p);
+    rc = check_cgroup(&p->cfg);
+    if (rc == 0) rc = supervisor_start(p);
     close(p->seg_fd); /* the supervisor holds its own lock now (or is gone) */
     if (rc == 0) rc = event_thread_start(p);
     if (rc && p->sup_pidfd >= 0) { /* the supervisor served: stop it */

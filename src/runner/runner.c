@@ -27,7 +27,7 @@
 #include "runner/runner.h"
 #include "lib/placement.h"
 
-struct ember__runner_self ember__self;
+struct ember__runner_self ember__self = { .cg_fd = -1 };
 
 /* Bind this process to what the supervisor planned for it (runner.cpuset,
  * runner.node): its CPUs, then its memory policy, while it has one thread,
@@ -146,13 +146,14 @@ static void runner_setup(struct ember__view *v, uint32_t idx, uint32_t gen, pid_
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != sup) _exit(EMBER__EXIT_OK); /* the supervisor is gone */
+    ember__runner_limits(&v->runners[idx], cfg); /* before anything it allocates */
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
     /* A crash in a handler must end the runner with that signal, whatever
      * handler the application had installed (and runners inherited). */
     static const int fatal[] = { SIGTERM, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP,
-                                 SIGSYS, SIGINT, SIGHUP, SIGPIPE };
+                                 SIGSYS, SIGINT, SIGHUP, SIGPIPE, SIGXCPU, SIGXFSZ };
     for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) signal(fatal[i], SIG_DFL);
     /* A handler that starts a command waits for it (wait4): an application
      * that ignored SIGCHLD would have its children reaped unseen. */

@@ -3,6 +3,7 @@
  *   runner.c   the process: binding, the boot callback, the control thread
  *   worker.c   the workers: take a call, run it, spin, park
  *   out.c      what a handler sees: its job, and ember_out for its result
+ *   limits.c   what confines it: its memory cgroup, rlimits, no_new_privs
  * One runner process is one of these; ember__self is its identity. */
 #ifndef EMBER_RUNNER_RUNNER_H
 #define EMBER_RUNNER_RUNNER_H
@@ -39,8 +40,16 @@ struct ember__runner_self {
     bool is_runner;
     bool limited;                /* jobs_left counts */
     _Atomic bool draining;       /* this runner takes no new call */
+    int cg_fd;                   /* its memory cgroup's cgroup.procs to join, -1: none
+                                    (set by the supervisor's fork) */
 };
 extern struct ember__runner_self ember__self;
+
+/* limits.c: join the runner's memory cgroup, set the pool's rlimits and
+ * no_new_privs, in the runner right after its fork. A failure fails the
+ * boot: its message in RE, exit status EMBER__EXIT_RUNNER_LIMITS
+ * (lib/exits.h). */
+void ember__runner_limits(struct ember_runner_ent *re, const struct ember_pool_config *cfg);
 
 /* worker.c */
 struct worker_arg { uint32_t wi; pthread_t th; };

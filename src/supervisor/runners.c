@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include "runner/runner.h"
 #include "supervisor/sup.h"
 
 /* Where the next runner goes (placement.h): its node (ring) and, with
@@ -132,7 +133,7 @@ static int held_call_code(const struct sup_runner *sr, const struct ember_slot *
                           uint64_t now, int sig, int status, int *detail, bool *killed)
 {
     *killed = false;
-    *detail = sig ? sig : -status;
+    *detail = sig ? sig : EMBER_CRASH_EXIT + (status & 0xff); /* client.h */
     switch (sr->kill_why) {
     case KILL_OVERDUE: {
         /* the overdue calls are killed; the others were lost with them
@@ -151,7 +152,7 @@ static int held_call_code(const struct sup_runner *sr, const struct ember_slot *
         *detail = 0;
         return -EMBER_ERUNNERLOST;
     default:
-        return -EMBER_ECRASHED;
+        return sr->oom ? -EMBER_EOOM : -EMBER_ECRASHED;
     }
 }
 
@@ -224,8 +225,10 @@ static void report_runner_end(struct sup *s, uint32_t r, uint32_t was, uint32_t 
     const char *why_msg = !sig && status ? ember__exit_meaning(status) : NULL;
     sup_emit(s, EMBER_EV_SHRINK, r, reason, 0, 0, status, sig, why_msg);
     if (reason == EMBER_WHY_CRASH)
-        sup_log(1, "runner %u (pid %d) died: signal %d, status %d%s%s; %u calls failed", r,
-                (int)sr->pid, sig, status, why_msg ? ": " : "", why_msg ? why_msg : "", failed);
+        sup_log(1, "runner %u (pid %d) died: %s %d%s%s%s; %u calls failed", r, (int)sr->pid,
+                sig ? "signal" : "exit status", sig ? sig : status,
+                sr->oom ? " (the OOM killer)" : "", why_msg ? ": " : "", why_msg ? why_msg : "",
+                failed);
 }
 
 /* Runner R (generation GEN) has ended with SIG or STATUS: repair what it
@@ -242,6 +245,8 @@ static void runner_gone(struct sup *s, uint32_t r, int sig, int status)
     atomic_fetch_add(&v->hdr->runners_died, 1);
     kill_job_groups(v, r);
     release_worker_counts(v, r);
+    /* an OOM kill only as its cgroup counted it, never guessed from SIGKILL */
+    sr->oom = sup_cgroup_end(s, r, sr->gen) && sig == SIGKILL && sr->kill_why == KILL_NONE;
     unsigned killed, failed = fail_held_calls(s, r, sr->gen, sig, status, &killed);
     atomic_fetch_add(&v->hdr->calls_crashed, failed - killed);
     atomic_fetch_add(&v->hdr->calls_killed, killed);
@@ -377,9 +382,17 @@ int sup_spawn_runner(struct sup *s, uint32_t reason, const uint32_t *demand)
     *sr = (struct sup_runner){ .pidfd = -1, .gen = gen, .boot_reason = reason,
                                .veto_seen = atomic_load(&re->veto_seq), .place = (int16_t)place };
     sup_emit(s, EMBER_EV_GROW_START, r, reason, 0, 0, 0, 0, NULL);
+    int cg_fd;
+    char msg[sizeof re->msg];
+    if (sup_cgroup_leaf(s, r, gen, &cg_fd, msg, sizeof msg) < 0) {
+        atomic_store(&re->state, EMBER_RUNNER_EMPTY);
+        sup_boot_failed(s, r, EMBER_WHY_BOOT_FAILED, 0, 0, msg);
+        return -1;
+    }
     pid_t pid = fork();
     if (pid == 0) {
         close(s->lock_fd); /* first: the supervisor's liveness lock is its own */
+        ember__self.cg_fd = cg_fd; /* joined first thing (runner.c) */
         s->ops->close_in_child(s->loop);
         close(s->sigfd);
         if (s->app_pidfd >= 0) close(s->app_pidfd);
@@ -389,10 +402,11 @@ int sup_spawn_runner(struct sup *s, uint32_t reason, const uint32_t *demand)
             if (s->callers[i].pidfd >= 0) close(s->callers[i].pidfd);
         ember__runner_main(v, r, gen, s->self, s->cfg);
     }
+    if (cg_fd >= 0) close(cg_fd);
     if (pid < 0) {
         int e = errno;
         atomic_store(&re->state, EMBER_RUNNER_EMPTY);
-        char msg[64];
+        sup_cgroup_end(s, r, gen);
         snprintf(msg, sizeof msg, "fork: %s", strerror(e));
         sup_boot_failed(s, r, EMBER_WHY_BOOT_FAILED, 0, 0, msg);
         return -1;

@@ -12,6 +12,7 @@
 #ifndef EMBER_SUPERVISOR_SUP_H
 #define EMBER_SUPERVISOR_SUP_H
 
+#include "lib/cgroup.h"
 #include "lib/internal.h"
 #include "lib/exits.h"
 #include "lib/placement.h"
@@ -50,6 +51,8 @@ struct sup_runner {
     uint32_t boot_reason;
     uint64_t idle_base;    /* idle timer restarted here (ready, veto) */
     int16_t place;         /* placement core: its core (placement.h), else -1 */
+    bool in_cg;            /* it has a memory cgroup leaf (cgroups.c) */
+    bool oom;              /* it died of the OOM killer: its calls get EMBER_EOOM */
 };
 /* an attached caller as the supervisor watches it; refused: the last try
  * to watch it failed (logged once, tried again each scan) */
@@ -83,6 +86,9 @@ struct sup {
     uint64_t unowned_until; /* those looks go on until then: a caller died */
     bool pages_left;        /* the last page repair left runs of held slots */
     struct sup_repair *repair; /* what the repair look saw last (repair.c) */
+    struct ember__cgroup cg; /* the runners' memory cgroups (version 0: none) */
+    char cg_why[160];       /* why there are none */
+    bool cg_left, cg_said;  /* leaves to remove at the tick; a failed leaf logged */
 };
 
 /* events.c */
@@ -118,6 +124,19 @@ void sup_sweep_orphans(struct sup *s);
  * runners held (they may be orphans of those slots' earlier calls). Called
  * about once a second. */
 void sup_repair_pages(struct sup *s);
+
+/* cgroups.c: the pool's memory cgroup, made at start where it can be */
+void sup_cgroup_open(struct sup *s);
+/* Runner R's leaf for its life GEN, before its fork: 0 with *FD its
+ * cgroup.procs to join (-1: none), or -1 with MSG when the boot must fail
+ * (runner_memory_max asked for and not applicable). */
+int sup_cgroup_leaf(struct sup *s, uint32_t r, uint32_t gen, int *fd, char *msg, size_t len);
+/* After runner R (life GEN) died: did the OOM killer kill in its leaf?
+ * Removes the leaf. */
+bool sup_cgroup_end(struct sup *s, uint32_t r, uint32_t gen);
+/* Remove leaves left busy before (called about once a second). */
+void sup_cgroup_tick(struct sup *s);
+void sup_cgroup_close(struct sup *s);
 
 /* callers.c */
 void sup_scan_callers(struct sup *s);

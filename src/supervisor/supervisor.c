@@ -126,6 +126,7 @@ static _Noreturn void sup_stop(struct sup *s)
     atomic_store(&h->stop_finished, (uint32_t)finished);
     atomic_store(&h->stop_killed, (uint32_t)killed);
     atomic_store(&h->stop_never_ran, never_ran);
+    sup_cgroup_close(s);
     ember__shm_unlink(h->name);
     /* release: the stop_* counters before DOWN (ember_stats_read's acquire) */
     atomic_store_explicit(&h->pool_state, EMBER_POOL_DOWN, memory_order_release);
@@ -326,6 +327,7 @@ _Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app,
     sup_init(&s, v, cfg);
     sup_lock(&s, seg_fd); /* before the pid is published: attach checks the lock */
     sup_loop_open(&s, app);
+    sup_cgroup_open(&s);
     v->hdr->sup_start_ticks = ember__proc_start_ticks(s.self);
     atomic_store_explicit(&v->hdr->sup_pid, (uint32_t)s.self, memory_order_release);
     sup_evaluate(&s); /* boots the min runners */
@@ -361,6 +363,7 @@ _Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app,
             sup_scan_callers(&s);
             sup_free_unowned(&s);
             sup_repair_pages(&s);
+            sup_cgroup_tick(&s);
             next_scan = ember__now_ns() + EMBER__HOUSEKEEPING_NS;
         }
         if (ember__now_ns() >= next_repair) { /* stray writes (repair.c) */

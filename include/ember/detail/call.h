@@ -364,6 +364,26 @@ static inline bool ember__status_ok(int st)
     }
 }
 
+/* How a runner ended, from EMBER_ECRASHED's (or EMBER_EOOM's) DETAIL, into
+ * BUF: "killed by SIGSEGV", "exited with status 3". */
+static inline const char *ember__crash_text(int detail, char *buf, size_t len)
+{
+    static const char *const names[] = {
+        "0", "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE",
+        "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT",
+        "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU",
+        "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS" };
+    if (detail >= EMBER_CRASH_EXIT && detail < EMBER_CRASH_EXIT + 256)
+        snprintf(buf, len, "exited with status %d", detail - EMBER_CRASH_EXIT);
+    else if (detail > 0 && detail < (int)(sizeof names / sizeof names[0]))
+        snprintf(buf, len, "killed by %s", names[detail]);
+    else if (detail > 0 && detail <= 64)
+        snprintf(buf, len, "killed by signal %d", detail);
+    else
+        snprintf(buf, len, "ended (%d)", detail);
+    return buf;
+}
+
 /* Collect a DONE slot into RES. On error statuses the slot is freed now. */
 static inline int ember__collect(ember_client *c, uint32_t idx, uint32_t w, ember_result *res)
 {
@@ -403,9 +423,15 @@ static inline int ember__collect(ember_client *c, uint32_t idx, uint32_t w, embe
     int st = st0;
     ember__slot_free(&c->v, idx, w);
     switch (-st) {
-    case EMBER_ECRASHED:
-        return ember__fail(st, "pool '%s': runner %u crashed (signal %d) during the call", c->name,
-                           res->runner, res->detail);
+    case EMBER_ECRASHED: {
+        char how[48];
+        return ember__fail(st, "pool '%s': runner %u died during the call: %s", c->name,
+                           res->runner, ember__crash_text(res->detail, how, sizeof how));
+    }
+    case EMBER_EOOM:
+        return ember__fail(st, "pool '%s': the kernel's OOM killer killed runner %u during the call "
+                           "(over runner_memory_max, or the machine ran out of memory)", c->name,
+                           res->runner);
     case EMBER_ETIMEDOUT:
         if (res->detail == EMBER_TIMEOUT_RUNNING)
             return ember__fail(st, "pool '%s': deadline passed while runner %u ran the call; "
