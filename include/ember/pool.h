@@ -125,6 +125,10 @@ struct ember_pool_config {
     /* Handler plugins to load before the supervisor forks (plugin.h):
      * names or paths, comma-separated; NULL: none. */
     const char *plugins;
+    /* A call that has crashed this many runners ends with EMBER_EPOISON and
+     * is not run again, whatever its EMBER_RETRIES (client.h) (default 2,
+     * at most 15). */
+    unsigned poison_after;
 };
 
 /* The pool options that are values (callbacks and the name aside), one
@@ -170,7 +174,9 @@ struct ember_pool_config {
       "shared bytes for large payloads (0: 4 x max_payload)")                                  \
     X(max_callers, max_callers, EMBER_OPT_UINT, 256, 1, 65536, "attached processes at once") \
     X(plugins, plugins, EMBER_OPT_STRING, 0, 0, 0,                                              \
-      "handler plugins to load, by name or path, comma-separated (ember plugins lists them)")
+      "handler plugins to load, by name or path, comma-separated (ember plugins lists them)") \
+    X(poison_after, poison_after, EMBER_OPT_UINT, 2, 1, 15,                                    \
+      "a call that crashed this many runners fails with EMBER_EPOISON and is not retried")
 
 enum { EMBER_OPT_UINT, EMBER_OPT_INT, EMBER_OPT_U64, EMBER_OPT_SIZE, EMBER_OPT_DURATION,
        EMBER_OPT_BOOL, EMBER_OPT_PLACEMENT, EMBER_OPT_STRING };

@@ -48,13 +48,14 @@ static void stats_json(const ember_stats *st)
            "\"ready\":%u,\"queued\":%u,\"running\":%u,\"queue_capacity\":%u,\"callers\":%u,"
            "\"runners_started\":%" PRIu64 ",\"runners_died\":%" PRIu64 ",\"boot_failures\":%" PRIu64
            ",\"calls_crashed\":%" PRIu64 ",\"calls_expired\":%" PRIu64 ",\"calls_killed\":%" PRIu64
-           ",\"calls_boot_failed\":%" PRIu64 ",\"callers_reaped\":%" PRIu64 ",\"events\":%" PRIu64
-           ",\"runners\":[",
+           ",\"calls_boot_failed\":%" PRIu64 ",\"calls_retried\":%" PRIu64 ",\"calls_poisoned\":%" PRIu64
+           ",\"callers_reaped\":%" PRIu64 ",\"events\":%" PRIu64 ",\"runners\":[",
            st->pool, ember_pool_state_name(st->state), st->backend, st->supervisor_pid,
            placement_name((uint32_t)st->placement), st->nodes, st->min, st->max, st->max_limit,
            st->max_concurrency, st->serving, st->ready, st->queued, st->running, st->queue_capacity,
            st->callers, st->runners_started, st->runners_died, st->boot_failures, st->calls_crashed,
-           st->calls_expired, st->calls_killed, st->calls_boot_failed, st->callers_reaped, st->events);
+           st->calls_expired, st->calls_killed, st->calls_boot_failed, st->calls_retried,
+           st->calls_poisoned, st->callers_reaped, st->events);
 }
 
 static void stats_text(const ember_stats *st)
@@ -65,9 +66,9 @@ static void stats_text(const ember_stats *st)
     printf("runners: %u serving (%u ready), min %u, max %u (limit %u), max_concurrency %u\n",
            st->serving, st->ready, st->min, st->max, st->max_limit, st->max_concurrency);
     printf("calls: %u queued, %u running (queue capacity %u); crashed %" PRIu64 ", expired %" PRIu64
-           ", killed %" PRIu64 ", boot-failed %" PRIu64 "\n",
+           ", killed %" PRIu64 ", boot-failed %" PRIu64 ", retried %" PRIu64 ", poisoned %" PRIu64 "\n",
            st->queued, st->running, st->queue_capacity, st->calls_crashed, st->calls_expired,
-           st->calls_killed, st->calls_boot_failed);
+           st->calls_killed, st->calls_boot_failed, st->calls_retried, st->calls_poisoned);
     printf("runners started %" PRIu64 ", ended %" PRIu64 ", boot failures %" PRIu64
            ", callers reaped %" PRIu64 ", %u attached\n",
            st->runners_started, st->runners_died, st->boot_failures, st->callers_reaped, st->callers);

@@ -40,6 +40,8 @@ struct sup_runner {
     uint32_t boot_reason;
     uint64_t idle_base;    /* idle timer restarted here (ready, veto) */
     int16_t place;         /* placement core: its core (placement.h), else -1 */
+    uint64_t jobs_base;    /* its workers' jobs_done at its fork */
+    bool proven;           /* it has finished a call (the crash-loop breaker) */
 };
 /* an attached caller as the supervisor watches it; refused: the last try
  * to watch it failed (logged once, tried again each scan) */
@@ -60,6 +62,8 @@ struct sup {
     struct sup_cancel *cancels;   /* per worker */
     struct ember__prunner *plan;
     uint32_t failures;     /* consecutive failed boots */
+    uint32_t early_crashes; /* runners in a row that died on a call before finishing
+                              any (EMBER__CRASH_LOOP_RUNNERS) */
     bool min_lapsed;       /* min runners idled down (min_idle_shutdown_after) */
     uint32_t resize_seen;
     uint64_t retry_at;     /* no boot before (backoff) */
@@ -87,6 +91,10 @@ void sup_reap_runner(struct sup *s, uint32_t r, uint32_t gen);
 void sup_kill_runner(struct sup *s, uint32_t r, uint8_t why);
 void sup_request(struct ember__view *v, uint32_t r, uint32_t ctl);
 void sup_sweep_orphans(struct sup *s);
+/* Calls runner R's threads have finished, over all its generations. */
+uint64_t sup_runner_jobs(const struct ember__view *v, uint32_t r);
+/* Runner R has finished a call: the crash loop, if any, is over. */
+void sup_runner_proven(struct sup *s, uint32_t r);
 /* Repair the page table again if the last repair left runs of slots that
  * runners held (they may be orphans of those slots' earlier calls). Called
  * about once a second. */

@@ -310,12 +310,23 @@ static inline int ember__submit(ember_client *c, int h, const void *args, size_t
     return 0;
 }
 
-/* The caller's FLAGS: 0 or EMBER_UNLINKED (the other EMBER_CALL_* bits are
- * ember's own). */
+/* The caller's FLAGS: EMBER_UNLINKED, EMBER_RETRIES(n) (client.h; the
+ * EMBER_CALL_* bits are ember's own). */
 static inline int ember__bad_flags(unsigned flags)
 {
-    return flags & ~(unsigned)EMBER_UNLINKED
+    unsigned retries = flags >> EMBER_RETRIES_SHIFT;
+    if (retries > EMBER_RETRIES_MAX)
+        return ember__fail(-EMBER_EINVAL, "EMBER_RETRIES(%u): a call is retried at most %u times",
+                           retries, EMBER_RETRIES_MAX);
+    return flags & ~(unsigned)EMBER_UNLINKED & ~EMBER_RETRIES(EMBER_RETRIES_MAX)
                ? ember__fail(-EMBER_EINVAL, "unknown call flags 0x%x", flags) : 0;
+}
+
+/* The slot's flag bits (abi.h) for the caller's FLAGS, once checked: the
+ * retries go to the retries-left bits. */
+static inline uint32_t ember__slot_flags(unsigned flags)
+{
+    return (flags & EMBER_UNLINKED) | (flags >> EMBER_RETRIES_SHIFT) << EMBER_CALL_RETRY_SHIFT;
 }
 
 /* Queue a call of KIND (0 or EMBER_CALL_CAST) with the caller's FLAGS; one
@@ -331,7 +342,7 @@ static inline int ember__submit_t(ember_client *c, int h, const void *args, size
     if (rc) return rc;
     uint64_t d = ember__deadline(c, timeout_ns);
     if (deadline) *deadline = d;
-    return ember__submit(c, h, args, len, d, d, flags | kind, id, woke);
+    return ember__submit(c, h, args, len, d, d, ember__slot_flags(flags) | kind, id, woke);
 }
 
 static inline void ember__result_clear(ember_result *res)
@@ -371,6 +382,7 @@ static inline int ember__collect(ember_client *c, uint32_t idx, uint32_t w, embe
                            ml ? ": " : "", ml, m);
     }
     int st = s->status;
+    unsigned crashes = (s->flags & EMBER_CALL_CRASH_MASK) >> EMBER_CALL_CRASH_SHIFT; /* before the free */
     ember__slot_free(&c->v, idx, w);
     switch (-st) {
     case EMBER_ECRASHED:
@@ -382,6 +394,11 @@ static inline int ember__collect(ember_client *c, uint32_t idx, uint32_t w, embe
                                "the runner was killed", c->name, res->runner);
         return ember__fail(st, "pool '%s': deadline passed while the call was queued; it never ran",
                            c->name);
+    case EMBER_EPOISON:
+        return ember__fail(st, "pool '%s': the call crashed %u runners, the pool's poison_after "
+                           "(the last: %s %d): quarantined, it is not run again", c->name, crashes,
+                           res->detail > 0 ? "signal" : "exit status",
+                           res->detail > 0 ? res->detail : -res->detail);
     case EMBER_ERUNNERLOST:
         return ember__fail(st, "pool '%s': runner %u was killed while it ran the call (another "
                            "call on it ran past its deadline)", c->name, res->runner);
