@@ -191,10 +191,15 @@ static bool retry_call(struct sup *s, uint32_t idx, uint32_t w, uint64_t now, in
     sl->res_page = EMBER_NONE;
     sl->res_len = 0;
     sl->flags = (uint16_t)(fl - (1u << EMBER_CALL_RETRY_SHIFT));
+    /* counted before the call can end again (ember_stats) */
+    atomic_fetch_add(&v->hdr->calls_retried, 1);
     /* the fields above before QUEUED (release): the next runner reads them
      * after its take (acquire) */
     for (;;) {
-        if (ember__st(w) != EMBER_SLOT_RUNNING || (w & EMBER_SLOT_CANCEL)) return false;
+        if (ember__st(w) != EMBER_SLOT_RUNNING || (w & EMBER_SLOT_CANCEL)) {
+            atomic_fetch_sub(&v->hdr->calls_retried, 1);
+            return false;
+        }
         uint32_t nw = ember__mk(ember__gen(w), EMBER_SLOT_QUEUED) | (w & EMBER_SLOT_STICKY);
         if (atomic_compare_exchange_strong_explicit(&sl->state, &w, nw, memory_order_acq_rel,
                                                     memory_order_acquire))
@@ -204,7 +209,6 @@ static bool retry_call(struct sup *s, uint32_t idx, uint32_t w, uint64_t now, in
      * pushes it) */
     ember__ring_push(&v->run[0], ember__entry(idx, ember__gen(w)));
     ember__wake_runner(v, 0);
-    atomic_fetch_add(&v->hdr->calls_retried, 1);
     sup_log(2, "call %u: its runner died, queued again (%u retries left)", idx,
             (uint32_t)((sl->flags & EMBER_CALL_RETRY_MASK) >> EMBER_CALL_RETRY_SHIFT));
     return true;
