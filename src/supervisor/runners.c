@@ -305,7 +305,11 @@ static void count_crash_loop(struct sup *s, uint32_t r, uint32_t was, int sig, i
 {
     struct sup_runner *sr = &s->runners[r];
     struct ember__view *v = s->v;
-    if (!sr->proven && sup_runner_jobs(v, r) != sr->jobs_base) sup_runner_proven(s, r);
+    /* a call another runner finished since the last look ends the row first */
+    for (uint32_t o = 0; o < v->nrunners; o++)
+        if ((o == r || s->runners[o].pidfd >= 0) && !s->runners[o].proven &&
+            sup_runner_jobs(v, o) != s->runners[o].jobs_base)
+            sup_runner_proven(s, o);
     if (sr->kill_why || (!sig && !status) || was == EMBER_RUNNER_BOOTING || sr->proven ||
         !holds_call(v, r))
         return;
