@@ -195,8 +195,9 @@ static bool retry_call(struct sup *s, uint32_t idx, uint32_t w, uint64_t now, in
     atomic_fetch_add(&v->hdr->calls_retried, 1);
     /* the fields above before QUEUED (release): the next runner reads them
      * after its take (acquire) */
+    const uint32_t gen = ember__gen(w);
     for (;;) {
-        if (ember__st(w) != EMBER_SLOT_RUNNING || (w & EMBER_SLOT_CANCEL)) {
+        if (ember__st(w) != EMBER_SLOT_RUNNING || ember__gen(w) != gen || (w & EMBER_SLOT_CANCEL)) {
             atomic_fetch_sub(&v->hdr->calls_retried, 1);
             return false;
         }
@@ -207,7 +208,7 @@ static bool retry_call(struct sup *s, uint32_t idx, uint32_t w, uint64_t now, in
     }
     /* any node's runner takes it (a full ring: the sweep after this death
      * pushes it) */
-    ember__ring_push(&v->run[0], ember__entry(idx, ember__gen(w)));
+    ember__ring_push(&v->run[0], ember__entry(idx, gen));
     ember__wake_runner(v, 0);
     sup_log(2, "call %u: its runner died, queued again (%u retries left)", idx,
             (uint32_t)((sl->flags & EMBER_CALL_RETRY_MASK) >> EMBER_CALL_RETRY_SHIFT));
