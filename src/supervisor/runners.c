@@ -264,7 +264,8 @@ static unsigned fail_held_calls(struct sup *s, uint32_t r, uint32_t gen, int sig
  * failed boots: at least EMBER__BREAKER_FAILURES failures, their backoff,
  * one probe at a time, and while no runner is ready calls fail with
  * EMBER_EBOOT and this cause. A probe that comes up does not close it (a
- * failed boot's would): its first finished call does. */
+ * failed boot's would): its first finished call does, as any runner's first
+ * finished call ends a row of failed boots too. */
 
 uint64_t sup_runner_jobs(const struct ember__view *v, uint32_t r)
 {
@@ -277,10 +278,11 @@ uint64_t sup_runner_jobs(const struct ember__view *v, uint32_t r)
 void sup_runner_proven(struct sup *s, uint32_t r)
 {
     s->runners[r].proven = true;
-    if (s->early_crashes >= EMBER__CRASH_LOOP_RUNNERS) {
-        s->failures = 0; /* boot_broken is recomputed after the plan */
+    if (s->early_crashes >= EMBER__CRASH_LOOP_RUNNERS)
         sup_log(1, "runner %u finished a call: the crash loop is over", r);
-    }
+    /* boots work, whatever failed before (also a runner that finished a
+     * call before it said READY); boot_broken is recomputed after the plan */
+    s->failures = 0;
     s->early_crashes = 0;
 }
 
