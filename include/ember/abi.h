@@ -36,6 +36,10 @@
  *                clears it after that process has exited.
  *   done bitmap  whoever finishes a NOTIFY call sets its bit (seq_cst) ->
  *                its owner takes the word with an exchange; see detail/any.h.
+ *   slot.flags   the caller before QUEUED (release); the supervisor (retries
+ *                left, crashes) only while the slot's runner is dead, before
+ *                its CAS to QUEUED or DONE (release) -> the next runner after
+ *                its take, the owner after DONE (acquire).
  *   slot.owner   the claimer, after its claim CAS (release) -> whoever
  *                reads the state word first (acquire), then the owner
  *                (acquire): see detail/slot.h, S5.
