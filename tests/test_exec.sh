@@ -8,8 +8,9 @@
 # the whole process group (SIGKILL for one that ignores SIGTERM, in time to
 # spare its runner), a background child holding the pipes not keeping
 # the call open, outputs published on success and removed on failure,
-# cancel and a missing write, and a runner killed mid-job taking its job's
-# group with it.
+# cancel and a missing write, a runner killed mid-job taking its job's
+# group with it, and --retries (a job whose runner died runs again; one that
+# kills every runner is quarantined).
 # Usage: test_exec.sh EMBER
 set -u
 EMBER=$(realpath "$1")
@@ -172,6 +173,21 @@ else
     fail "no busy runner in the stats"
     kill "$caller"
 fi
+
+# --retries: a job whose runner dies runs again on another runner (work
+# that can be repeated); without it the call fails; a job that kills every
+# runner it runs on is quarantined after the pool's poison_after (2)
+kill_once='if [ -e mark ]; then echo again; else touch mark; kill -9 $PPID; fi'
+rm -f mark runs
+{ run 0 call --retries 2 --shell "$kill_once" && [ "$(cat "$work/out")" = again ]; } ||
+    fail "a job whose runner died did not run again with --retries"
+rm -f mark
+{ run 125 call --shell "$kill_once" && grep -q "killed by SIGKILL" "$work/err" && [ ! -s "$work/out" ]; } ||
+    fail "a job whose runner died without --retries: $(cat "$work/err")"
+{ run 125 call --retries 5 --shell 'echo x >> runs; kill -9 $PPID' && grep -q "quarantined" "$work/err" &&
+    [ "$(wc -l < runs)" -eq 2 ]; } || fail "a job that kills every runner was not quarantined after 2: $(cat "$work/err")"
+{ run 125 call --retries 16 true && grep -q "'16' is not a number of retries from 0 to 15" "$work/err"; } ||
+    fail "--retries 16 was not refused clearly: $(cat "$work/err")"
 
 if [ "$failures" -ne 0 ]; then echo "$failures checks failed"; exit 1; fi
 echo "all checks passed"

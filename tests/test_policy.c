@@ -1,8 +1,9 @@
 /* Description: the scaling policy (src/policy.c) on hand-made snapshots:
  * min at start, growth only when every runner is full, never beyond max,
  * booting capacity counted, backoff and one probe at a time, the breaker,
- * idle shutdown above min and of min runners, drains after a resize, kills
- * for boot timeouts and deadlines. */
+ * idle shutdown above min and of min runners, drains after a resize,
+ * draining runners counted against max, kills for boot timeouts and
+ * deadlines. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -234,6 +235,46 @@ static void resize_down_drains_idle_first(void **st)
     assert_int_equal(r[1].action, EMBER__ACT_NONE);
 }
 
+/* A draining runner is a process until it exits: it holds its place under
+ * max, and the boot that replaces it waits for its exit; so does one being
+ * killed. */
+static void draining_runners_count_against_max(void **st)
+{
+    (void)st;
+    struct ember__pin in = pin(0, 2, 1);
+    struct ember__prunner r[4] = { ready(1, 0), ready(1, 0) };
+    r[1].state = EMBER_RUNNER_DRAINING; /* recycled (max_jobs) while it runs its last call */
+    struct ember__pout out;
+    in.queued = 3;
+    ember__policy_plan(&in, r, 4, &out);
+    assert_int_equal(out.boots, 0); /* 2 processes already: max */
+    r[1].state = EMBER_RUNNER_EMPTY; /* it exited */
+    ember__policy_plan(&in, r, 4, &out);
+    assert_int_equal(out.boots, 1);
+    /* with room for one of the two runners wanted */
+    in.max = 3;
+    r[1].state = EMBER_RUNNER_DRAINING;
+    ember__policy_plan(&in, r, 4, &out);
+    assert_int_equal(out.boots, 1);
+    /* min too waits for a draining runner's exit */
+    in = pin(2, 2, 1);
+    struct ember__prunner m[4] = { ready(0, 0) };
+    m[1] = ready(0, 0);
+    m[1].state = EMBER_RUNNER_DRAINING;
+    ember__policy_plan(&in, m, 4, &out);
+    assert_int_equal(out.boots, 0);
+    /* and one being killed for its boot timeout holds its place until reaped */
+    in = pin(1, 1, 1);
+    in.boot_timeout = 100 * MS;
+    struct ember__prunner k[2] = { booting(0) };
+    ember__policy_plan(&in, k, 2, &out);
+    assert_int_equal(k[0].action, EMBER__ACT_KILL_BOOT);
+    assert_int_equal(out.boots, 0);
+    k[0].state = EMBER_RUNNER_EMPTY;
+    ember__policy_plan(&in, k, 2, &out);
+    assert_int_equal(out.boots, 1);
+}
+
 static void kills(void **st)
 {
     (void)st;
@@ -264,6 +305,7 @@ int main(void)
         cmocka_unit_test(min_idle_shutdown),
         cmocka_unit_test(no_idle_shutdown_while_calls_wait),
         cmocka_unit_test(resize_down_drains_idle_first),
+        cmocka_unit_test(draining_runners_count_against_max),
         cmocka_unit_test(kills),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

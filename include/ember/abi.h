@@ -36,6 +36,10 @@
  *                clears it after that process has exited.
  *   done bitmap  whoever finishes a NOTIFY call sets its bit (seq_cst) ->
  *                its owner takes the word with an exchange; see detail/any.h.
+ *   slot.flags   the caller before QUEUED (release); the supervisor (retries
+ *                left, crashes) only while the slot's runner is dead, before
+ *                its CAS to QUEUED or DONE (release) -> the next runner after
+ *                its take, the owner after DONE (acquire).
  *   slot.owner   the claimer, after its claim CAS (release) -> whoever
  *                reads the state word first (acquire), then the owner
  *                (acquire): see detail/slot.h, S5.
@@ -78,12 +82,23 @@ enum { EMBER_SLOT_FREE = 0, EMBER_SLOT_CLAIMED = 1, EMBER_SLOT_QUEUED = 2,
 
 /* slot flags */
 #define EMBER_CALL_CAST     0x1u     /* nobody waits: the runner frees the slot */
-#define EMBER_UNLINKED      0x2u     /* runs on if its caller dies (else cancelled); the one
-                                        flag a caller passes (ember_call_flags...) */
+#define EMBER_UNLINKED      0x2u     /* runs on if its caller dies (else cancelled); a flag
+                                        a caller passes (ember_call_flags..., with
+                                        EMBER_RETRIES(n) of client.h) */
 #define EMBER_CALL_CHILD    0x4u     /* place_child: the owner is told when it starts */
 #define EMBER_CALL_NOTIFY   0x8u     /* submitted to be collected by ember_wait_any: whoever
                                         finishes it sets its bit in the owner's done bitmap */
 #define EMBER_CALL_FLAGS    0xfu
+/* Retries (ember_call_flags with EMBER_RETRIES(n), client.h): bits 4-7 are
+ * the retries a call has left, written by the caller before QUEUED and
+ * taken down by the supervisor each time it queues the call again after its
+ * runner died; bits 8-11 count the runners it crashed (the supervisor, while
+ * the dead runner's slot is its own: S1 in detail/slot.h), for poison_after.
+ * Both saturate at 15. */
+#define EMBER_CALL_RETRY_SHIFT 4
+#define EMBER_CALL_RETRY_MASK  0xf0u
+#define EMBER_CALL_CRASH_SHIFT 8
+#define EMBER_CALL_CRASH_MASK  0xf00u
 
 /* slot.detail of an EMBER_ETIMEDOUT result: where the deadline caught the call */
 #define EMBER_TIMEOUT_QUEUED  1      /* still queued: it never ran */
@@ -220,6 +235,9 @@ struct ember_shm_header {
     /* growth: a caller that found no worker free sets grow_req and
      * rings the doorbell; the supervisor clears it when it has looked */
     EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint32_t) grow_req;
+    /* (in this line's padding) calls the supervisor queued again after
+     * their runner died (EMBER_RETRIES), and calls it ended EMBER_EPOISON */
+    EMBER_ATOMIC(uint64_t) calls_retried, calls_poisoned;
     /* written by the supervisor only, read by callers on that same path */
     EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint32_t) at_max;   /* serving runners == max: do not ask */
     EMBER_ATOMIC(uint32_t) nready;          /* READY runners */

@@ -100,6 +100,7 @@ extern "C" {
     X(ECALLERS, 1018, "the pool's caller table is full: too many attached processes (raise max_callers)") \
     X(ESYSTEM, 1020, "a system call failed; ember_last_error() names it")                         \
     X(ENOCALLS, 1021, "nothing to wait for: none of this client's submitted calls is in flight") \
+    X(EPOISON, 1022, "the call crashed as many runners as the pool's poison_after: quarantined, it is not run again; the detail is the last crash's, as ECRASHED's") \
     X(EOOM, 1023, "the kernel's OOM killer killed the runner running the call (its cgroup's memory limit, runner_memory_max, or the machine's memory ran out)")
 
 enum {
@@ -180,7 +181,22 @@ EMBER_API int ember_submit(ember_client *c, int h, const void *args, size_t len,
  * kill_grace later has its runner killed). EMBER_UNLINKED work runs on and
  * its result is dropped. A process that detaches normally leaves its casts
  * to run; its uncollected calls are cancelled as if it had died. */
-/* ember_call, ember_cast, ember_submit with FLAGS (0 or EMBER_UNLINKED). */
+/* Retries, for idempotent work only: a call submitted with
+ * EMBER_RETRIES(N) in its flags (N at most EMBER_RETRIES_MAX) whose runner
+ * dies while it runs it (a crash: signal, exit, killed; or lost with another
+ * call on it) is queued again and runs on another runner, up to N times,
+ * all within its one deadline; its caller keeps waiting. A call whose
+ * deadline has passed, that was cancelled, or whose result its runner had
+ * begun to write is not run again. Whatever N, a call that has crashed the
+ * pool's poison_after runners (pool option, default 2) ends with
+ * -EMBER_EPOISON and is not run again; without retries a crash is
+ * -EMBER_ECRASHED (or -EMBER_EPOISON with poison_after 1). Children are
+ * never retried (ember_place_child refuses it). */
+#define EMBER_RETRIES_SHIFT 16
+#define EMBER_RETRIES_MAX   15u
+#define EMBER_RETRIES(n)    ((unsigned)(n) << EMBER_RETRIES_SHIFT)
+/* ember_call, ember_cast, ember_submit with FLAGS (0, EMBER_UNLINKED,
+ * EMBER_RETRIES(n), or both or'ed). */
 EMBER_API int ember_call_flags(ember_client *c, int h, const void *args, size_t len,
                                ember_result *res, int64_t timeout_ns, unsigned flags);
 EMBER_API int ember_cast_flags(ember_client *c, int h, const void *args, size_t len,
@@ -286,7 +302,7 @@ typedef struct ember_stats {
     uint64_t max_payload;
     /* counters since the pool started */
     uint64_t runners_started, runners_died, boot_failures, callers_reaped;
-    uint64_t calls_crashed;  /* failed with EMBER_ECRASHED / _EOOM / _ERUNNERLOST */
+    uint64_t calls_crashed;  /* failed with EMBER_ECRASHED / _EOOM / _ERUNNERLOST / _EPOISON */
     uint64_t calls_expired;  /* timed out while queued or running */
     uint64_t calls_killed;   /* their runner was killed past kill_grace or the stop's timeout */
     uint64_t calls_boot_failed; /* failed fast with EMBER_EBOOT */
@@ -297,6 +313,8 @@ typedef struct ember_stats {
     unsigned stop_finished;  /* running calls that finished while it drained */
     unsigned stop_killed;    /* calls still running at its timeout: killed (EMBER_EPOOLDOWN) */
     unsigned stop_never_ran; /* queued calls it failed (EMBER_EPOOLDOWN) */
+    uint64_t calls_retried;  /* queued again after their runner died (EMBER_RETRIES) */
+    uint64_t calls_poisoned; /* failed with EMBER_EPOISON (poison_after) */
 } ember_stats;
 
 /* Fill *ST with the pool's state and RUNNERS[0..N) with its live runners

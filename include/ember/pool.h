@@ -146,6 +146,10 @@ struct ember_pool_config {
     uint64_t runner_rlimit_cpu;   /* CPU seconds in the runner's life (RLIMIT_CPU): SIGXCPU,
                                      SIGKILL a second later */
     uint64_t runner_rlimit_nofile; /* open files (RLIMIT_NOFILE) */
+    /* A call that has crashed this many runners ends with EMBER_EPOISON and
+     * is not run again, whatever its EMBER_RETRIES (client.h) (default 2,
+     * at most 15). */
+    unsigned poison_after;
 };
 
 /* The pool options that are values (callbacks and the name aside), one
@@ -201,7 +205,9 @@ struct ember_pool_config {
     X(runner_rlimit_cpu, runner_rlimit_cpu, EMBER_OPT_U64, 0, 0, UINT32_MAX,                   \
       "CPU seconds a runner may use in its life (RLIMIT_CPU: SIGXCPU; 0: no limit)")           \
     X(runner_rlimit_nofile, runner_rlimit_nofile, EMBER_OPT_U64, 0, 0, 1u << 30,               \
-      "files a runner may have open (RLIMIT_NOFILE; 0: as inherited)")
+      "files a runner may have open (RLIMIT_NOFILE; 0: as inherited)")                         \
+    X(poison_after, poison_after, EMBER_OPT_UINT, 2, 1, 15,                                    \
+      "a call that crashed this many runners fails with EMBER_EPOISON and is not retried")
 
 enum { EMBER_OPT_UINT, EMBER_OPT_INT, EMBER_OPT_U64, EMBER_OPT_SIZE, EMBER_OPT_DURATION,
        EMBER_OPT_BOOL, EMBER_OPT_PLACEMENT, EMBER_OPT_STRING };

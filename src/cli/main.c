@@ -7,7 +7,7 @@
  *   ember pool list
  *   ember stats NAME [--json]
  *   ember events NAME [--follow]
- *   ember call NAME HANDLER [ARG]... [--timeout DURATION] [--unlinked]
+ *   ember call NAME HANDLER [ARG]... [--timeout DURATION] [--unlinked] [--retries N]
  *   ember help [COMMAND], ember version (--version, -V)
  *   ember call NAME exec [OPTIONS] [--] PROGRAM [ARG]...
  *   ember plugins [--json]
@@ -134,7 +134,7 @@ static const struct command {
     { "events", NULL, cmd_events, "NAME [--follow]",
       "Print the pool's events (grow_start, grow_end, shrink), each with its reason.",
       "  -f, --follow          keep printing new events until the pool stops\n", NULL },
-    { "call", NULL, cmd_call, "NAME HANDLER [ARG]... [--timeout DURATION] [--unlinked]",
+    { "call", NULL, cmd_call, "NAME HANDLER [ARG]... [--timeout DURATION] [--unlinked] [--retries N]",
       "Run HANDLER of pool NAME with ARG, print its result and exit 0, or say why it\n"
       "failed (with the handler's message) and exit 1. A pool started by 'ember pool\n"
       "start' has the handlers noop, echo ARG, sleep MS, spin MS and exec. Several ARGs\n"
@@ -154,6 +154,10 @@ static const struct command {
       "                        pool's, none unless it was started with --timeout)\n"
       "  --unlinked            the call runs on if this command dies (else it is\n"
       "                        cancelled)\n"
+      "  --retries N           for idempotent work: if its runner dies while it runs\n"
+      "                        the call, run it again on another, up to N times (0-15)\n"
+      "                        within its deadline; a call that crashed the pool's\n"
+      "                        --poison-after runners fails with EMBER_EPOISON\n"
       "  --                    what follows is ARG, even if it starts with '-'\n"
       "exec's options:\n"
       "  --shell               PROGRAM is one string for /bin/sh -c\n"

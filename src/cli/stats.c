@@ -48,13 +48,14 @@ static void stats_json(const ember_stats *st)
            "\"ready\":%u,\"queued\":%u,\"running\":%u,\"queue_capacity\":%u,\"callers\":%u,"
            "\"runners_started\":%" PRIu64 ",\"runners_died\":%" PRIu64 ",\"boot_failures\":%" PRIu64
            ",\"calls_crashed\":%" PRIu64 ",\"calls_expired\":%" PRIu64 ",\"calls_killed\":%" PRIu64
-           ",\"calls_boot_failed\":%" PRIu64 ",\"callers_reaped\":%" PRIu64 ",\"events\":%" PRIu64
-           ",\"runners\":[",
+           ",\"calls_boot_failed\":%" PRIu64 ",\"calls_retried\":%" PRIu64 ",\"calls_poisoned\":%" PRIu64
+           ",\"callers_reaped\":%" PRIu64 ",\"events\":%" PRIu64 ",\"runners\":[",
            st->pool, ember_pool_state_name(st->state), st->backend, st->supervisor_pid,
            placement_name((uint32_t)st->placement), st->nodes, st->min, st->max, st->max_limit,
            st->max_concurrency, st->serving, st->ready, st->queued, st->running, st->queue_capacity,
            st->callers, st->runners_started, st->runners_died, st->boot_failures, st->calls_crashed,
-           st->calls_expired, st->calls_killed, st->calls_boot_failed, st->callers_reaped, st->events);
+           st->calls_expired, st->calls_killed, st->calls_boot_failed, st->calls_retried,
+           st->calls_poisoned, st->callers_reaped, st->events);
 }
 
 static void stats_text(const ember_stats *st)
@@ -65,9 +66,9 @@ static void stats_text(const ember_stats *st)
     printf("runners: %u serving (%u ready), min %u, max %u (limit %u), max_concurrency %u\n",
            st->serving, st->ready, st->min, st->max, st->max_limit, st->max_concurrency);
     printf("calls: %u queued, %u running (queue capacity %u); crashed %" PRIu64 ", expired %" PRIu64
-           ", killed %" PRIu64 ", boot-failed %" PRIu64 "\n",
+           ", killed %" PRIu64 ", boot-failed %" PRIu64 ", retried %" PRIu64 ", poisoned %" PRIu64 "\n",
            st->queued, st->running, st->queue_capacity, st->calls_crashed, st->calls_expired,
-           st->calls_killed, st->calls_boot_failed);
+           st->calls_killed, st->calls_boot_failed, st->calls_retried, st->calls_poisoned);
     printf("runners started %" PRIu64 ", ended %" PRIu64 ", boot failures %" PRIu64
            ", callers reaped %" PRIu64 ", %u attached\n",
            st->runners_started, st->runners_died, st->boot_failures, st->callers_reaped, st->callers);
@@ -166,6 +167,7 @@ static int check_handler_arg(const char *handler, const char *arg)
 struct call_opts {
     int64_t timeout;
     bool unlinked;
+    unsigned retries;                 /* --retries N: EMBER_RETRIES(N) */
     bool shell, verbose, exec_only;   /* exec_only: one of exec's was given */
     bool exec;                        /* the handler is exec */
     const char *stdin_path;
@@ -192,24 +194,39 @@ static int output_option(const char *val, struct call_opts *co)
     return 0;
 }
 
+/* The flags of the call CO describes. */
+static unsigned call_flags(const struct call_opts *co)
+{
+    return (co->unlinked ? EMBER_UNLINKED : 0) | EMBER_RETRIES(co->retries);
+}
+
 /* The option at ARGV[*I] (it starts with "--") into CO; 0 or a usage error. */
 static int call_option(int argc, char **argv, int *i, struct call_opts *co)
 {
     char name[64];
     option_name(argv[*i], name, sizeof name);
     bool flag = strcmp(name, "unlinked") == 0 || strcmp(name, "shell") == 0 || strcmp(name, "verbose") == 0;
-    bool known = flag || strcmp(name, "timeout") == 0 || strcmp(name, "stdin") == 0 ||
+    bool known = flag || strcmp(name, "timeout") == 0 || strcmp(name, "retries") == 0 ||
+                 strcmp(name, "stdin") == 0 ||
                  strcmp(name, "max_output") == 0 || strcmp(name, "output") == 0;
     if (!known) return usage_error("unknown option --%s", name);
     const char *val = option_value(argc, argv, i, !flag);
     if (flag && val) return usage_error("option --%s takes no value", name);
     if (!flag && !val) return usage_error("option --%s needs a value", name);
-    co->exec_only |= strcmp(name, "unlinked") != 0 && strcmp(name, "timeout") != 0;
+    co->exec_only |= strcmp(name, "unlinked") != 0 && strcmp(name, "timeout") != 0 &&
+                     strcmp(name, "retries") != 0;
     if (strcmp(name, "unlinked") == 0) co->unlinked = true;
     else if (strcmp(name, "shell") == 0) co->shell = true;
     else if (strcmp(name, "verbose") == 0) co->verbose = true;
     else if (strcmp(name, "stdin") == 0) co->stdin_path = val;
     else if (strcmp(name, "output") == 0) return output_option(val, co);
+    else if (strcmp(name, "retries") == 0) {
+        uint64_t n;
+        if (!parse_uint(val, EMBER_RETRIES_MAX, &n))
+            return usage_error("option --retries: '%s' is not a number of retries from 0 to %u", val,
+                               EMBER_RETRIES_MAX);
+        co->retries = (unsigned)n;
+    }
     else if (strcmp(name, "timeout") == 0) {
         if (!parse_duration(val, &co->timeout))
             return usage_error("option --timeout: '%s' is not a duration (e.g. 250ms, 30s, 2m, never)", val);
@@ -323,7 +340,7 @@ static int call_exec(ember_client *c, int h, char **cmd, int ncmd, const struct 
         return 125;
     }
     ember_result r;
-    rc = ember_call_flags(c, h, buf, len, &r, co->timeout, co->unlinked ? EMBER_UNLINKED : 0);
+    rc = ember_call_flags(c, h, buf, len, &r, co->timeout, call_flags(co));
     free(buf);
     int status;
     if (rc == 0) {
@@ -454,7 +471,7 @@ static int call_parsed(int argc, char **argv, struct call_opts *co)
         return 1;
     }
     ember_result r;
-    rc = ember_call_flags(c, h, arg, arglen, &r, co->timeout, co->unlinked ? EMBER_UNLINKED : 0);
+    rc = ember_call_flags(c, h, arg, arglen, &r, co->timeout, call_flags(co));
     free(arg);
     if (rc == 0) {
         fwrite(r.data, 1, r.len, stdout);

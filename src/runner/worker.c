@@ -144,6 +144,13 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
     int detail;
     uint64_t t1;
     int status = call_handler(v, idx, o, h, alen, apage, deadline, gen, &detail, &t1);
+    /* the receipt before the result's bytes: once the inline ones are
+     * written the arguments are gone, and the supervisor does not run again
+     * (EMBER_RETRIES) a call whose runner died after its receipt; the
+     * compiler barrier keeps that order for the instant of a SIGKILL (the
+     * supervisor reads the slot after reaping this process) */
+    receipt(s, t0);
+    atomic_signal_fence(memory_order_seq_cst);
     /* a handler that fails keeps what it wrote: its message for the caller */
     bool keep = status == 0 || status == -EMBER_EHANDLER;
     if (keep) {
@@ -154,7 +161,6 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
     }
     __builtin_prefetch(s, 1, 3);
     if (keep) s->res_len = (uint32_t)o->len;
-    receipt(s, t0);
     ember__slot_finish(v, idx, w, status, detail);
     atomic_store_explicit(&we->idle_since, t1 ? t1 : ember__now_coarse_ns(), memory_order_relaxed);
     atomic_store_explicit(&we->busy, 0, memory_order_release);

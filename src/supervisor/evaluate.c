@@ -111,9 +111,12 @@ static bool runner_snapshot(struct sup *s, uint32_t r, uint64_t now, uint64_t cn
     if (st != EMBER_RUNNER_BOOTING && !sr->reported_ready && atomic_load(&re->ready_ns)) {
         sr->reported_ready = true;
         sr->idle_base = atomic_load(&re->ready_ns);
-        s->failures = 0; /* boot_broken is recomputed after the plan */
+        /* boot_broken is recomputed after the plan; a crash loop's breaker
+         * waits for a finished call (sup_runner_proven) */
+        if (s->early_crashes < EMBER__CRASH_LOOP_RUNNERS) s->failures = 0;
         sup_emit(s, EMBER_EV_GROW_END, r, sr->boot_reason, 1, 0, 0, 0, NULL);
     }
+    if (!sr->proven && sup_runner_jobs(s->v, r) != sr->jobs_base) sup_runner_proven(s, r);
     if (sr->asked) {
         uint32_t vs = atomic_load(&re->veto_seq);
         if (st == EMBER_RUNNER_READY && vs != sr->veto_seen) { /* it said stay */
@@ -214,9 +217,12 @@ void sup_evaluate(struct sup *s)
         atomic_fetch_add(&h->calls_boot_failed, n);
         if (n) sup_log(1, "%u queued calls failed: runners do not boot", n);
     }
-    uint32_t serving = sup_count_serving(v);
+    uint32_t serving = sup_count_serving(v), alive = 0;
+    for (uint32_t r = 0; r < v->nrunners; r++)
+        alive += atomic_load(&v->runners[r].state) != EMBER_RUNNER_EMPTY;
     atomic_store(&h->nserving, serving);
     atomic_store(&h->nready, nready);
-    atomic_store(&h->at_max, serving >= max);
+    /* draining runners hold their places too (policy.c): no growth to ask for */
+    atomic_store(&h->at_max, alive >= max);
     s->next_due = out.next_due;
 }

@@ -60,8 +60,11 @@ void ember__policy_plan(const struct ember__pin *in, struct ember__prunner *r, u
         }
     }
 
-    uint32_t booting = 0, ready = 0, busy = 0, asked = 0;
+    /* processes alive, draining and about to be killed ones too: the
+     * processes a pool has never exceed max */
+    uint32_t booting = 0, ready = 0, busy = 0, asked = 0, alive = 0;
     for (uint32_t i = 0; i < n; i++) {
+        alive += r[i].state != EMBER_RUNNER_EMPTY;
         if (!serving(&r[i])) continue;
         if (r[i].state == EMBER_RUNNER_BOOTING) booting++;
         else ready++, busy += r[i].busy, asked += r[i].asked;
@@ -93,6 +96,9 @@ void ember__policy_plan(const struct ember__pin *in, struct ember__prunner *r, u
     uint64_t want = need > floor ? need : floor;
     if (want > in->max) want = in->max;
     uint32_t boots = want > nserve ? (uint32_t)(want - nserve) : 0;
+    uint32_t room = in->max > alive ? in->max - alive : 0; /* a draining runner's place comes
+                                                               back when it has exited */
+    if (boots > room) boots = room;
     if (boots && in->failures) {
         if (now < in->retry_at) {
             boots = 0;

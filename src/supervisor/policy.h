@@ -18,6 +18,9 @@
  *    again until calls come (the supervisor clears min_lapsed on demand);
  *  - above max (after a resize), runners are drained: idle ones first, then the
  *    least busy; a draining runner finishes its calls and is never killed;
+ *  - runner processes never exceed max: a draining runner (or one being
+ *    killed) still holds its place, and its replacement boots once it has
+ *    exited;
  *  - a runner still booting after boot_timeout is killed; a runner whose call
  *    is past its deadline by kill_grace is killed.
  */
@@ -36,6 +39,12 @@
 #define EMBER__BACKOFF_BASE_NS   100000000ull   /* 100 ms */
 #define EMBER__BACKOFF_MAX_NS  10000000000ull   /* 10 s */
 #define EMBER__BREAKER_FAILURES  3u
+/* the crash-loop breaker: this many runners in a row that were up and died
+ * while running a call before they had finished any trip the breaker as
+ * failed boots do (runners.c). Above 2 x the default poison_after, so that
+ * two poisoned calls retried at once do not trip it alone; low enough that a
+ * handler that kills every runner costs a few forks, not a storm. */
+#define EMBER__CRASH_LOOP_RUNNERS 5u
 
 enum { EMBER__ACT_NONE = 0, EMBER__ACT_ASK_IDLE, EMBER__ACT_DRAIN, EMBER__ACT_KILL_BOOT,
        EMBER__ACT_KILL_DEADLINE };

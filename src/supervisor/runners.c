@@ -156,6 +156,66 @@ static int held_call_code(const struct sup_runner *sr, const struct ember_slot *
     }
 }
 
+/* Retries and quarantine: CODE is what call IDX (word W), held by a runner
+ * that died, would end with. A crash counts against the pool's
+ * poison_after, and the call that reaches it ends with EMBER_EPOISON
+ * instead (*CODE). A crashed or lost call with retries left goes back to
+ * QUEUED (returns true), in the same generation: its owner waits on the
+ * same word, and WAITER rides along with the other sticky bits, so the DONE
+ * of its next runner wakes it; nobody else acts on it meanwhile (its runner
+ * is dead, S1 in detail/slot.h). Never a call past its deadline, cancelled,
+ * abandoned, a child, or one whose runner had written its receipt (it was
+ * writing the result over the inline arguments). */
+static bool retry_call(struct sup *s, uint32_t idx, uint32_t w, uint64_t now, int *code)
+{
+    struct ember__view *v = s->v;
+    struct ember_slot *sl = &v->slots[idx];
+    uint32_t fl = sl->flags;
+    if (*code == -EMBER_ECRASHED || *code == -EMBER_EOOM) { /* an OOM kill is a crash too */
+        uint32_t crashes = (fl & EMBER_CALL_CRASH_MASK) >> EMBER_CALL_CRASH_SHIFT;
+        crashes += crashes < 15;
+        fl = (fl & ~EMBER_CALL_CRASH_MASK) | crashes << EMBER_CALL_CRASH_SHIFT;
+        sl->flags = (uint16_t)fl;
+        if (crashes >= s->cfg->poison_after) {
+            *code = -EMBER_EPOISON;
+            atomic_fetch_add(&v->hdr->calls_poisoned, 1);
+            return false;
+        }
+    } else if (*code != -EMBER_ERUNNERLOST) {
+        return false;
+    }
+    if (!(fl & EMBER_CALL_RETRY_MASK) || (fl & EMBER_CALL_CHILD) || now >= sl->deadline_ns ||
+        sl->runner != EMBER_SLOT_NO_RUNNER)
+        return false;
+    uint32_t rp = sl->res_page; /* a result begun in pages */
+    if (rp != EMBER_NONE && rp != sl->args_page) ember__pages_free(v, idx, rp);
+    sl->res_page = EMBER_NONE;
+    sl->res_len = 0;
+    sl->flags = (uint16_t)(fl - (1u << EMBER_CALL_RETRY_SHIFT));
+    /* counted before the call can end again (ember_stats) */
+    atomic_fetch_add(&v->hdr->calls_retried, 1);
+    /* the fields above before QUEUED (release): the next runner reads them
+     * after its take (acquire) */
+    const uint32_t gen = ember__gen(w);
+    for (;;) {
+        if (ember__st(w) != EMBER_SLOT_RUNNING || ember__gen(w) != gen || (w & EMBER_SLOT_CANCEL)) {
+            atomic_fetch_sub(&v->hdr->calls_retried, 1);
+            return false;
+        }
+        uint32_t nw = ember__mk(ember__gen(w), EMBER_SLOT_QUEUED) | (w & EMBER_SLOT_STICKY);
+        if (atomic_compare_exchange_strong_explicit(&sl->state, &w, nw, memory_order_acq_rel,
+                                                    memory_order_acquire))
+            break;
+    }
+    /* any node's runner takes it (a full ring: the sweep after this death
+     * pushes it) */
+    ember__ring_push(&v->run[0], ember__entry(idx, gen));
+    ember__wake_runner(v, 0);
+    sup_log(2, "call %u: its runner died, queued again (%u retries left)", idx,
+            (uint32_t)((sl->flags & EMBER_CALL_RETRY_MASK) >> EMBER_CALL_RETRY_SHIFT));
+    return true;
+}
+
 /* Fail exactly the calls dead runner R held: each of its threads announces
  * the entry it takes in its own line before taking it, and clears it after
  * the result is out. Returns how many failed; *KILLED of them were the
@@ -180,11 +240,12 @@ static unsigned fail_held_calls(struct sup *s, uint32_t r, uint32_t gen, int sig
         /* a run it allocated and had not recorded yet: nobody else frees it
          * (repair leaves a held slot's runs alone) */
         ember__pages_drop_unnamed(v, i);
-        sl->runner = (uint16_t)r;
-        sl->runner_gen = (uint16_t)gen;
         int detail;
         bool k;
         int code = held_call_code(&s->runners[r], sl, w, now, sig, status, &detail, &k);
+        if (retry_call(s, i, w, now, &code)) continue; /* not failed: queued again */
+        sl->runner = (uint16_t)r;
+        sl->runner_gen = (uint16_t)gen;
         if (ember__slot_finish(v, i, w, code, detail)) {
             failed++;
             *killed += k;
@@ -193,6 +254,81 @@ static unsigned fail_held_calls(struct sup *s, uint32_t r, uint32_t gen, int sig
     for (uint32_t t = 0; t < v->max_conc; t++)
         atomic_store(&v->workers[r * v->max_conc + t].current, EMBER_NONE);
     return failed;
+}
+
+/* -- The crash-loop breaker ---------------------------------------------
+ * A runner that was up (READY, or DRAINING: single_use drains at its only
+ * call), died on its own while it ran a call (not a child) and had finished
+ * none is one more in a row (s->early_crashes); any runner's first finished
+ * call ends the row (sup_runner_proven, from evaluate.c). At
+ * EMBER__CRASH_LOOP_RUNNERS in a row the breaker trips as it does after
+ * failed boots: at least EMBER__BREAKER_FAILURES failures, their backoff,
+ * one probe at a time, and while no runner is ready calls fail with
+ * EMBER_EBOOT and this cause. A probe that comes up does not close it (a
+ * failed boot's would): its first finished call does, as any runner's first
+ * finished call ends a row of failed boots too. */
+
+uint64_t sup_runner_jobs(const struct ember__view *v, uint32_t r)
+{
+    uint64_t n = 0;
+    for (uint32_t t = 0; t < v->max_conc; t++)
+        n += atomic_load_explicit(&v->workers[r * v->max_conc + t].jobs_done, memory_order_relaxed);
+    return n;
+}
+
+void sup_runner_proven(struct sup *s, uint32_t r)
+{
+    s->runners[r].proven = true;
+    if (s->early_crashes >= EMBER__CRASH_LOOP_RUNNERS)
+        sup_log(1, "runner %u finished a call: the crash loop is over", r);
+    /* boots work, whatever failed before (also a runner that finished a
+     * call before it said READY); boot_broken is recomputed after the plan */
+    s->failures = 0;
+    s->early_crashes = 0;
+}
+
+/* Does dead runner R hold a call (not a child)? */
+static bool holds_call(const struct ember__view *v, uint32_t r)
+{
+    for (uint32_t t = 0; t < v->max_conc; t++) {
+        uint32_t e = atomic_load(&v->workers[r * v->max_conc + t].current);
+        if (e == EMBER_NONE || (e & 0xffffu) >= v->nslots) continue;
+        const struct ember_slot *sl = &v->slots[e & 0xffffu];
+        uint32_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
+        if (ember__gen(w) == e >> 16 && ember__st(w) == EMBER_SLOT_RUNNING &&
+            !(sl->flags & EMBER_CALL_CHILD))
+            return true;
+    }
+    return false;
+}
+
+/* Runner R, which was WAS, ended with SIG or STATUS: one more in a crash
+ * loop? Called before its calls are ended, so that a caller that sees its
+ * call crash also sees the breaker open. */
+static void count_crash_loop(struct sup *s, uint32_t r, uint32_t was, int sig, int status)
+{
+    struct sup_runner *sr = &s->runners[r];
+    struct ember__view *v = s->v;
+    /* a call another runner finished since the last look ends the row first */
+    for (uint32_t o = 0; o < v->nrunners; o++)
+        if ((o == r || s->runners[o].pidfd >= 0) && !s->runners[o].proven &&
+            sup_runner_jobs(v, o) != s->runners[o].jobs_base)
+            sup_runner_proven(s, o);
+    if (sr->kill_why || (!sig && !status) || was == EMBER_RUNNER_BOOTING || sr->proven ||
+        !holds_call(v, r))
+        return;
+    if (++s->early_crashes < EMBER__CRASH_LOOP_RUNNERS) return;
+    struct ember_shm_header *h = v->hdr;
+    s->failures = s->failures < EMBER__BREAKER_FAILURES ? EMBER__BREAKER_FAILURES : s->failures + 1;
+    s->retry_at = ember__now_ns() + ember__policy_backoff(s->failures);
+    h->boot_fail_status = status;
+    h->boot_fail_signal = sig;
+    snprintf(h->boot_fail_msg, sizeof h->boot_fail_msg,
+             "crash loop: %u runners in a row died on their first call", s->early_crashes);
+    atomic_store(&h->boot_retry_ns, s->retry_at);
+    atomic_store(&h->boot_broken, s->failures); /* before the calls end (seq_cst) */
+    sup_log(1, "runner %u died on its first call, %u in a row: crash loop, no boot for %llu ms", r,
+            s->early_crashes, (unsigned long long)(ember__policy_backoff(s->failures) / 1000000));
 }
 
 /* Publish why runner R ended: a failed boot (it never became ready, or
@@ -247,6 +383,7 @@ static void runner_gone(struct sup *s, uint32_t r, int sig, int status)
     release_worker_counts(v, r);
     /* an OOM kill only as its cgroup counted it, never guessed from SIGKILL */
     sr->oom = sup_cgroup_end(s, r, sr->gen) && sig == SIGKILL && sr->kill_why == KILL_NONE;
+    count_crash_loop(s, r, was, sig, status);
     unsigned killed, failed = fail_held_calls(s, r, sr->gen, sig, status, &killed);
     atomic_fetch_add(&v->hdr->calls_crashed, failed - killed);
     atomic_fetch_add(&v->hdr->calls_killed, killed);
@@ -380,7 +517,8 @@ int sup_spawn_runner(struct sup *s, uint32_t reason, const uint32_t *demand)
     atomic_store(&re->state, EMBER_RUNNER_BOOTING);
     struct sup_runner *sr = &s->runners[r];
     *sr = (struct sup_runner){ .pidfd = -1, .gen = gen, .boot_reason = reason,
-                               .veto_seen = atomic_load(&re->veto_seq), .place = (int16_t)place };
+                               .veto_seen = atomic_load(&re->veto_seq), .place = (int16_t)place,
+                               .jobs_base = sup_runner_jobs(v, r) };
     sup_emit(s, EMBER_EV_GROW_START, r, reason, 0, 0, 0, 0, NULL);
     int cg_fd;
     char msg[sizeof re->msg];

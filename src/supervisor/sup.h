@@ -53,6 +53,8 @@ struct sup_runner {
     int16_t place;         /* placement core: its core (placement.h), else -1 */
     bool in_cg;            /* it has a memory cgroup leaf (cgroups.c) */
     bool oom;              /* it died of the OOM killer: its calls get EMBER_EOOM */
+    uint64_t jobs_base;    /* its workers' jobs_done at its fork */
+    bool proven;           /* it has finished a call (the crash-loop breaker) */
 };
 /* an attached caller as the supervisor watches it; refused: the last try
  * to watch it failed (logged once, tried again each scan) */
@@ -76,6 +78,8 @@ struct sup {
     struct sup_cancel *cancels;   /* per worker */
     struct ember__prunner *plan;
     uint32_t failures;     /* consecutive failed boots */
+    uint32_t early_crashes; /* runners in a row that died on a call before finishing
+                              any (EMBER__CRASH_LOOP_RUNNERS) */
     bool min_lapsed;       /* min runners idled down (min_idle_shutdown_after) */
     uint32_t resize_seen;
     uint64_t retry_at;     /* no boot before (backoff) */
@@ -120,6 +124,10 @@ bool sup_rewatch_runners(struct sup *s, bool all);
 void sup_kill_runner(struct sup *s, uint32_t r, uint8_t why);
 void sup_request(struct ember__view *v, uint32_t r, uint32_t ctl);
 void sup_sweep_orphans(struct sup *s);
+/* Calls runner R's threads have finished, over all its generations. */
+uint64_t sup_runner_jobs(const struct ember__view *v, uint32_t r);
+/* Runner R has finished a call: the crash loop, if any, is over. */
+void sup_runner_proven(struct sup *s, uint32_t r);
 /* Repair the page table again if the last repair left runs of slots that
  * runners held (they may be orphans of those slots' earlier calls). Called
  * about once a second. */

@@ -130,6 +130,26 @@ static inline int ember__pool_gone(ember_client *c)
     return 0;
 }
 
+/* How a runner ended, from EMBER_ECRASHED's (or EMBER_EOOM's) DETAIL, into
+ * BUF: "killed by SIGSEGV", "exited with status 3". */
+static inline const char *ember__crash_text(int detail, char *buf, size_t len)
+{
+    static const char *const names[] = {
+        "0", "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE",
+        "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT",
+        "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU",
+        "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS" };
+    if (detail >= EMBER_CRASH_EXIT && detail < EMBER_CRASH_EXIT + 256)
+        snprintf(buf, len, "exited with status %d", detail - EMBER_CRASH_EXIT);
+    else if (detail > 0 && detail < (int)(sizeof names / sizeof names[0]))
+        snprintf(buf, len, "killed by %s", names[detail]);
+    else if (detail > 0 && detail <= 64)
+        snprintf(buf, len, "killed by signal %d", detail);
+    else
+        snprintf(buf, len, "ended (%d)", detail);
+    return buf;
+}
+
 /* Runners fail to boot and none is up: EMBER_EBOOT with the cause. */
 static inline int ember__boot_error(ember_client *c, uint32_t failures)
 {
@@ -139,7 +159,7 @@ static inline int ember__boot_error(ember_client *c, uint32_t failures)
     msg[sizeof msg - 1] = 0;
     uint64_t retry = atomic_load(&h->boot_retry_ns), now = ember__now_ns();
     char cause[48];
-    if (h->boot_fail_signal) snprintf(cause, sizeof cause, "killed by signal %d", h->boot_fail_signal);
+    if (h->boot_fail_signal) ember__crash_text(h->boot_fail_signal, cause, sizeof cause);
     else snprintf(cause, sizeof cause, "exit status %d", h->boot_fail_status);
     return ember__fail(-EMBER_EBOOT,
                        "pool '%s': runners fail to boot (%u in a row; last: %s%s%s); next attempt in %llu ms",
@@ -316,12 +336,23 @@ static inline int ember__submit(ember_client *c, int h, const void *args, size_t
     return 0;
 }
 
-/* The caller's FLAGS: 0 or EMBER_UNLINKED (the other EMBER_CALL_* bits are
- * ember's own). */
+/* The caller's FLAGS: EMBER_UNLINKED, EMBER_RETRIES(n) (client.h; the
+ * EMBER_CALL_* bits are ember's own). */
 static inline int ember__bad_flags(unsigned flags)
 {
-    return flags & ~(unsigned)EMBER_UNLINKED
+    unsigned retries = flags >> EMBER_RETRIES_SHIFT;
+    if (retries > EMBER_RETRIES_MAX)
+        return ember__fail(-EMBER_EINVAL, "EMBER_RETRIES(%u): a call is retried at most %u times",
+                           retries, EMBER_RETRIES_MAX);
+    return flags & ~(unsigned)EMBER_UNLINKED & ~EMBER_RETRIES(EMBER_RETRIES_MAX)
                ? ember__fail(-EMBER_EINVAL, "unknown call flags 0x%x", flags) : 0;
+}
+
+/* The slot's flag bits (abi.h) for the caller's FLAGS, once checked: the
+ * retries go to the retries-left bits. */
+static inline uint32_t ember__slot_flags(unsigned flags)
+{
+    return (flags & EMBER_UNLINKED) | (flags >> EMBER_RETRIES_SHIFT) << EMBER_CALL_RETRY_SHIFT;
 }
 
 /* Queue a call of KIND (0 or EMBER_CALL_CAST) with the caller's FLAGS; one
@@ -337,7 +368,7 @@ static inline int ember__submit_t(ember_client *c, int h, const void *args, size
     if (rc) return rc;
     uint64_t d = ember__deadline(c, timeout_ns);
     if (deadline) *deadline = d;
-    return ember__submit(c, h, args, len, d, d, flags | kind, id, woke);
+    return ember__submit(c, h, args, len, d, d, ember__slot_flags(flags) | kind, id, woke);
 }
 
 static inline void ember__result_clear(ember_result *res)
@@ -364,25 +395,6 @@ static inline bool ember__status_ok(int st)
     }
 }
 
-/* How a runner ended, from EMBER_ECRASHED's (or EMBER_EOOM's) DETAIL, into
- * BUF: "killed by SIGSEGV", "exited with status 3". */
-static inline const char *ember__crash_text(int detail, char *buf, size_t len)
-{
-    static const char *const names[] = {
-        "0", "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE",
-        "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT",
-        "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU",
-        "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS" };
-    if (detail >= EMBER_CRASH_EXIT && detail < EMBER_CRASH_EXIT + 256)
-        snprintf(buf, len, "exited with status %d", detail - EMBER_CRASH_EXIT);
-    else if (detail > 0 && detail < (int)(sizeof names / sizeof names[0]))
-        snprintf(buf, len, "killed by %s", names[detail]);
-    else if (detail > 0 && detail <= 64)
-        snprintf(buf, len, "killed by signal %d", detail);
-    else
-        snprintf(buf, len, "ended (%d)", detail);
-    return buf;
-}
 
 /* Collect a DONE slot into RES. On error statuses the slot is freed now. */
 static inline int ember__collect(ember_client *c, uint32_t idx, uint32_t w, ember_result *res)
@@ -421,6 +433,7 @@ static inline int ember__collect(ember_client *c, uint32_t idx, uint32_t w, embe
                            ml ? ": " : "", ml, m);
     }
     int st = st0;
+    unsigned crashes = (s->flags & EMBER_CALL_CRASH_MASK) >> EMBER_CALL_CRASH_SHIFT; /* before the free */
     ember__slot_free(&c->v, idx, w);
     switch (-st) {
     case EMBER_ECRASHED: {
@@ -438,6 +451,12 @@ static inline int ember__collect(ember_client *c, uint32_t idx, uint32_t w, embe
                                "the runner was killed", c->name, res->runner);
         return ember__fail(st, "pool '%s': deadline passed while the call was queued; it never ran",
                            c->name);
+    case EMBER_EPOISON: {
+        char how[48];
+        return ember__fail(st, "pool '%s': the call crashed %u runners, the pool's poison_after "
+                           "(the last %s): quarantined, it is not run again", c->name, crashes,
+                           ember__crash_text(res->detail, how, sizeof how));
+    }
     case EMBER_ERUNNERLOST:
         return ember__fail(st, "pool '%s': runner %u was killed while it ran the call (another "
                            "call on it ran past its deadline)", c->name, res->runner);

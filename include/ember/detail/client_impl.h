@@ -359,10 +359,14 @@ EMBER_API int ember_place_child(ember_client *c, int h, const void *args, size_t
     ch->runner = EMBER_NONE;
     int rc = ember__bad_flags(flags);
     if (rc) return rc;
+    if (flags >> EMBER_RETRIES_SHIFT)
+        return ember__fail(-EMBER_EINVAL, "ember_place_child: a child is never retried "
+                           "(EMBER_RETRIES is for calls and casts)");
     struct ember__view *v = &c->v;
     uint64_t start_by = ember__deadline(c, timeout_ns);
     ember_call_id id;
-    rc = ember__submit(c, h, args, len, start_by, UINT64_MAX, flags | EMBER_CALL_CHILD, &id, NULL);
+    rc = ember__submit(c, h, args, len, start_by, UINT64_MAX, ember__slot_flags(flags) | EMBER_CALL_CHILD,
+                       &id, NULL);
     if (rc) return rc;
     struct ember_slot *s = &v->slots[id.idx];
     uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
@@ -606,6 +610,8 @@ EMBER_API int ember_stats_read(ember_client *c, ember_stats *st, ember_runner_st
     st->calls_expired = atomic_load(&h->calls_expired);
     st->calls_killed = atomic_load(&h->calls_killed);
     st->calls_boot_failed = atomic_load(&h->calls_boot_failed);
+    st->calls_retried = atomic_load(&h->calls_retried);
+    st->calls_poisoned = atomic_load(&h->calls_poisoned);
     st->events = atomic_load(&h->ev_next);
     if (st->state == EMBER_POOL_DOWN) { /* the acquire above pairs with the supervisor's release */
         st->stop_finished = atomic_load_explicit(&h->stop_finished, memory_order_relaxed);

@@ -26,7 +26,11 @@
  *   RUNNING --runner: result written first--> DONE   (wake if WAITER)
  *   RUNNING --owner: deadline passed, or the supervisor: its linked owner
  *           died--> ABANDONED --runner at end--> FREE
- *   RUNNING --supervisor: runner died, status ECRASHED--> DONE (cast: FREE)
+ *   RUNNING --supervisor: runner died, status ECRASHED (EPOISON after
+ *           poison_after crashes)--> DONE (cast: FREE)
+ *   RUNNING --supervisor: runner died, the call has retries left (flags,
+ *           abi.h), no receipt written yet--> QUEUED, same generation and
+ *           sticky bits (the owner waits on; the next DONE wakes it)
  *   DONE --owner: result released--> FREE
  *   (casts, and ORPHAN calls) RUNNING --runner at end--> FREE
  * Flag bits that ride along (kept by every CAS that keeps the state):
