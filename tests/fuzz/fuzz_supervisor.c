@@ -18,7 +18,7 @@
  * filled at its position and names an existing slot; a worker line judged
  * running names an existing slot, running or abandoned in the entry's
  * generation; a page run handed out lies inside the table and is tagged
- * with its slot; a failed queued call's status is the code asked for.
+ * with its slot; after sup_fail_queued no call is left queued.
  * No step sleeps, forks or signals: a caller is reaped with no pidfd, and
  * runners are never reaped here (that kills process groups the worker
  * lines name). */
