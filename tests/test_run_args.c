@@ -379,6 +379,16 @@ static void test_colsep(void **state)
     EXPECT_JOBS("echo b c", "--colsep", ",", "echo", "{2}", "{3}", ":::", "a,b", ":::+", "c,d");
     /* an empty match splits off one character (Perl's split, as parallel) */
     EXPECT_JOBS("echo x '|' y ''", "--colsep", "|", "echo", ":::", "x|y");
+    /* repetitions glibc's regcomp would take minutes to expand are refused
+     * at once (nested +, multiplied counts); modest ones still work */
+    PARSE_ERR("option --colsep: '((((((((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+' "
+              "repeats too much", "--colsep", "((((((((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+",
+              "echo");
+    PARSE_ERR("repeats too much", "--colsep", "\\d++++++++++++++++++++", "echo");
+    PARSE_ERR("repeats too much", "--colsep", "((a{1,100}){1,100}){1,100}", "echo");
+    PARSE_ERR("repeats too much", "--colsep", "([[:space:],]{1,300}){1,300}", "echo");
+    PARSE_ERR("repeats too much", "--colsep", "(a?){4000}", "echo");
+    EXPECT_JOBS("echo a b", "--colsep", "((,+)+)+|(x{1,10}){1,10}", "echo", ":::", "a,,b");
 }
 
 /* ---- options ---- */

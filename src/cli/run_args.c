@@ -678,6 +678,80 @@ static char *colsep_to_ere(const char *re)
     return sb_take(&b);
 }
 
+/* The most pieces --colsep's regex may have once glibc's regcomp has
+ * expanded its repetitions: the compile's time and memory grow with them,
+ * and they grow fast: x+ is compiled as x x*, x{m,n} as n copies of x,
+ * so ((a+)+)+... doubles with each level and nested counts multiply (20
+ * levels of + take minutes, ((a{1,100}){1,100}){1,100} 12 s), and a run of
+ * copies that may match nothing costs the square of their number ((a?){4000}
+ * takes 6 s, a{1,32767} 39 s). At this size any of them compiles within a
+ * second. */
+#define COLSEP_MAX_PIECES 1024u
+
+static uint64_t sat_mul(uint64_t a, uint64_t b)
+{
+    return b && a > COLSEP_MAX_PIECES * 2ull / b ? COLSEP_MAX_PIECES * 2ull : a * b;
+}
+
+/* How many pieces the extended regex RE has once its repetitions are
+ * expanded (see COLSEP_MAX_PIECES); past twice the most, it says so. */
+static uint64_t ere_pieces(const char *re)
+{
+    enum { DEPTH = 64 };
+    uint64_t total[DEPTH] = { 0 }, last[DEPTH] = { 0 }; /* per open group: done, and its last atom */
+    int d = 0;
+    for (const char *p = re; *p; p++) {
+        uint64_t atom = 1;
+        if (*p == '(') {
+            if (++d == DEPTH) return COLSEP_MAX_PIECES * 2ull;
+            total[d] = last[d] = 0;
+            continue;
+        }
+        if (*p == ')' && d > 0) {
+            atom = total[d] + last[d] + 1;
+            d--;
+        } else if (*p == '|') {
+            total[d] += last[d], last[d] = 0;
+            continue;
+        } else if (*p == '*' || *p == '?') {
+            continue;
+        } else if (*p == '+') {
+            last[d] = sat_mul(last[d], 2);
+            continue;
+        } else if (*p == '{' && isdigit((unsigned char)p[1])) {
+            char *end;
+            unsigned long m = strtoul(p + 1, &end, 10), n = m;
+            if (*end == ',') {
+                end++;
+                n = isdigit((unsigned char)*end) ? strtoul(end, &end, 10) : m + 1;
+            }
+            if (*end == '}') {
+                last[d] = sat_mul(last[d], n ? n : 1);
+                p = end;
+                continue;
+            }
+        } else if (*p == '\\' && p[1]) {
+            p++;
+        } else if (*p == '[') { /* a bracket expression is one piece */
+            const char *q = p + 1;
+            if (*q == '^') q++;
+            if (*q == ']') q++;
+            while (*q && *q != ']') {
+                const char *cls = q[0] == '[' && q[1] == ':' ? strstr(q + 2, ":]") : NULL;
+                q = cls ? cls + 2 : q + 1;
+            }
+            if (!*q) break;
+            p = q;
+        }
+        total[d] = total[d] + last[d] > COLSEP_MAX_PIECES * 2ull ? COLSEP_MAX_PIECES * 2ull
+                                                                 : total[d] + last[d];
+        last[d] = atom;
+    }
+    uint64_t n = 0;
+    for (; d >= 0; d--) n += total[d] + last[d];
+    return n;
+}
+
 static int add_source(struct run_opts *o, enum run_src_kind kind, bool linked, const char *path)
 {
     struct run_source *s = realloc(o->sources, (o->nsources + 1) * sizeof *s);
@@ -855,6 +929,15 @@ static int check_opts(struct run_opts *o)
     if (o->colsep) {
         char *ere = colsep_to_ere(o->colsep);
         if (!ere) return run_usage("out of memory");
+        if (ere_pieces(ere) > COLSEP_MAX_PIECES) {
+            free(ere);
+            const char *bad = o->colsep;
+            o->colsep = NULL;
+            return run_usage("option --colsep: '%s' repeats too much: with its repetitions expanded "
+                             "it has more than %u pieces, and compiling it could take minutes; "
+                             "nest fewer repetitions (+, {m,n}) or give smaller counts",
+                             bad, COLSEP_MAX_PIECES);
+        }
         int rc = regcomp(&o->colsep_re, ere, REG_EXTENDED);
         free(ere);
         if (rc) {

@@ -51,9 +51,32 @@ extern struct ember__runner_self ember__self;
  * (lib/exits.h). */
 void ember__runner_limits(struct ember_runner_ent *re, const struct ember_pool_config *cfg);
 
+/* The request in slot S as a runner took it (its fields read once: handler
+ * H, ALEN bytes of arguments at APAGE, EMBER_NONE when inline), checked
+ * before a handler sees it, since a caller may have written anything there:
+ * 0 with *ARGS its arguments (ALEN bytes inside the slot or the payload
+ * pages; NULL when ALEN is 0 and the fields are out of bounds),
+ * -EMBER_ENOHANDLER (H names none of the table's NHANDLERS, nor of the
+ * segment's) or -EMBER_ECORRUPT (the arguments lie outside the segment).
+ * Pure: the fuzz target tests/fuzz/fuzz_runner.c calls it as worker.c does. */
+static inline int ember__request_check(struct ember__view *v, struct ember_slot *s, uint32_t h,
+                                       uint32_t alen, uint32_t apage, unsigned nhandlers,
+                                       const void **args)
+{
+    *args = ember__payload(v, s, alen, apage);
+    if (h >= v->nhandlers || h >= nhandlers) return -EMBER_ENOHANDLER;
+    if (!*args && alen) return -EMBER_ECORRUPT;
+    return 0;
+}
+
 /* worker.c */
 struct worker_arg { uint32_t wi; pthread_t th; };
 void *ember__worker_main(void *arg);
+/* Run the call behind run-ring entry E in worker WE's thread, writing its
+ * result through O, if its slot still agrees: the whole of a request's
+ * handling, from its take to its DONE (the fuzz target
+ * tests/fuzz/fuzz_runner.c calls it with slots of its making). */
+void ember__run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct ember_worker_ent *we);
 /* Stop taking calls, for REASON; the control thread then ends the runner. */
 void ember__drain_self(struct ember__view *v, uint32_t reason);
 /* End this runner with STATUS, one of ember's own (lib/exits.h): its

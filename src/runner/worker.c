@@ -72,14 +72,14 @@ static inline int call_handler(struct ember__view *v, uint32_t idx, ember_out *o
                                int *detail, uint64_t *t1)
 {
     struct ember_slot *s = &v->slots[idx];
-    const void *args = ember__payload(v, s, alen, apage);
+    const void *args;
     o->v = v, o->s = s, o->idx = idx, o->buf = o->inl, o->len = 0;
     o->cap = EMBER_INLINE_MAX, o->page = EMBER_NONE, o->deadline = deadline;
     o->err = o->space_err = o->space_kib = 0;
     *detail = 0;
     *t1 = 0;
-    if (h >= v->nhandlers || h >= ember__nhandlers) return -EMBER_ENOHANDLER;
-    if (!args && alen) return -EMBER_ECORRUPT;
+    int bad = ember__request_check(v, s, h, alen, apage, ember__nhandlers, &args);
+    if (bad) return bad;
     ember_job job = { deadline, ember__self.runner, ember__self.node, &s->state, gen };
     const struct ember__handler *hd = &ember__handlers[h];
     int rc = hd->pfn ? hd->pfn(hd->ctx, args, alen, o, &job) : hd->fn(args, alen, o, &job);
@@ -97,8 +97,8 @@ static inline int call_handler(struct ember__view *v, uint32_t idx, ember_out *o
     return status;
 }
 
-/* Run the call behind ring entry E, if its slot still agrees. */
-static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct ember_worker_ent *we)
+/* Run the call behind ring entry E, if its slot still agrees (runner.h). */
+void ember__run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct ember_worker_ent *we)
 {
     uint32_t idx = e & 0xffffu, gen = e >> 16, w;
     if (idx >= v->nslots) return; /* scribbled entry */
@@ -155,6 +155,10 @@ static void run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
     bool keep = status == 0 || status == -EMBER_EHANDLER;
     if (keep) {
         if (o->page == EMBER_NONE && o->len) memcpy(s->data, o->inl, o->len);
+        /* an inline result says so itself: the caller reads res_page, which
+         * only its claim set to NONE, and a stray write may have changed
+         * since (it would read another call's pages) */
+        if (o->page == EMBER_NONE) s->res_page = EMBER_NONE;
     } else if (o->page != EMBER_NONE) {
         s->res_page = EMBER_NONE;
         ember__pages_free(v, idx, o->page);
@@ -304,7 +308,7 @@ void *ember__worker_main(void *arg)
                 ember__wake_runner(v, from);
                 ember__ring_peek(&v->run[from], 4, prefetch_slot, v);
             }
-            run_entry(v, e, o, &v->workers[wi]);
+            ember__run_entry(v, e, o, &v->workers[wi]);
             continue;
         }
         if (atomic_load_explicit(&ember__self.draining, memory_order_relaxed)) break;

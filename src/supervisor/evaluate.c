@@ -24,11 +24,9 @@ static uint32_t count_queued(struct ember__view *v, uint32_t *per_ring)
         uint64_t head = atomic_load(&r->h->head), tail = atomic_load(&r->h->tail);
         uint32_t k = 0;
         for (uint64_t p = head; p < tail && p < head + r->cap; p++) {
-            uint64_t cv = atomic_load(&r->cell[p & r->mask]);
-            if ((uint32_t)(cv >> 32) != (uint32_t)(p + 1)) continue;
-            uint32_t e = (uint32_t)cv, idx = e & 0xffffu;
-            if (idx >= v->nslots) continue;
-            uint32_t w = atomic_load(&v->slots[idx].state);
+            uint32_t e;
+            if (!sup_ring_entry(v, atomic_load(&r->cell[p & r->mask]), p, &e)) continue;
+            uint32_t w = atomic_load(&v->slots[e & 0xffffu].state);
             k += ember__st(w) == EMBER_SLOT_QUEUED && ember__gen(w) == (e >> 16);
         }
         per_ring[i] = k;
@@ -68,16 +66,10 @@ static void runner_kill_times(struct sup *s, uint32_t r, uint64_t now, struct em
         struct sup_cancel *cn = &s->cancels[wi];
         uint64_t is = atomic_load_explicit(&we->idle_since, memory_order_relaxed);
         if (is > p->idle_since) p->idle_since = is;
-        bool busy = atomic_load_explicit(&we->busy, memory_order_acquire);
-        uint32_t e = atomic_load_explicit(&we->current, memory_order_relaxed);
-        uint32_t sw = busy && (e & 0xffffu) < v->nslots
-                          ? atomic_load_explicit(&v->slots[e & 0xffffu].state, memory_order_relaxed) : 0;
-        /* a thread's busy flag is cleared after its call's DONE: a call
-         * already done (or freed, or its slot reused) holds nobody, and
-         * counting it would boot a runner for a demand that is gone */
-        bool running = busy && e != EMBER_NONE && ember__gen(sw) == e >> 16 &&
-                       (ember__st(sw) == EMBER_SLOT_RUNNING || ember__st(sw) == EMBER_SLOT_ABANDONED);
-        if (!running) {
+        uint32_t e, sw;
+        /* a call already done holds nobody: counting it would boot a
+         * runner for a demand that is gone */
+        if (!sup_worker_running(v, we, &e, &sw)) {
             cn->entry = EMBER_NONE;
             continue;
         }

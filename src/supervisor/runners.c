@@ -69,9 +69,8 @@ void sup_sweep_orphans(struct sup *s)
         uint8_t bit = k < v->nrings ? 1 : 2;
         uint64_t head = atomic_load(&r->h->head), tail = atomic_load(&r->h->tail);
         for (uint64_t p = head; p <= tail + 1 && p < head + r->cap; p++) {
-            uint64_t cv = atomic_load(&r->cell[p & r->mask]);
-            if ((uint32_t)(cv >> 32) == (uint32_t)(p + 1) && ((uint32_t)cv & 0xffffu) < v->nslots)
-                in[(uint32_t)cv & 0xffffu] |= bit;
+            uint32_t e;
+            if (sup_ring_entry(v, atomic_load(&r->cell[p & r->mask]), p, &e)) in[e & 0xffffu] |= bit;
         }
     }
     for (uint32_t i = 0; i < v->nslots; i++) {

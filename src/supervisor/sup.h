@@ -95,6 +95,35 @@ struct sup {
     bool cg_left, cg_said;  /* leaves to remove at the tick; a failed leaf logged */
 };
 
+/* What the supervisor takes from shared memory, which any process of the
+ * pool's user may have written anything into, checked before it is used
+ * (pure: the fuzz target tests/fuzz/fuzz_supervisor.c calls them too). */
+
+/* Does run-ring cell CV, at position P, hold an entry filled at P (its
+ * sequence is P + 1, detail/ring.h) that names one of V's slots? Then *E
+ * is the entry. */
+static inline bool sup_ring_entry(const struct ember__view *v, uint64_t cv, uint64_t p, uint32_t *e)
+{
+    *e = (uint32_t)cv;
+    return (uint32_t)(cv >> 32) == (uint32_t)(p + 1) && (*e & 0xffffu) < v->nslots;
+}
+
+/* Does worker line WE run a call: busy, with its current entry *E naming
+ * one of V's slots that is RUNNING or ABANDONED in that entry's generation?
+ * *SW is that slot's word (0 when none was read). A thread's busy flag is
+ * cleared after its call's DONE: a call already done (or freed, or its slot
+ * reused) holds nobody. */
+static inline bool sup_worker_running(const struct ember__view *v, const struct ember_worker_ent *we,
+                                      uint32_t *e, uint32_t *sw)
+{
+    bool busy = atomic_load_explicit(&we->busy, memory_order_acquire);
+    *e = atomic_load_explicit(&we->current, memory_order_relaxed);
+    *sw = busy && (*e & 0xffffu) < v->nslots
+              ? atomic_load_explicit(&v->slots[*e & 0xffffu].state, memory_order_relaxed) : 0;
+    return busy && *e != EMBER_NONE && ember__gen(*sw) == *e >> 16 &&
+           (ember__st(*sw) == EMBER_SLOT_RUNNING || ember__st(*sw) == EMBER_SLOT_ABANDONED);
+}
+
 /* events.c */
 extern int sup_log_level;
 void sup_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
