@@ -7,7 +7,8 @@
  *
  * Usage: ember-chaos [--seconds S] [--callers K] [--kill-every MS]
  *                    [--kill runners|callers|supervisor|mixed] [--runners N]
- *                    [--deadline MS] [--seed N]
+ *                    [--deadline MS] [--slow F] [--seed N]
+ * (--slow multiplies the time limits below, 100 ms and 1 s, for valgrind.)
  *
  * The load. Each caller process attaches and loops over, by weight:
  *   small calls (ember_call, 8-180 bytes: inline in the slot) most of all;
@@ -62,7 +63,7 @@
  *   caller_errors *  caller processes that exited on their own with a
  *                    failure (attach refused, handler missing)
  *   leaked_slots *   slots not FREE once the callers are gone and the
- *                    pool has settled (waited for, up to 5 s)
+ *                    pool has settled (waited for, up to 5 s x --slow)
  *   leaked_pages *   payload pages still owned then
  *   leaked_callers * caller table entries still held then
  *   orphan_processes * runner, supervisor or caller processes (every pid
@@ -98,9 +99,10 @@
 #include <sys/wait.h>
 #include "lib/testing.h"
 
-#define GRACE_NS     1000000000ull /* a call's outcome may come this late */
-#define RECLAIM_NS   100000000ull  /* a killed caller's slots must be back by then */
-#define DOWN_NS      1000000000ull /* a dead supervisor's callers and runners */
+/* The time limits, times --slow (default 1; tools/memcheck: valgrind's pace) */
+#define GRACE_NS     (1000000000ull * opt.slow) /* a call's outcome may come this late */
+#define RECLAIM_NS   (100000000ull * opt.slow)  /* a killed caller's slots must be back by then */
+#define DOWN_NS      (1000000000ull * opt.slow) /* a dead supervisor's callers and runners */
 #define HBUCKETS     640
 #define BATCH        4
 #define RUNNERS_CAND 256
@@ -150,7 +152,8 @@ static struct {
     int mode;
     uint64_t deadline_ns;
     unsigned seed;
-} opt = { 10, 8, 2, 50, M_RUNNERS, 5000000000ull, 0 };
+    unsigned slow;
+} opt = { 10, 8, 2, 50, M_RUNNERS, 5000000000ull, 0, 1 };
 
 static char g_name[EMBER_NAME_MAX];
 static struct ember_pool_config g_cfg;
@@ -747,7 +750,7 @@ static void kill_supervisor(void)
 }
 
 /* Processes reparented to this one (a subreaper), not yet reaped. */
-static unsigned children_left(void)
+static unsigned children_left(bool report)
 {
     char path[64], buf[4096];
     snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
@@ -762,7 +765,10 @@ static unsigned children_left(void)
         char *e;
         long pid = strtol(p, &e, 10);
         if (e == p) break;
-        if (alive((pid_t)pid, 0)) count++;
+        if (alive((pid_t)pid, 0)) {
+            count++;
+            if (report) fprintf(stderr, "ember-chaos: process %ld, reparented to this one, outlived the pool\n", pid);
+        }
         p = e;
     }
     return count;
@@ -782,13 +788,15 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: ember-chaos [--seconds S] [--callers K] [--kill-every MS]\n"
             "                   [--kill runners|callers|supervisor|mixed] [--runners N]\n"
-            "                   [--deadline MS] [--seed N]\n"
+            "                   [--deadline MS] [--slow F] [--seed N]\n"
             "K caller processes (default 8) call a pool of N runners (default 2) for S seconds\n"
             "(default 10): small and paged calls, casts, submits collected with ember_wait_any,\n"
             "short-deadline calls and place_child jobs, every result checked byte for byte,\n"
             "while every MS ms (default 50) a runner that has booted, a caller process (forked\n"
             "anew), the supervisor (the pool started again under its name) or any of them is\n"
             "SIGKILLed. Normal calls have a deadline of --deadline ms (default 5000).\n"
+            "--slow F multiplies the time limits below (100 ms, 1 s) by F, for slow runs\n"
+            "(valgrind). --seed N makes the kills and the load repeatable.\n"
             "Prints key value lines; exits 1 if any failure count is above 0:\n"
             "  calls             calls promising an outcome (call, submit, place_child), but\n"
             "                    those whose caller was killed before it (abandoned)\n"
@@ -815,7 +823,7 @@ static void usage(FILE *f)
 static int bad_value(const char *name, const char *arg)
 {
     fprintf(stderr, "ember-chaos: --%s %s: not a valid value (--seconds > 0, --callers 1-200, "
-                    "--kill-every > 0 ms, --runners 1-16, --deadline > 0 ms, --seed a number)\n",
+                    "--kill-every > 0 ms, --runners 1-16, --deadline > 0 ms, --slow 1-1000, --seed a number)\n",
             name, arg);
     return -1;
 }
@@ -848,6 +856,7 @@ static int parse_one(int ch, const char *name, const char *arg)
     case 'k': opt.kill_every_ms = (unsigned)u; return u < 1 ? bad_value(name, arg) : 0;
     case 'r': opt.runners = (unsigned)u; return u < 1 || u > 16 ? bad_value(name, arg) : 0;
     case 'd': opt.deadline_ns = u * 1000000ull; return u < 1 ? bad_value(name, arg) : 0;
+    case 'W': opt.slow = (unsigned)u; return u < 1 || u > 1000 ? bad_value(name, arg) : 0;
     default: opt.seed = (unsigned)u; return 0;
     }
 }
@@ -857,7 +866,8 @@ static int parse(int argc, char **argv)
     static const struct option lo[] = {
         { "seconds", 1, 0, 's' }, { "callers", 1, 0, 'c' }, { "kill-every", 1, 0, 'k' },
         { "kill", 1, 0, 'K' },    { "runners", 1, 0, 'r' }, { "deadline", 1, 0, 'd' },
-        { "seed", 1, 0, 'S' },    { "help", 0, 0, 'h' },    { 0, 0, 0, 0 }
+        { "seed", 1, 0, 'S' },    { "slow", 1, 0, 'W' },    { "help", 0, 0, 'h' },
+        { 0, 0, 0, 0 }
     };
     int ch, li = 0;
     opt.seed = (unsigned)getpid();
@@ -921,7 +931,8 @@ static void stop_callers(void)
     atomic_store(&g->stop, 1);
     atomic_fetch_add(&g->pool_gen, 1);
     ember__futex_wake(&g->pool_gen, INT32_MAX);
-    uint64_t until = now_ns() + opt.deadline_ns + 4000000ull * 1000 / 1000 + GRACE_NS;
+    /* the longest call: a child's place and run (deadline + 3 ms) */
+    uint64_t until = now_ns() + opt.deadline_ns + 3000000ull + GRACE_NS;
     for (;;) {
         reap(false);
         unsigned left = 0;
@@ -964,7 +975,7 @@ static struct leaks count_leaks(void)
  * polled, for at most 5 s. */
 static struct leaks settle(void)
 {
-    uint64_t until = now_ns() + 5000000000ull;
+    uint64_t until = now_ns() + 5000000000ull * opt.slow;
     struct leaks l = count_leaks();
     while ((l.slots || l.pages || l.callers) && now_ns() < until) {
         pause_ns(5000000);
@@ -991,15 +1002,16 @@ static int final_call(void)
  * gone, and nothing reparented to us alive; waited for, at most 1 s. */
 static unsigned orphans(void)
 {
-    uint64_t until = now_ns() + 1000000000ull;
+    uint64_t until = now_ns() + DOWN_NS;
     unsigned n;
     for (;;) {
         reap(false);
-        n = children_left();
+        n = children_left(false);
         for (size_t i = 0; i < g_nseen; i++) n += alive(g_seen[i].pid, g_seen[i].start);
         if (!n || now_ns() > until) break;
         pause_ns(5000000);
     }
+    if (n) children_left(true);
     for (size_t i = 0; i < g_nseen; i++)
         if (alive(g_seen[i].pid, g_seen[i].start)) {
             fprintf(stderr, "ember-chaos: process %d outlived the pool\n", (int)g_seen[i].pid);
