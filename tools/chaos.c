@@ -1082,13 +1082,23 @@ int main(int argc, char **argv)
         if (runs > 1 || res > 1) dup++;
         if (flags & F_WRONG) wrong++;
         if (kind == K_CAST) continue;
-        if (!res && g_incs[d->inc].killed && !g_incs[d->inc].hung) {
+        /* kind 0: an id taken by a caller killed before it wrote the
+         * record (a call never made) */
+        if (!kind || (!res && g_incs[d->inc].killed && !g_incs[d->inc].hung)) {
             abandoned++;
             continue;
         }
         calls++;
         if (res == 1 && !(flags & F_LATE)) once++;
-        if (!res || (flags & F_LATE)) lost++;
+        if (!res || (flags & F_LATE)) {
+            if (lost++ < 10) {
+                struct inc *c = &g_incs[d->inc];
+                fprintf(stderr, "ember-chaos: call %llu (kind %u) of caller %u (pid %u%s%s) lost: %s, "
+                        "%u handler runs\n", (unsigned long long)i, kind, (unsigned)d->inc,
+                        (unsigned)c->pid, c->killed ? ", killed" : "", c->hung ? ", hung" : "",
+                        res ? "its outcome came late" : "no outcome", runs);
+            }
+        }
     }
     uint64_t hist[HBUCKETS] = { 0 }, nh = 0;
     for (uint32_t i = 0; i < atomic_load(&g_ninc); i++)
