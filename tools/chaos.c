@@ -56,7 +56,8 @@
  *                    from the arguments, a result with no handler run, a
  *                    code outside ember's error table, or an error the call
  *                    cannot have (EMBER_EPOOLDOWN without supervisor kills,
- *                    EMBER_ETIMEDOUT with a normal deadline, EMBER_EFULL...)
+ *                    EMBER_ETIMEDOUT with a normal deadline, EMBER_EFULL,
+ *                    EMBER_ECRASHED by another signal than SIGKILL...)
  *   hung_callers *   caller processes that did not finish a call within its
  *                    deadline + 1 s (watched all along, and at the end,
  *                    when each must finish its last call and exit)
@@ -78,6 +79,10 @@
  *                    pool was alive 1 s later
  *   restart_failures * starts of the same name, right after the dead
  *                    supervisor was reaped, that failed
+ *   supervisor_deaths * supervisors that died without being killed by this tool
+ *   runner_failures * runners that ended by something else than SIGKILL (ours,
+ *                    their supervisor's death, a kill_grace or stop kill) or
+ *                    a status 0 exit: a crash of ember's, a sanitizer's report
  *   final_call_failed * 1 when the pool did not serve one more call at the end
  *   p50_us, p99_us   latency of the successful small and paged ember_calls
  *   and counts: casts, children, timeouts, crashed, pooldown, cancelled,
@@ -275,7 +280,10 @@ static void resolve(struct caller *k, uint64_t id, int rc, const ember_result *r
         return;
     }
     switch (-rc) {
-    case EMBER_ECRASHED:
+    case EMBER_ECRASHED: /* the only crashes here are our kills */
+        atomic_fetch_add(&k->me->crashed, 1);
+        if (r->detail == SIGKILL) return;
+        break;
     case EMBER_ERUNNERLOST: atomic_fetch_add(&k->me->crashed, 1); return;
     case EMBER_EPOOLDOWN:
         atomic_fetch_add(&k->me->pooldown, 1);
@@ -490,7 +498,7 @@ static _Noreturn void caller_main(uint32_t inc)
 static struct {
     uint64_t kills[3], restarts, reclaim_max, pooldown_max, runners_gone_max, restart_max;
     uint64_t slow_reclaims, pooldown_late, runners_late, restart_failures, caller_errors;
-    uint64_t hung, sup_deaths;
+    uint64_t hung, sup_deaths, runner_failures;
 } st;
 
 /* Every runner and supervisor pid seen, with its start time. */
@@ -531,10 +539,29 @@ static bool alive(pid_t pid, uint64_t start)
 
 static struct ember__view *view(void) { return ember__pool_view(g_pool); }
 
+/* The pid each runner entry had at the last look (0: none). */
+static pid_t g_runner_pid[RUNNERS_CAND];
+
+/* Note the runners' pids; a runner that ended since the last look must
+ * have ended by SIGKILL (ours, its supervisor's death, a kill_grace or the
+ * stop's) or with status 0 (drained): anything else, such as a sanitizer's
+ * report (exit status 66 under TSan), is a runner failure. */
 static void note_runners(void)
 {
     struct ember__view *v = view();
-    for (uint32_t i = 0; i < v->nrunners; i++) seen_add((pid_t)atomic_load(&v->runners[i].pid));
+    for (uint32_t i = 0; i < v->nrunners && i < RUNNERS_CAND; i++) {
+        pid_t p = (pid_t)atomic_load(&v->runners[i].pid);
+        seen_add(p);
+        if (g_runner_pid[i] && p != g_runner_pid[i]) { /* it ended: pid cleared after the exit's record */
+            int sig = v->runners[i].last_exit_signal, status = v->runners[i].last_exit_status;
+            if ((sig && sig != SIGKILL) || (!sig && status)) {
+                st.runner_failures++;
+                fprintf(stderr, "ember-chaos: runner %d ended with signal %d, status %d\n",
+                        (int)g_runner_pid[i], sig, status);
+            }
+        }
+        g_runner_pid[i] = p;
+    }
 }
 
 static void fork_caller(void)
@@ -710,6 +737,7 @@ static void kill_supervisor(void)
     uint64_t took = now_ns() - t0;
     if (took > st.restart_max) st.restart_max = took;
     st.restarts++;
+    memset(g_runner_pid, 0, sizeof g_runner_pid); /* the dead pool's runners die by its death */
     atomic_fetch_add(&g->pool_gen, 1);
     ember__futex_wake(&g->pool_gen, INT32_MAX);
 
@@ -816,6 +844,8 @@ static void usage(FILE *f)
             "                    in every caller of the dead pool\n"
             "  runners_late *    supervisor kills after which a runner lived on over 1 s\n"
             "  restart_failures * restarts of the same name, right after the reap, that failed\n"
+            "  supervisor_deaths * supervisors that died without this tool's kill\n"
+            "  runner_failures * runners that ended otherwise than by SIGKILL or exit 0\n"
             "  final_call_failed * the pool did not serve one more call at the end\n"
             "  p50_us, p99_us    latency of the successful small and paged calls\n");
 }
@@ -1132,6 +1162,7 @@ int main(int argc, char **argv)
         { "runners_late", st.runners_late },
         { "restart_failures", st.restart_failures },
         { "supervisor_deaths", st.sup_deaths },
+        { "runner_failures", st.runner_failures },
         { "final_call_failed", rc != 0 },
     };
     uint64_t failed = 0;
