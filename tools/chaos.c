@@ -57,7 +57,8 @@
  *                    code outside ember's error table, or an error the call
  *                    cannot have (EMBER_EPOOLDOWN without supervisor kills,
  *                    EMBER_ETIMEDOUT with a normal deadline, EMBER_EFULL,
- *                    EMBER_ECRASHED by another signal than SIGKILL...)
+ *                    EMBER_ECRASHED by another signal than SIGKILL...), or
+ *                    ember_wait_any returning an id this caller never submitted
  *   hung_callers *   caller processes that did not finish a call within its
  *                    deadline + 1 s (watched all along, and at the end,
  *                    when each must finish its last call and exit)
@@ -93,7 +94,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,7 +117,15 @@ enum { F_LATE = 1, F_WRONG = 2 };
 enum { M_RUNNERS, M_CALLERS, M_SUPERVISOR, M_MIXED };
 
 /* One call's record, by id: written by its caller and by the handler that
- * runs it (in a runner). */
+ * runs it (in a runner).
+ *
+ * Every atomic of these shared records is seq_cst (the default) and none
+ * orders anything but itself, with one pairing: a handler counts its run
+ * before it writes its result, which the runner publishes with the slot's
+ * release store (detail/slot.h) and the caller reads after its acquire
+ * load; so a caller that has a result sees the run counted. Everything
+ * else is read by this process once its writers have finished (exited,
+ * been killed or returned), or as a watchdog's sample that may be stale. */
 struct idrec {
     _Atomic uint8_t runs, resolved, kind, flags;
     _Atomic uint32_t inc;             /* the caller incarnation that made it */
@@ -132,6 +140,7 @@ struct inc {
     _Atomic uint64_t cur_id1;         /* id + 1 of the call it waits for; 0: none */
     _Atomic uint64_t cur_deadline;
     _Atomic uint64_t casts, children, timeouts, crashed, pooldown, cancelled;
+    _Atomic uint64_t foreign;         /* ember_wait_any gave an id it never submitted */
     _Atomic uint32_t hist[HBUCKETS];  /* latency of ok small and paged calls, by bucket */
 };
 
@@ -258,9 +267,9 @@ static void describe(uint64_t id, const char *what, int rc)
                 ember_errname(rc), rc ? ember_last_error() : "");
 }
 
-/* Record call ID's outcome RC (R: its result, or NULL for none to check,
- * LEN: its arguments' length) that came at NOW for a deadline of
- * DEADLINE. ALLOWED: the error codes this kind of call may end with. */
+/* Record call ID's outcome RC (R: its result; LEN: its arguments' length)
+ * that came now, for a deadline of DEADLINE. TIMEOUT_OK, CANCEL_OK: this
+ * kind of call may end with EMBER_ETIMEDOUT, EMBER_ECANCELLED. */
 static void resolve(struct caller *k, uint64_t id, int rc, const ember_result *r, size_t len,
                     uint64_t deadline, bool timeout_ok, bool cancel_ok)
 {
@@ -397,9 +406,14 @@ static int op_submit(struct caller *k)
         }
         unsigned i = 0;
         while (i < n && !(open[i] && cid[i].idx == got.idx && cid[i].gen == got.gen)) i++;
-        if (i == n) { /* an id not in flight, or collected already */
+        if (i == n) { /* an id not in flight: collected already, or never ours */
+            bool known = false;
             for (i = 0; i < n; i++)
-                if (cid[i].idx == got.idx && cid[i].gen == got.gen) atomic_fetch_add(&g_ids[ids[i]].resolved, 1);
+                if (cid[i].idx == got.idx && cid[i].gen == got.gen) {
+                    atomic_fetch_add(&g_ids[ids[i]].resolved, 1);
+                    known = true;
+                }
+            if (!known) atomic_fetch_add(&k->me->foreign, 1);
             ember_result_release(k->c, &r);
             continue;
         }
@@ -665,6 +679,34 @@ static bool caller_holds(struct ember__view *v, uint32_t idx, uint32_t cgen, pid
     return false;
 }
 
+/* What a killed caller still holds past the limit, and its supervisor's state. */
+static void tell_held(struct ember__view *v, uint32_t idx, uint32_t cgen, pid_t pid)
+{
+    char buf[512] = "";
+    size_t n = 0;
+    bool entry = (pid_t)atomic_load(&v->callers[idx].pid) == pid && atomic_load(&v->callers[idx].gen) == cgen;
+    for (uint32_t i = 0; i < v->nslots && n < 400; i++) {
+        uint32_t w = atomic_load(&v->slots[i].state);
+        if (ember__st(w) == EMBER_SLOT_FREE) continue;
+        uint64_t o = atomic_load(&v->slots[i].owner);
+        if ((o >> 48) == (ember__gen(w) & 0xffffu) && ((o >> 32) & 0xffffu) == idx && (uint32_t)o == cgen)
+            n += (size_t)snprintf(buf + n, sizeof buf - n, " slot %u state %u flags 0x%x call 0x%x runner %u;", i,
+                                  ember__st(w), w & 0xf0u, v->slots[i].flags, v->slots[i].runner);
+    }
+    char path[64], stat[256] = "";
+    snprintf(path, sizeof path, "/proc/%d/stat", ember_pool_supervisor_pid(g_pool));
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(stat, sizeof stat, f)) stat[0] = 0;
+        fclose(f);
+    }
+    char *st_ = strrchr(stat, ')');
+    fprintf(stderr, "ember-chaos: caller %d killed %.0f ms ago: its entry %s;%s supervisor state %c, "
+            "callers reaped %llu\n", (int)pid, RECLAIM_NS / 1e6, entry ? "still held" : "cleared",
+            n ? buf : " no slot", st_ && st_[1] ? st_[2] : '?',
+            (unsigned long long)atomic_load(&v->hdr->callers_reaped));
+}
+
 static void kill_caller(void)
 {
     struct inc *cand[256];
@@ -688,7 +730,14 @@ static void kill_caller(void)
     st.kills[1]++;
     if (idx != EMBER_NONE) { /* it had attached: its entry and slots come back */
         uint64_t until = t0 + 10 * RECLAIM_NS;
-        while (caller_holds(v, idx, cgen, p) && now_ns() < until) pause_ns(200000);
+        bool told = false;
+        while (caller_holds(v, idx, cgen, p) && now_ns() < until) {
+            if (!told && now_ns() - t0 > RECLAIM_NS) {
+                told = true;
+                tell_held(v, idx, cgen, p);
+            }
+            pause_ns(200000);
+        }
         uint64_t took = now_ns() - t0;
         if (took > st.reclaim_max) st.reclaim_max = took;
         if (took > RECLAIM_NS) {
@@ -1150,7 +1199,7 @@ int main(int argc, char **argv)
     struct { const char *k; uint64_t v; } fails[] = {
         { "lost", lost },
         { "duplicated", dup },
-        { "wrong_results", wrong },
+        { "wrong_results", wrong + SUM(foreign) },
         { "hung_callers", st.hung },
         { "caller_errors", st.caller_errors },
         { "leaked_slots", l.slots },
