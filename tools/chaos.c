@@ -29,7 +29,8 @@
  *               pool's boot backoff by design);
  *   callers     a random caller process, then a new one in its place; its
  *               slots must all be free again, and its caller entry cleared,
- *               within 100 ms (slow_reclaims otherwise);
+ *               within 100 ms of its death (from when this tool has reaped
+ *               it; slow_reclaims otherwise);
  *   supervisor  the supervisor: it is reaped at once, the pool is started
  *               again under the same name at once (restart_failures if that
  *               start fails), every caller attached to the dead pool must
@@ -724,9 +725,9 @@ static void kill_caller(void)
             cgen = atomic_load(&v->callers[i].gen);
         }
     atomic_store(&c->killed, 1);
-    uint64_t t0 = now_ns();
     kill(p, SIGKILL);
     waitpid(p, NULL, 0);
+    uint64_t t0 = now_ns(); /* dead: from here its supervisor may know it (its pidfd) */
     st.kills[1]++;
     if (idx != EMBER_NONE) { /* it had attached: its entry and slots come back */
         uint64_t until = t0 + 10 * RECLAIM_NS;
