@@ -653,6 +653,19 @@ static void bad_inputs_each_have_their_error(void **st)
     FAILS(-EMBER_EABI, ember_attach(name, &c));
     write_fake_segment(name, 0x1234, EMBER_ABI_VERSION, getuid());
     FAILS(-EMBER_ECORRUPT, ember_attach(name, &c));
+    /* a segment a start is still making (its header without pool_state
+     * yet, or not even sized) is a pool not yet running */
+    write_fake_segment(name, EMBER_MAGIC, EMBER_ABI_VERSION, getuid());
+    FAILS(-EMBER_ENOPOOL, ember_attach(name, &c));
+    {
+        char shm[96];
+        ember__shm_name(shm, sizeof shm, name);
+        int fd = shm_open(shm, O_RDWR | O_CREAT | O_TRUNC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(ftruncate(fd, 0), 0);
+        close(fd);
+        FAILS(-EMBER_ENOPOOL, ember_attach(name, &c));
+    }
     if (getuid() == 0) {
         write_fake_segment(name, EMBER_MAGIC, EMBER_ABI_VERSION, 12345);
         FAILS(-EMBER_EOWNER, ember_attach(name, &c));

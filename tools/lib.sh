@@ -1,6 +1,6 @@
 # tools/lib.sh - what tools/demo, tools/test and bench/run share.
 # Installs the Debian packages ember needs, only those missing.
-EMBER_PACKAGES=(meson ninja-build pkg-config gcc g++ liburing-dev libhwloc-dev libjemalloc-dev libcmocka-dev
+EMBER_PACKAGES=(meson ninja-build pkg-config gcc g++ liburing-dev libhwloc-dev libjemalloc-dev libcmocka-dev valgrind
     mandoc groff-base parallel clang
     libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev)
 

@@ -24,7 +24,9 @@
 #include "lib/internal.h"
 #include "supervisor/loop.h"
 
-#define EMBER__DOORBELL_TICK_NS 100000000ll
+/* 50 ms: also the bound on reclaiming a caller killed before the supervisor
+ * saw its attach (it is watched, found dead and reclaimed at the next look) */
+#define EMBER__DOORBELL_TICK_NS 50000000ll
 
 struct ember_loop {
     _Atomic uint32_t *db;

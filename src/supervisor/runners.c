@@ -481,7 +481,7 @@ static void unwatched_runner(struct sup *s, uint32_t r, pid_t pid, int err)
     sr->kill_why = KILL_UNWATCHED;
     sr->watch_err = err;
     sr->watched = false;
-    if (sr->pidfd >= 0) syscall(SYS_pidfd_send_signal, sr->pidfd, SIGKILL, NULL, 0);
+    if (sr->pidfd >= 0) ember__pidfd_signal(sr->pidfd, SIGKILL);
     else {
         kill(pid, SIGKILL);
         sr->unreaped = pid;
@@ -566,7 +566,7 @@ void sup_kill_runner(struct sup *s, uint32_t r, uint8_t why)
     struct sup_runner *sr = &s->runners[r];
     if (sr->pidfd < 0 || sr->kill_why) return;
     sr->kill_why = why;
-    syscall(SYS_pidfd_send_signal, sr->pidfd, SIGKILL, NULL, 0);
+    ember__pidfd_signal(sr->pidfd, SIGKILL);
 }
 
 void sup_request(struct ember__view *v, uint32_t r, uint32_t ctl)

@@ -31,6 +31,8 @@ static inline int ember__segment_map(const char *name, void **base, size_t *size
     else if (st.st_uid != geteuid())
         rc = ember__fail(-EMBER_EOWNER, "pool '%s': segment %s belongs to uid %u, not %u", name,
                          shm, (unsigned)st.st_uid, (unsigned)geteuid());
+    else if (st.st_size == 0) /* being made: ember_pool_start has not sized it yet */
+        rc = ember__fail(-EMBER_ENOPOOL, "pool '%s' is not running (its segment is being made)", name);
     else if ((size_t)st.st_size < sizeof(struct ember_shm_header))
         rc = ember__fail(-EMBER_ECORRUPT, "pool '%s': segment %s is too small (%lld bytes)",
                          name, shm, (long long)st.st_size);
@@ -107,7 +109,17 @@ EMBER_API int ember_attach(const char *name, ember_client **out)
     atomic_store_explicit(&c->next_deadline, UINT64_MAX, memory_order_relaxed);
     atomic_store_explicit(&c->hot, EMBER_NONE, memory_order_relaxed);
     snprintf(c->name, sizeof c->name, "%s", name);
-    rc = ember__view_init(&c->v, base, size);
+    /* A segment still being made (its header zero or half written, no
+     * pool_state yet) is a pool not yet running, not a corrupted one:
+     * ember_pool_start stores pool_state (seq_cst) only after the whole
+     * header; this acquire pairs with that store. */
+    struct ember_shm_header *h0 = (struct ember_shm_header *)base;
+    if (atomic_load_explicit(&h0->pool_state, memory_order_acquire) == 0 &&
+        (h0->magic == 0 || h0->magic == EMBER_MAGIC) &&
+        (h0->abi_version == 0 || h0->abi_version == EMBER_ABI_VERSION))
+        rc = ember__fail(-EMBER_ENOPOOL, "not running yet (its segment is being made)");
+    else
+        rc = ember__view_init(&c->v, base, size);
     c->v.shm_fd = fd;
     if (rc == 0) rc = ember__any_init(c);
     if (rc < 0) {

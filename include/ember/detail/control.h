@@ -39,7 +39,7 @@ static inline int ember__stop_supervisor(struct ember__view *v, const char *name
 {
     if (killed) *killed = false;
     if (shutdown_timeout_ns >= 0) atomic_store(&v->hdr->stop_timeout_ns, shutdown_timeout_ns);
-    if (syscall(SYS_pidfd_send_signal, sup_pidfd, SIGTERM, NULL, 0) < 0 && errno != ESRCH)
+    if (ember__pidfd_signal(sup_pidfd, SIGTERM) < 0 && errno != ESRCH)
     {
         char what[96];
         snprintf(what, sizeof what, "pool '%s': cannot signal its supervisor", name);
@@ -52,7 +52,7 @@ static inline int ember__stop_supervisor(struct ember__view *v, const char *name
     p.revents = 0;
     int rc;
     while ((rc = poll(&p, 1, ms > INT32_MAX ? -1 : (int)ms)) < 0 && errno == EINTR) {}
-    if (rc == 0 && syscall(SYS_pidfd_send_signal, sup_pidfd, SIGKILL, NULL, 0) == 0 && killed)
+    if (rc == 0 && ember__pidfd_signal(sup_pidfd, SIGKILL) == 0 && killed)
         *killed = true;
     return 0;
 }
