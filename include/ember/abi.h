@@ -50,7 +50,7 @@
 #include <stdint.h>
 #include "detail/atomic.h"
 
-#define EMBER_ABI_VERSION   7u /* 7: done_seq even while its owner sleeps (one wake per sleep); a failed handler's output kept */
+#define EMBER_ABI_VERSION   8u /* 8: retries and crash counts in a slot's flags; page_reserved, calls_retried, calls_poisoned in the header */
 #define EMBER_MAGIC         0x4745534d45424d45ull /* "EMBEMSEG" little-endian */
 #define EMBER_CACHELINE     64
 #define EMBER_NAME_MAX      40   /* pool and handler names, with the NUL */
