@@ -85,8 +85,17 @@ static inline int ember__events_copy(struct ember__view *v, const char *name, ui
         o->signal = e->signal;
         memcpy(o->msg, e->msg, sizeof o->msg);
         o->msg[sizeof o->msg - 1] = 0;
+#if defined(__SANITIZE_THREAD__)
+        /* TSan knows no fences: a release RMW of +0 orders the copy's reads
+         * before the second look just as well (pairs with the writer's
+         * release fence and seq store, src/supervisor/events.c) */
+        if (atomic_fetch_add_explicit(&e->seq, 0, memory_order_acq_rel) != cur + 1) continue; /* torn */
+#else
+        /* the copy's reads before the second look at seq (pairs with the
+         * writer's release fence and seq store, src/supervisor/events.c) */
         atomic_thread_fence(memory_order_acquire);
         if (atomic_load_explicit(&e->seq, memory_order_relaxed) != cur + 1) continue; /* torn */
+#endif
         snprintf(o->pool, sizeof o->pool, "%s", name);
         k++;
     }
