@@ -1,1 +1,0 @@
-cd /work/wt/bench/build-release && cc -I../bench -I../include -I../src -DNDEBUG -D_FILE_OFFSET_BITS=64 -Wall -Wextra -Wno-unused-function -std=gnu11 -O3 -g -D_GNU_SOURCE -pthread -o /tmp/ab/abench /tmp/ab/abench.c libember.a -lhwloc -ljemalloc -luring -ldl -lm -lrt
