@@ -83,6 +83,7 @@ void *ember_out_reserve(ember_out *o, size_t n)
             ember__futex_wait(&o->v->hdr->page_seq, seq, ember__now_ns() + 100000000ull);
             atomic_fetch_sub(&o->v->hdr->page_waiters, 1);
         }
+        EMBER__PAGES_ACQUIRE(o->v);
         unsigned char *nb = (unsigned char *)ember__page_ptr(o->v, nw);
         memcpy(nb, o->buf, o->len);
         o->s->res_page = nw; /* recorded before the old run goes: repair sees one */

@@ -11,6 +11,23 @@
 #include "lib/internal.h"
 #include "lib/exits.h"
 
+/* Payload pages pass between this runner's threads through other
+ * processes: a result run written by one worker is collected and freed by
+ * its caller, and the page allocated again, as a result or as arguments a
+ * caller wrote, to another worker. ThreadSanitizer sees only this
+ * process's side of that chain and would call the second worker's bytes a
+ * race with the first's. Under it, a worker releases the pages region once
+ * its handler is done with it and acquires it before a handler runs and
+ * after each allocation: the order the other processes provide. */
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define EMBER__PAGES_ACQUIRE(v) __tsan_acquire((v)->pages)
+#define EMBER__PAGES_RELEASE(v) __tsan_release((v)->pages)
+#else
+#define EMBER__PAGES_ACQUIRE(v) ((void)(v))
+#define EMBER__PAGES_RELEASE(v) ((void)(v))
+#endif
+
 /* Where a handler writes its result: inline bytes first, pages once it
  * outgrows them (out.c). */
 struct ember_out {

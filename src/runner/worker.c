@@ -82,7 +82,9 @@ static inline int call_handler(struct ember__view *v, uint32_t idx, ember_out *o
     if (bad) return bad;
     ember_job job = { deadline, ember__self.runner, ember__self.node, &s->state, gen };
     const struct ember__handler *hd = &ember__handlers[h];
+    EMBER__PAGES_ACQUIRE(v);
     int rc = hd->pfn ? hd->pfn(hd->ctx, args, alen, o, &job) : hd->fn(args, alen, o, &job);
+    EMBER__PAGES_RELEASE(v);
     __builtin_prefetch(s, 1, 3); /* the line, back for the result */
     int status = 0;
     if (rc == -EMBER_EIMAGE && h == EMBER__FN_HANDLER) status = rc;

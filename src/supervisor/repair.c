@@ -31,7 +31,12 @@
  * names no attached caller: each is impossible. RUNNING ones are finished
  * with EMBER_ECORRUPT (their owner gets that); the others are freed with
  * their generation bumped, so that whoever held the old word fails its
- * next CAS. A CLAIMED slot is only freed after a second (a claimer may be
+ * next CAS. A slot finished so may have had no caller waiting at all (a
+ * stray write that turned a FREE slot RUNNING keeps the owner word of its
+ * last call, whose caller lives on): if it is still DONE, uncollected,
+ * EMBER__REPAIR_UNCOLLECTED_NS later, it is freed the same way (an owner
+ * that comes for it after that is told the call was already collected).
+ * A CLAIMED slot is only freed after a second (a claimer may be
  * between its claim CAS and its owner store, S5); a FREE slot in no free
  * ring is pushed only after a second unchanged (a slot a client keeps at
  * hand is FREE and off the ring, and pushing it is harmless but makes a
@@ -54,7 +59,12 @@
 #include "supervisor/sup.h"
 
 /* what was wrong with a slot at the last look */
-enum { SLOT_OK = 0, SLOT_UNKNOWN, SLOT_UNHELD, SLOT_UNOWNED, SLOT_LOST_QUEUED, SLOT_LOST_FREE };
+enum { SLOT_OK = 0, SLOT_UNKNOWN, SLOT_UNHELD, SLOT_UNOWNED, SLOT_LOST_QUEUED, SLOT_LOST_FREE,
+       SLOT_UNCOLLECTED };
+
+/* The detail of a call the repair failed with EMBER_ECORRUPT: tells its
+ * DONE slot from one a runner finished with that status. */
+#define REPAIR_DETAIL 0x72657072 /* "repr" */
 
 struct cell_mark { uint64_t v; bool bad; };
 struct ring_mark { uint64_t head, tail; bool bad; };
@@ -186,8 +196,11 @@ static uint8_t judge_slot(struct sup_repair *rp, struct ember__view *v, uint32_t
     case EMBER_SLOT_FREE:
         return !(rp->in[i] & 2) && free_room ? SLOT_LOST_FREE : SLOT_OK;
     case EMBER_SLOT_CLAIMED:
-    case EMBER_SLOT_DONE:
         return owner_attached(v, sl, w) ? SLOT_OK : SLOT_UNOWNED;
+    case EMBER_SLOT_DONE:
+        if (!owner_attached(v, sl, w)) return SLOT_UNOWNED;
+        return sl->status == -EMBER_ECORRUPT && sl->detail == REPAIR_DETAIL ? SLOT_UNCOLLECTED
+                                                                            : SLOT_OK;
     case EMBER_SLOT_QUEUED:
         return rp->in[i] & 1 ? SLOT_OK : SLOT_LOST_QUEUED;
     case EMBER_SLOT_RUNNING:
@@ -229,7 +242,7 @@ static bool fix_slot(struct ember__view *v, uint32_t i, uint32_t w, uint8_t kind
         return ember__ring_push(&v->free, ember__entry(i, ember__gen(w))) == 0;
     case SLOT_UNHELD:
         if (ember__st(w) == EMBER_SLOT_RUNNING) /* its owner waits: it gets ECORRUPT */
-            return ember__slot_finish(v, i, w, -EMBER_ECORRUPT, 0);
+            return ember__slot_finish(v, i, w, -EMBER_ECORRUPT, REPAIR_DETAIL);
         return free_bumped(v, i, w);
     default:
         return free_bumped(v, i, w);
@@ -240,6 +253,7 @@ static uint64_t slot_min_age(uint8_t kind)
 {
     /* a claimer between its claim CAS and its owner store, a client's slot
      * kept at hand: a second, as callers.c waits for the former */
+    if (kind == SLOT_UNCOLLECTED) return EMBER__REPAIR_UNCOLLECTED_NS;
     return kind == SLOT_UNOWNED || kind == SLOT_LOST_FREE ? EMBER__HOUSEKEEPING_NS : 0;
 }
 

@@ -23,6 +23,7 @@
 #define EMBER__TICK_MIN_NS 10000000ull       /* 10 ms */
 #define EMBER__REPAIR_NS 250000000ull        /* the repair look (repair.c) */
 #define EMBER__REPAIR_CONFIRM_NS 50000000ull /* the next one, after a look that found something */
+#define EMBER__REPAIR_UNCOLLECTED_NS 2000000000ull /* a call the repair failed, if nobody collects it */
 /* while a watch that failed waits to be armed again (or a runner that
  * cannot be watched to be reaped), the loop looks this often */
 #define EMBER__REWATCH_NS 100000000ull       /* 100 ms */
