@@ -2,7 +2,8 @@
 # Installs the Debian packages ember needs, only those missing.
 EMBER_PACKAGES=(meson ninja-build pkg-config gcc g++ liburing-dev libhwloc-dev libjemalloc-dev libcmocka-dev valgrind
     mandoc groff-base parallel clang
-    libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev)
+    libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev
+    libncurses-dev tmux)  # ember top's screen, and the terminal its test drives it in
 
 ember_ensure_packages() {
     local missing=() p

@@ -85,6 +85,7 @@ int cmd_pool_wait(int argc, char **argv);
 int cmd_pool_list(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_events(int argc, char **argv);
+int cmd_top(int argc, char **argv);     /* top.c: ember top */
 int cmd_call(int argc, char **argv);
 int cmd_run(int argc, char **argv);     /* run.c: ember run */
 int cmd_plugins(int argc, char **argv); /* plugins.c: ember plugins */

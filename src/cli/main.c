@@ -7,6 +7,7 @@
  *   ember pool list
  *   ember stats NAME [--json]
  *   ember events NAME [--follow]
+ *   ember top NAME [--interval DURATION] [--once]
  *   ember call NAME HANDLER [ARG]... [--timeout DURATION] [--unlinked] [--retries N]
  *   ember help [COMMAND], ember version (--version, -V)
  *   ember call NAME exec [OPTIONS] [--] PROGRAM [ARG]...
@@ -134,6 +135,15 @@ static const struct command {
     { "events", NULL, cmd_events, "NAME [--follow]",
       "Print the pool's events (grow_start, grow_end, shrink), each with its reason.",
       "  -f, --follow          keep printing new events until the pool stops\n", NULL },
+    { "top", NULL, cmd_top, "NAME [--interval DURATION] [--once]",
+      "Watch the pool live, full screen: its state and bounds, calls per second, queue\n"
+      "depth, failures, latency, sparklines of throughput and queue depth over the last\n"
+      "60 refreshes, and a line per runner (pid, node, state, load, calls, how long its\n"
+      "current job has run, RSS, uptime). q or Ctrl-C quits. When the pool stops, the\n"
+      "last figures stay and say so, until q or until a pool of that name starts again.",
+      "  --interval DURATION   time between refreshes (default 1s)\n"
+      "  --once                print one plain-text frame after one interval and exit\n"
+      "                        (for scripts; needs no terminal)\n", NULL },
     { "call", NULL, cmd_call, "NAME HANDLER [ARG]... [--timeout DURATION] [--unlinked] [--retries N]",
       "Run HANDLER of pool NAME with ARG, print its result and exit 0, or say why it\n"
       "failed (with the handler's message) and exit 1. A pool started by 'ember pool\n"
