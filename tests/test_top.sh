@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Description: `ember top` as a person sees it, driven in a tmux terminal
+# of a fixed size: it shows the pool's name and its runners with their
+# pids, calls per second and runners' calls moving while calls run, a busy
+# runner as busy; a smaller window redraws at its size (lines cut, not
+# wrapped; runners that do not fit summed up as "+N more") and a larger one
+# shows them all again; a stopped pool is said to be stopped with its last
+# figures kept, a pool started again under the name is shown live; q quits
+# with status 0 and Ctrl-C too, the terminal left as it was (alternate
+# screen off). Without tmux: no such pool, stdout not a terminal, a bad
+# --interval (each before any screen), --once's plain-text frame in UTF-8
+# and its ASCII fallback, and `ember top --help`.
+# Usage: test_top.sh EMBER
+set -u
+EMBER=$1
+NAME=top-$$
+SOCK=ember-top-$$      # a tmux server of this test's own
+failures=0
+work=$(mktemp -d)
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+expect() { # expect DESCRIPTION WANTED_STATUS PATTERN COMMAND...: status and stderr/stdout match
+    local what=$1 want=$2 pat=$3; shift 3
+    local out st
+    out=$("$@" 2>&1); st=$?
+    if [ "$st" -ne "$want" ] || ! grep -qE -- "$pat" <<<"$out"; then
+        fail "$what (status $st, wanted $want; output: $out)"
+    fi
+}
+tm() { tmux -L "$SOCK" "$@"; }
+screen() { tm capture-pane -p -t "$1"; }
+# await_screen DESCRIPTION SESSION PATTERN...: poll the pane (10 s at most)
+# until every PATTERN (grep -E) is on it; the screen is in $work/screen
+await_screen() {
+    local what=$1 s=$2; shift 2
+    local p ok
+    for _ in $(seq 200); do
+        screen "$s" >"$work/screen" 2>/dev/null
+        ok=1
+        for p in "$@"; do grep -qE -- "$p" "$work/screen" || { ok=0; break; }; done
+        [ "$ok" = 1 ] && return 0
+        sleep 0.05
+    done
+    fail "$what: the screen lacks $p after 10 s:"
+    sed 's/^/    | /' "$work/screen"
+    return 1
+}
+# await_exit DESCRIPTION SESSION: its `ember top` ends (10 s at most) with
+# status 0 (the pane's shell writes it to $work/SESSION.status), the
+# terminal out of the alternate screen
+await_exit() {
+    local what=$1 s=$2 st
+    for _ in $(seq 200); do
+        [ -s "$work/$s.status" ] && break
+        sleep 0.05
+    done
+    st=$(cat "$work/$s.status" 2>/dev/null)
+    [ "$st" = 0 ] || fail "$what: exit status '$st', wanted 0"
+    st=$(tm display -p -t "$s" '#{alternate_on}')
+    [ "$st" = 0 ] || fail "$what: the terminal is left in the alternate screen"
+}
+# top SESSION COLUMNS ROWS: ember top in a new tmux session of that size
+top() {
+    tm -f "$work/tmux.conf" new-session -d -s "$1" -x "$2" -y "$3" \
+        "env LANG=C.UTF-8 LC_ALL=C.UTF-8 '$EMBER' top '$NAME' --interval 100ms; echo \$? >'$work/$1.status'" ||
+        { echo "FAIL: tmux could not start a session"; exit 1; }
+}
+cleanup() {
+    [ -n "${loop:-}" ] && kill "$loop" 2>/dev/null
+    tm kill-server 2>/dev/null
+    "$EMBER" pool stop "$NAME" --shutdown_timeout 100ms >/dev/null 2>&1
+    rm -rf "$work"
+}
+trap cleanup EXIT
+command -v tmux >/dev/null || { echo "FAIL: tmux is not installed (apt-get install tmux)"; exit 1; }
+
+# before any screen: what is wrong, and how to do it right
+expect "no such pool" 1 "no pool '$NAME' is running" "$EMBER" top "$NAME"
+expect "a bad interval" 2 "option --interval: give a duration from 10ms to 1h" "$EMBER" top "$NAME" --interval 0
+expect "help" 0 "--interval DURATION.*--once|--once" "$EMBER" top --help
+
+expect "start" 0 "started" "$EMBER" pool start "$NAME" --min 3 --max 3 --max_concurrency 1 --log 0
+"$EMBER" pool wait "$NAME" --ready 3 --timeout 10s || fail "pool wait"
+pids=$("$EMBER" stats "$NAME" --json | grep -oE '"pid":[0-9]+' | cut -d: -f2)
+[ "$(wc -w <<<"$pids")" = 3 ] || fail "3 runner pids from stats: '$pids'"
+expect "stdout not a terminal" 2 "standard output is not a terminal.*--once" "$EMBER" top "$NAME"
+out=$(LANG=C.UTF-8 LC_ALL=C.UTF-8 "$EMBER" top "$NAME" --once --interval 50ms)
+for pat in "^pool '$NAME'  running" "^latency no data" "^ +# +pid +node +state" $pids; do
+    grep -qE -- "$pat" <<<"$out" || fail "--once lacks '$pat': $out"
+done
+# the ASCII fallback: nothing but ASCII when the locale is not UTF-8
+out=$(LANG=C LC_ALL=C "$EMBER" top "$NAME" --once --interval 50ms)
+LC_ALL=C grep -q '[^ -~]' <<<"$out" && fail "--once in the C locale wrote other than ASCII: $out"
+
+# the live view, 100x30, refreshed every 100 ms
+printf 'set -g remain-on-exit on\n' >"$work/tmux.conf"
+top top 100 30
+args=("pool '$NAME'  running" "^ +# +pid +node +state +load +calls +job +rss +up")
+for p in $pids; do args+=("^ +[0-2] +$p +[-0-9]+ +ready +0/1 +0 "); done
+await_screen "the pool and its runners" top "${args[@]}" "q: quit"
+# calls: a stream of short ones, and one long one that keeps a runner busy
+(while :; do "$EMBER" call "$NAME" sleep 10 >/dev/null 2>&1; done) &
+loop=$!
+"$EMBER" call "$NAME" sleep 1500 >/dev/null &
+long=$!
+await_screen "calls per second and calls moving" top "^calls/s [1-9][0-9.]*  " \
+    "^ +[0-2] +[0-9]+ +[-0-9]+ +(ready|busy) +[01]/1 +[1-9][0-9]* "
+await_screen "a busy runner, its job's age" top "^ +[0-2] +[0-9]+ +[-0-9]+ +busy +1/1 +[0-9]+ +[0-9.]+s "
+kill "$loop"; wait "$loop" 2>/dev/null; loop=
+wait "$long"
+# smaller: the layout is laid out again for 48x11: the title on the top
+# row, how to quit on the bottom one, and above it the runners that do not
+# fit, counted
+tm resize-window -t top -x 48 -y 11
+await_screen "after a resize to 48x11" top "^pool '$NAME'  running" "^\+3 more$" "^q: quit"
+sed -n 1p "$work/screen" | grep -q "^pool '$NAME'  running" || fail "48x11: row 1 is not the title"
+sed -n 10p "$work/screen" | grep -q "^+3 more$" || fail "48x11: row 10 is not '+3 more'"
+sed -n 11p "$work/screen" | grep -q "^q: quit" || fail "48x11: row 11 is not 'q: quit'"
+tm resize-window -t top -x 100 -y 30
+args=()
+for p in $pids; do args+=("^ +[0-2] +$p "); done
+await_screen "back at 100x30: every runner" top "${args[@]}"
+grep -q "more$" "$work/screen" && fail "'+N more' at 100x30"
+
+# the pool stops: said so, last figures kept; started again: shown live
+expect "stop" 0 "stopped" "$EMBER" pool stop "$NAME"
+set -- $pids
+await_screen "the pool stopped" top "^pool '$NAME'  stopped" "^pool stopped at [0-9:]+.*last figures kept" \
+    "^ +[0-2] +$1 "
+expect "start again" 0 "started" "$EMBER" pool start "$NAME" --min 1 --max 1 --log 0
+sup=$("$EMBER" stats "$NAME" --json | grep -oE '"supervisor":[0-9]+' | cut -d: -f2)
+await_screen "the new pool, live" top "^pool '$NAME'  running .* supervisor $sup " "^q: quit"
+tm send-keys -t top q
+await_exit "q" top
+
+# Ctrl-C quits as q does
+top intr 80 24
+await_screen "a second view" intr "pool '$NAME'  running"
+tm send-keys -t intr C-c
+await_exit "Ctrl-C" intr
+
+if [ "$failures" -ne 0 ]; then echo "$failures checks failed"; exit 1; fi
+echo "all checks passed"
