@@ -51,7 +51,7 @@ for v in --version -V version; do
 done
 
 # help: every command and subcommand, on stdout, exit 0
-commands=("pool start" "pool stop" "pool resize" "pool wait" "pool list" "stats" "events" "call"
+commands=("pool start" "pool stop" "pool resize" "pool wait" "pool list" "stats" "events" "top" "call"
           "pool" "help" "version")
 for cmd in "${commands[@]}"; do
     for h in --help -h; do

@@ -102,7 +102,8 @@ await_screen "the pool and its runners" top "${args[@]}" "q: quit"
 loop=$!
 "$EMBER" call "$NAME" sleep 1500 >/dev/null &
 long=$!
-await_screen "calls per second and calls moving" top "^calls/s [1-9][0-9.]*  " \
+# (the sparkline's highest block is its largest figure's: UTF-8 here)
+await_screen "calls per second and calls moving" top "^calls/s [1-9][0-9.]*  " "^calls/s .*█" \
     "^ +[0-2] +[0-9]+ +[-0-9]+ +(ready|busy) +[01]/1 +[1-9][0-9]* "
 await_screen "a busy runner, its job's age" top "^ +[0-2] +[0-9]+ +[-0-9]+ +busy +1/1 +[0-9]+ +[0-9.]+s "
 kill "$loop"; wait "$loop" 2>/dev/null; loop=

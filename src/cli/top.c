@@ -76,7 +76,7 @@ static int top_screen(struct top_model *m, ember_client **c)
         const char *term = getenv("TERM");
         fprintf(stderr, "%s: cannot draw on this terminal (TERM=%s has no terminfo entry): set TERM to "
                 "one it knows, such as xterm-256color, or use --once for a plain-text frame\n", cli_cmd,
-                term ? term : "(unset)");
+                term && term[0] ? term : "(unset)");
         return 1;
     }
     cbreak();
