@@ -291,8 +291,9 @@ static void status_line(struct top_out *o, const struct top_model *m, bool inter
         add(o, "; last figures kept, shown live again when a pool '%s' starts", m->pool);
         if (interactive) add(o, "   q: quit");
     } else if (interactive) {
-        char iv[16];
-        age_text((uint64_t)m->interval_ns, iv, sizeof iv);
+        char iv[24];
+        if (m->interval_ns < 1000000000) snprintf(iv, sizeof iv, "%" PRId64 "ms", m->interval_ns / 1000000);
+        else age_text((uint64_t)m->interval_ns, iv, sizeof iv);
         add(o, "q: quit   refresh every %s", iv);
     } else {
         return;
@@ -307,8 +308,8 @@ int top_frame(const struct top_model *m, int width, int height, bool interactive
     struct top_out o = { .put = put, .ctx = ctx, .width = width, .height = height };
     const ember_stats *st = &m->st;
     const char *state = m->stopped ? "stopped" : m->sampled ? ember_pool_state_name(st->state) : "-";
-    add(&o, "pool '%s'  %s   backend %s  supervisor %d  placement %s (%u node%s)", m->pool, state,
-        st->backend[0] ? st->backend : "-", st->supervisor_pid, placement_text(st->placement), st->nodes,
+    add(&o, "pool '%s'  %s   supervisor %d  backend %s  placement %s, %u node%s", m->pool, state,
+        st->supervisor_pid, st->backend[0] ? st->backend : "-", placement_text(st->placement), st->nodes,
         st->nodes == 1 ? "" : "s");
     emit(&o, TOP_TITLE);
     add(&o, "runners %u serving, %u ready  min %u  max %u (limit %u)  max_concurrency %u  callers %u",
