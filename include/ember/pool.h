@@ -258,6 +258,18 @@ int ember_pool_supervisor_pid(const ember_pool *pool);
  * -EMBER_ETIMEDOUT, -EMBER_EPOOLDOWN. */
 int ember_pool_wait_ready(ember_pool *pool, unsigned n, int64_t timeout_ns);
 
+/* The log's priorities (syslog's numbers), most urgent first. */
+enum { EMBER_LOG_ERR = 3, EMBER_LOG_WARNING = 4, EMBER_LOG_NOTICE = 5, EMBER_LOG_INFO = 6,
+       EMBER_LOG_DEBUG = 7 };
+/* Write one line on stderr the way a pool's supervisor writes its log:
+ * "2026-12-05T23:52:20.123+00:00 info MESSAGE" (the time in UTC, to the
+ * millisecond; the level word of PRIO, one of EMBER_LOG_*), or, when
+ * stderr is systemd's journal (JOURNAL_STREAM names it), "<6>info MESSAGE":
+ * the journal stamps the time and takes the priority from the prefix. One
+ * write(2) per line, so lines of processes sharing stderr never mix; a
+ * message longer than about 1000 bytes is cut. Keeps errno. */
+void ember_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Inside a runner: who we are; NULL in any other process. */
 typedef struct ember_parent_info {
     const char *pool;

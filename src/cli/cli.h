@@ -61,7 +61,8 @@ bool pool_option_is_flag(const char *name);
 /* The pool options for `ember help`. */
 void pool_options_help(FILE *f);
 /* CFG with the defaults of a pool started by `ember pool start`: the
- * library's, but calls have no default deadline. */
+ * library's, but calls have no default deadline and the supervisor's log
+ * is on (log 1). */
 void cli_pool_config_init(struct ember_pool_config *cfg);
 
 /* handlers.c: sleep, spin, exec */
@@ -76,6 +77,22 @@ void cli_handlers_pool_config(const struct ember_pool_config *cfg);
  * *LEN bytes. Returns 1 (set), 0 (not KEY=VALUE words: nothing set),
  * -errno (getcwd, memory). */
 int cli_kv_request(const char *const *words, size_t n, const char *cwd, char **buf, size_t *len);
+
+/* service.c: systemd's notify protocol, for `pool start --foreground`
+ * under a Type=notify unit (nothing where NOTIFY_SOCKET is not set, or
+ * ember was built without libsystemd). */
+struct cli_service {
+    bool notify;            /* systemd listens */
+    uint64_t watchdog_ns;   /* WatchdogSec= (0: no watchdog) */
+};
+/* Fill *SV from the environment; returns SV->notify. */
+int cli_service_open(struct cli_service *sv);
+/* Tell systemd the pool's state ST: "STATUS=" (after WHAT: when given),
+ * with READY=1 and WATCHDOG=1 when asked. */
+void cli_service_status(const struct cli_service *sv, const ember_stats *st, const char *what,
+                        bool ready, bool watchdog);
+/* Tell systemd a stop has begun: STOPPING=1 and STATUS=WHY. */
+void cli_service_stopping(const struct cli_service *sv, const char *why);
 
 /* the commands: each returns the process's exit status */
 int cmd_pool_start(int argc, char **argv);

@@ -572,6 +572,7 @@ static int pool_open(struct run *r)
         if (cfg.queue_capacity < q) cfg.queue_capacity = q;
         cfg.kill_grace_ns = 2 * EMBER_SECOND; /* exec gives a cancelled job half: 1 s to end on SIGTERM */
         cfg.shutdown_timeout_ns = 5 * EMBER_SECOND;
+        cfg.log = 0; /* the batch's stderr is its jobs' (EMBER_LOG=1 still shows the pool's log) */
         cli_register_handlers();
         cli_handlers_pool_config(&cfg);
         for (size_t i = 0; i < r->o->nplugins; i++) { /* loaded here: each error said as such */
