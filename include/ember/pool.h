@@ -99,8 +99,10 @@ struct ember_pool_config {
     size_t   max_rss;          /* ... or once its resident memory exceeds this (0: never) */
     unsigned queue_capacity;   /* calls queued or running at once (default 4096; rounded
                                   up to a power of two) */
-    int      log;              /* supervisor log on stderr: 0 off, 1 pool events, 2 debug
-                                  (the environment's EMBER_LOG=1/2 too) */
+    int      log;              /* supervisor log on stderr (ember_log's lines): 0 off,
+                                  1 pool events and trouble (deaths, reclaimed callers,
+                                  refused calls), 2 debug; EMBER_LOG=0/1/2 in the
+                                  environment overrides it */
     /* Runs in each new runner before it takes calls: return 0, or fail the
      * boot with a message written to MSG (it reaches EMBER_EBOOT results and
      * the grow-end event). */
@@ -185,7 +187,8 @@ struct ember_pool_config {
       "... or once its resident memory exceeds this (0: never)")                              \
     X(queue_capacity, queue_capacity, EMBER_OPT_UINT, 4096, 2, 65536,                          \
       "calls queued or running at once (rounded up to a power of two)")                        \
-    X(log, log, EMBER_OPT_INT, 0, 0, 2, "supervisor log on stderr: 0 off, 1 pool events, 2 debug") \
+    X(log, log, EMBER_OPT_INT, 0, 0, 2,                                                        \
+      "supervisor log on stderr: 0 off, 1 pool events and trouble, 2 debug")                  \
     X(placement, placement, EMBER_OPT_PLACEMENT, EMBER_PLACEMENT_NUMA, 0, 2,                   \
       "numa: runners per NUMA node; core: one pinned per core; none")                         \
     X(nodes, nodes, EMBER_OPT_STRING, 0, 0, 0, "NUMA nodes to use, by P# (\"0,2-3\"; none: all)") \

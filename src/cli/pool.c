@@ -121,12 +121,11 @@ static int serve(ember_pool *pool, const struct start_args *a, bool service)
                  (double)a->cfg.shutdown_timeout_ns / 1e9);
         app_log(EMBER_LOG_INFO, "pool '%s': %s: %s", a->cfg.name, strsignal((int)si.ssi_signo), why);
         cli_service_stopping(&sv, why);
-    } else if (p[1].revents) {
-        app_log(EMBER_LOG_ERR, "pool '%s': its supervisor ended on its own", a->cfg.name);
     }
-    /* a supervisor that ended: only reaped, and how it ended said (the log) */
+    /* a supervisor that ended (`ember pool stop`, or it died): only reaped,
+     * and how it ended said */
     int rc = ember_pool_stop(pool, -1);
-    if (rc) app_log(EMBER_LOG_ERR, "pool '%s': %s", a->cfg.name, ember_last_error());
+    if (rc) app_log(EMBER_LOG_ERR, "%s", ember_last_error()); /* it names the pool */
     return rc ? 1 : 0;
 }
 
