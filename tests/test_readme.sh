@@ -3,7 +3,8 @@
 #   - its pool option table lists exactly the options `ember help` prints
 #     (both from pool.h's EMBER_POOL_OPTIONS);
 #   - `meson install` into a DESTDIR gives headers, libember.so.0 exporting
-#     only ember_* symbols, libember.a, ember.pc, LICENSE and the command;
+#     only ember_* symbols, libember.a, ember.pc, LICENSE, the command and
+#     the example systemd unit naming it;
 #   - the man page ember(1) is installed, lists every pool option and
 #     command `ember help` prints, and mandoc -T lint and groff find nothing
 #     to warn about;
@@ -36,9 +37,17 @@ meson install -C "$BUILD" --destdir "$dest" --no-rebuild --quiet >"$work/install
 pc=$(find "$dest" -name ember.pc | head -1)
 lib=$(find "$dest" -name 'libember.so.0' | head -1)
 for f in include/ember/client.h include/ember/pool.h include/ember/abi.h include/ember/detail/ring.h \
-         bin/ember share/doc/ember/LICENSE; do
+         bin/ember share/doc/ember/LICENSE share/doc/ember/ember-pool@.service; do
     [ -e "$(find "$dest" -path "*/$f" | head -1)" ] || fail "not installed: $f"
 done
+# the example unit runs the installed command, as a Type=notify service
+unit=$(find "$dest" -name 'ember-pool@.service' | head -1)
+if [ -n "$unit" ]; then
+    bin=$(find "$dest" -path '*/bin/ember' | head -1)
+    grep -qx "ExecStart=${bin#"$dest"} pool start %i --foreground \$EMBER_POOL_OPTIONS" "$unit" ||
+        fail "the unit's ExecStart is not the installed ember's: $(grep ExecStart "$unit")"
+    grep -qx "Type=notify" "$unit" || fail "the unit is not Type=notify"
+fi
 [ -n "$pc" ] || fail "no ember.pc installed"
 [ -n "$(find "$dest" -name libember.a)" ] || fail "no libember.a installed"
 if [ -n "$lib" ]; then

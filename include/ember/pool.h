@@ -99,8 +99,10 @@ struct ember_pool_config {
     size_t   max_rss;          /* ... or once its resident memory exceeds this (0: never) */
     unsigned queue_capacity;   /* calls queued or running at once (default 4096; rounded
                                   up to a power of two) */
-    int      log;              /* supervisor log on stderr: 0 off, 1 pool events, 2 debug
-                                  (the environment's EMBER_LOG=1/2 too) */
+    int      log;              /* supervisor log on stderr (ember_log's lines): 0 off,
+                                  1 pool events and trouble (deaths, reclaimed callers,
+                                  refused calls), 2 debug; EMBER_LOG=0/1/2 in the
+                                  environment overrides it */
     /* Runs in each new runner before it takes calls: return 0, or fail the
      * boot with a message written to MSG (it reaches EMBER_EBOOT results and
      * the grow-end event). */
@@ -185,7 +187,8 @@ struct ember_pool_config {
       "... or once its resident memory exceeds this (0: never)")                              \
     X(queue_capacity, queue_capacity, EMBER_OPT_UINT, 4096, 2, 65536,                          \
       "calls queued or running at once (rounded up to a power of two)")                        \
-    X(log, log, EMBER_OPT_INT, 0, 0, 2, "supervisor log on stderr: 0 off, 1 pool events, 2 debug") \
+    X(log, log, EMBER_OPT_INT, 0, 0, 2,                                                        \
+      "supervisor log on stderr: 0 off, 1 pool events and trouble, 2 debug")                  \
     X(placement, placement, EMBER_OPT_PLACEMENT, EMBER_PLACEMENT_NUMA, 0, 2,                   \
       "numa: runners per NUMA node; core: one pinned per core; none")                         \
     X(nodes, nodes, EMBER_OPT_STRING, 0, 0, 0, "NUMA nodes to use, by P# (\"0,2-3\"; none: all)") \
@@ -257,6 +260,18 @@ int ember_pool_supervisor_pid(const ember_pool *pool);
 /* Wait until at least N runners are ready (or TIMEOUT_NS passes): 0 or
  * -EMBER_ETIMEDOUT, -EMBER_EPOOLDOWN. */
 int ember_pool_wait_ready(ember_pool *pool, unsigned n, int64_t timeout_ns);
+
+/* The log's priorities (syslog's numbers), most urgent first. */
+enum { EMBER_LOG_ERR = 3, EMBER_LOG_WARNING = 4, EMBER_LOG_NOTICE = 5, EMBER_LOG_INFO = 6,
+       EMBER_LOG_DEBUG = 7 };
+/* Write one line on stderr the way a pool's supervisor writes its log:
+ * "2026-12-05T23:52:20.123+00:00 info MESSAGE" (the time in UTC, to the
+ * millisecond; the level word of PRIO, one of EMBER_LOG_*), or, when
+ * stderr is systemd's journal (JOURNAL_STREAM names it), "<6>info MESSAGE":
+ * the journal stamps the time and takes the priority from the prefix. One
+ * write(2) per line, so lines of processes sharing stderr never mix; a
+ * message longer than about 1000 bytes is cut. Keeps errno. */
+void ember_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Inside a runner: who we are; NULL in any other process. */
 typedef struct ember_parent_info {

@@ -61,7 +61,8 @@ bool pool_option_is_flag(const char *name);
 /* The pool options for `ember help`. */
 void pool_options_help(FILE *f);
 /* CFG with the defaults of a pool started by `ember pool start`: the
- * library's, but calls have no default deadline. */
+ * library's, but calls have no default deadline and the supervisor's log
+ * is on (log 1). */
 void cli_pool_config_init(struct ember_pool_config *cfg);
 
 /* handlers.c: sleep, spin, exec */
@@ -76,6 +77,54 @@ void cli_handlers_pool_config(const struct ember_pool_config *cfg);
  * *LEN bytes. Returns 1 (set), 0 (not KEY=VALUE words: nothing set),
  * -errno (getcwd, memory). */
 int cli_kv_request(const char *const *words, size_t n, const char *cwd, char **buf, size_t *len);
+
+/* report.c: what commands print about events and calls */
+/* CLOCK_MONOTONIC_COARSE in ns (a call's receipt's clock, start_ns). */
+uint64_t cli_coarse_ns(void);
+/* The wall-clock time (CLOCK_REALTIME ns) of MONO_NS, a CLOCK_MONOTONIC
+ * time, by the two clocks' offset now: a clock set since moves it too. */
+int64_t cli_wall_of_mono(uint64_t mono_ns);
+/* WALL_NS as RFC 3339 text in UTC to the millisecond into BUF (32 bytes
+ * do): "2026-12-05T23:52:20.123+00:00", as the log writes its times. */
+void cli_time_text(char *buf, size_t len, int64_t wall_ns);
+/* S as a JSON string, quotes and escapes, on F. */
+void cli_json_str(FILE *f, const char *s);
+struct exec_res;
+/* How an exec job ended, in words: "exit", "signal", "not found"... */
+const char *cli_exec_end_name(const struct exec_res *x);
+/* A call's receipt: how it ended, when and how long it queued and ran,
+ * where, and what it used. */
+struct cli_receipt {
+    const char *end;            /* "exit", "signal", "timeout", "crashed", "oom", "error"... */
+    int exit, sig;              /* its exit value and signal, ember run's joblog's way */
+    double start_wall;          /* when it was submitted, seconds since the epoch */
+    uint64_t submit_ns, done_ns; /* CLOCK_MONOTONIC_COARSE at submit and at the result */
+    const ember_result *call;   /* runner, node and start_ns */
+    const struct exec_res *exec; /* exec's result (CPU, peak RSS, pids), or NULL */
+    int runner_pid;             /* without EXEC: the runner's pid (0: unknown) ... */
+    uint64_t runner_rss;        /* ... and its resident bytes after the call */
+};
+/* R's fields as JSON members on F, without the braces: "end", "exit",
+ * "signal", "start", "queue_wait_s", "run_s", then exec's "user_s",
+ * "sys_s", "max_rss_bytes", "pid", "runner_pid" (or a handler's
+ * "runner_pid", "runner_rss_bytes"), then "runner", "node". */
+void cli_receipt_fields(FILE *f, const struct cli_receipt *r);
+
+/* service.c: systemd's notify protocol, for `pool start --foreground`
+ * under a Type=notify unit (nothing where NOTIFY_SOCKET is not set, or
+ * ember was built without libsystemd). */
+struct cli_service {
+    bool notify;            /* systemd listens */
+    uint64_t watchdog_ns;   /* WatchdogSec= (0: no watchdog) */
+};
+/* Fill *SV from the environment; returns SV->notify. */
+int cli_service_open(struct cli_service *sv);
+/* Tell systemd the pool's state ST: "STATUS=" (after WHAT: when given),
+ * with READY=1 and WATCHDOG=1 when asked. */
+void cli_service_status(const struct cli_service *sv, const ember_stats *st, const char *what,
+                        bool ready, bool watchdog);
+/* Tell systemd a stop has begun: STOPPING=1 and STATUS=WHY. */
+void cli_service_stopping(const struct cli_service *sv, const char *why);
 
 /* the commands: each returns the process's exit status */
 int cmd_pool_start(int argc, char **argv);

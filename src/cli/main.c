@@ -6,9 +6,9 @@
  *   ember pool wait NAME [--ready N | --runners N] [--timeout DURATION]
  *   ember pool list
  *   ember stats NAME [--json]
- *   ember events NAME [--follow]
+ *   ember events NAME [--follow] [--json]
  *   ember top NAME [--interval DURATION] [--once]
- *   ember call NAME HANDLER [ARG]... [--timeout DURATION] [--unlinked] [--retries N]
+ *   ember call NAME HANDLER [ARG]... [--timeout DURATION] [--unlinked] [--retries N] [--receipt]
  *   ember help [COMMAND], ember version (--version, -V)
  *   ember call NAME exec [OPTIONS] [--] PROGRAM [ARG]...
  *   ember plugins [--json]
@@ -99,8 +99,11 @@ static const struct command {
       "NAME [--OPTION VALUE]... [--foreground] [--log-file PATH]",
       "Start pool NAME: a daemon runs it until 'ember pool stop NAME'. Prints the\n"
       "supervisor's pid once the pool takes calls.",
-      "  --foreground          run the pool in this process until Ctrl-C or SIGTERM\n"
-      "  --log-file PATH       the daemon's output (the supervisor's log, --log 1 or 2) is\n"
+      "  --foreground          run the pool in this process until Ctrl-C or SIGTERM (a\n"
+      "                        drain); under systemd (NOTIFY_SOCKET) it says READY=1,\n"
+      "                        STATUS=, WATCHDOG=1 and STOPPING=1 (docs/ember-pool@.service)\n"
+      "  --log-file PATH       the daemon's output (the supervisor's log: --log 1 by\n"
+      "                        default, 2 debug, 0 none; a time and a level a line) is\n"
       "                        appended to PATH, opened before the daemon starts\n"
       "  --plugin NAME|PATH    load a handler plugin into the pool (repeatable; adds to\n"
       "                        --plugins; 'ember plugins' lists those installed)\n",
@@ -132,9 +135,14 @@ static const struct command {
       "Print the pool's state and counters, and a line per runner: pid, state, node,\n"
       "CPUs, busy threads, calls, resident memory.",
       "  --json                one JSON object instead\n", NULL },
-    { "events", NULL, cmd_events, "NAME [--follow]",
-      "Print the pool's events (grow_start, grow_end, shrink), each with its reason.",
-      "  -f, --follow          keep printing new events until the pool stops\n", NULL },
+    { "events", NULL, cmd_events, "NAME [--follow] [--json]",
+      "Print the pool's events (grow_start, grow_end, shrink), each with its time\n"
+      "(RFC 3339, UTC, to the millisecond) and its reason. The pool stamps events with\n"
+      "the monotonic clock; they are shown on the wall clock as it stands now, so a\n"
+      "clock set since the event moves its time too.",
+      "  -f, --follow          keep printing new events until the pool stops\n"
+      "  --json                one JSON object a line (with mono_s, the monotonic stamp)\n",
+      NULL },
     { "top", NULL, cmd_top, "NAME [--interval DURATION] [--once]",
       "Watch the pool live, full screen: its state and bounds, calls per second, queue\n"
       "depth, failures, latency, sparklines of throughput and queue depth over the last\n"
@@ -144,7 +152,8 @@ static const struct command {
       "  --interval DURATION   time between refreshes (default 1s)\n"
       "  --once                print one plain-text frame after one interval and exit\n"
       "                        (for scripts; needs no terminal)\n", NULL },
-    { "call", NULL, cmd_call, "NAME HANDLER [ARG]... [--timeout DURATION] [--unlinked] [--retries N]",
+    { "call", NULL, cmd_call,
+      "NAME HANDLER [ARG]... [--timeout DURATION] [--unlinked] [--retries N] [--receipt]",
       "Run HANDLER of pool NAME with ARG, print its result and exit 0, or say why it\n"
       "failed (with the handler's message) and exit 1. A pool started by 'ember pool\n"
       "start' has the handlers noop, echo ARG, sleep MS, spin MS and exec. Several ARGs\n"
@@ -168,6 +177,10 @@ static const struct command {
       "                        the call, run it again on another, up to N times (0-15)\n"
       "                        within its deadline; a call that crashed the pool's\n"
       "                        --poison-after runners fails with EMBER_EPOISON\n"
+      "  --receipt             print the call's receipt on stderr after its result, one\n"
+      "                        JSON object: how it ended, queue_wait_s, run_s, runner,\n"
+      "                        node; exec's user_s, sys_s, max_rss_bytes; a handler's\n"
+      "                        runner_pid and runner_rss_bytes (as ember run --receipts)\n"
       "  --                    what follows is ARG, even if it starts with '-'\n"
       "exec's options:\n"
       "  --shell               PROGRAM is one string for /bin/sh -c\n"
@@ -243,7 +256,8 @@ static void help(FILE *f)
             "  0  done\n"
             "  1  ember failed (no such pool, a call failed...): the message says why\n"
             "  2  usage error: a bad command, option or argument\n"
-            "environment: EMBER_LOG=1|2 (supervisor log), EMBER_BACKEND=poll (no io_uring)\n");
+            "environment: EMBER_LOG=0|1|2 (the supervisor's log level, over --log),\n"
+            "  EMBER_BACKEND=poll (no io_uring)\n");
 }
 
 static int cmd_help(int argc, char **argv)

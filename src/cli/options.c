@@ -259,6 +259,9 @@ void cli_pool_config_init(struct ember_pool_config *cfg)
     /* a job from the shell takes as long as it takes: a deadline is asked
      * for (--timeout), not imposed */
     cfg->timeout_ns = EMBER_NEVER;
+    /* a standing pool tells its operator what happens to it (pool events,
+     * deaths, reclaimed callers, refused calls) */
+    cfg->log = 1;
 }
 
 void pool_options_help(FILE *f)

@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,9 +19,62 @@
 #include <ember/plugin.h>
 #include "cli.h"
 
+struct start_args {
+    struct ember_pool_config cfg;
+    bool foreground;
+    const char *logfile;
+    int logfd;           /* LOGFILE, opened by the command (-1: none) */
+};
+
+/* How often the pool's application looks at its pool while systemd
+ * listens: STATUS= each time, WATCHDOG=1 (at half the watchdog's period
+ * when that is shorter). */
+#define SERVE_LOOK_NS (5 * EMBER_SECOND)
+
+/* A log line of the pool's application (ember_log's format). */
+static void app_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void app_log(int prio, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    ember_log(prio, "ember[%d]: %s", (int)getpid(), msg);
+}
+
+/* Until the pool is ready for systemd: its min runners ready, or
+ * BOOT_TIMEOUT passed (then it is ready without them, and says why).
+ * Returns once ready, or early when a stop signal or the supervisor's end
+ * shows on P; *ST is the last snapshot. */
+static void await_ready(ember_client *c, struct pollfd *p, int64_t boot_timeout, ember_stats *st,
+                        const char **why)
+{
+    uint64_t until = cli_now_ns() + (uint64_t)boot_timeout;
+    *why = NULL;
+    for (;;) {
+        ember_stats_read(c, st, NULL, 0);
+        if (st->ready >= st->min || st->state != EMBER_POOL_RUNNING) return;
+        uint64_t now = cli_now_ns();
+        if (now >= until) {
+            *why = "its min runners are not ready after boot_timeout (ember events POOL says why)";
+            app_log(EMBER_LOG_WARNING, "pool '%s': %s", st->pool, *why);
+            return;
+        }
+        if (poll(p, 2, 0) > 0) return;
+        /* the epoch moves when a runner is ready; the signals are looked
+         * at again within 100 ms */
+        uint64_t slice = until - now < 100000000ull ? until - now : 100000000ull;
+        if (ember_stats_wait(c, st->epoch, (int64_t)slice) != 0) return;
+    }
+}
+
 /* The pool's application: run until the supervisor ends or SIGTERM, SIGINT
- * or SIGHUP asks for a stop. */
-static int serve(ember_pool *pool)
+ * or SIGHUP asks for a stop, which drains the pool (ember_pool_stop: its
+ * shutdown_timeout for the running calls). With SERVICE, tell systemd how
+ * the pool is (service.c). The exit status: 0 for a stop that went
+ * cleanly, 1 when the supervisor ended on its own or the stop did not. */
+static int serve(ember_pool *pool, const struct start_args *a, bool service)
 {
     static const int stop_signals[] = { SIGTERM, SIGINT, SIGHUP };
     sigset_t set;
@@ -31,19 +86,48 @@ static int serve(ember_pool *pool)
     p[0].fd = signalfd(-1, &set, SFD_CLOEXEC);
     p[1].fd = (int)syscall(SYS_pidfd_open, ember_pool_supervisor_pid(pool), 0);
     p[0].events = p[1].events = POLLIN;
-    while (poll(p, 2, -1) < 0 && errno == EINTR) {}
-    /* a supervisor that ended: only reaped, and how it ended said (the log) */
+    struct cli_service sv = { 0 };
+    ember_client *c = NULL;
+    if (service && cli_service_open(&sv) && ember_attach(a->cfg.name, &c) != 0) {
+        app_log(EMBER_LOG_WARNING, "pool '%s': cannot attach to it to tell systemd its state: %s",
+                a->cfg.name, ember_last_error());
+        c = NULL;
+    }
+    if (c) {
+        ember_stats st;
+        const char *why;
+        await_ready(c, p, a->cfg.boot_timeout_ns, &st, &why);
+        cli_service_status(&sv, &st, why, true, sv.watchdog_ns != 0);
+        int64_t period = SERVE_LOOK_NS;
+        if (sv.watchdog_ns && (int64_t)(sv.watchdog_ns / 2) < period) period = (int64_t)(sv.watchdog_ns / 2);
+        for (;;) {
+            int k = poll(p, 2, (int)(period / 1000000));
+            if (k < 0 && errno == EINTR) continue;
+            if (k != 0) break;
+            /* the watchdog is fed while the supervisor lives (else the
+             * poll has returned) and the pool runs */
+            ember_stats_read(c, &st, NULL, 0);
+            cli_service_status(&sv, &st, NULL, false,
+                               sv.watchdog_ns && st.state == EMBER_POOL_RUNNING);
+        }
+        ember_detach(c);
+    } else {
+        while (poll(p, 2, -1) < 0 && errno == EINTR) {}
+    }
+    struct signalfd_siginfo si;
+    if (p[0].revents && read(p[0].fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        char why[160];
+        snprintf(why, sizeof why, "draining: no new calls, running ones have %.0f s to finish",
+                 (double)a->cfg.shutdown_timeout_ns / 1e9);
+        app_log(EMBER_LOG_INFO, "pool '%s': %s: %s", a->cfg.name, strsignal((int)si.ssi_signo), why);
+        cli_service_stopping(&sv, why);
+    }
+    /* a supervisor that ended (`ember pool stop`, or it died): only reaped,
+     * and how it ended said */
     int rc = ember_pool_stop(pool, -1);
-    if (rc) fprintf(stderr, "%s: %s\n", cli_cmd, ember_last_error());
+    if (rc) app_log(EMBER_LOG_ERR, "%s", ember_last_error()); /* it names the pool */
     return rc ? 1 : 0;
 }
-
-struct start_args {
-    struct ember_pool_config cfg;
-    bool foreground;
-    const char *logfile;
-    int logfd;           /* LOGFILE, opened by the command (-1: none) */
-};
 
 /* Append plugin names or paths VAL (a list) to CFG's list; 0 or 1 (no memory). The list
  * lives as long as the command (the one joined last, in PLUGINS_JOINED). */
@@ -144,14 +228,14 @@ static int start_foreground(const struct start_args *a)
     ember_pool *pool;
     int rc = ember_pool_start(&a->cfg, &pool);
     if (rc) return start_failed(a, rc, ember_last_error());
-    fprintf(stderr, "%s: pool '%s' running (supervisor pid %d); Ctrl-C stops it\n", cli_cmd,
+    app_log(EMBER_LOG_INFO, "pool '%s' running (supervisor pid %d); Ctrl-C or SIGTERM stops it",
             a->cfg.name, ember_pool_supervisor_pid(pool));
     if (a->logfd >= 0) { /* from now on the log goes there */
         fflush(NULL);
         dup2(a->logfd, 1);
         dup2(a->logfd, 2);
     }
-    return serve(pool);
+    return serve(pool, a, true);
 }
 
 /* Close every descriptor but 0, 1, 2 and KEEP: what the daemon, and the
@@ -187,7 +271,7 @@ static _Noreturn void daemon_main(const struct start_args *a, int nul, int repor
     if (write(report, msg, (size_t)n) < 0) {}
     close(report); /* the supervisor and runners have a copy, never written */
     if (rc) _exit(1);
-    _exit(serve(pool));
+    _exit(serve(pool, a, false));
 }
 
 /* Read the daemon PID's report from RP into MSG (LEN bytes): its length,

@@ -128,13 +128,6 @@ static void on_signal(int sig)
     }
 }
 
-static uint64_t coarse_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static double wall_now(void)
 {
     struct timespec ts;
@@ -294,19 +287,6 @@ static void bar_draw(struct run *r, bool force)
 
 /* ---- the job log and receipts ---- */
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p == '\n') fputs("\\n", f);
-        else if (*p == '\t') fputs("\\t", f);
-        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
 /* How a job ended, for the job log, the receipts and the count. */
 struct outcome {
     const char *how;            /* "exit", "signal", "timeout", "cancelled", "not found",
@@ -345,21 +325,14 @@ static void write_logs(struct run *r, const struct job *j, const struct outcome 
     }
     if (!r->receipts) return;
     FILE *f = r->receipts;
-    const struct exec_res *x = oc->res;
-    uint64_t took = oc->call->start_ns;
-    double wait = took && took > j->submit_ns ? (double)(took - j->submit_ns) / 1e9 : 0;
-    double ran = x ? (double)x->wall_ns / 1e9 : took ? (double)(coarse_ns() - took) / 1e9 : 0;
+    struct cli_receipt rc = { .end = oc->how, .exit = oc->exitval, .sig = oc->sig,
+                              .start_wall = j->start_wall, .submit_ns = j->submit_ns,
+                              .done_ns = cli_coarse_ns(), .call = oc->call, .exec = oc->res };
     fprintf(f, "{\"seq\":%" PRIu64 ",\"command\":", j->seq);
-    json_str(f, j->line);
-    fprintf(f, ",\"end\":");
-    json_str(f, oc->how);
-    fprintf(f, ",\"exit\":%d,\"signal\":%d,\"start\":%.3f,\"queue_wait_s\":%.6f,\"run_s\":%.6f", oc->exitval,
-            oc->sig, j->start_wall, wait, ran);
-    if (x)
-        fprintf(f, ",\"user_s\":%.6f,\"sys_s\":%.6f,\"max_rss_bytes\":%" PRIu64 ",\"pid\":%d,\"runner_pid\":%d",
-                (double)x->utime_ns / 1e9, (double)x->stime_ns / 1e9, x->maxrss_bytes, x->pid, x->runner_pid);
-    fprintf(f, ",\"runner\":%d,\"node\":%d,\"tries\":%u",
-            oc->call->runner == EMBER_NONE ? -1 : (int)oc->call->runner, oc->call->node, j->tries);
+    cli_json_str(f, j->line);
+    fputc(',', f);
+    cli_receipt_fields(f, &rc);
+    fprintf(f, ",\"tries\":%u", j->tries);
     if (r->o->handler && oc->out && is_json_object(oc->out, oc->out_len)) { /* the handler's own receipt */
         size_t n = oc->out_len;
         while (n && (oc->out[n - 1] == '\n' || oc->out[n - 1] == '\r')) n--;
@@ -368,7 +341,7 @@ static void write_logs(struct run *r, const struct job *j, const struct outcome 
     }
     if (j->final) {
         fprintf(f, ",\"output\":");
-        json_str(f, j->final);
+        cli_json_str(f, j->final);
     }
     fputs("}\n", f);
     if (fflush(f) == EOF) {
@@ -572,6 +545,7 @@ static int pool_open(struct run *r)
         if (cfg.queue_capacity < q) cfg.queue_capacity = q;
         cfg.kill_grace_ns = 2 * EMBER_SECOND; /* exec gives a cancelled job half: 1 s to end on SIGTERM */
         cfg.shutdown_timeout_ns = 5 * EMBER_SECOND;
+        cfg.log = 0; /* the batch's stderr is its jobs' (EMBER_LOG=1 still shows the pool's log) */
         cli_register_handlers();
         cli_handlers_pool_config(&cfg);
         for (size_t i = 0; i < r->o->nplugins; i++) { /* loaded here: each error said as such */
@@ -761,7 +735,7 @@ static int preload(struct run *r)
 
 static int submit(struct run *r, struct job *j)
 {
-    j->submit_ns = coarse_ns();
+    j->submit_ns = cli_coarse_ns();
     /* exec enforces --timeout itself from the command's start (queueing in
      * a busy --pool does not count, and what it wrote comes back); a
      * handler's call has it as its deadline */
@@ -853,9 +827,7 @@ static void outcome_of(struct run *r, struct job *j, int rc, const ember_result 
         oc->res = x;
         oc->out_bytes = x->out_total;
         oc->status = exec_res_status(x);
-        oc->how = x->end == EXEC_EXITED ? "exit" : x->end == EXEC_SIGNALED ? "signal" :
-                  x->end == EXEC_NOTFOUND ? "not found" : x->end == EXEC_NOEXEC ? "not executable" :
-                  x->end == EXEC_TIMEOUT ? "timeout" : "could not start";
+        oc->how = cli_exec_end_name(x);
         oc->exitval = x->end == EXEC_SIGNALED ? 0 : oc->status;
         oc->sig = x->end == EXEC_SIGNALED ? x->code : 0;
         if (x->end == EXEC_TIMEOUT) { /* GNU parallel's joblog: -1, and the signal sent */

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "cli.h"
 #include "exec.h"
@@ -117,10 +118,41 @@ int cmd_stats(int argc, char **argv)
     return 0;
 }
 
+/* Event E, one line: text (its time in RFC 3339, UTC) or a JSON object
+ * (the time, and the monotonic seconds the pool stamped it with). The
+ * wall-clock time comes from CLOCK_MONOTONIC by the clocks' offset now. */
+static void event_line(const ember_event *e, bool json)
+{
+    char when[40];
+    cli_time_text(when, sizeof when, cli_wall_of_mono(e->time_ns));
+    if (json) {
+        printf("{\"seq\":%" PRIu64 ",\"time\":\"%s\",\"mono_s\":%.6f,\"event\":\"%s\",\"runner\":%u,"
+               "\"runners\":%u,\"reason\":\"%s\"", e->seq, when, e->time_ns / 1e9,
+               ember_event_name(e->type), e->runner, e->runners, ember_why_name(e->reason));
+        if (e->type == EMBER_EV_GROW_END) {
+            printf(",\"ok\":%s", e->ok ? "true" : "false");
+            if (!e->ok) {
+                printf(",\"count\":%d,\"status\":%d,\"signal\":%d,\"msg\":", e->count, e->status,
+                       e->signal);
+                cli_json_str(stdout, e->msg);
+            }
+        }
+        printf("}\n");
+        return;
+    }
+    printf("%" PRIu64 " %s %s runner=%u runners=%u reason=%s", e->seq, when, ember_event_name(e->type),
+           e->runner, e->runners, ember_why_name(e->reason));
+    if (e->type == EMBER_EV_GROW_END)
+        printf(e->ok ? " ok" : " failed count=%d status=%d signal=%d msg=\"%s\"", e->count, e->status,
+               e->signal, e->msg);
+    putchar('\n');
+}
+
 int cmd_events(int argc, char **argv)
 {
-    bool follow = false;
-    const struct cli_opt opts[] = { { "follow", CLI_FLAG, &follow, 0, 'f' }, { 0 } };
+    bool follow = false, json = false;
+    const struct cli_opt opts[] = { { "follow", CLI_FLAG, &follow, 0, 'f' },
+                                    { "json", CLI_FLAG, &json, 0, 0 }, { 0 } };
     const char *pool;
     ember_client *c;
     int rc = cli_open(argc, argv, opts, &pool, &c);
@@ -132,15 +164,7 @@ int cmd_events(int argc, char **argv)
         ember_event ev[32];
         int n;
         while ((n = ember_events_read(c, &cursor, ev, 32)) > 0)
-            for (int i = 0; i < n; i++) {
-                printf("%" PRIu64 " %.6f %s runner=%u runners=%u reason=%s", ev[i].seq,
-                       ev[i].time_ns / 1e9, ember_event_name(ev[i].type), ev[i].runner, ev[i].runners,
-                       ember_why_name(ev[i].reason));
-                if (ev[i].type == EMBER_EV_GROW_END)
-                    printf(ev[i].ok ? " ok" : " failed count=%d status=%d signal=%d msg=\"%s\"",
-                           ev[i].count, ev[i].status, ev[i].signal, ev[i].msg);
-                putchar('\n');
-            }
+            for (int i = 0; i < n; i++) event_line(&ev[i], json);
         fflush(stdout);
         if (!follow) break;
         if (st.state != EMBER_POOL_RUNNING || ember_stats_wait(c, st.epoch, EMBER_NEVER) != 0) break;
@@ -168,6 +192,7 @@ struct call_opts {
     int64_t timeout;
     bool unlinked;
     unsigned retries;                 /* --retries N: EMBER_RETRIES(N) */
+    bool receipt;                     /* --receipt: the call's receipt on stderr */
     bool shell, verbose, exec_only;   /* exec_only: one of exec's was given */
     bool exec;                        /* the handler is exec */
     const char *stdin_path;
@@ -205,7 +230,8 @@ static int call_option(int argc, char **argv, int *i, struct call_opts *co)
 {
     char name[64];
     option_name(argv[*i], name, sizeof name);
-    bool flag = strcmp(name, "unlinked") == 0 || strcmp(name, "shell") == 0 || strcmp(name, "verbose") == 0;
+    bool flag = strcmp(name, "unlinked") == 0 || strcmp(name, "shell") == 0 ||
+                strcmp(name, "verbose") == 0 || strcmp(name, "receipt") == 0;
     bool known = flag || strcmp(name, "timeout") == 0 || strcmp(name, "retries") == 0 ||
                  strcmp(name, "stdin") == 0 ||
                  strcmp(name, "max_output") == 0 || strcmp(name, "output") == 0;
@@ -214,8 +240,9 @@ static int call_option(int argc, char **argv, int *i, struct call_opts *co)
     if (flag && val) return usage_error("option --%s takes no value", name);
     if (!flag && !val) return usage_error("option --%s needs a value", name);
     co->exec_only |= strcmp(name, "unlinked") != 0 && strcmp(name, "timeout") != 0 &&
-                     strcmp(name, "retries") != 0;
+                     strcmp(name, "retries") != 0 && strcmp(name, "receipt") != 0;
     if (strcmp(name, "unlinked") == 0) co->unlinked = true;
+    else if (strcmp(name, "receipt") == 0) co->receipt = true;
     else if (strcmp(name, "shell") == 0) co->shell = true;
     else if (strcmp(name, "verbose") == 0) co->verbose = true;
     else if (strcmp(name, "stdin") == 0) co->stdin_path = val;
@@ -266,6 +293,69 @@ static int read_all_stdin(char **buf, size_t *len)
     return 0;
 }
 
+/* When and how a call was made, for its receipt. */
+struct call_clock {
+    uint64_t submit_ns, done_ns; /* CLOCK_MONOTONIC_COARSE */
+    double start_wall;           /* seconds since the epoch at submit */
+};
+
+static void call_clock_start(struct call_clock *k)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    k->start_wall = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    k->submit_ns = cli_coarse_ns();
+}
+
+/* --receipt: the receipt of the call that returned RC with R (and exec's
+ * result X, or NULL) as one JSON object on stderr, made as `ember run
+ * --receipts` makes its lines (report.c). A handler's call says the
+ * runner's pid and resident memory after it, from the pool's stats. */
+static void print_receipt(ember_client *c, const char *handler, int rc, const ember_result *r,
+                          const struct exec_res *x, const struct call_clock *k)
+{
+    struct cli_receipt rcp = { .end = "exit", .start_wall = k->start_wall,
+                               .submit_ns = k->submit_ns, .done_ns = k->done_ns, .call = r };
+    if (x) {
+        rcp.end = cli_exec_end_name(x);
+        rcp.exec = x;
+        rcp.exit = x->end == EXEC_SIGNALED ? 0 : exec_res_status(x);
+        rcp.sig = x->end == EXEC_SIGNALED ? x->code : 0;
+    } else if (rc == -EMBER_EHANDLER) {
+        rcp.exit = r->detail & 0xff ? r->detail & 0xff : 1;
+    } else if (rc == -EMBER_ETIMEDOUT || rc == -EMBER_ECANCELLED) {
+        rcp.end = rc == -EMBER_ETIMEDOUT ? "timeout" : "cancelled", rcp.exit = -1;
+    } else if (rc) {
+        rcp.end = rc == -EMBER_ECRASHED ? "crashed" : rc == -EMBER_EOOM ? "oom" : "error";
+        rcp.exit = 255;
+        if ((rc == -EMBER_ECRASHED || rc == -EMBER_EOOM) && r->detail < EMBER_CRASH_EXIT)
+            rcp.sig = r->detail;
+    }
+    if (!x && r->runner != EMBER_NONE) {
+        ember_stats st;
+        int n = ember_stats_read(c, &st, NULL, 0);
+        ember_runner_stats *rs = n > 0 ? calloc((size_t)n, sizeof *rs) : NULL;
+        if (rs) n = ember_stats_read(c, &st, rs, n);
+        for (int i = 0; rs && i < n; i++)
+            if (rs[i].index == r->runner) rcp.runner_pid = rs[i].pid, rcp.runner_rss = rs[i].rss;
+        free(rs);
+        /* the runner's resident memory now, where the kernel says it */
+        char path[64];
+        unsigned long long size, resident;
+        snprintf(path, sizeof path, "/proc/%d/statm", rcp.runner_pid);
+        FILE *f = rcp.runner_pid ? fopen(path, "re") : NULL;
+        if (f && fscanf(f, "%llu %llu", &size, &resident) == 2)
+            rcp.runner_rss = resident * (uint64_t)sysconf(_SC_PAGESIZE);
+        if (f) fclose(f);
+    }
+    fflush(stdout);
+    fprintf(stderr, "{\"handler\":");
+    cli_json_str(stderr, handler);
+    fputc(',', stderr);
+    cli_receipt_fields(stderr, &rcp);
+    fputs("}\n", stderr);
+}
+
 /* How the job ended, for --verbose. */
 static void exec_verbose(const struct exec_res *res)
 {
@@ -278,10 +368,13 @@ static void exec_verbose(const struct exec_res *res)
             res->utime_ns / 1e9, res->stime_ns / 1e9, rss, res->maxrss_bytes);
 }
 
-/* Print what the job wrote and said; its status, the shell's way. */
-static int exec_report(const ember_result *r, const struct call_opts *co)
+/* Print what the job wrote and said (decoded into *RES; *RESP points at it,
+ * or is NULL when the result could not be read); its status, the shell's way. */
+static int exec_report(const ember_result *r, const struct call_opts *co, struct exec_res *resb,
+                       struct exec_res **resp)
 {
     struct exec_res res;
+    *resp = NULL;
     if (exec_res_decode(r->data, r->len, &res) != 0) {
         fprintf(stderr, "%s: the pool's exec handler returned a result this ember cannot read "
                 "(a pool started by another version?)\n", cli_cmd);
@@ -298,6 +391,8 @@ static int exec_report(const ember_result *r, const struct call_opts *co)
                 res.err_total);
     if (res.msg[0]) fprintf(stderr, "%s: %s\n", cli_cmd, res.msg);
     if (co->verbose) exec_verbose(&res);
+    *resb = res;
+    *resp = resb;
     return exec_res_status(&res);
 }
 
@@ -340,11 +435,15 @@ static int call_exec(ember_client *c, int h, char **cmd, int ncmd, const struct 
         return 125;
     }
     ember_result r;
+    struct call_clock k;
+    call_clock_start(&k);
     rc = ember_call_flags(c, h, buf, len, &r, co->timeout, call_flags(co));
+    k.done_ns = cli_coarse_ns();
     free(buf);
     int status;
+    struct exec_res xb, *x = NULL;
     if (rc == 0) {
-        status = exec_report(&r, co);
+        status = exec_report(&r, co, &xb, &x);
     } else if (rc == -EMBER_ETIMEDOUT) {
         fail(rc, "exec");
         status = 124;
@@ -360,6 +459,7 @@ static int call_exec(ember_client *c, int h, char **cmd, int ncmd, const struct 
         fail(rc, "exec");
         status = 125;
     }
+    if (co->receipt) print_receipt(c, "exec", rc, &r, x, &k);
     ember_result_release(c, &r);
     return status;
 }
@@ -471,7 +571,10 @@ static int call_parsed(int argc, char **argv, struct call_opts *co)
         return 1;
     }
     ember_result r;
+    struct call_clock k;
+    call_clock_start(&k);
     rc = ember_call_flags(c, h, arg, arglen, &r, co->timeout, call_flags(co));
+    k.done_ns = cli_coarse_ns();
     free(arg);
     if (rc == 0) {
         fwrite(r.data, 1, r.len, stdout);
@@ -485,6 +588,7 @@ static int call_parsed(int argc, char **argv, struct call_opts *co)
     /* a handler that refuses its arguments (EINVAL: a bad key or value,
      * its message says which) is a usage error, as for the checks above */
     int status = rc == -EMBER_EHANDLER && r.detail == EINVAL ? 2 : rc ? 1 : 0;
+    if (co->receipt) print_receipt(c, pos[1], rc, &r, NULL, &k);
     ember_result_release(c, &r);
     ember_detach(c);
     return status;

@@ -9,7 +9,9 @@
 #ifndef EMBER_LIB_INTERNAL_H
 #define EMBER_LIB_INTERNAL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include "ember/pool.h"
@@ -81,6 +83,14 @@ _Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app,
  * as the kernel fails one (its POLL_ADD completes with -EBADF; ppoll says
  * POLLNVAL). NULL: never. */
 extern bool (*ember__test_fail_watch)(pid_t pid);
+
+/* lib/log.c: one log line on stderr (ember_log's format, pool.h) with TAG
+ * ("ember[PID]: ", or NULL) before the message; errno is kept. */
+void ember__log_v(int prio, const char *tag, const char *fmt, va_list ap);
+/* SEC seconds (and MS milliseconds) since the epoch as RFC 3339 text in
+ * UTC, "2026-12-05T23:52:20.123+00:00", into BUF (LEN bytes, 30 enough);
+ * returns its length. Takes no lock (safe in a child forked from threads). */
+size_t ember__time_text(char *buf, size_t len, int64_t sec, unsigned ms);
 
 /* runner/runner.c: runs in a forked runner; never returns. */
 _Noreturn void ember__runner_main(struct ember__view *v, uint32_t idx, uint32_t gen,

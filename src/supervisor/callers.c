@@ -26,25 +26,35 @@ void sup_reap_caller(struct sup *s, uint32_t i, uint32_t gen)
     sc->pidfd = -1;
     /* queued calls first: a runner freed by a cancelled call must not take
      * the dead caller's next one meanwhile */
+    unsigned dropped = 0, cancelled = 0; /* for the log: queued, and running */
     for (int pass = 0; pass < 2; pass++)
         for (uint32_t k = 0; k < v->nslots; k++) {
             struct ember_slot *sl = &v->slots[k];
             uint32_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
             if (ember__st(w) != EMBER_SLOT_FREE && (pass || ember__st(w) == EMBER_SLOT_QUEUED) &&
-                ember__owned_by(sl, w, i, gen))
+                ember__owned_by(sl, w, i, gen)) {
+                dropped += !pass;
+                cancelled += pass && ember__st(w) == EMBER_SLOT_RUNNING;
                 ember__slot_disown(v, k, ember__gen(w), true);
+            }
         }
     atomic_fetch_sub(&v->hdr->spin, atomic_exchange(&ce->spinning, 0));
     uint32_t pid = sc->pid;
     /* counted only if it died attached (one that detached and then exited
      * before we looked at the table left nothing behind) */
-    if (atomic_compare_exchange_strong(&ce->pid, &pid, 0))
-        atomic_fetch_add(&v->hdr->callers_reaped, 1);
+    bool died = atomic_compare_exchange_strong(&ce->pid, &pid, 0);
+    if (died) atomic_fetch_add(&v->hdr->callers_reaped, 1);
     sup_sweep_orphans(s);
     /* it may have died between a claim CAS and its owner store: look for
      * such slots at the next few housekeeping ticks */
     s->unowned_until = ember__now_ns() + 3 * EMBER__HOUSEKEEPING_NS;
-    sup_log(2, "caller %u (pid %u) gone; its calls reclaimed", i, sc->pid);
+    /* an operator hears of a caller that died attached or left work behind;
+     * one that detached and then ended, only in the debug log */
+    if ((died && sc->pid) || dropped || cancelled)
+        sup_log(1, "caller %u (pid %u) died attached: %u queued calls dropped, %u running "
+                "cancelled", i, sc->pid, dropped, cancelled);
+    else
+        sup_log(2, "caller %u (pid %u) gone; nothing of its reclaimed", i, sc->pid);
     sc->pid = 0;
     sup_bump_epoch(v);
 }
@@ -62,8 +72,8 @@ static void watch_caller(struct sup *s, uint32_t i)
         if (sc->pidfd < 0) {
             if (errno == ESRCH) sup_reap_caller(s, i, sc->gen); /* died before we looked */
             else if (!sc->refused)
-                sup_log(1, "caller %u (pid %u): no pidfd (%s); tried again each second", i,
-                        sc->pid, strerror(errno));
+                sup_warn("caller %u (pid %u): no pidfd (%s); tried again each second", i,
+                         sc->pid, strerror(errno));
             sc->refused = sc->pidfd < 0;
             return;
         }
@@ -73,8 +83,8 @@ static void watch_caller(struct sup *s, uint32_t i)
     }
     int rc = sup_add_watch(s, sc->pidfd, MKTAG(TAG_CALLER, i, sc->gen), (pid_t)sc->pid);
     if (rc < 0 && !sc->refused)
-        sup_log(1, "caller %u (pid %u): cannot watch its pidfd (%s); polled instead", i, sc->pid,
-                strerror(-rc));
+        sup_warn("caller %u (pid %u): cannot watch its pidfd (%s); polled instead", i, sc->pid,
+                 strerror(-rc));
     sc->watched = rc == 0;
     sc->refused = rc < 0;
 }
@@ -85,8 +95,8 @@ void sup_caller_unwatched(struct sup *s, uint32_t i, uint32_t gen, int err)
     if (sc->gen != gen || sc->pidfd < 0 || !sc->watched) return;
     sc->watched = false;
     if (!sc->refused)
-        sup_log(1, "caller %u (pid %u): its watch failed (%s); watched again at the next look", i,
-                sc->pid, strerror(err));
+        sup_warn("caller %u (pid %u): its watch failed (%s); watched again at the next look", i,
+                 sc->pid, strerror(err));
     sc->refused = true; /* logged once; watch_caller() clears it when a watch is taken */
 }
 
@@ -138,7 +148,7 @@ void sup_free_unowned(struct sup *s)
             s->unowned[i] = w;
             continue;
         }
-        if (ember__slot_free(v, i, w)) sup_log(1, "slot %u: claimed by a caller that died; freed", i);
+        if (ember__slot_free(v, i, w)) sup_warn("slot %u: claimed by a caller that died; freed", i);
         s->unowned[i] = 0;
     }
 }

@@ -40,7 +40,7 @@ int sup_cgroup_leaf(struct sup *s, uint32_t r, uint32_t gen, int *fd, char *msg,
         return 0;
     }
     if (max) {
-        sup_log(1, "runner %u: runner_memory_max: %s", r, why);
+        sup_warn("runner %u: runner_memory_max: %s", r, why);
         snprintf(msg, len, "runner_memory_max: %s", why);
         return -1;
     }
@@ -76,6 +76,6 @@ void sup_cgroup_close(struct sup *s)
     memcpy(dir, s->cg.dir, sizeof dir);
     unsigned left = ember__cgroup_pool_close(&s->cg);
     if (left)
-        sup_log(1, "%u cgroups of %s still hold processes the runners' handlers left: not removed",
-                left, dir);
+        sup_warn("%u cgroups of %s still hold processes the runners' handlers left: not removed",
+                 left, dir);
 }

@@ -135,12 +135,12 @@ static void runner_act(struct sup *s, uint32_t r)
     uint32_t st;
     switch (s->plan[r].action) {
     case EMBER__ACT_KILL_BOOT:
-        sup_log(1, "runner %u not ready after boot_timeout: killed", r);
+        sup_warn("runner %u not ready after boot_timeout: killed", r);
         sup_kill_runner(s, r, KILL_BOOT_TIMEOUT);
         break;
     case EMBER__ACT_KILL_DEADLINE:
-        sup_log(1, "runner %u runs a call %s and kill_grace: killed", r,
-                s->runners[r].overdue_cancel ? "cancelled" : "past its deadline");
+        sup_warn("runner %u runs a call %s and kill_grace: killed", r,
+                 s->runners[r].overdue_cancel ? "cancelled" : "past its deadline");
         sup_kill_runner(s, r, KILL_OVERDUE);
         break;
     case EMBER__ACT_ASK_IDLE:
@@ -207,7 +207,7 @@ void sup_evaluate(struct sup *s)
     if (out.fail_queued) {
         unsigned n = sup_fail_queued(v, -EMBER_EBOOT, (int)s->failures);
         atomic_fetch_add(&h->calls_boot_failed, n);
-        if (n) sup_log(1, "%u queued calls failed: runners do not boot", n);
+        if (n) sup_error("%u queued calls failed: runners do not boot", n);
     }
     uint32_t serving = sup_count_serving(v), alive = 0;
     for (uint32_t r = 0; r < v->nrunners; r++)

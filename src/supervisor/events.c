@@ -1,7 +1,9 @@
 /* supervisor/events.c - pool events: the ring every process reads, and
  * the supervisor's log. The application's callbacks (on_grow_start...) are
  * not called here: a thread of the application reads the ring (pool.c),
- * so a callback that blocks holds up nothing of the pool's. */
+ * so a callback that blocks holds up nothing of the pool's. The log's
+ * lines are lib/log.c's (time or journal priority, level word), each
+ * tagged "ember[PID]:" with the supervisor's pid. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -16,14 +18,36 @@
 
 int sup_log_level;
 
+/* A line of priority PRIO, written when the log's level is NEED or more. */
+static void sup_vlog(int prio, int need, const char *fmt, va_list ap)
+{
+    if (sup_log_level < need) return;
+    char tag[32];
+    snprintf(tag, sizeof tag, "ember[%d]: ", (int)getpid());
+    ember__log_v(prio, tag, fmt, ap);
+}
+
 void sup_log(int level, const char *fmt, ...)
 {
-    if (sup_log_level < level) return;
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "ember[%d]: ", (int)getpid());
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    sup_vlog(level >= 2 ? EMBER_LOG_DEBUG : EMBER_LOG_INFO, level, fmt, ap);
+    va_end(ap);
+}
+
+void sup_warn(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sup_vlog(EMBER_LOG_WARNING, 1, fmt, ap);
+    va_end(ap);
+}
+
+void sup_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sup_vlog(EMBER_LOG_ERR, 1, fmt, ap);
     va_end(ap);
 }
 
@@ -73,8 +97,8 @@ void sup_emit(struct sup *s, uint32_t type, uint32_t r, uint32_t reason, int ok,
     sup_bump_epoch(v);
     static const char *const names[] = { "", "grow start", "grow end", "shrink" };
     if (type == EMBER_EV_GROW_END && !ok)
-        sup_log(1, "pool '%s': runner %u failed to boot (%d in a row; status %d, signal %d%s%s)",
-                v->hdr->name, r, count, status, sig, msg && *msg ? ": " : "", msg ? msg : "");
+        sup_warn("pool '%s': runner %u failed to boot (%d in a row; status %d, signal %d%s%s)",
+                 v->hdr->name, r, count, status, sig, msg && *msg ? ": " : "", msg ? msg : "");
     else
         sup_log(1, "pool '%s': %s, runner %u (%s), %u runners", v->hdr->name, names[type], r,
                 ember_why_name((int)reason), e->runners);
@@ -94,4 +118,23 @@ void sup_boot_failed(struct sup *s, uint32_t r, uint32_t reason, int status, int
     atomic_store(&h->boot_retry_ns, s->retry_at);
     atomic_fetch_add(&h->boot_failures, 1);
     sup_emit(s, EMBER_EV_GROW_END, r, reason, 0, (int)s->failures, status, sig, msg);
+}
+
+void sup_log_refused(struct sup *s)
+{
+    struct ember_shm_header *h = s->v->hdr;
+    /* relaxed: counts for the log; nothing is read through them */
+    uint64_t expired = atomic_load_explicit(&h->calls_expired, memory_order_relaxed);
+    uint64_t poisoned = atomic_load_explicit(&h->calls_poisoned, memory_order_relaxed);
+    if (expired != s->said_expired)
+        sup_warn("pool '%s': %llu calls expired in the queue (their deadline passed before a "
+                 "runner took them; %llu in all): a larger max or longer deadlines",
+                 h->name, (unsigned long long)(expired - s->said_expired),
+                 (unsigned long long)expired);
+    if (poisoned != s->said_poisoned)
+        sup_warn("pool '%s': %llu calls refused as poison (each crashed poison_after runners; "
+                 "%llu in all)", h->name, (unsigned long long)(poisoned - s->said_poisoned),
+                 (unsigned long long)poisoned);
+    s->said_expired = expired;
+    s->said_poisoned = poisoned;
 }

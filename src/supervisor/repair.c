@@ -305,7 +305,7 @@ uint64_t sup_repair(struct sup *s)
             rp->in = calloc(v->nslots, 1);
         }
         if (!rp || !rp->cells || !rp->slots || !rp->word || !rp->held || !rp->in) {
-            sup_log(1, "no memory for the repair look's state: shared state is not checked");
+            sup_warn("no memory for the repair look's state: shared state is not checked");
             return EMBER__NEVER_NS;
         }
     }
@@ -331,7 +331,7 @@ uint64_t sup_repair(struct sup *s)
         if (atomic_load(&v->hdr->page_waiters)) ember__futex_wake(&v->hdr->page_seq, INT_MAX);
     }
     if (cells || slots)
-        sup_log(1, "shared state repaired: %u ring cells or counters, %u slots (a stray write "
-                "to the pool's segment?)", cells, slots);
+        sup_warn("shared state repaired: %u ring cells or counters, %u slots (a stray write "
+                 "to the pool's segment?)", cells, slots);
     return seen ? EMBER__REPAIR_CONFIRM_NS : EMBER__REPAIR_NS;
 }

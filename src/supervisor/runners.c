@@ -326,8 +326,8 @@ static void count_crash_loop(struct sup *s, uint32_t r, uint32_t was, int sig, i
              "crash loop: %u runners in a row died on their first call", s->early_crashes);
     atomic_store(&h->boot_retry_ns, s->retry_at);
     atomic_store(&h->boot_broken, s->failures); /* before the calls end (seq_cst) */
-    sup_log(1, "runner %u died on its first call, %u in a row: crash loop, no boot for %llu ms", r,
-            s->early_crashes, (unsigned long long)(ember__policy_backoff(s->failures) / 1000000));
+    sup_error("runner %u died on its first call, %u in a row: crash loop, no boot for %llu ms", r,
+               s->early_crashes, (unsigned long long)(ember__policy_backoff(s->failures) / 1000000));
 }
 
 /* Publish why runner R ended: a failed boot (it never became ready, or
@@ -360,10 +360,10 @@ static void report_runner_end(struct sup *s, uint32_t r, uint32_t was, uint32_t 
     const char *why_msg = !sig && status ? ember__exit_meaning(status) : NULL;
     sup_emit(s, EMBER_EV_SHRINK, r, reason, 0, 0, status, sig, why_msg);
     if (reason == EMBER_WHY_CRASH)
-        sup_log(1, "runner %u (pid %d) died: %s %d%s%s%s; %u calls failed", r, (int)sr->pid,
-                sig ? "signal" : "exit status", sig ? sig : status,
-                sr->oom ? " (the OOM killer)" : "", why_msg ? ": " : "", why_msg ? why_msg : "",
-                failed);
+        sup_warn("runner %u (pid %d) died: %s %d%s%s%s; %u calls failed", r, (int)sr->pid,
+                 sig ? "signal" : "exit status", sig ? sig : status,
+                 sr->oom ? " (the OOM killer)" : "", why_msg ? ": " : "", why_msg ? why_msg : "",
+                 failed);
 }
 
 /* Runner R (generation GEN) has ended with SIG or STATUS: repair what it
@@ -451,8 +451,8 @@ void sup_runner_unwatched(struct sup *s, uint32_t r, uint32_t gen, int err)
     if (sr->gen != gen || sr->pidfd < 0) return;
     sr->watched = false;
     s->rewatch = true;
-    sup_log(1, "runner %u (pid %d): its watch failed (%s); looked at again within %llu ms", r,
-            (int)sr->pid, strerror(err), (unsigned long long)(EMBER__REWATCH_NS / 1000000));
+    sup_warn("runner %u (pid %d): its watch failed (%s); looked at again within %llu ms", r,
+             (int)sr->pid, strerror(err), (unsigned long long)(EMBER__REWATCH_NS / 1000000));
 }
 
 bool sup_rewatch_runners(struct sup *s, bool all)
@@ -477,7 +477,7 @@ bool sup_rewatch_runners(struct sup *s, bool all)
 static void unwatched_runner(struct sup *s, uint32_t r, pid_t pid, int err)
 {
     struct sup_runner *sr = &s->runners[r];
-    sup_log(1, "runner %u (pid %d) cannot be watched (%s): killed", r, (int)pid, strerror(err));
+    sup_warn("runner %u (pid %d) cannot be watched (%s): killed", r, (int)pid, strerror(err));
     sr->kill_why = KILL_UNWATCHED;
     sr->watch_err = err;
     sr->watched = false;

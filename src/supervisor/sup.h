@@ -94,6 +94,7 @@ struct sup {
     struct ember__cgroup cg; /* the runners' memory cgroups (version 0: none) */
     char cg_why[160];       /* why there are none */
     bool cg_left, cg_said;  /* leaves to remove at the tick; a failed leaf logged */
+    uint64_t said_expired, said_poisoned; /* the counters as the log last told them */
 };
 
 /* What the supervisor takes from shared memory, which any process of the
@@ -126,14 +127,25 @@ static inline bool sup_worker_running(const struct ember__view *v, const struct 
 }
 
 /* events.c */
+/* The log on stderr (lib/log.c's lines). sup_log_level: 0 off, 1 what an
+ * operator needs (pool events, deaths, reclaimed callers, refused calls,
+ * warnings), 2 debug too; the pool's `log` option, or EMBER_LOG when set. */
 extern int sup_log_level;
+/* LEVEL 1: an info line; 2: a debug line. */
 void sup_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Something went wrong that the pool works around, or work was lost: a
+ * warning, or an error, written at level 1 and above. */
+void sup_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sup_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Tell waiters (ember_pool_wait_ready, ember_stats_wait) that the pool's state moved. */
 void sup_bump_epoch(struct ember__view *v);
 uint32_t sup_count_serving(struct ember__view *v);
 void sup_emit(struct sup *s, uint32_t type, uint32_t r, uint32_t reason, int ok, int count,
               int status, int sig, const char *msg);
 void sup_boot_failed(struct sup *s, uint32_t r, uint32_t reason, int status, int sig, const char *msg);
+/* At the housekeeping tick: log the calls refused since the last one
+ * (expired in the queue, poisoned), one line per kind, not one per call. */
+void sup_log_refused(struct sup *s);
 
 /* runners.c */
 /* Watch FD of process PID with TAG (the test hook ember__test_fail_watch

@@ -72,8 +72,8 @@ static unsigned drain_runner(struct sup *s, uint32_t r, uint64_t until)
         if (sup_reap_runner(s, r, gen)) break;
         if (ember__now_ns() < until) continue;
         if (killed) {
-            sup_log(1, "runner %u (pid %d) has not ended %llu s after its SIGKILL: left to the kernel",
-                    r, (int)s->runners[r].pid, EMBER__KILLED_WAIT_NS / 1000000000ull);
+            sup_warn("runner %u (pid %d) has not ended %llu s after its SIGKILL: left to the kernel",
+                     r, (int)s->runners[r].pid, EMBER__KILLED_WAIT_NS / 1000000000ull);
             break;
         }
         sup_kill_runner(s, r, KILL_STOP);
@@ -148,8 +148,9 @@ static void sup_init(struct sup *s, struct ember__view *v, const struct ember_po
     s->app_pidfd = -1;
     s->lock_fd = -1;
     const char *env = getenv("EMBER_LOG");
-    sup_log_level = cfg->log;
-    if (env && atoi(env) > sup_log_level) sup_log_level = atoi(env);
+    /* EMBER_LOG, where set to a level, is the operator's word over the
+     * pool's option (EMBER_LOG=0 silences a daemon) */
+    sup_log_level = env && env[0] >= '0' && env[0] <= '9' ? atoi(env) : cfg->log;
     setpgid(0, 0); /* terminal signals go to the application, not to the pool */
     sigset_t set;
     sigemptyset(&set);
@@ -193,7 +194,7 @@ static void sup_loop_open(struct sup *s, pid_t app)
     if (!want || strcmp(want, "poll") != 0) {
         s->ops = &ember__loop_uring;
         rc = s->ops->init(&s->loop, &v->hdr->doorbell);
-        if (rc < 0) sup_log(1, "io_uring back-end unavailable (%s); using poll", strerror(-rc));
+        if (rc < 0) sup_warn("io_uring back-end unavailable (%s); using poll", strerror(-rc));
     }
     if (rc < 0) {
         s->ops = &ember__loop_poll;
@@ -274,9 +275,9 @@ static void sup_watch_failed(struct sup *s, uint32_t kind, uint32_t idx, uint32_
         break;
     }
     s->rewatch = true;
-    sup_log(1, "the watch of the %s failed (%s); looked at again within %llu ms",
-            kind == TAG_SIGNAL ? "signalfd" : "application", strerror(err),
-            (unsigned long long)(EMBER__REWATCH_NS / 1000000));
+    sup_warn("the watch of the %s failed (%s); looked at again within %llu ms",
+             kind == TAG_SIGNAL ? "signalfd" : "application", strerror(err),
+             (unsigned long long)(EMBER__REWATCH_NS / 1000000));
 }
 
 /* One event from the loop. */
@@ -348,7 +349,7 @@ _Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app,
         if (n < 0) {
             /* what it watches may have fired unseen: look at all of it, without
              * waiting; a wait that fails at once does not spin */
-            sup_log(1, "event loop: %s; looking at every process instead", strerror(-n));
+            sup_warn("event loop: %s; looking at every process instead", strerror(-n));
             struct timespec ts = { 0, (long)EMBER__TICK_MIN_NS };
             nanosleep(&ts, NULL);
             sup_rewatch(&s, true);
@@ -364,6 +365,7 @@ _Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app,
             sup_free_unowned(&s);
             sup_repair_pages(&s);
             sup_cgroup_tick(&s);
+            sup_log_refused(&s);
             next_scan = ember__now_ns() + EMBER__HOUSEKEEPING_NS;
         }
         if (ember__now_ns() >= next_repair) { /* stray writes (repair.c) */
