@@ -16,7 +16,9 @@
 void sup_reap_caller(struct sup *s, uint32_t i, uint32_t gen)
 {
     struct sup_caller *sc = &s->callers[i];
-    if (sc->gen != gen) return;
+    /* pid 0: the entry was seen released (a detach, sup_scan_callers), and
+     * this is the exit of the process that had it: nothing to reclaim */
+    if (sc->gen != gen || sc->pid == 0) return;
     struct ember__view *v = s->v;
     struct ember_caller_ent *ce = &v->callers[i];
     if (sc->pidfd >= 0) {
@@ -38,13 +40,14 @@ void sup_reap_caller(struct sup *s, uint32_t i, uint32_t gen)
     uint32_t pid = sc->pid;
     /* counted only if it died attached (one that detached and then exited
      * before we looked at the table left nothing behind) */
-    if (atomic_compare_exchange_strong(&ce->pid, &pid, 0))
-        atomic_fetch_add(&v->hdr->callers_reaped, 1);
+    bool died = atomic_compare_exchange_strong(&ce->pid, &pid, 0);
+    if (died) atomic_fetch_add(&v->hdr->callers_reaped, 1);
     sup_sweep_orphans(s);
     /* it may have died between a claim CAS and its owner store: look for
      * such slots at the next few housekeeping ticks */
     s->unowned_until = ember__now_ns() + 3 * EMBER__HOUSEKEEPING_NS;
-    sup_log(2, "caller %u (pid %u) gone; its calls reclaimed", i, sc->pid);
+    if (died) sup_log(2, "caller %u (pid %u) died attached; its calls reclaimed", i, sc->pid);
+    else sup_log(3, "caller %u (pid %u) detached, then exited", i, sc->pid);
     sc->pid = 0;
     sup_bump_epoch(v);
 }
