@@ -77,6 +77,10 @@ void cli_handlers_pool_config(const struct ember_pool_config *cfg);
  * -errno (getcwd, memory). */
 int cli_kv_request(const char *const *words, size_t n, const char *cwd, char **buf, size_t *len);
 
+/* openmetrics.c: the metrics of pool POOL (client C) as OpenMetrics text
+ * on F, ending with "# EOF". 0, or a negative ember code. */
+int openmetrics_write(ember_client *c, const char *pool, FILE *f);
+
 /* the commands: each returns the process's exit status */
 int cmd_pool_start(int argc, char **argv);
 int cmd_pool_stop(int argc, char **argv);

@@ -5,7 +5,7 @@
  *   ember pool resize NAME [--min N] [--max N]
  *   ember pool wait NAME [--ready N | --runners N] [--timeout DURATION]
  *   ember pool list
- *   ember stats NAME [--json]
+ *   ember stats NAME [--json | --openmetrics]
  *   ember events NAME [--follow]
  *   ember call NAME HANDLER [ARG]... [--timeout DURATION] [--unlinked] [--retries N]
  *   ember help [COMMAND], ember version (--version, -V)
@@ -127,10 +127,14 @@ static const struct command {
       NULL },
     { "pool", "list", cmd_pool_list, "",
       "List this user's running pools: supervisor pid, runners, bounds.", NULL, NULL },
-    { "stats", NULL, cmd_stats, "NAME [--json]",
-      "Print the pool's state and counters, and a line per runner: pid, state, node,\n"
-      "CPUs, busy threads, calls, resident memory.",
-      "  --json                one JSON object instead\n", NULL },
+    { "stats", NULL, cmd_stats, "NAME [--json | --openmetrics]",
+      "Print the pool's state and counters (calls accepted, done, failed), and a line\n"
+      "per runner: pid, state (busy: ready with calls running), node, CPUs, busy\n"
+      "threads, calls, resident memory.",
+      "  --json                one JSON object instead\n"
+      "  --openmetrics         every metric as OpenMetrics text (Prometheus): calls by\n"
+      "                        cause, per-handler queue-wait and run-time histograms,\n"
+      "                        runners by state, ends by reason, resident memory\n", NULL },
     { "events", NULL, cmd_events, "NAME [--follow]",
       "Print the pool's events (grow_start, grow_end, shrink), each with its reason.",
       "  -f, --follow          keep printing new events until the pool stops\n", NULL },
