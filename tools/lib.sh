@@ -1,7 +1,7 @@
 # tools/lib.sh - what tools/demo, tools/test and bench/run share.
 # Installs the Debian packages ember needs, only those missing.
 EMBER_PACKAGES=(meson ninja-build pkg-config gcc g++ liburing-dev libhwloc-dev libjemalloc-dev libcmocka-dev valgrind
-    mandoc groff-base parallel clang
+    mandoc groff-base parallel clang libmicrohttpd-dev prometheus curl
     libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev)
 
 ember_ensure_packages() {

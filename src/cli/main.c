@@ -95,14 +95,18 @@ static const struct command {
     void (*more)(FILE *f);
 } commands[] = {
     { "pool", "start", cmd_pool_start,
-      "NAME [--OPTION VALUE]... [--foreground] [--log-file PATH]",
+      "NAME [--OPTION VALUE]... [--foreground] [--log-file PATH] [--metrics-listen ADDR:PORT]",
       "Start pool NAME: a daemon runs it until 'ember pool stop NAME'. Prints the\n"
       "supervisor's pid once the pool takes calls.",
       "  --foreground          run the pool in this process until Ctrl-C or SIGTERM\n"
       "  --log-file PATH       the daemon's output (the supervisor's log, --log 1 or 2) is\n"
       "                        appended to PATH, opened before the daemon starts\n"
       "  --plugin NAME|PATH    load a handler plugin into the pool (repeatable; adds to\n"
-      "                        --plugins; 'ember plugins' lists those installed)\n",
+      "                        --plugins; 'ember plugins' lists those installed)\n"
+      "  --metrics-listen ADDR:PORT  serve the pool's metrics (ember stats --openmetrics)\n"
+      "                        over HTTP at http://ADDR:PORT/metrics for Prometheus, from\n"
+      "                        the daemon (127.0.0.1:9464, [::1]:9464; an address of this\n"
+      "                        host, not a name)\n",
       pool_options_help },
     { "pool", "stop", cmd_pool_stop, "NAME [--shutdown_timeout DURATION]",
       "Stop pool NAME, draining it: new calls are refused, queued calls fail (they never\n"
