@@ -1,7 +1,7 @@
 # tools/lib.sh - what tools/demo, tools/test and bench/run share.
 # Installs the Debian packages ember needs, only those missing.
 EMBER_PACKAGES=(meson ninja-build pkg-config gcc g++ liburing-dev libhwloc-dev libjemalloc-dev libcmocka-dev libsystemd-dev valgrind
-    mandoc groff-base parallel clang python3
+    mandoc groff-base parallel clang python3 libmicrohttpd-dev prometheus curl
     libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev
     libncurses-dev tmux)  # ember top's screen, and the terminal its test drives it in
 

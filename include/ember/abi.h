@@ -1,4 +1,4 @@
-/* ember/abi.h - the shared-memory layout of an ember pool, version 6.
+/* ember/abi.h - the shared-memory layout of an ember pool, version 9.
  *
  * One POSIX shared-memory segment per pool, "/ember.<uid>.<name>", mode 0600,
  * mapped at any address in every process: everything inside is addressed by
@@ -6,7 +6,8 @@
  *
  *   header | handlers | runners | workers | callers | slots | run rings
  *   (one per NUMA node used) | free ring | event ring | CPU -> ring map |
- *   page table | payload pages
+ *   page table | payload pages | counts (one block per worker, then the
+ *   supervisor's)
  *
  * Every part starts on its own cache line. The header's geometry fields are
  * written once by the creator before the supervisor publishes its pid; an
@@ -43,6 +44,21 @@
  *   slot.owner   the claimer, after its claim CAS (release) -> whoever
  *                reads the state word first (acquire), then the owner
  *                (acquire): see detail/slot.h, S5.
+ *   slot.t_start_ns  the caller writes the time it queues the call before
+ *                QUEUED (release) -> the runner reads it after its take
+ *                (acquire) for the queue wait, then writes its receipt there.
+ *   counts       (struct ember_count_ent) each block has one writer: worker
+ *                i's is written by that worker's thread only, the last one
+ *                by the supervisor only, each counter with a relaxed load
+ *                and a relaxed store (no read-modify-write: nobody else
+ *                writes the line) -> readers sum the blocks with relaxed
+ *                loads: a snapshot for monitoring, no ordering with calls.
+ *                A block outlives its runner (the next runner of that entry
+ *                counts on), so every counter only grows.
+ *   caller.calls_submitted  the caller's threads (relaxed fetch_add: a
+ *                client may be shared by threads) -> readers (relaxed); the
+ *                entry's next owners count on from it.
+ *   runner_ends  the supervisor only (relaxed) -> readers (relaxed).
  */
 #ifndef EMBER_ABI_H
 #define EMBER_ABI_H
@@ -50,7 +66,7 @@
 #include <stdint.h>
 #include "detail/atomic.h"
 
-#define EMBER_ABI_VERSION   8u /* 8: retries and crash counts in a slot's flags; page_reserved, calls_retried, calls_poisoned in the header */
+#define EMBER_ABI_VERSION   9u /* 9: counts (per worker and the supervisor's), runner_ends, caller.calls_submitted, a queued call's t_start_ns */
 #define EMBER_MAGIC         0x4745534d45424d45ull /* "EMBEMSEG" little-endian */
 #define EMBER_CACHELINE     64
 #define EMBER_NAME_MAX      40   /* pool and handler names, with the NUL */
@@ -62,6 +78,9 @@
 #define EMBER_MAX_RINGS     64     /* submission rings: NUMA nodes used by a pool */
 #define EMBER_CPUSET_WORDS  16     /* runner cpusets: CPUs 0..1023 */
 #define EMBER_SPIN_BIAS     0x80000000u /* zero of each half of hdr.spin */
+#define EMBER_HIST_BUCKETS  22   /* histogram buckets: <= 1 ms << i for i < 21, then +Inf */
+#define EMBER_CAUSES        40   /* failure counters: one per entry of client.h's error table */
+#define EMBER_WHY_SLOTS     16   /* runner_ends: one per EMBER_WHY_* value */
 
 /* pool state (hdr.pool_state) */
 enum { EMBER_POOL_STARTING = 1, EMBER_POOL_RUNNING = 2, EMBER_POOL_STOPPING = 3,
@@ -264,6 +283,14 @@ struct ember_shm_header {
      * per slot (detail/any.h) */
     uint64_t off_done;
     uint32_t done_stride, _pad2;
+    /* counts: nrunners * max_concurrency + 1 blocks (the workers', then
+     * the supervisor's), count_stride bytes apart (geometry, immutable) */
+    uint64_t off_counts;
+    uint32_t count_stride, _pad3;
+
+    /* runners that ended, by EMBER_WHY_* (boot failures, crashes, recycles,
+     * idle stops...): written by the supervisor only */
+    EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint64_t) runner_ends[EMBER_WHY_SLOTS];
 };
 
 /* One event. seq is written last (release) and is the entry's sequence + 1;
@@ -343,6 +370,10 @@ struct ember_caller_ent {
     EMBER_ATOMIC(uint32_t) done_seq;
     uint32_t _pad1;
     uint64_t _pad[5];
+    /* calls queued through this entry, by all its owners so far: on a line
+     * of its own, which runners (reading done_armed above) never touch */
+    EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint64_t) calls_submitted;
+    uint64_t _pad2[7];
 };
 
 /* A slot's header is its first cache line, and everything a call hands
@@ -366,17 +397,45 @@ struct ember_slot {
     uint32_t args_len, args_page;     /* page = EMBER_NONE when inline */
     uint32_t res_len, res_page;
     uint64_t deadline_ns;             /* CLOCK_MONOTONIC, absolute */
-    uint64_t t_start_ns;              /* receipt: when the runner took it (CLOCK_MONOTONIC_COARSE) */
+    uint64_t t_start_ns;              /* until a runner takes it: when it was queued; then the
+                                         receipt: when the runner took it (both
+                                         CLOCK_MONOTONIC_COARSE); valid as a receipt only
+                                         where runner is not EMBER_SLOT_NO_RUNNER, 0 where the
+                                         supervisor ended the call for its dead runner */
     unsigned char data[EMBER_INLINE_MAX];
 };
 #define EMBER_SLOT_NO_RUNNER 0xffffu
+
+/* Counts of the calls one writer ended, for handler h of the pool. The
+ * histograms count calls by duration: bucket i (i < EMBER_HIST_BUCKETS - 1)
+ * holds the durations in (1 ms << (i-1), 1 ms << i] (bucket 0: [0, 1 ms]),
+ * the last one the longer; not cumulative. Durations are differences of
+ * CLOCK_MONOTONIC_COARSE readings (a multiple of its tick). wait: from the
+ * caller's queueing to a runner's take, every call a runner took; run: from
+ * the take to the result, every call whose handler ran. */
+struct ember_handler_count {
+    EMBER_ATOMIC(uint64_t) completed;     /* ended with status 0 */
+    EMBER_ATOMIC(uint64_t) failed;        /* ended with an error */
+    EMBER_ATOMIC(uint64_t) wait_sum_ns, run_sum_ns;
+    EMBER_ATOMIC(uint64_t) wait[EMBER_HIST_BUCKETS];
+    EMBER_ATOMIC(uint64_t) run[EMBER_HIST_BUCKETS];
+};
+
+/* One writer's block of the counts part: calls it failed by cause (index:
+ * the code's place in client.h's error table); one ember_handler_count per
+ * handler of the pool follows it (count_stride covers both). */
+struct ember_count_ent {
+    EMBER_ATOMIC(uint64_t) failed[EMBER_CAUSES];
+};
 
 EMBER_STATIC_ASSERT(sizeof(struct ember_slot) == EMBER_SLOT_SIZE, "slot size");
 EMBER_STATIC_ASSERT(__builtin_offsetof(struct ember_slot, data) == EMBER_SLOT_HDR, "slot header");
 EMBER_STATIC_ASSERT(sizeof(struct ember_runner_ent) == 320, "runner entry");
 EMBER_STATIC_ASSERT(sizeof(struct ember_event_ent) == 128, "event entry");
 EMBER_STATIC_ASSERT(sizeof(struct ember_worker_ent) == 64, "worker entry");
-EMBER_STATIC_ASSERT(sizeof(struct ember_caller_ent) == 64, "caller entry");
+EMBER_STATIC_ASSERT(sizeof(struct ember_caller_ent) == 128, "caller entry");
 EMBER_STATIC_ASSERT(sizeof(struct ember_handler_ent) == 64, "handler entry");
+EMBER_STATIC_ASSERT(sizeof(struct ember_handler_count) % EMBER_CACHELINE == 0, "handler counts");
+EMBER_STATIC_ASSERT(sizeof(struct ember_count_ent) % EMBER_CACHELINE == 0, "count block");
 
 #endif

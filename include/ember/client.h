@@ -27,6 +27,7 @@
  *   1. errors: the one table of codes, names and messages
  *   2. calls: attach, call, cast, submit/wait/poll, cancel, children
  *   3. the pool seen from outside: stats snapshot, events, control
+ *   4. metrics: counters and latency histograms, per pool and per handler
  *   The implementation is in ember/detail/ (one file per part of the
  *   runtime: clock, wait, view, ring, slot, pages, wake, proc, control,
  *   call, client_impl), included at the end under EMBER_CLIENT_IMPLEMENTATION.
@@ -144,7 +145,8 @@ typedef struct ember_result {
     uint32_t    runner;    /* runner table index that ran it, EMBER_NONE if none */
     int         node;      /* NUMA node of that runner (-1: not placed, or none) */
     uint64_t    start_ns;  /* receipt: when a runner took it, CLOCK_MONOTONIC_COARSE
-                              (one tick of resolution); 0: never */
+                              (one tick of resolution); 0: never, or unknown (its
+                              runner died before it wrote its receipt) */
     /* private */
     uint32_t    _idx, _gen;
 } ember_result;
@@ -373,6 +375,81 @@ EMBER_API int ember_stop(ember_client *c, int64_t shutdown_timeout_ns);
 EMBER_API int ember_wait_ready(ember_client *c, unsigned n, int64_t timeout_ns);
 /* "idle", "demand", "boot_failed"...: the name of an EMBER_WHY_* reason. */
 EMBER_API const char *ember_why_name(int reason);
+
+/* ---- 4. metrics ------------------------------------------------------------
+ * Counters since the pool started, and histograms of how long calls waited
+ * in the queue (from their caller's queueing to a runner's take) and ran
+ * (from the take to the result), per handler. Runners and the supervisor
+ * count as they go, each in counters of its own in the pool's shared
+ * memory; ember_metrics_read() sums them, so reading costs the pool
+ * nothing and any attached process may read at any rate. Counters only
+ * grow while the pool lives (a monitor's rate() needs no reset handling).
+ * Durations come from CLOCK_MONOTONIC_COARSE, the clock the calls read
+ * anyway (the precise one would cost a warm call a tenth of its time):
+ * they are multiples of its tick, coarse_tick_ns (1-10 ms by the kernel's
+ * HZ), so a call shorter than a tick counts as 0 or one tick. */
+
+/* A histogram: bucket i counts the durations no longer than
+ * ember_histogram_bound_ns(i) and longer than bucket i-1's bound (not
+ * cumulative); the last bucket's bound is UINT64_MAX (+Inf). */
+typedef struct ember_histogram {
+    uint64_t count;                       /* observations: the sum of the buckets */
+    uint64_t sum_ns;                      /* their durations, summed */
+    uint64_t bucket[EMBER_HIST_BUCKETS];
+} ember_histogram;
+
+typedef struct ember_handler_metrics {
+    char     name[EMBER_NAME_MAX];
+    int      id;                          /* as ember_handler() gives it */
+    uint64_t completed;                   /* calls that ended with a result (status 0) */
+    uint64_t failed;                      /* calls that ended with an error */
+    ember_histogram queue_wait;           /* every call a runner took */
+    ember_histogram run_time;             /* every call whose handler ran */
+} ember_handler_metrics;
+
+typedef struct ember_metrics {
+    uint64_t calls_accepted;              /* queued by callers */
+    uint64_t calls_completed;             /* ended with a result */
+    uint64_t calls_failed;                /* ended with an error: the sum of failed_by */
+    uint64_t failed_by[EMBER_CAUSES];     /* by cause: ember_metrics_cause(i) is the code */
+    /* Not counted as ended: queued or running calls their caller gave up
+     * (detached or died: never run, or cancelled with nobody to tell). */
+    unsigned calls_queued;                /* waiting for a runner now */
+    unsigned calls_in_flight;             /* on a runner now */
+    /* runners by state now: ready ones are split into idle (no call
+     * running) and busy */
+    unsigned runners_booting, runners_idle, runners_busy, runners_draining;
+    uint64_t runner_boots;                /* runners forked */
+    uint64_t boot_failures;               /* of them: boots that failed or timed out */
+    uint64_t runner_ends[EMBER_WHY_SLOTS]; /* runners ended, by EMBER_WHY_* reason
+                                             (ember_why_name): crash, max_jobs, max_rss,
+                                             single_use (recycles), idle, boot_failed... */
+    uint64_t supervisor_rss;              /* its resident bytes (/proc), 0: unknown */
+    uint64_t runners_rss;                 /* the runners' resident bytes, as each measured */
+    uint64_t callers_attached;            /* attaches so far */
+    uint64_t callers_reaped;              /* callers that died attached (never a detach) */
+    unsigned callers;                     /* attached now */
+    unsigned handlers;                    /* the pool's handlers */
+    uint64_t coarse_tick_ns;              /* the durations' resolution */
+} ember_metrics;
+
+/* Fill *M with the pool's metrics and H[0..N) with its first N handlers'
+ * (N may be 0). Returns how many handlers the pool has (which may exceed
+ * N), or -EMBER_EINVAL. */
+EMBER_API int ember_metrics_read(ember_client *c, ember_metrics *m, ember_handler_metrics *h, int n);
+/* The upper bound of histogram bucket I in ns (1 ms << I), or UINT64_MAX
+ * for the last bucket (+Inf) and for I out of range. */
+EMBER_API uint64_t ember_histogram_bound_ns(int i);
+/* The code (-EMBER_E...) counted in failed_by[I], or 0 for an index that
+ * names none. */
+EMBER_API int ember_metrics_cause(int i);
+/* The Q-quantile (0 <= Q <= 1) of the durations in NOW, or of those added
+ * since BEFORE (an earlier copy of the same histogram; NULL: since the
+ * start), interpolated within its bucket; the last bucket's share is
+ * given as its lower bound. Returns 0 with *NS set, or -EMBER_EAGAIN (no
+ * observation in that span), -EMBER_EINVAL. */
+EMBER_API int ember_histogram_quantile(const ember_histogram *now, const ember_histogram *before,
+                                       double q, uint64_t *ns);
 
 
 #ifdef __cplusplus

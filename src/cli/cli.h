@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <ember/pool.h>
 
 /* "ember pool start" and the like: the prefix of messages */
@@ -125,6 +126,23 @@ void cli_service_status(const struct cli_service *sv, const ember_stats *st, con
                         bool ready, bool watchdog);
 /* Tell systemd a stop has begun: STOPPING=1 and STATUS=WHY. */
 void cli_service_stopping(const struct cli_service *sv, const char *why);
+
+/* openmetrics.c: the metrics of pool POOL (client C) as OpenMetrics text
+ * on F, ending with "# EOF". 0, or a negative ember code. */
+int openmetrics_write(ember_client *c, const char *pool, FILE *f);
+
+/* metrics_http.c: --metrics-listen. Parse VAL ("127.0.0.1:9464",
+ * "[::1]:9464") into *SS and *LEN: 0, or a usage error's 2 with the message
+ * printed. */
+int metrics_listen_parse(const char *val, struct sockaddr_storage *ss, socklen_t *len);
+/* Serve pool POOL's metrics at http://LISTEN/metrics (SS, LEN parsed from
+ * it) from a thread of this process: the server, or NULL with the reason
+ * in ERR (ERRLEN bytes). */
+struct metrics_http;
+struct metrics_http *metrics_http_start(const char *pool, const struct sockaddr_storage *ss,
+                                        socklen_t len, const char *listen, char *err, size_t errlen);
+/* Stop serving (NULL: nothing to stop). */
+void metrics_http_stop(struct metrics_http *mh);
 
 /* the commands: each returns the process's exit status */
 int cmd_pool_start(int argc, char **argv);

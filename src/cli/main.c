@@ -5,7 +5,7 @@
  *   ember pool resize NAME [--min N] [--max N]
  *   ember pool wait NAME [--ready N | --runners N] [--timeout DURATION]
  *   ember pool list
- *   ember stats NAME [--json]
+ *   ember stats NAME [--json | --openmetrics]
  *   ember events NAME [--follow] [--json]
  *   ember top NAME [--interval DURATION] [--once]
  *   ember call NAME HANDLER [ARG]... [--timeout DURATION] [--unlinked] [--retries N] [--receipt]
@@ -96,7 +96,7 @@ static const struct command {
     void (*more)(FILE *f);
 } commands[] = {
     { "pool", "start", cmd_pool_start,
-      "NAME [--OPTION VALUE]... [--foreground] [--log-file PATH]",
+      "NAME [--OPTION VALUE]... [--foreground] [--log-file PATH] [--metrics-listen ADDR:PORT]",
       "Start pool NAME: a daemon runs it until 'ember pool stop NAME'. Prints the\n"
       "supervisor's pid once the pool takes calls.",
       "  --foreground          run the pool in this process until Ctrl-C or SIGTERM (a\n"
@@ -106,7 +106,11 @@ static const struct command {
       "                        default, 2 debug, 0 none; a time and a level a line) is\n"
       "                        appended to PATH, opened before the daemon starts\n"
       "  --plugin NAME|PATH    load a handler plugin into the pool (repeatable; adds to\n"
-      "                        --plugins; 'ember plugins' lists those installed)\n",
+      "                        --plugins; 'ember plugins' lists those installed)\n"
+      "  --metrics-listen ADDR:PORT  serve the pool's metrics (ember stats --openmetrics)\n"
+      "                        over HTTP at http://ADDR:PORT/metrics for Prometheus, from\n"
+      "                        the daemon (127.0.0.1:9464, [::1]:9464; an address of this\n"
+      "                        host, not a name)\n",
       pool_options_help },
     { "pool", "stop", cmd_pool_stop, "NAME [--shutdown_timeout DURATION]",
       "Stop pool NAME, draining it: new calls are refused, queued calls fail (they never\n"
@@ -131,10 +135,14 @@ static const struct command {
       NULL },
     { "pool", "list", cmd_pool_list, "",
       "List this user's running pools: supervisor pid, runners, bounds.", NULL, NULL },
-    { "stats", NULL, cmd_stats, "NAME [--json]",
-      "Print the pool's state and counters, and a line per runner: pid, state, node,\n"
-      "CPUs, busy threads, calls, resident memory.",
-      "  --json                one JSON object instead\n", NULL },
+    { "stats", NULL, cmd_stats, "NAME [--json | --openmetrics]",
+      "Print the pool's state and counters (calls accepted, done, failed), and a line\n"
+      "per runner: pid, state (busy: ready with calls running), node, CPUs, busy\n"
+      "threads, calls, resident memory.",
+      "  --json                one JSON object instead\n"
+      "  --openmetrics         every metric as OpenMetrics text (Prometheus): calls by\n"
+      "                        cause, per-handler queue-wait and run-time histograms,\n"
+      "                        runners by state, ends by reason, resident memory\n", NULL },
     { "events", NULL, cmd_events, "NAME [--follow] [--json]",
       "Print the pool's events (grow_start, grow_end, shrink), each with its time\n"
       "(RFC 3339, UTC, to the millisecond) and its reason. The pool stamps events with\n"

@@ -24,6 +24,9 @@ struct start_args {
     bool foreground;
     const char *logfile;
     int logfd;           /* LOGFILE, opened by the command (-1: none) */
+    const char *metrics_listen;       /* --metrics-listen ADDR:PORT, NULL: none */
+    struct sockaddr_storage metrics_addr;
+    socklen_t metrics_addr_len;
 };
 
 /* How often the pool's application looks at its pool while systemd
@@ -129,6 +132,17 @@ static int serve(ember_pool *pool, const struct start_args *a, bool service)
     return rc ? 1 : 0;
 }
 
+/* Serve /metrics as A asks, once the pool runs: true, with *MH the server
+ * (NULL: none asked for), or false with the reason in ERR. */
+static bool metrics_start(const struct start_args *a, struct metrics_http **mh, char *err, size_t len)
+{
+    *mh = NULL;
+    if (!a->metrics_listen) return true;
+    *mh = metrics_http_start(a->cfg.name, &a->metrics_addr, a->metrics_addr_len, a->metrics_listen,
+                             err, len);
+    return *mh != NULL;
+}
+
 /* Append plugin names or paths VAL (a list) to CFG's list; 0 or 1 (no memory). The list
  * lives as long as the command (the one joined last, in PLUGINS_JOINED). */
 static char *plugins_joined;
@@ -183,6 +197,7 @@ static int start_args_parse(int argc, char **argv, struct start_args *a)
     a->foreground = false;
     a->logfile = NULL;
     a->logfd = -1;
+    a->metrics_listen = NULL;
     for (int i = 1; i < argc;) {
         char name[64];
         if (!option_name(argv[i], name, sizeof name))
@@ -195,6 +210,10 @@ static int start_args_parse(int argc, char **argv, struct start_args *a)
         } else if (strcmp(name, "log_file") == 0) {
             if (!val) return usage_error("option --log-file needs a path");
             a->logfile = val;
+        } else if (strcmp(name, "metrics_listen") == 0) {
+            int rc = metrics_listen_parse(val, &a->metrics_addr, &a->metrics_addr_len);
+            if (rc) return rc;
+            a->metrics_listen = val;
         } else if (strcmp(name, "name") == 0) {
             return usage_error("the name is the first argument, not --name");
         } else if (strcmp(name, "plugin") == 0 || strcmp(name, "plugins") == 0) {
@@ -228,14 +247,24 @@ static int start_foreground(const struct start_args *a)
     ember_pool *pool;
     int rc = ember_pool_start(&a->cfg, &pool);
     if (rc) return start_failed(a, rc, ember_last_error());
+    struct metrics_http *mh;
+    char err[300];
+    if (!metrics_start(a, &mh, err, sizeof err)) { /* the pool is not left running */
+        ember_pool_stop(pool, -1);
+        fprintf(stderr, "%s: %s\n", cli_cmd, err);
+        return 1;
+    }
     app_log(EMBER_LOG_INFO, "pool '%s' running (supervisor pid %d); Ctrl-C or SIGTERM stops it",
             a->cfg.name, ember_pool_supervisor_pid(pool));
+    if (mh) app_log(EMBER_LOG_INFO, "pool '%s': metrics at http://%s/metrics", a->cfg.name, a->metrics_listen);
     if (a->logfd >= 0) { /* from now on the log goes there */
         fflush(NULL);
         dup2(a->logfd, 1);
         dup2(a->logfd, 2);
     }
-    return serve(pool, a, true);
+    rc = serve(pool, a, true);
+    metrics_http_stop(mh);
+    return rc;
 }
 
 /* Close every descriptor but 0, 1, 2 and KEEP: what the daemon, and the
@@ -265,13 +294,20 @@ static _Noreturn void daemon_main(const struct start_args *a, int nul, int repor
     close_inherited(report);
     ember_pool *pool;
     int rc = ember_pool_start(&a->cfg, &pool);
-    char msg[400];
-    int n = rc ? snprintf(msg, sizeof msg, "%d %s", rc, ember_last_error())
+    char msg[400], err[300] = "";
+    struct metrics_http *mh = NULL;
+    if (!rc && !metrics_start(a, &mh, err, sizeof err)) { /* the pool is not left running */
+        ember_pool_stop(pool, -1);
+        rc = -EMBER_ESYSTEM;
+    }
+    int n = rc ? snprintf(msg, sizeof msg, "%d %s", rc, err[0] ? err : ember_last_error())
                : snprintf(msg, sizeof msg, "0 %d", ember_pool_supervisor_pid(pool));
     if (write(report, msg, (size_t)n) < 0) {}
     close(report); /* the supervisor and runners have a copy, never written */
     if (rc) _exit(1);
-    _exit(serve(pool, a, false));
+    rc = serve(pool, a, false);
+    metrics_http_stop(mh);
+    _exit(rc);
 }
 
 /* Read the daemon PID's report from RP into MSG (LEN bytes): its length,

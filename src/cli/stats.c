@@ -41,7 +41,13 @@ static void human_size(uint64_t b, char *out, size_t len)
     else snprintf(out, len, "%" PRIu64, b);
 }
 
-static void stats_json(const ember_stats *st)
+/* A runner's state as people read it: a ready one running calls is busy. */
+static const char *runner_state_text(const ember_runner_stats *r)
+{
+    return r->state == EMBER_RUNNER_READY && r->busy ? "busy" : ember_runner_state_name(r->state);
+}
+
+static void stats_json(const ember_stats *st, const ember_metrics *m)
 {
     printf("{\"pool\":\"%s\",\"state\":\"%s\",\"backend\":\"%s\",\"supervisor\":%d,"
            "\"placement\":\"%s\",\"nodes\":%u,"
@@ -50,26 +56,32 @@ static void stats_json(const ember_stats *st)
            "\"runners_started\":%" PRIu64 ",\"runners_died\":%" PRIu64 ",\"boot_failures\":%" PRIu64
            ",\"calls_crashed\":%" PRIu64 ",\"calls_expired\":%" PRIu64 ",\"calls_killed\":%" PRIu64
            ",\"calls_boot_failed\":%" PRIu64 ",\"calls_retried\":%" PRIu64 ",\"calls_poisoned\":%" PRIu64
-           ",\"callers_reaped\":%" PRIu64 ",\"events\":%" PRIu64 ",\"runners\":[",
+           ",\"callers_reaped\":%" PRIu64 ",\"events\":%" PRIu64 ",\"calls_accepted\":%" PRIu64
+           ",\"calls_done\":%" PRIu64 ",\"calls_failed\":%" PRIu64 ",\"runners\":[",
            st->pool, ember_pool_state_name(st->state), st->backend, st->supervisor_pid,
            placement_name((uint32_t)st->placement), st->nodes, st->min, st->max, st->max_limit,
            st->max_concurrency, st->serving, st->ready, st->queued, st->running, st->queue_capacity,
            st->callers, st->runners_started, st->runners_died, st->boot_failures, st->calls_crashed,
            st->calls_expired, st->calls_killed, st->calls_boot_failed, st->calls_retried,
-           st->calls_poisoned, st->callers_reaped, st->events);
+           st->calls_poisoned, st->callers_reaped, st->events, m->calls_accepted, m->calls_completed,
+           m->calls_failed);
 }
 
-static void stats_text(const ember_stats *st)
+static void stats_text(const ember_stats *st, const ember_metrics *m)
 {
     printf("pool '%s': %s, backend %s, supervisor pid %d, placement %s over %u node%s\n", st->pool,
            ember_pool_state_name(st->state), st->backend, st->supervisor_pid,
            placement_name((uint32_t)st->placement), st->nodes, st->nodes == 1 ? "" : "s");
     printf("runners: %u serving (%u ready), min %u, max %u (limit %u), max_concurrency %u\n",
            st->serving, st->ready, st->min, st->max, st->max_limit, st->max_concurrency);
-    printf("calls: %u queued, %u running (queue capacity %u); crashed %" PRIu64 ", expired %" PRIu64
-           ", killed %" PRIu64 ", boot-failed %" PRIu64 ", retried %" PRIu64 ", poisoned %" PRIu64 "\n",
-           st->queued, st->running, st->queue_capacity, st->calls_crashed, st->calls_expired,
-           st->calls_killed, st->calls_boot_failed, st->calls_retried, st->calls_poisoned);
+    printf("calls: %u queued, %u running (queue capacity %u); %" PRIu64 " accepted, %" PRIu64
+           " done, %" PRIu64 " failed\n",
+           st->queued, st->running, st->queue_capacity, m->calls_accepted, m->calls_completed,
+           m->calls_failed);
+    printf("failures: crashed %" PRIu64 ", expired %" PRIu64 ", killed %" PRIu64 ", boot-failed %" PRIu64
+           ", retried %" PRIu64 ", poisoned %" PRIu64 "\n",
+           st->calls_crashed, st->calls_expired, st->calls_killed, st->calls_boot_failed,
+           st->calls_retried, st->calls_poisoned);
     printf("runners started %" PRIu64 ", ended %" PRIu64 ", boot failures %" PRIu64
            ", callers reaped %" PRIu64 ", %u attached\n",
            st->runners_started, st->runners_died, st->boot_failures, st->callers_reaped, st->callers);
@@ -85,7 +97,7 @@ static void runner_line(const ember_runner_stats *r, bool json, bool first)
     if (json) {
         printf("%s{\"index\":%u,\"pid\":%d,\"state\":\"%s\",\"node\":%d,\"cpus\":\"%s\",\"busy\":%u,"
                "\"calls\":%" PRIu64 ",\"stolen\":%" PRIu64 ",\"rss\":%" PRIu64 ",\"up_s\":%.3f}",
-               first ? "" : ",", r->index, r->pid, ember_runner_state_name(r->state), r->node, cpus,
+               first ? "" : ",", r->index, r->pid, runner_state_text(r), r->node, cpus,
                r->busy, r->calls, r->stolen, r->rss, up);
         return;
     }
@@ -93,26 +105,39 @@ static void runner_line(const ember_runner_stats *r, bool json, bool first)
     human_size(r->rss, rs, sizeof rs);
     snprintf(bs, sizeof bs, "%u/%u", r->busy, r->capacity);
     printf("%5u %8d %-9s %4d %-14s %6s %10" PRIu64 " %8" PRIu64 " %8s %8.1fs\n", r->index, r->pid,
-           ember_runner_state_name(r->state), r->node, cpus, bs, r->calls, r->stolen,
+           runner_state_text(r), r->node, cpus, bs, r->calls, r->stolen,
            r->rss ? rs : "-", up);
 }
 
 int cmd_stats(int argc, char **argv)
 {
-    bool json = false;
-    const struct cli_opt opts[] = { { "json", CLI_FLAG, &json, 0, 0 }, { 0 } };
+    bool json = false, om = false;
+    const struct cli_opt opts[] = { { "json", CLI_FLAG, &json, 0, 0 },
+                                    { "openmetrics", CLI_FLAG, &om, 0, 0 }, { 0 } };
     const char *pool;
     ember_client *c;
     int rc = cli_open(argc, argv, opts, &pool, &c);
     if (rc) return rc;
+    if (json && om) {
+        ember_detach(c);
+        return usage_error("--json and --openmetrics: choose one");
+    }
+    if (om) {
+        rc = openmetrics_write(c, pool, stdout);
+        ember_detach(c);
+        return rc ? fail(rc, "writing the metrics") : 0;
+    }
     ember_stats st;
+    ember_metrics m;
     static ember_runner_stats runners[4096];
     int n = ember_stats_read(c, &st, runners, 4096);
+    if (n >= 0) rc = ember_metrics_read(c, &m, NULL, 0);
     ember_detach(c);
     if (n < 0) return fail(n, NULL);
+    if (rc < 0) return fail(rc, NULL);
     if (n > 4096) n = 4096;
-    if (json) stats_json(&st);
-    else stats_text(&st);
+    if (json) stats_json(&st, &m);
+    else stats_text(&st, &m);
     for (int i = 0; i < n; i++) runner_line(&runners[i], json, i == 0);
     if (json) printf("]}\n");
     return 0;

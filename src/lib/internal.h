@@ -18,6 +18,7 @@
 #include "ember/plugin.h"
 #include "ember/detail/control.h"
 #include "ember/detail/pages.h"
+#include "ember/detail/metrics.h"
 
 #define EMBER_MAX_HANDLERS 256
 

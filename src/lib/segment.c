@@ -91,6 +91,9 @@ static void layout_plan(const struct ember_pool_config *cfg, struct layout *l)
     PART(off_cpu_ring, (uint64_t)h->ncpu_map * 2, 64);
     h->done_stride = (uint32_t)align_up((h->nslots + 63) / 64 * 8, 64);
     PART(off_done, (uint64_t)h->ncallers * h->done_stride, 64);
+    h->count_stride = (uint32_t)(sizeof(struct ember_count_ent) +
+                                 h->nhandlers * sizeof(struct ember_handler_count));
+    PART(off_counts, ((uint64_t)h->nrunners * h->max_concurrency + 1) * h->count_stride, 64);
     PART(off_page_owner, (uint64_t)h->npages * 4, 64);
     PART(off_page_len, (uint64_t)h->npages * 4, 4096);
     PART(off_pages, (uint64_t)h->npages * h->page_size, 1);

@@ -50,6 +50,20 @@ static inline void receipt(struct ember_slot *s, uint64_t t0)
     s->node = ember__self.node;
 }
 
+/* Count a call worker WI took at T0 (queued at TQ, as its caller wrote;
+ * 0 or later than T0: not a time to trust) for handler H, which ended with
+ * STATUS at T1 (0: its handler did not run). Its own block only, after
+ * the DONE: the caller has its result by then (detail/metrics.h). */
+static inline void count_call(struct ember__view *v, uint32_t wi, uint32_t h, int status, uint64_t tq,
+                              uint64_t t0, uint64_t t1)
+{
+    ember__count_end(v, wi, h, status);
+    if (h >= v->nhandlers) return;
+    struct ember_handler_count *hc = ember__handler_counts(v, wi, h);
+    if (tq && tq <= t0) ember__hist_add(hc->wait, &hc->wait_sum_ns, t0 - tq);
+    if (t1) ember__hist_add(hc->run, &hc->run_sum_ns, t1 > t0 ? t1 - t0 : 0);
+}
+
 /* A child's owner waits until it runs: set STARTED (waking the owner) on
  * the RUNNING word W of generation GEN; returns the word now. */
 static inline uint32_t announce_child(struct ember_slot *s, uint32_t gen, uint32_t w)
@@ -126,14 +140,16 @@ void ember__run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
      * which expects the word of the take (a flag set since makes it fail
      * once and retry). Its own bookkeeping waits until after DONE. Who runs
      * the call is known from we->current. Two coarse clock reads a call. */
-    const uint64_t deadline = s->deadline_ns;
+    const uint64_t deadline = s->deadline_ns, tq = s->t_start_ns;
     const uint32_t h = s->handler, flags = s->flags, alen = s->args_len, apage = s->args_page;
+    const uint32_t wi = (uint32_t)(we - v->workers);
     bool expired = ember__expired_at(deadline, t0);
     if (expired || (w & EMBER_SLOT_CANCEL)) { /* expired or cancelled in the queue: never run */
         receipt(s, t0);
         if (expired) atomic_fetch_add_explicit(&v->hdr->calls_expired, 1, memory_order_relaxed);
-        ember__slot_finish(v, idx, w, expired ? -EMBER_ETIMEDOUT : -EMBER_ECANCELLED,
-                           expired ? EMBER_TIMEOUT_QUEUED : 0);
+        int st = expired ? -EMBER_ETIMEDOUT : -EMBER_ECANCELLED;
+        if (ember__slot_finish(v, idx, w, st, expired ? EMBER_TIMEOUT_QUEUED : 0))
+            count_call(v, wi, h, st, tq, t0, 0);
         atomic_store_explicit(&we->current, EMBER_NONE, memory_order_relaxed);
         return;
     }
@@ -167,7 +183,8 @@ void ember__run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
     }
     __builtin_prefetch(s, 1, 3);
     if (keep) s->res_len = (uint32_t)o->len;
-    ember__slot_finish(v, idx, w, status, detail);
+    int ended; /* a call cancelled while it ran ends cancelled */
+    if (ember__slot_finish_ex(v, idx, w, status, detail, &ended)) count_call(v, wi, h, ended, tq, t0, t1);
     atomic_store_explicit(&we->idle_since, t1 ? t1 : ember__now_coarse_ns(), memory_order_relaxed);
     atomic_store_explicit(&we->busy, 0, memory_order_release);
     atomic_store_explicit(&we->jobs_done, atomic_load_explicit(&we->jobs_done, memory_order_relaxed) + 1,

@@ -16,7 +16,9 @@
 void sup_reap_caller(struct sup *s, uint32_t i, uint32_t gen)
 {
     struct sup_caller *sc = &s->callers[i];
-    if (sc->gen != gen) return;
+    /* pid 0: the entry was seen released (a detach, sup_scan_callers), and
+     * this is the exit of the process that had it: nothing to reclaim */
+    if (sc->gen != gen || sc->pid == 0) return;
     struct ember__view *v = s->v;
     struct ember_caller_ent *ce = &v->callers[i];
     if (sc->pidfd >= 0) {

@@ -41,7 +41,7 @@ unsigned sup_fail_queued(struct ember__view *v, int code, int detail)
     unsigned n = 0;
     for (uint32_t i = 0; i < v->nslots; i++) {
         uint32_t w = atomic_load(&v->slots[i].state);
-        if (ember__st(w) == EMBER_SLOT_QUEUED) n += ember__slot_finish(v, i, w, code, detail);
+        if (ember__st(w) == EMBER_SLOT_QUEUED) n += sup_finish(v, i, w, code, detail);
     }
     return n;
 }

@@ -75,6 +75,10 @@ void sup_emit(struct sup *s, uint32_t type, uint32_t r, uint32_t reason, int ok,
                  int status, int sig, const char *msg)
 {
     struct ember__view *v = s->v;
+    /* a runner's end, by reason: its failed boot, or its shrink (abi.h:
+     * runner_ends, ours only: a relaxed load and store) */
+    if ((type == EMBER_EV_SHRINK || (type == EMBER_EV_GROW_END && !ok)) && reason < EMBER_WHY_SLOTS)
+        ember__count_add(&v->hdr->runner_ends[reason], 1);
     uint64_t seq = atomic_load_explicit(&v->hdr->ev_next, memory_order_relaxed);
     struct ember_event_ent *e = &v->events[seq % EMBER_EVENT_RING];
     atomic_store_explicit(&e->seq, 0, memory_order_relaxed);

@@ -242,7 +242,7 @@ static bool fix_slot(struct ember__view *v, uint32_t i, uint32_t w, uint8_t kind
         return ember__ring_push(&v->free, ember__entry(i, ember__gen(w))) == 0;
     case SLOT_UNHELD:
         if (ember__st(w) == EMBER_SLOT_RUNNING) /* its owner waits: it gets ECORRUPT */
-            return ember__slot_finish(v, i, w, -EMBER_ECORRUPT, REPAIR_DETAIL);
+            return sup_finish(v, i, w, -EMBER_ECORRUPT, REPAIR_DETAIL);
         return free_bumped(v, i, w);
     default:
         return free_bumped(v, i, w);

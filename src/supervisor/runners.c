@@ -243,9 +243,10 @@ static unsigned fail_held_calls(struct sup *s, uint32_t r, uint32_t gen, int sig
         bool k;
         int code = held_call_code(&s->runners[r], sl, w, now, sig, status, &detail, &k);
         if (retry_call(s, i, w, now, &code)) continue; /* not failed: queued again */
+        if (sl->runner == EMBER_SLOT_NO_RUNNER) sl->t_start_ns = 0; /* no receipt: it held the queueing time */
         sl->runner = (uint16_t)r;
         sl->runner_gen = (uint16_t)gen;
-        if (ember__slot_finish(v, i, w, code, detail)) {
+        if (sup_finish(v, i, w, code, detail)) {
             failed++;
             *killed += k;
         }

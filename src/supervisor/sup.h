@@ -139,6 +139,14 @@ void sup_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sup_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Tell waiters (ember_pool_wait_ready, ember_stats_wait) that the pool's state moved. */
 void sup_bump_epoch(struct ember__view *v);
+/* End call I (word W) with CODE and DETAIL (ember__slot_finish), counting
+ * it in the supervisor's block of counts when it ends. */
+static inline bool sup_finish(struct ember__view *v, uint32_t i, uint32_t w, int code, int detail)
+{
+    if (!ember__slot_finish(v, i, w, code, detail)) return false;
+    ember__count_end(v, ember__sup_writer(v), v->slots[i].handler, code);
+    return true;
+}
 uint32_t sup_count_serving(struct ember__view *v);
 void sup_emit(struct sup *s, uint32_t type, uint32_t r, uint32_t reason, int ok, int count,
               int status, int sig, const char *msg);

@@ -114,11 +114,11 @@ static _Noreturn void sup_stop(struct sup *s)
     for (uint32_t i = 0; i < v->nslots; i++) {
         uint32_t w = atomic_load(&v->slots[i].state), st = ember__st(w);
         if (st == EMBER_SLOT_ABANDONED) {
-            ember__slot_finish(v, i, w, -EMBER_EPOOLDOWN, 0); /* freed: nobody collects it */
+            sup_finish(v, i, w, -EMBER_EPOOLDOWN, 0); /* freed: nobody collects it */
         } else if (st == EMBER_SLOT_QUEUED) {
-            never_ran += ember__slot_finish(v, i, w, -EMBER_EPOOLDOWN, EMBER_DOWN_QUEUED);
+            never_ran += sup_finish(v, i, w, -EMBER_EPOOLDOWN, EMBER_DOWN_QUEUED);
         } else if (st == EMBER_SLOT_RUNNING) {
-            lost += ember__slot_finish(v, i, w, -EMBER_EPOOLDOWN, EMBER_DOWN_KILLED);
+            lost += sup_finish(v, i, w, -EMBER_EPOOLDOWN, EMBER_DOWN_KILLED);
         }
     }
     uint64_t finished = calls_done(v) - done0;

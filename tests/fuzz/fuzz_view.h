@@ -39,7 +39,7 @@ static uint64_t fz_u64(struct fz_in *in) { uint64_t x; fz_take(in, &x, 8); retur
  * is placed at the end of its block, so that it ends exactly where the
  * block does and AddressSanitizer stops an index past its end. */
 enum { FZ_HDR, FZ_HANDLERS, FZ_RUNNERS, FZ_WORKERS, FZ_CALLERS, FZ_SLOTS, FZ_RUN0, FZ_FREE = FZ_RUN0 + 2,
-       FZ_EVENTS, FZ_OWNER, FZ_LEN, FZ_PAGES, FZ_DONE, FZ_NPARTS };
+       FZ_EVENTS, FZ_OWNER, FZ_LEN, FZ_PAGES, FZ_DONE, FZ_COUNTS, FZ_NPARTS };
 #define FZ_MAX_SLOTS 64u
 #define FZ_MAX_PAGES 16u
 
@@ -148,6 +148,10 @@ static void fz_view_make(struct ember__view *v, struct fz_in *in)
     }
     v->pages = fz_part(FZ_PAGES, (size_t)v->npages * v->page_size, FZ_MAX_PAGES * 4096, false); /* as it was */
     v->done = fz_part(FZ_DONE, (size_t)v->ncallers * v->done_stride, 8 * 64, true);
+    /* the counts: every worker's block and the supervisor's (nothing from the input) */
+    v->count_stride = (uint32_t)(sizeof(struct ember_count_ent) + v->nhandlers * sizeof(struct ember_handler_count));
+    v->counts = fz_part(FZ_COUNTS, (nw + 1) * v->count_stride,
+                        17 * (sizeof(struct ember_count_ent) + 8 * sizeof(struct ember_handler_count)), true);
 }
 
 static void fz_view_free(struct ember__view *v)

@@ -12,6 +12,7 @@
 
 #include "control.h"
 #include "pages.h"
+#include "metrics.h"
 
 struct ember_client {
     struct ember__view v;
@@ -318,6 +319,11 @@ static inline int ember__submit(ember_client *c, int h, const void *args, size_t
         memcpy(ember__page_ptr(v, s->args_page), args, len);
     }
     if (flags & EMBER_CALL_NOTIFY) ember__any_track(c, idx, gen, deadline);
+    /* the queue wait starts now (the runner's take ends it: abi.h,
+     * slot.t_start_ns); counted in our entry's own line (relaxed: only
+     * summed by readers; an RMW, since threads may share this client) */
+    s->t_start_ns = ember__now_coarse_ns();
+    atomic_fetch_add_explicit(&v->callers[c->caller_idx].calls_submitted, 1, memory_order_relaxed);
     /* publish: fields before QUEUED (release), QUEUED before the push */
     atomic_store_explicit(&s->state, ember__mk(gen, EMBER_SLOT_QUEUED), memory_order_release);
     uint32_t ring = ember__my_ring(v);
@@ -410,7 +416,9 @@ static inline int ember__collect(ember_client *c, uint32_t idx, uint32_t w, embe
     res->status = st0;
     res->detail = s->detail;
     res->runner = s->runner == EMBER_SLOT_NO_RUNNER ? EMBER_NONE : s->runner;
-    res->start_ns = s->t_start_ns;
+    /* a receipt only where a runner wrote one (before, the field held the
+     * time the call was queued) */
+    res->start_ns = s->runner == EMBER_SLOT_NO_RUNNER ? 0 : s->t_start_ns;
     res->node = s->node;
     if (st0 == 0 || st0 == -EMBER_EHANDLER) { /* a failed handler's message too */
         uint32_t rlen = s->res_len, rpage = s->res_page; /* read once, checked, used */

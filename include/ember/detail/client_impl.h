@@ -654,4 +654,141 @@ EMBER_API int ember_stats_wait(ember_client *c, uint32_t epoch, int64_t timeout_
     }
 }
 
+/* ---- metrics (client.h, part 4; the counts: detail/metrics.h) ---- */
+
+/* Resident bytes of process PID from /proc/PID/statm, 0 if unknown. */
+static inline uint64_t ember__proc_rss(pid_t pid)
+{
+    char path[40];
+    snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f) return 0;
+    unsigned long long size = 0, resident = 0;
+    int got = fscanf(f, "%llu %llu", &size, &resident);
+    fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    return got == 2 && page > 0 ? resident * (uint64_t)page : 0;
+}
+
+EMBER_API int ember_metrics_read(ember_client *c, ember_metrics *m, ember_handler_metrics *hm, int n)
+{
+    if (!c || !m || n < 0 || (n > 0 && !hm))
+        return ember__fail(-EMBER_EINVAL, "ember_metrics_read: bad argument");
+    const struct ember__view *v = &c->v;
+    struct ember_shm_header *h = v->hdr;
+    memset(m, 0, sizeof *m);
+    int nh = (int)v->nhandlers;
+    if (n > nh) n = nh;
+    if (n) memset(hm, 0, (size_t)n * sizeof *hm);
+    for (int i = 0; i < n; i++) {
+        memcpy(hm[i].name, v->handlers[i].name, EMBER_NAME_MAX);
+        hm[i].name[EMBER_NAME_MAX - 1] = 0;
+        hm[i].id = i;
+    }
+    /* the blocks of every worker and the supervisor's (relaxed: abi.h) */
+    const uint32_t writers = ember__sup_writer(v) + 1;
+    for (uint32_t w = 0; w < writers; w++) {
+        const struct ember_count_ent *ce = ember__counts(v, w);
+        for (int k = 0; k < EMBER_CAUSES; k++)
+            m->failed_by[k] += atomic_load_explicit(&ce->failed[k], memory_order_relaxed);
+        for (uint32_t i = 0; i < v->nhandlers; i++) {
+            const struct ember_handler_count *hc = ember__handler_counts(v, w, i);
+            uint64_t done = atomic_load_explicit(&hc->completed, memory_order_relaxed);
+            m->calls_completed += done;
+            if ((int)i >= n) continue;
+            hm[i].completed += done;
+            hm[i].failed += atomic_load_explicit(&hc->failed, memory_order_relaxed);
+            hm[i].queue_wait.sum_ns += atomic_load_explicit(&hc->wait_sum_ns, memory_order_relaxed);
+            hm[i].run_time.sum_ns += atomic_load_explicit(&hc->run_sum_ns, memory_order_relaxed);
+            for (int b = 0; b < EMBER_HIST_BUCKETS; b++) {
+                uint64_t wb = atomic_load_explicit(&hc->wait[b], memory_order_relaxed);
+                uint64_t rb = atomic_load_explicit(&hc->run[b], memory_order_relaxed);
+                hm[i].queue_wait.bucket[b] += wb, hm[i].queue_wait.count += wb;
+                hm[i].run_time.bucket[b] += rb, hm[i].run_time.count += rb;
+            }
+        }
+    }
+    for (int k = 0; k < EMBER_CAUSES; k++) m->calls_failed += m->failed_by[k];
+    for (uint32_t i = 0; i < v->ncallers; i++) {
+        const struct ember_caller_ent *ce = &v->callers[i];
+        m->calls_accepted += atomic_load_explicit(&ce->calls_submitted, memory_order_relaxed);
+        m->callers_attached += atomic_load_explicit(&ce->gen, memory_order_relaxed);
+        m->callers += atomic_load_explicit(&ce->pid, memory_order_relaxed) != 0;
+    }
+    for (uint32_t i = 0; i < v->nslots; i++) {
+        uint32_t st = ember__st(atomic_load_explicit(&v->slots[i].state, memory_order_relaxed));
+        m->calls_queued += st == EMBER_SLOT_QUEUED;
+        m->calls_in_flight += st == EMBER_SLOT_RUNNING || st == EMBER_SLOT_ABANDONED;
+    }
+    for (uint32_t r = 0; r < v->nrunners; r++) {
+        const struct ember_runner_ent *re = &v->runners[r];
+        uint32_t st = atomic_load_explicit(&re->state, memory_order_relaxed);
+        if (!atomic_load_explicit(&re->pid, memory_order_relaxed) || st == EMBER_RUNNER_EMPTY) continue;
+        unsigned busy = 0;
+        for (uint32_t t = 0; t < v->max_conc; t++)
+            busy += atomic_load_explicit(&v->workers[r * v->max_conc + t].busy, memory_order_relaxed) != 0;
+        m->runners_booting += st == EMBER_RUNNER_BOOTING;
+        m->runners_idle += st == EMBER_RUNNER_READY && !busy;
+        m->runners_busy += st == EMBER_RUNNER_READY && busy;
+        m->runners_draining += st == EMBER_RUNNER_DRAINING;
+        m->runners_rss += atomic_load_explicit(&re->rss, memory_order_relaxed);
+    }
+    m->runner_boots = atomic_load_explicit(&h->runners_started, memory_order_relaxed);
+    m->boot_failures = atomic_load_explicit(&h->boot_failures, memory_order_relaxed);
+    for (int k = 0; k < EMBER_WHY_SLOTS; k++)
+        m->runner_ends[k] = atomic_load_explicit(&h->runner_ends[k], memory_order_relaxed);
+    m->callers_reaped = atomic_load_explicit(&h->callers_reaped, memory_order_relaxed);
+    uint32_t sup = atomic_load_explicit(&h->sup_pid, memory_order_relaxed);
+    m->supervisor_rss = sup ? ember__proc_rss((pid_t)sup) : 0;
+    m->handlers = v->nhandlers;
+    m->coarse_tick_ns = ember__coarse_res_ns();
+    return nh;
+}
+
+EMBER_API uint64_t ember_histogram_bound_ns(int i)
+{
+    if (i < 0 || i >= EMBER_HIST_BUCKETS - 1) return UINT64_MAX;
+    return 1000000ull << i;
+}
+
+EMBER_API int ember_metrics_cause(int i)
+{
+    switch (i) {
+#define EMBER__XCAUSE(name, val, msg) case EMBER__CAUSE_##name: return -EMBER_##name;
+        EMBER_ERROR_TABLE(EMBER__XCAUSE)
+#undef EMBER__XCAUSE
+    default: return 0;
+    }
+}
+
+EMBER_API int ember_histogram_quantile(const ember_histogram *now, const ember_histogram *before,
+                                       double q, uint64_t *ns)
+{
+    if (!now || !ns || !(q >= 0 && q <= 1))
+        return ember__fail(-EMBER_EINVAL, "ember_histogram_quantile: bad argument");
+    uint64_t b[EMBER_HIST_BUCKETS], total = 0;
+    for (int i = 0; i < EMBER_HIST_BUCKETS; i++) {
+        uint64_t was = before ? before->bucket[i] : 0;
+        b[i] = now->bucket[i] > was ? now->bucket[i] - was : 0;
+        total += b[i];
+    }
+    if (!total) return -EMBER_EAGAIN;
+    /* the rank-th observation, 1-based, and its bucket */
+    double rank = q * (double)total;
+    if (rank < 1) rank = 1;
+    uint64_t seen = 0;
+    for (int i = 0; i < EMBER_HIST_BUCKETS; i++) {
+        if (!b[i] || (double)(seen + b[i]) < rank) {
+            seen += b[i];
+            continue;
+        }
+        uint64_t lo = i ? ember_histogram_bound_ns(i - 1) : 0, hi = ember_histogram_bound_ns(i);
+        if (hi == UINT64_MAX) *ns = lo;
+        else *ns = lo + (uint64_t)((double)(hi - lo) * ((rank - (double)seen) / (double)b[i]));
+        return 0;
+    }
+    *ns = ember_histogram_bound_ns(EMBER_HIST_BUCKETS - 2);
+    return 0;
+}
+
 #endif /* EMBER_DETAIL_CLIENT_IMPL_H */

@@ -203,10 +203,12 @@ static inline void ember__notify_owner(struct ember__view *v, const struct ember
 /* Move a finished slot to DONE (call) or FREE (cast, orphan) with STATUS; wakes a
  * sleeping owner. W is the RUNNING (or QUEUED) word as last seen or written
  * (a stale one only costs a failed CAS). Returns false
- * if the CAS lost; if the slot turned ABANDONED, frees it. */
-static inline bool ember__slot_finish(struct ember__view *v, uint32_t idx, uint32_t w, int status,
-                               int detail)
+ * if the CAS lost; if the slot turned ABANDONED, frees it. *ENDED (if not
+ * NULL): the status the call ended with (a cancel may replace STATUS). */
+static inline bool ember__slot_finish_ex(struct ember__view *v, uint32_t idx, uint32_t w, int status,
+                                         int detail, int *ended)
 {
+    if (ended) *ended = status;
     struct ember_slot *s = &v->slots[idx];
     const uint32_t gen0 = ember__gen(w);
     for (;;) {
@@ -222,6 +224,7 @@ static inline bool ember__slot_finish(struct ember__view *v, uint32_t idx, uint3
              * after this look, and the loop looks again) */
             bool cancel = (w & EMBER_SLOT_CANCEL) && (status == 0 || status == -EMBER_EHANDLER);
             s->status = cancel ? -EMBER_ECANCELLED : status;
+            if (ended) *ended = cancel ? -EMBER_ECANCELLED : status;
             s->detail = cancel ? 0 : detail;
             uint32_t nw = ember__mk(ember__gen(w), EMBER_SLOT_DONE);
             if (atomic_compare_exchange_strong_explicit(&s->state, &w, nw, memory_order_acq_rel,
@@ -234,6 +237,12 @@ static inline bool ember__slot_finish(struct ember__view *v, uint32_t idx, uint3
         }
         w = atomic_load_explicit(&s->state, memory_order_acquire);
     }
+}
+
+static inline bool ember__slot_finish(struct ember__view *v, uint32_t idx, uint32_t w, int status,
+                                      int detail)
+{
+    return ember__slot_finish_ex(v, idx, w, status, detail, NULL);
 }
 
 /* The owner of slot IDX is gone: give the slot up for good. DIED: it died

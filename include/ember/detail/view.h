@@ -34,6 +34,8 @@ struct ember__view {
     char *pages;
     char *done;                       /* done bitmaps: caller i's at done + i * done_stride */
     uint32_t done_stride;
+    uint32_t count_stride;            /* counts: writer i's block at counts + i * count_stride */
+    char *counts;
     uint32_t nslots, nrunners, max_conc, ncallers, nhandlers, npages, page_size, ncpus;
     uint32_t nrings, ncpu_map;
     const uint16_t *cpu_ring;         /* CPU number -> ring (all < nrings, checked) */
@@ -63,9 +65,10 @@ static inline bool ember__part_ok(uint64_t off, uint64_t len, uint64_t size)
 struct ember__geometry {
     uint64_t magic, segment_size, max_payload, default_timeout_ns, ring_stride;
     uint64_t off_handlers, off_runners, off_workers, off_callers, off_slots, off_run_ring,
-        off_free_ring, off_page_owner, off_page_len, off_pages, off_cpu_ring, off_events, off_done;
+        off_free_ring, off_page_owner, off_page_len, off_pages, off_cpu_ring, off_events, off_done,
+        off_counts;
     uint32_t abi_version, header_size, nslots, ring_cap, nrunners, max_concurrency, ncallers,
-        nhandlers, page_size, npages, ncpus, nrings, ncpu_map, done_stride;
+        nhandlers, page_size, npages, ncpus, nrings, ncpu_map, done_stride, count_stride;
 };
 
 static inline void ember__geometry_read(struct ember__geometry *g,
@@ -79,6 +82,7 @@ static inline void ember__geometry_read(struct ember__geometry *g,
     g->off_page_owner = h->off_page_owner, g->off_page_len = h->off_page_len;
     g->off_pages = h->off_pages, g->off_cpu_ring = h->off_cpu_ring, g->off_events = h->off_events;
     g->off_done = h->off_done, g->done_stride = h->done_stride;
+    g->off_counts = h->off_counts, g->count_stride = h->count_stride;
     g->abi_version = h->abi_version, g->header_size = h->header_size, g->nslots = h->nslots;
     g->ring_cap = h->ring_cap, g->nrunners = h->nrunners, g->max_concurrency = h->max_concurrency;
     g->ncallers = h->ncallers, g->nhandlers = h->nhandlers, g->page_size = h->page_size;
@@ -104,7 +108,8 @@ static inline int ember__geometry_check(const struct ember__geometry *g, size_t 
         g->ring_stride < ember__ring_bytes(g->ring_cap) || g->ring_stride > (1ull << 32) ||
         g->ring_stride % EMBER_CACHELINE || g->ncpu_map > 65536 ||
         g->done_stride < (g->nslots + 63) / 64 * 8 || g->done_stride % EMBER_CACHELINE ||
-        g->done_stride > 65536 / 8)
+        g->done_stride > 65536 / 8 ||
+        g->count_stride != sizeof(struct ember_count_ent) + g->nhandlers * sizeof(struct ember_handler_count))
         return ember__fail(-EMBER_ECORRUPT, "segment geometry out of range");
     uint64_t nw = (uint64_t)g->nrunners * g->max_concurrency;
     const struct { uint64_t off, len; } part[] = {
@@ -121,6 +126,7 @@ static inline int ember__geometry_check(const struct ember__geometry *g, size_t 
         { g->off_page_len, (uint64_t)g->npages * 4 },
         { g->off_pages, (uint64_t)g->npages * g->page_size },
         { g->off_done, (uint64_t)g->ncallers * g->done_stride },
+        { g->off_counts, (nw + 1) * g->count_stride },
     };
     for (size_t i = 0; i < sizeof part / sizeof part[0]; i++)
         if (!ember__part_ok(part[i].off, part[i].len, size))
@@ -181,6 +187,8 @@ static inline int ember__view_init(struct ember__view *v, void *base, size_t siz
     v->pages = b + g.off_pages;
     v->done = b + g.off_done;
     v->done_stride = g.done_stride;
+    v->counts = b + g.off_counts;
+    v->count_stride = g.count_stride;
     v->nslots = g.nslots;
     v->nrunners = g.nrunners;
     v->max_conc = g.max_concurrency;

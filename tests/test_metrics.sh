@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Description: the pool's metrics: `ember pool start --metrics-listen` serves
+# /metrics on loopback, and promtool accepts it and `ember stats
+# --openmetrics`; read with curl while calls run, /metrics shows them in
+# flight and the runner busy, then the counts (accepted, done, failed by
+# cause, per handler) and the run-time and queue-wait histograms moved by
+# what ran; a bad address and a port in use are refused, naming the fix,
+# and leave no pool running.
+set -u
+EMBER=$1
+NAME=metrics-$$
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+command -v promtool >/dev/null || { echo "FAIL: promtool is missing (Debian package prometheus)"; exit 1; }
+command -v curl >/dev/null || { echo "FAIL: curl is missing"; exit 1; }
+cleanup() {
+    "$EMBER" pool stop "$NAME" --shutdown_timeout 100ms >/dev/null 2>&1
+    "$EMBER" pool stop "$NAME-2" --shutdown_timeout 100ms >/dev/null 2>&1
+}
+trap cleanup EXIT
+
+# a free loopback port: the kernel's pick, then ours (tried again if taken meanwhile)
+for _ in 1 2 3 4 5; do
+    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    out=$("$EMBER" pool start "$NAME" --min 1 --max 1 --metrics-listen "127.0.0.1:$PORT" 2>&1) && break
+    grep -q "Address already in use" <<<"$out" || break
+done
+grep -q "started" <<<"$out" || { echo "FAIL: pool start: $out"; exit 1; }
+"$EMBER" pool wait "$NAME" --ready 1 --timeout 10s || { echo "FAIL: pool wait"; exit 1; }
+URL=http://127.0.0.1:$PORT/metrics
+# VALUE SERIES: the value of one series ("name{labels}") in the last scrape
+value() { grep -F "$1 " "$scrape" | awk '{print $NF}'; }
+scrape=$(mktemp)
+trap 'rm -f "$scrape"; cleanup' EXIT
+
+curl -sf "$URL" >"$scrape" || fail "curl $URL"
+promtool check metrics <"$scrape" || fail "promtool rejects /metrics"
+tail -1 "$scrape" | grep -qx "# EOF" || fail "/metrics does not end with # EOF"
+"$EMBER" stats "$NAME" --openmetrics | promtool check metrics || fail "promtool rejects ember stats --openmetrics"
+P="{pool=\"$NAME\""
+done0=$(value "ember_calls_completed_total$P}")
+runs0=$(value "ember_call_run_seconds_count$P,handler=\"sleep\"}")
+b0=$(value "ember_call_run_seconds_bucket$P,handler=\"sleep\",le=\"0.512\"}")
+below0=$(value "ember_call_run_seconds_bucket$P,handler=\"sleep\",le=\"0.128\"}")
+waits0=$(value "ember_call_queue_wait_seconds_count$P,handler=\"sleep\"}")
+[ "$done0" = 0 ] && [ "$runs0" = 0 ] && [ "$b0" = 0 ] || fail "a fresh pool has counts: done $done0 runs $runs0"
+
+# three 300 ms calls on one runner: one runs, two wait in the queue
+pids=()
+for i in 1 2 3; do "$EMBER" call "$NAME" sleep 300 >/dev/null & pids+=($!); done
+seen=false
+for _ in $(seq 100); do
+    curl -sf "$URL" >"$scrape"
+    if [ "$(value "ember_calls_in_flight$P}")" = 1 ] && [ "$(value "ember_runners$P,state=\"busy\"}")" = 1 ]; then
+        seen=true; break
+    fi
+    sleep 0.02
+done
+$seen || fail "/metrics never showed a call in flight on a busy runner: $(grep -E 'in_flight|state=' "$scrape")"
+for p in "${pids[@]}"; do wait "$p" || fail "a sleep call failed"; done
+"$EMBER" call "$NAME" nosuch >/dev/null 2>&1 # refused by the command: not a call
+"$EMBER" call "$NAME" exec -- false >/dev/null 2>&1 # exit status 1: a result, done
+"$EMBER" call "$NAME" sleep 1000 --timeout 100ms >/dev/null 2>&1 # ETIMEDOUT: failed
+
+curl -sf "$URL" >"$scrape" || fail "curl $URL after the calls"
+promtool check metrics <"$scrape" || fail "promtool rejects /metrics after the calls"
+[ "$(value "ember_calls_accepted_total$P}")" = 5 ] || fail "accepted: $(value "ember_calls_accepted_total$P}"), wanted 5"
+[ "$(value "ember_calls_completed_total$P}")" = 4 ] || fail "done: $(value "ember_calls_completed_total$P}"), wanted 4"
+[ "$(value "ember_calls_failed_total$P,cause=\"ETIMEDOUT\"}")" = 1 ] || fail "failed by ETIMEDOUT: $(grep calls_failed "$scrape")"
+[ "$(value "ember_handler_calls_completed_total$P,handler=\"sleep\"}")" = 3 ] || fail "sleep's completed calls"
+[ "$(value "ember_handler_calls_failed_total$P,handler=\"sleep\"}")" = 1 ] || fail "sleep's failed calls"
+[ "$(value "ember_handler_calls_completed_total$P,handler=\"exec\"}")" = 1 ] || fail "exec's completed calls"
+# the run-time histogram: 4 sleeps ran, the three of 300 ms in (0.256,
+# 0.512], the one cut at 100 ms at or below 0.128 s; the sum in seconds
+runs=$(value "ember_call_run_seconds_count$P,handler=\"sleep\"}")
+b512=$(value "ember_call_run_seconds_bucket$P,handler=\"sleep\",le=\"0.512\"}")
+b256=$(value "ember_call_run_seconds_bucket$P,handler=\"sleep\",le=\"0.256\"}")
+b128=$(value "ember_call_run_seconds_bucket$P,handler=\"sleep\",le=\"0.128\"}")
+[ "$runs" = 4 ] || fail "run-time count $runs, wanted 4"
+[ "$((b512 - b256))" = 3 ] || fail "run-time buckets: $b256 at 0.256 s, $b512 at 0.512 s (wanted 3 between)"
+[ "$((b128 - below0))" = 1 ] || fail "run-time bucket 0.128 s: $b128, wanted 1"
+sum=$(value "ember_call_run_seconds_sum$P,handler=\"sleep\"}")
+awk -v s="$sum" 'BEGIN { exit !(s >= 0.85 && s < 2) }' || fail "run-time sum $sum s for 3 x 0.3 s and a cut 0.1 s"
+# queue wait: every sleep a runner took was counted; the two that queued
+# behind a 300 ms call waited at least 256 ms
+waits=$(value "ember_call_queue_wait_seconds_count$P,handler=\"sleep\"}")
+w256=$(value "ember_call_queue_wait_seconds_bucket$P,handler=\"sleep\",le=\"0.256\"}")
+[ "$((waits - waits0))" = 4 ] || fail "queue-wait count $waits, wanted 4"
+[ "$((waits - w256))" -ge 2 ] || fail "queue waits above 0.256 s: $((waits - w256)), wanted 2 or more"
+[ "$(value "ember_runners$P,state=\"idle\"}")" = 1 ] || fail "the runner is not idle again"
+"$EMBER" stats "$NAME" | grep -qE "5 accepted, 4 done, 1 failed" || fail "ember stats: $("$EMBER" stats "$NAME" | grep calls:)"
+curl -s -o /dev/null -w "%{http_code}" "http://127.0.0.1:$PORT/other" | grep -qx 404 || fail "/other is not 404"
+
+# refused: a port in use (ours), an address that is not one; no pool is left
+out=$("$EMBER" pool start "$NAME-2" --metrics-listen "127.0.0.1:$PORT" 2>&1); st=$?
+[ "$st" = 1 ] && grep -q "Address already in use.*choose another port" <<<"$out" || fail "port in use: $st $out"
+out=$("$EMBER" pool start "$NAME-2" --metrics-listen "127.0.0.1:$PORT" --foreground 2>&1); st=$?
+[ "$st" = 1 ] && grep -q "Address already in use" <<<"$out" || fail "port in use (foreground): $st $out"
+"$EMBER" pool list | grep -q "$NAME-2" && fail "a pool whose --metrics-listen failed is left running"
+out=$("$EMBER" pool start "$NAME-2" --metrics-listen localhost 2>&1); st=$?
+[ "$st" = 2 ] && grep -q "is not ADDRESS:PORT" <<<"$out" || fail "no port: $st $out"
+out=$("$EMBER" pool start "$NAME-2" --metrics-listen 127.0.0.1:99999 2>&1); st=$?
+[ "$st" = 2 ] && grep -q "from 1 to 65535" <<<"$out" || fail "bad port: $st $out"
+out=$("$EMBER" pool start "$NAME-2" --metrics-listen my.host:9464 2>&1); st=$?
+[ "$st" = 2 ] && grep -q "not an IP address" <<<"$out" || fail "a name: $st $out"
+"$EMBER" pool stop "$NAME" >/dev/null || fail "pool stop"
+curl -s "$URL" >/dev/null && fail "/metrics still answers after the pool stopped"
+[ "$failures" -eq 0 ] && echo "metrics: served, linted, and moved by the calls"
+[ "$failures" -eq 0 ]
