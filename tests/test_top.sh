@@ -84,7 +84,7 @@ pids=$("$EMBER" stats "$NAME" --json | grep -oE '"pid":[0-9]+' | cut -d: -f2)
 [ "$(wc -w <<<"$pids")" = 3 ] || fail "3 runner pids from stats: '$pids'"
 expect "stdout not a terminal" 2 "standard output is not a terminal.*--once" "$EMBER" top "$NAME"
 out=$(LANG=C.UTF-8 LC_ALL=C.UTF-8 "$EMBER" top "$NAME" --once --interval 50ms)
-for pat in "^pool '$NAME'  running" "^latency no data" "^ +# +pid +node +state" $pids; do
+for pat in "^pool '$NAME'  running" "^latency no calls in the last interval" "^ +# +pid +node +state" $pids; do
     grep -qE -- "$pat" <<<"$out" || fail "--once lacks '$pat': $out"
 done
 # the ASCII fallback: nothing but ASCII when the locale is not UTF-8
@@ -105,6 +105,8 @@ long=$!
 # (the sparkline's highest block is its largest figure's: UTF-8 here)
 await_screen "calls per second and calls moving" top "^calls/s [1-9][0-9.]*  " "^calls/s .*█" \
     "^ +[0-2] +[0-9]+ +[-0-9]+ +(ready|busy) +[01]/1 +[1-9][0-9]* "
+# the latency of the last interval's calls (sleep 10: 10 ms, on the coarse clock)
+await_screen "latency percentiles" top "^latency run p50 [0-9.]+(us|ms|s) p90 [0-9.]+(us|ms|s) p99 [0-9.]+(us|ms|s)  queue p50 .*\([1-9][0-9]* calls\)"
 await_screen "a busy runner, its job's age" top "^ +[0-2] +[0-9]+ +[-0-9]+ +busy +1/1 +[0-9]+ +[0-9.]+s "
 kill "$loop"; wait "$loop" 2>/dev/null; loop=
 wait "$long"
