@@ -24,9 +24,31 @@
  *   scale_from_zero_ms  first call on a fresh min-0 pool (no runner yet) until
  *                       its result: growth request, fork, boot, the call
  *   boot_ms             fork to ready of those runners (their table entries)
+ *   bare_ring_calls_per_s  the mechanism alone: a bare ring with slots
+ *                       between two spinning processes, 256 in flight, in
+ *                       the async rounds (async_vs_bare: the first over it)
+ *   callers_throughput_calls_per_s, callers_p99_us  ("callers": 1 and 16, or
+ *                       1, 2, 4, 8, 16, 64 with --full) caller processes on
+ *                       one CPU, the one runner on the other, calls one at a
+ *                       time; contended_16_throughput_ratio: 16 over 1
+ *   fork_wait_p50_us    fork + waitpid of this process, in the rounds of
+ *                       scale from zero (zero_over_fork: the first over it)
+ *   supervisor_rss_kib, runner_overhead_kib, runner_rss_kib  a pool of 4
+ *                       runners at rest: the supervisor's VmRSS, a runner's
+ *                       pages of its own outside the pool's segment (smaps
+ *                       Private_*), and its VmRSS (medians)
+ *   warm_over_spin, cold_over_futex  the calls over their limits
+ * --full adds per system (ember, spin, futex, pipe): rtt_p50_us, rtt_p99_us,
+ * rtt_p99_9_us and the CDF (rtt_cdf_us, "p"); futex and pipe ping-pong back
+ * to back; payloads of the echo handler, 8 B to 16 MiB ("bytes"):
+ * payload_rtt_p50_us, _p99_us, payload_gbps (both ways), and memcpy's.
+ * Every line says its "system": ember, or the limit it is (spin,
+ * futex_cold, bare_ring, fork_wait, memcpy...).
  * The scale-from-zero pools run unpinned, as a first call would.
  * With two CPUs or more, the two sides of every measurement are pinned to
- * different CPUs ("pinned_apart" in the output).
+ * different CPUs ("pinned_apart" in the output): this process and its
+ * callers on CPU 0, every thread of the runner on CPU 1 (runner_boot binds
+ * the runner before it starts its workers).
  * Output: one JSON object per line: {"metric","value","unit",...}.
  * Each async round's three rates go to stderr.
  *   numa_local_share_percent  (--numa only, on a synthetic 2-node topology,
@@ -34,7 +56,7 @@
  *                       a caller pinned to each node's CPU makes calls one at a
  *                       time; the share of calls a runner of the caller's own
  *                       node ran (50 is what no placement would give)
- * Usage: ember-bench [--quick] [--rtt | --numa]
+ * Usage: ember-bench [--quick | --full] [--rtt | --numa]
  *   --rtt  only the spin baseline and the warm calls: spin_rtt_p50_us,
  *          call_rtt_warm_p50_us, _p99_us and warm_over_spin on stdout, each
  *          round's two medians on stderr */
