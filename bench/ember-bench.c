@@ -24,7 +24,14 @@
  *   scale_from_zero_ms  first call on a fresh min-0 pool (no runner yet) until
  *                       its result: growth request, fork, boot, the call
  *   boot_ms             fork to ready of those runners (their table entries)
- * The scale-from-zero pools run unpinned, as a first call would.
+ *   fork_wait_ms        fork of this process, the child exiting at once, and
+ *                       waitpid: the limit of any scale from zero (a runner is
+ *                       a fork of the application's image)
+ *   zero_over_fork      scale_from_zero_ms over fork_wait_ms; the two are
+ *                       sampled alternately (one fork + wait before each first
+ *                       call), medians of each
+ * The scale-from-zero pools run unpinned, as a first call would, and so does
+ * the fork + wait.
  * With two CPUs or more, the two sides of every measurement are pinned to
  * different CPUs ("pinned_apart" in the output).
  * Output: one JSON object per line: {"metric","value","unit",...}.
@@ -34,7 +41,9 @@
  *                       a caller pinned to each node's CPU makes calls one at a
  *                       time; the share of calls a runner of the caller's own
  *                       node ran (50 is what no placement would give)
- * Usage: ember-bench [--quick] [--rtt | --numa]
+ * Usage: ember-bench [--quick] [--rtt | --numa | --zero]
+ *   --zero only scale_from_zero_ms, boot_ms, fork_wait_ms and
+ *          zero_over_fork (each sample's pair on stderr)
  *   --rtt  only the spin baseline and the warm calls: spin_rtt_p50_us,
  *          call_rtt_warm_p50_us, _p99_us and warm_over_spin on stdout, each
  *          round's two medians on stderr */
@@ -85,11 +94,23 @@ static void pin_to(pid_t pid, int cpu)
     sched_setaffinity(pid, sizeof s, &s);
 }
 
+/* One fork of this process whose child exits at once, and its waitpid:
+ * the time in ns. */
+static uint64_t fork_wait(void)
+{
+    uint64_t t0 = ember__now_ns();
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    if (pid > 0) waitpid(pid, NULL, 0);
+    return ember__now_ns() - t0;
+}
+
 /* First calls on fresh min-0 pools: N samples of scale-from-zero and boot
- * time, in ns. */
-static int scale_from_zero(int n, uint64_t *first, uint64_t *boot)
+ * time, each after a sample of fork + wait (FORKW), in ns. */
+static int scale_from_zero(int n, uint64_t *first, uint64_t *boot, uint64_t *forkw)
 {
     for (int i = 0; i < n; i++) {
+        forkw[i] = fork_wait();
         struct ember_pool_config cfg;
         ember_pool_config_init(&cfg);
         char name[40];
@@ -114,6 +135,34 @@ static int scale_from_zero(int n, uint64_t *first, uint64_t *boot)
         ember_pool_stop(pool, 1000000000ll);
         if (rc) return -1;
     }
+    return 0;
+}
+
+/* Scale from zero against fork + wait, unpinned: N alternating samples of
+ * each; emitted as medians (and each pair to stderr when VERBOSE). */
+static int zero_vs_fork(int n, const char *extra, bool verbose)
+{
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    for (long i = 0; i < ncpu && i < CPU_SETSIZE; i++) CPU_SET((int)i, &all);
+    sched_setaffinity(0, sizeof all, &all);
+    uint64_t zero_lat[50], boot_lat[50], fork_lat[50];
+    if (n > 50) n = 50;
+    if (scale_from_zero(n, zero_lat, boot_lat, fork_lat)) {
+        fprintf(stderr, "ember-bench: scale from zero: %s\n", ember_last_error());
+        return 1;
+    }
+    if (verbose)
+        for (int i = 0; i < n; i++)
+            fprintf(stderr, "sample %d fork_wait %.3f ms scale_from_zero %.3f ms boot %.3f ms\n", i,
+                    (double)fork_lat[i] / 1e6, (double)zero_lat[i] / 1e6, (double)boot_lat[i] / 1e6);
+    double zero50 = pct(zero_lat, (size_t)n, 0.5) / 1000.0, boot50 = pct(boot_lat, (size_t)n, 0.5) / 1000.0;
+    double fork50 = pct(fork_lat, (size_t)n, 0.5) / 1000.0;
+    emit("scale_from_zero_ms", zero50, "ms", extra);
+    emit("boot_ms", boot50, "ms", extra);
+    emit("fork_wait_ms", fork50, "ms", extra);
+    emit("zero_over_fork", zero50 / fork50, "ratio", extra);
     return 0;
 }
 
@@ -300,13 +349,14 @@ static double median(double *v, int n)
 
 int main(int argc, char **argv)
 {
-    bool quick = false, rtt_only = false, numa = false;
+    bool quick = false, rtt_only = false, numa = false, zero = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) quick = true;
         else if (strcmp(argv[i], "--rtt") == 0) rtt_only = true;
         else if (strcmp(argv[i], "--numa") == 0) numa = true;
+        else if (strcmp(argv[i], "--zero") == 0) zero = true;
         else {
-            fprintf(stderr, "usage: ember-bench [--quick] [--rtt | --numa]\n");
+            fprintf(stderr, "usage: ember-bench [--quick] [--rtt | --numa | --zero]\n");
             return 2;
         }
     }
@@ -318,6 +368,7 @@ int main(int argc, char **argv)
     snprintf(extra, sizeof extra, "\"quick\":%s,\"cpus\":%ld,\"pinned_apart\":%s",
              quick ? "true" : "false", ncpu, g_pin ? "true" : "false");
     if (numa) return numa_share(quick ? 5000 : 50000, extra);
+    if (zero) return zero_vs_fork(quick ? 15 : 50, extra, true);
 
     struct ember_pool_config cfg;
     ember_pool_config_init(&cfg);
@@ -432,19 +483,6 @@ int main(int argc, char **argv)
     uint64_t c1 = task_cpu_ns(sup) + task_cpu_ns(run), w1 = ember__now_ns();
     double idle = 100.0 * (double)(c1 - c0) / (double)(w1 - w0);
 
-    /* scale from zero, unpinned */
-    cpu_set_t all;
-    CPU_ZERO(&all);
-    for (long i = 0; i < ncpu && i < CPU_SETSIZE; i++) CPU_SET((int)i, &all);
-    sched_setaffinity(0, sizeof all, &all);
-    int nz = quick ? 15 : 50;
-    uint64_t zero_lat[50], boot_lat[50];
-    if (scale_from_zero(nz, zero_lat, boot_lat)) {
-        fprintf(stderr, "ember-bench: scale from zero: %s\n", ember_last_error());
-        return 1;
-    }
-    double zero50 = pct(zero_lat, (size_t)nz, 0.5) / 1000.0, boot50 = pct(boot_lat, (size_t)nz, 0.5) / 1000.0;
-
     emit("spin_rtt_p50_us", spin, "us", extra);
     emit("futex_rtt_p50_us", futex, "us", extra);
     emit("call_rtt_warm_p50_us", warm50, "us", extra);
@@ -455,8 +493,7 @@ int main(int argc, char **argv)
     emit("async_any_over_sweep", any / sweep, "ratio", extra);
     if (fc) emit("async_fd_calls_per_s", fdt, "calls/s", extra);
     emit("idle_cpu_percent", idle, "percent", extra);
-    emit("scale_from_zero_ms", zero50, "ms", extra);
-    emit("boot_ms", boot50, "ms", extra);
+    if (zero_vs_fork(quick ? 15 : 50, extra, false)) return 1; /* scale from zero, unpinned */
     ember_detach(c);
     ember_pool_stop(pool, 1000000000ll);
     free(lat);
