@@ -529,6 +529,7 @@ int sup_spawn_runner(struct sup *s, uint32_t reason, const uint32_t *demand)
     pid_t pid = fork();
     if (pid == 0) {
         close(s->lock_fd); /* first: the supervisor's liveness lock is its own */
+        if (s->cg_spare >= 0) close(s->cg_spare); /* the next runner's */
         ember__self.cg_fd = cg_fd; /* joined first thing (runner.c) */
         s->ops->close_in_child(s->loop);
         close(s->sigfd);

@@ -94,6 +94,7 @@ struct sup {
     struct ember__cgroup cg; /* the runners' memory cgroups (version 0: none) */
     char cg_why[160];       /* why there are none */
     bool cg_left, cg_said;  /* leaves to remove at the tick; a failed leaf logged */
+    int cg_spare;           /* the spare leaf's cgroup.procs (lib/cgroup.h), -1: none */
 };
 
 /* What the supervisor takes from shared memory, which any process of the
@@ -172,7 +173,8 @@ int sup_cgroup_leaf(struct sup *s, uint32_t r, uint32_t gen, int *fd, char *msg,
 /* After runner R (life GEN) died: did the OOM killer kill in its leaf?
  * Removes the leaf. */
 bool sup_cgroup_end(struct sup *s, uint32_t r, uint32_t gen);
-/* Remove leaves left busy before (called about once a second). */
+/* Remove leaves left busy before, and make a spare leaf if a boot took
+ * it (called about once a second). */
 void sup_cgroup_tick(struct sup *s);
 void sup_cgroup_close(struct sup *s);
 

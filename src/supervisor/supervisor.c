@@ -147,6 +147,7 @@ static void sup_init(struct sup *s, struct ember__view *v, const struct ember_po
     s->self = getpid();
     s->app_pidfd = -1;
     s->lock_fd = -1;
+    s->cg_spare = -1;
     const char *env = getenv("EMBER_LOG");
     sup_log_level = cfg->log;
     if (env && atoi(env) > sup_log_level) sup_log_level = atoi(env);
