@@ -31,8 +31,11 @@
  *                       1, 2, 4, 8, 16, 64 with --full) caller processes on
  *                       one CPU, the one runner on the other, calls one at a
  *                       time; contended_16_throughput_ratio: 16 over 1
- *   fork_wait_p50_us    fork + waitpid of this process, in the rounds of
- *                       scale from zero (zero_over_fork: the first over it)
+ *   fork_wait_p50_us    fork of this process, the child exiting at once, and
+ *                       waitpid: the limit of any scale from zero (a runner is
+ *                       a fork of the application's image); zero_over_fork:
+ *                       scale_from_zero over it, the two sampled alternately
+ *                       (one fork + wait before each first call), medians
  *   supervisor_rss_kib, runner_overhead_kib, runner_rss_kib  a pool of 4
  *                       runners at rest: the supervisor's VmRSS, a runner's
  *                       pages of its own outside the pool's segment (smaps
@@ -44,7 +47,8 @@
  * payload_rtt_p50_us, _p99_us, payload_gbps (both ways), and memcpy's.
  * Every line says its "system": ember, or the limit it is (spin,
  * futex_cold, bare_ring, fork_wait, memcpy...).
- * The scale-from-zero pools run unpinned, as a first call would.
+ * The scale-from-zero pools run unpinned, as a first call would, and so does
+ * the fork + wait.
  * With two CPUs or more, the two sides of every measurement are pinned to
  * different CPUs ("pinned_apart" in the output): this process and its
  * callers on CPU 0, every thread of the runner on CPU 1 (runner_boot binds
@@ -56,7 +60,9 @@
  *                       a caller pinned to each node's CPU makes calls one at a
  *                       time; the share of calls a runner of the caller's own
  *                       node ran (50 is what no placement would give)
- * Usage: ember-bench [--quick | --full] [--rtt | --numa]
+ * Usage: ember-bench [--quick | --full] [--rtt | --numa | --zero]
+ *   --zero only scale_from_zero_ms, boot_ms, fork_wait_p50_us and
+ *          zero_over_fork (each sample's pair on stderr)
  *   --rtt  only the spin baseline and the warm calls: spin_rtt_p50_us,
  *          call_rtt_warm_p50_us, _p99_us and warm_over_spin on stdout, each
  *          round's two medians on stderr */
@@ -119,11 +125,23 @@ static int pin_runner_boot(void *arg, char *msg, size_t len)
     return 0;
 }
 
+/* One fork of this process whose child exits at once, and its waitpid:
+ * the time in ns. */
+static uint64_t fork_wait_once(void)
+{
+    uint64_t t0 = ember__now_ns();
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    if (pid > 0) waitpid(pid, NULL, 0);
+    return ember__now_ns() - t0;
+}
+
 /* First calls on fresh min-0 pools: N samples of scale-from-zero and boot
- * time, in ns. */
-static int scale_from_zero(int n, uint64_t *first, uint64_t *boot)
+ * time, each after a sample of fork + wait (FORKW), in ns. */
+static int scale_from_zero(int n, uint64_t *first, uint64_t *boot, uint64_t *forkw)
 {
     for (int i = 0; i < n; i++) {
+        forkw[i] = fork_wait_once();
         struct ember_pool_config cfg;
         ember_pool_config_init(&cfg);
         char name[40];
@@ -148,6 +166,34 @@ static int scale_from_zero(int n, uint64_t *first, uint64_t *boot)
         ember_pool_stop(pool, 1000000000ll);
         if (rc) return -1;
     }
+    return 0;
+}
+
+/* Scale from zero against fork + wait, unpinned: N alternating samples of
+ * each; emitted as medians (and each pair to stderr when VERBOSE). */
+static int zero_vs_fork(int n, const char *extra, bool verbose)
+{
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    for (long i = 0; i < ncpu && i < CPU_SETSIZE; i++) CPU_SET((int)i, &all);
+    sched_setaffinity(0, sizeof all, &all);
+    uint64_t zero_lat[50], boot_lat[50], fork_lat[50];
+    if (n > 50) n = 50;
+    if (scale_from_zero(n, zero_lat, boot_lat, fork_lat)) {
+        fprintf(stderr, "ember-bench: scale from zero: %s\n", ember_last_error());
+        return 1;
+    }
+    if (verbose)
+        for (int i = 0; i < n; i++)
+            fprintf(stderr, "sample %d fork_wait %.3f ms scale_from_zero %.3f ms boot %.3f ms\n", i,
+                    (double)fork_lat[i] / 1e6, (double)zero_lat[i] / 1e6, (double)boot_lat[i] / 1e6);
+    double zero50 = pct(zero_lat, (size_t)n, 0.5) / 1000.0, boot50 = pct(boot_lat, (size_t)n, 0.5) / 1000.0;
+    double fork50 = pct(fork_lat, (size_t)n, 0.5) / 1000.0;
+    emit("scale_from_zero_ms", zero50, "ms", extra);
+    emit("boot_ms", boot50, "ms", extra);
+    emit("fork_wait_p50_us", fork50 * 1000.0, "us", extra);
+    emit("zero_over_fork", zero50 / fork50, "ratio", extra);
     return 0;
 }
 
@@ -338,18 +384,6 @@ static double bare_ring(uint64_t span)
     waitpid(pid, NULL, 0);
     munmap(b, sizeof *b);
     return bad ? -1 : (double)done / ((double)(t1 - t0) / 1e9);
-}
-
-/* fork + waitpid of a child that exits at once: N samples in ns. */
-static void fork_wait(int n, uint64_t *lat)
-{
-    for (int i = 0; i < n; i++) {
-        uint64_t t = ember__now_ns();
-        pid_t pid = fork();
-        if (pid == 0) _exit(0);
-        waitpid(pid, NULL, 0);
-        lat[i] = ember__now_ns() - t;
-    }
 }
 
 /* K caller processes (all on CPU 0, the runner on CPU 1) each make calls
@@ -630,14 +664,15 @@ static void emit_pcts(const char *prefix, const char *system, uint64_t *lat, siz
 
 int main(int argc, char **argv)
 {
-    bool quick = false, rtt_only = false, numa = false, full = false;
+    bool quick = false, rtt_only = false, numa = false, full = false, zero = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) quick = true;
         else if (strcmp(argv[i], "--full") == 0) full = true;
         else if (strcmp(argv[i], "--rtt") == 0) rtt_only = true;
         else if (strcmp(argv[i], "--numa") == 0) numa = true;
+        else if (strcmp(argv[i], "--zero") == 0) zero = true;
         else {
-            fprintf(stderr, "usage: ember-bench [--quick | --full] [--rtt | --numa]\n");
+            fprintf(stderr, "usage: ember-bench [--quick | --full] [--rtt | --numa | --zero]\n");
             return 2;
         }
     }
@@ -652,6 +687,7 @@ int main(int argc, char **argv)
     snprintf(g_base, sizeof g_base, "\"quick\":%s,\"cpus\":%ld,\"pinned_apart\":%s",
              quick ? "true" : "false", ncpu, g_pin ? "true" : "false");
     if (numa) return numa_share(quick ? 5000 : 50000, g_base);
+    if (zero) return zero_vs_fork(quick ? 15 : 50, g_base, true);
 
     /* memory first: the supervisor is forked from this process, still small */
     long sup_kib = -1, runner_kib = -1, runner_rss_kib = -1;
@@ -872,23 +908,19 @@ int main(int argc, char **argv)
     free(cold_lat);
 
     /* scale from zero and fork + wait, unpinned as a first call would be,
-     * in alternating rounds */
+     * sampled alternately */
     cpu_set_t all;
     CPU_ZERO(&all);
     for (long i = 0; i < ncpu && i < CPU_SETSIZE; i++) CPU_SET((int)i, &all);
     sched_setaffinity(0, sizeof all, &all);
-    const int zrounds = 5, zper = quick ? 3 : 10, fper = 100;
-    uint64_t zero_lat[50], boot_lat[50], fork_lat[500];
-    for (int k = 0; k < zrounds; k++) {
-        if (scale_from_zero(zper, zero_lat + k * zper, boot_lat + k * zper)) {
-            fprintf(stderr, "ember-bench: scale from zero: %s\n", ember_last_error());
-            return 1;
-        }
-        fork_wait(fper, fork_lat + k * fper);
+    uint64_t zero_lat[50], boot_lat[50], fork_lat[50];
+    const int nz = quick ? 15 : 50;
+    if (scale_from_zero(nz, zero_lat, boot_lat, fork_lat)) {
+        fprintf(stderr, "ember-bench: scale from zero: %s\n", ember_last_error());
+        return 1;
     }
-    int nz = zrounds * zper;
     double zero50 = pct(zero_lat, (size_t)nz, 0.5) / 1000.0, boot50 = pct(boot_lat, (size_t)nz, 0.5) / 1000.0;
-    double fork50 = pct(fork_lat, (size_t)(zrounds * fper), 0.5);
+    double fork50 = pct(fork_lat, (size_t)nz, 0.5); /* us */
 
     emits("spin_rtt_p50_us", spin, "us", "spin", NULL);
     emits("futex_rtt_p50_us", futex, "us", "futex_cold", NULL);

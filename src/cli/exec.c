@@ -262,7 +262,7 @@ static void req_fill(const struct field *f, struct exec_req *req, const char **a
                      struct exec_output *outs, size_t *argi, size_t *envi, size_t *outi)
 {
     const char *s = (const char *)f->data;
-    size_t split;
+    size_t split = 0; /* set by is_output, which the decode checked already */
     switch (f->tag) {
     case RQ_ARG: argv[(*argi)++] = s; break;
     case RQ_ENV: env[(*envi)++] = s; break;

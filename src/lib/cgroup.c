@@ -211,11 +211,13 @@ unsigned ember__cgroup_pool_close(struct ember__cgroup *cg)
     return remove_tree(cg->dir);
 }
 
-int ember__cgroup_leaf_make(const struct ember__cgroup *cg, uint32_t r, uint32_t gen,
-                            size_t memory_max, char *why, size_t wlen)
+/* Make the leaf NAME of CG with MEMORY_MAX: the fd of its cgroup.procs,
+ * or a negative errno with WHY. */
+static int leaf_make_named(const struct ember__cgroup *cg, const char *name, size_t memory_max,
+                           char *why, size_t wlen)
 {
     char leaf[PATH_MAX], val[32];
-    if ((size_t)snprintf(leaf, sizeof leaf, "%s/%u.%u", cg->dir, r, gen) >= sizeof leaf) {
+    if ((size_t)snprintf(leaf, sizeof leaf, "%s/%s", cg->dir, name) >= sizeof leaf) {
         snprintf(why, wlen, "the cgroup path %s is too long", cg->dir);
         return -ENAMETOOLONG;
     }
@@ -244,6 +246,34 @@ int ember__cgroup_leaf_make(const struct ember__cgroup *cg, uint32_t r, uint32_t
     }
     if (rc < 0) rmdir(leaf);
     return rc < 0 ? rc : fd;
+}
+
+int ember__cgroup_leaf_make(const struct ember__cgroup *cg, uint32_t r, uint32_t gen,
+                            size_t memory_max, char *why, size_t wlen)
+{
+    char name[32];
+    snprintf(name, sizeof name, "%u.%u", r, gen);
+    return leaf_make_named(cg, name, memory_max, why, wlen);
+}
+
+#define EMBER__SPARE_LEAF "next" /* not R.GEN: sweeps leave it alone */
+
+int ember__cgroup_spare_make(const struct ember__cgroup *cg, size_t memory_max)
+{
+    char why[8];
+    return cg->version ? leaf_make_named(cg, EMBER__SPARE_LEAF, memory_max, why, sizeof why) : -ENOENT;
+}
+
+int ember__cgroup_spare_take(const struct ember__cgroup *cg, uint32_t r, uint32_t gen)
+{
+    char from[PATH_MAX], to[PATH_MAX];
+    if ((size_t)snprintf(from, sizeof from, "%s/" EMBER__SPARE_LEAF, cg->dir) >= sizeof from ||
+        (size_t)snprintf(to, sizeof to, "%s/%u.%u", cg->dir, r, gen) >= sizeof to)
+        return -ENAMETOOLONG;
+    if (rename(from, to) == 0) return 0;
+    int e = errno;
+    rmdir(from);
+    return -e;
 }
 
 int ember__cgroup_join(int fd)

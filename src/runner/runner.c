@@ -6,13 +6,20 @@
  *
  * The workers (worker.c) take and run calls.
  *
- * The main thread is the runner's control thread: it runs the boot callback
- * and the plugin handlers' inits (once per runner), starts the workers, says READY, then sleeps on runner.ctl and answers
- * the supervisor (idle check, drain), and publishes its resident memory
- * (every 200 ms with max_rss, else every second). Draining: workers take no new call, finish the one
- * they run and end; one that was woken for a call it will not take passes
- * the wake-up on; the control thread joins them, runs the plugin handlers'
- * teardowns and exits 0.
+ * The main thread runs the boot callback and the plugin handlers' inits
+ * (once per runner), starts the control thread and the other workers, says
+ * READY, and becomes worker 0 itself: the first call a runner takes is
+ * taken by the thread that said READY, on the CPU it already runs on, with
+ * no thread to wake first (a new thread is placed on the idlest CPU, and
+ * waking an idle vCPU costs 50-150 us: a third of a scale from zero).
+ * The control thread sleeps on runner.ctl and answers the supervisor (idle
+ * check, drain), and publishes its resident memory (every 200 ms with
+ * max_rss, else every second). Draining: the control thread (or a worker
+ * that took the last job credit) sets draining and wakes the parked
+ * workers; workers take no new call, finish the one they run and end; one
+ * that was woken for a call it will not take passes the wake-up on; the
+ * main thread, its own worker loop ended, joins the others, runs the plugin
+ * handlers' teardowns and exits 0.
  * Job credits (max_jobs, single_use): see worker.c. */
 
 #include <errno.h>
@@ -124,8 +131,10 @@ _Noreturn void ember__runner_exit(int status)
     _exit(status);
 }
 
-/* End the runner: its workers finish their calls and stop. */
-static _Noreturn void drain_and_exit(struct ember__view *v, struct worker_arg *args)
+/* Begin the runner's end: its workers take no new call (the parked ones
+ * are woken to see it), finish the one they run and stop; the main thread
+ * then ends the process (runner_finish). */
+static void drain_begin(struct ember__view *v, struct worker_arg *args)
 {
     atomic_store(&ember__self.draining, true);
     for (uint32_t t = 0; t < v->max_conc; t++) { /* wake the parked */
@@ -133,7 +142,14 @@ static _Noreturn void drain_and_exit(struct ember__view *v, struct worker_arg *a
         uint32_t exp = EMBER_WORKER_PARKED;
         if (atomic_compare_exchange_strong(pw, &exp, EMBER_WORKER_WOKEN)) ember__futex_wake(pw, 1);
     }
-    for (uint32_t t = 0; t < v->max_conc; t++) pthread_join(args[t].th, NULL);
+}
+
+/* On the main thread, its own worker loop (worker 0) ended: the runner is
+ * draining. Join the other workers, hand the plugin handlers their
+ * contexts back, exit 0. */
+static _Noreturn void runner_finish(struct ember__view *v, struct worker_arg *args)
+{
+    for (uint32_t t = 1; t < v->max_conc; t++) pthread_join(args[t].th, NULL);
     plugins_fini(ember__nhandlers);
     _exit(EMBER__EXIT_OK);
 }
@@ -184,7 +200,10 @@ static int64_t job_credits(const struct ember_pool_config *cfg)
     return (int64_t)(j - jitter > INT64_MAX ? INT64_MAX : j - jitter);
 }
 
-/* Start the workers of runner IDX; returns their handles. */
+static void *control_main(void *arg);
+
+/* Start the control thread and the workers of runner IDX but the first,
+ * which the main thread runs; returns their handles. */
 static struct worker_arg *workers_start(struct ember__view *v, uint32_t idx)
 {
     struct worker_arg *args = calloc(v->max_conc, sizeof *args);
@@ -201,30 +220,50 @@ static struct worker_arg *workers_start(struct ember__view *v, uint32_t idx)
         atomic_store(&we->current, EMBER_NONE);
         atomic_store(&we->idle_since, now);
     }
-    for (uint32_t t = 0; t < v->max_conc; t++)
+    pthread_t control;
+    if (pthread_create(&control, &at, control_main, args) != 0)
+        ember__runner_exit(EMBER__EXIT_RUNNER_THREAD);
+    pthread_detach(control); /* it ends with the process */
+    args[0].th = pthread_self();
+    for (uint32_t t = 1; t < v->max_conc; t++)
         if (pthread_create(&args[t].th, &at, ember__worker_main, &args[t]) != 0)
             ember__runner_exit(EMBER__EXIT_RUNNER_THREAD);
     pthread_attr_destroy(&at);
     return args;
 }
 
-/* The control thread's loop: answer the supervisor (drain, idle check),
- * publish the resident memory (and recycle above max_rss), notice a dead
- * supervisor. */
-static _Noreturn void control_loop(struct ember__view *v, struct worker_arg *args, pid_t sup)
+/* The control thread: answer the supervisor (drain, idle check), publish
+ * the resident memory (and recycle above max_rss), notice a dead
+ * supervisor. Once the runner drains it only watches the supervisor, while
+ * the workers finish. */
+static void *control_main(void *arg)
 {
+    struct worker_arg *args = arg;
+    struct ember__view *v = ember__self.view;
     const struct ember_pool_config *cfg = ember__self.cfg;
     struct ember_runner_ent *re = &v->runners[ember__self.runner];
+    const pid_t sup = (pid_t)ember__self.parent.supervisor_pid;
+    bool drained = false;
     for (;;) {
         uint32_t ctl = atomic_load(&re->ctl);
-        if (ctl == EMBER_CTL_DRAIN || atomic_load(&ember__self.draining)) drain_and_exit(v, args);
+        if (!drained && (ctl == EMBER_CTL_DRAIN || atomic_load(&ember__self.draining))) {
+            drain_begin(v, args);
+            drained = true;
+        }
+        if (drained) { /* the main thread ends the process once its workers are done */
+            ember__futex_wait(&re->ctl, ctl, ember__now_ns() + 1000000000ull);
+            if (getppid() != sup) _exit(EMBER__EXIT_OK); /* the supervisor is gone */
+            continue;
+        }
         if (ctl == EMBER_CTL_IDLE_CHECK) {
             bool go = !cfg->idle_shutdown_check || cfg->idle_shutdown_check(cfg->idle_shutdown_arg);
             uint32_t rs = EMBER_RUNNER_READY;
             if (go && runner_idle(v) &&
                 atomic_compare_exchange_strong(&re->state, &rs, EMBER_RUNNER_DRAINING)) {
                 atomic_store(&re->reason, EMBER_WHY_IDLE);
-                drain_and_exit(v, args);
+                drain_begin(v, args);
+                drained = true;
+                continue;
             }
             atomic_compare_exchange_strong(&re->ctl, &ctl, EMBER_CTL_NONE);
             atomic_fetch_add(&re->veto_seq, 1);
@@ -262,10 +301,13 @@ _Noreturn void ember__runner_main(struct ember__view *v, uint32_t idx, uint32_t 
     struct worker_arg *args = workers_start(v, idx);
     atomic_store(&re->ready_ns, ember__now_ns());
     uint32_t st = EMBER_RUNNER_BOOTING;
-    if (!atomic_compare_exchange_strong(&re->state, &st, EMBER_RUNNER_READY))
-        drain_and_exit(v, args); /* drained while it booted (a resize) */
+    if (!atomic_compare_exchange_strong(&re->state, &st, EMBER_RUNNER_READY)) {
+        drain_begin(v, args); /* drained while it booted (a resize) */
+        runner_finish(v, args);
+    }
     atomic_fetch_add(&v->hdr->epoch, 1);
     ember__futex_wake(&v->hdr->epoch, INT_MAX);
     ember__ring_doorbell(v);
-    control_loop(v, args, sup);
+    ember__worker_main(&args[0]); /* worker 0: returns once the runner drains */
+    runner_finish(v, args);
 }

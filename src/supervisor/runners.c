@@ -530,6 +530,7 @@ int sup_spawn_runner(struct sup *s, uint32_t reason, const uint32_t *demand)
     pid_t pid = fork();
     if (pid == 0) {
         close(s->lock_fd); /* first: the supervisor's liveness lock is its own */
+        if (s->cg_spare >= 0) close(s->cg_spare); /* the next runner's */
         ember__self.cg_fd = cg_fd; /* joined first thing (runner.c) */
         s->ops->close_in_child(s->loop);
         close(s->sigfd);
@@ -540,9 +541,9 @@ int sup_spawn_runner(struct sup *s, uint32_t reason, const uint32_t *demand)
             if (s->callers[i].pidfd >= 0) close(s->callers[i].pidfd);
         ember__runner_main(v, r, gen, s->self, s->cfg);
     }
-    if (cg_fd >= 0) close(cg_fd);
     if (pid < 0) {
         int e = errno;
+        if (cg_fd >= 0) close(cg_fd);
         atomic_store(&re->state, EMBER_RUNNER_EMPTY);
         sup_cgroup_end(s, r, gen);
         snprintf(msg, sizeof msg, "fork: %s", strerror(e));
@@ -554,6 +555,10 @@ int sup_spawn_runner(struct sup *s, uint32_t reason, const uint32_t *demand)
     atomic_fetch_add(&v->hdr->runners_started, 1);
     sr->pidfd = ember__pidfd_open(pid);
     int rc = sr->pidfd < 0 ? -errno : sup_add_watch(s, sr->pidfd, MKTAG(TAG_RUNNER, r, gen), pid);
+    /* the leaf's fd (the spare's, opened ahead) is closed only now: the
+     * pidfd needs a descriptor of its own, and a supervisor out of them
+     * fails the boot as unwatched rather than reuse the leaf's */
+    if (cg_fd >= 0) close(cg_fd);
     if (rc < 0) {
         unwatched_runner(s, r, pid, -rc);
         return -1;

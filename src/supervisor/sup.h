@@ -95,6 +95,7 @@ struct sup {
     char cg_why[160];       /* why there are none */
     bool cg_left, cg_said;  /* leaves to remove at the tick; a failed leaf logged */
     uint64_t said_expired, said_poisoned; /* the counters as the log last told them */
+    int cg_spare;           /* the spare leaf's cgroup.procs (lib/cgroup.h), -1: none */
 };
 
 /* What the supervisor takes from shared memory, which any process of the
@@ -192,7 +193,8 @@ int sup_cgroup_leaf(struct sup *s, uint32_t r, uint32_t gen, int *fd, char *msg,
 /* After runner R (life GEN) died: did the OOM killer kill in its leaf?
  * Removes the leaf. */
 bool sup_cgroup_end(struct sup *s, uint32_t r, uint32_t gen);
-/* Remove leaves left busy before (called about once a second). */
+/* Remove leaves left busy before, and make a spare leaf if a boot took
+ * it (called about once a second). */
 void sup_cgroup_tick(struct sup *s);
 void sup_cgroup_close(struct sup *s);
 

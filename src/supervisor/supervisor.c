@@ -147,6 +147,7 @@ static void sup_init(struct sup *s, struct ember__view *v, const struct ember_po
     s->self = getpid();
     s->app_pidfd = -1;
     s->lock_fd = -1;
+    s->cg_spare = -1;
     const char *env = getenv("EMBER_LOG");
     /* EMBER_LOG, where set to a level, is the operator's word over the
      * pool's option (EMBER_LOG=0 silences a daemon) */
