@@ -9,9 +9,12 @@
  *                     only if they meet on the one context the runner's
  *                     workers share.
  *   sample.echo ARG   ARG back: a handler without init or context.
+ *   sample.crash [SIG] kills its runner with signal SIG (default 11,
+ *                     SIGSEGV): a job that crashes every time it runs.
  * sample.count's teardown appends "fini PID CALLS" to the file
  * $EMBER_SAMPLE_LOG when it is set, for a test to see that it ran. */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,10 +95,25 @@ static int echo(void *ctx, const void *args, size_t len, ember_out *out, const e
     return ember_out_write(out, args, len);
 }
 
+static int crash(void *ctx, const void *args, size_t len, ember_out *out, const ember_job *job)
+{
+    (void)ctx, (void)out, (void)job;
+    char arg[8] = "11";
+    if (len && len < sizeof arg) {
+        memcpy(arg, args, len);
+        arg[len] = 0;
+    }
+    int sig = atoi(arg);
+    signal(sig, SIG_DFL);
+    raise(sig);
+    abort();
+}
+
 static const ember_plugin_handler handlers[] = {
     { "sample.count", count, count_init, count_fini, "[N]",
       "count calls in a context made once per runner (N: wait for N calls to meet)" },
     { "sample.echo", echo, NULL, NULL, "ARG", "ARG back" },
+    { "sample.crash", crash, NULL, NULL, "[SIG]", "kill the runner with signal SIG (default 11)" },
 };
 
 static const ember_plugin plugin = {

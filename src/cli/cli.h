@@ -156,5 +156,6 @@ int cmd_top(int argc, char **argv);     /* top.c: ember top */
 int cmd_call(int argc, char **argv);
 int cmd_run(int argc, char **argv);     /* run.c: ember run */
 int cmd_plugins(int argc, char **argv); /* plugins.c: ember plugins */
+int cmd_bridge(int argc, char **argv);  /* bridge/bridge.c: ember bridge */
 
 #endif

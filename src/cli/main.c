@@ -12,6 +12,7 @@
  *   ember help [COMMAND], ember version (--version, -V)
  *   ember call NAME exec [OPTIONS] [--] PROGRAM [ARG]...
  *   ember plugins [--json]
+ *   ember bridge NAME --redis URL --stream KEY --group GROUP [OPTIONS]  (bridge/bridge.c)
  *
  * Pool options are those of struct ember_pool_config, by the same names
  * (options.c has them from pool.h's table). A pool started here runs in a
@@ -212,6 +213,28 @@ static const struct command {
       "arguments; one that cannot be used, with the reason. A pool loads them with\n"
       "'ember pool start NAME --plugin PLUGIN'.",
       "  --json                one JSON object instead\n", NULL },
+    { "bridge", NULL, cmd_bridge,
+      "NAME --redis URL --stream KEY --group GROUP [--consumer ID] [--claim-after DURATION]\n"
+      "              [--max-deliveries N] [--stats-interval DURATION]",
+      "Feed pool NAME from a Redis Streams consumer group, so that pools on many hosts\n"
+      "share one stream of jobs: take entries as fast as the pool has room, run each\n"
+      "as a call (handler, args, deadline_ms, retries from the entry), post its result\n"
+      "to KEY:results and acknowledge it in one MULTI/EXEC. Entries of a bridge that\n"
+      "died are taken over after --claim-after; a job that crashes its runner runs\n"
+      "again, up to --max-deliveries, then goes to KEY:dead with its cause. Ctrl-C or\n"
+      "SIGTERM drains: no more work taken, running calls finish and are posted. The\n"
+      "format is in docs/ARCHITECTURE.md (Across hosts: Redis Streams).",
+      "  --redis URL           redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or unix:PATH\n"
+      "  --stream KEY          the stream of jobs (results go to KEY:results, KEY:done)\n"
+      "  --group GROUP         the consumer group (made if missing, from the stream's start)\n"
+      "  --consumer ID         this bridge's name in the group (default HOSTNAME:NAME)\n"
+      "  --claim-after DURATION  take over another bridge's entries idle this long\n"
+      "                        (default 30s; a live bridge re-marks its entries every\n"
+      "                        quarter of it, however long they run)\n"
+      "  --max-deliveries N    deliveries before an entry that crashes goes to KEY:dead\n"
+      "                        (default 3)\n"
+      "  --stats-interval DURATION  log a stats line this often (default 1m; 0: at exit)\n",
+      NULL },
     { "help", NULL, cmd_help, "[COMMAND]",
       "Print every command's usage, or one command's usage and options.", NULL, NULL },
     { "version", NULL, cmd_version, "", "Print ember's version (also: --version, -V).", NULL,

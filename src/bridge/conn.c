@@ -1,0 +1,209 @@
+/* bridge/conn.c - the bridge's two connections to Redis, through hiredis.
+ *
+ * CMD takes commands whose replies come at once (posting results,
+ * claiming, heartbeats): hiredis's blocking calls, with a short timeout so
+ * that a Redis that stops answering is a failed command, not a hang. READ
+ * carries one XREADGROUP ... BLOCK at a time; the event loop writes it, then
+ * polls READ's socket beside the pool's completion fd and reads the reply
+ * when it comes (bridge.c), so a blocked read never holds up a call's
+ * result. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "bridge.h"
+
+/* how long connecting, and a command on CMD, may take */
+#define CONNECT_TIMEOUT_MS 1000
+#define COMMAND_TIMEOUT_MS 2000
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int bridge_url_parse(const char *s, struct bridge_url *u, char *err, size_t errlen)
+{
+    memset(u, 0, sizeof *u);
+    u->port = 6379;
+    if (strncmp(s, "unix:", 5) == 0) {
+        const char *p = s + 5;
+        if (strncmp(p, "//", 2) == 0) p += 2;
+        if (!*p || strlen(p) >= sizeof u->path) {
+            snprintf(err, errlen, "'%s' names no socket (unix:/run/redis/redis.sock)", s);
+            return -1;
+        }
+        strcpy(u->path, p);
+        return 0;
+    }
+    if (strncmp(s, "redis://", 8) != 0) {
+        snprintf(err, errlen, "'%s' is not redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] nor unix:PATH", s);
+        return -1;
+    }
+    const char *p = s + 8, *at = strrchr(p, '@');
+    if (at) { /* USER:PASSWORD or :PASSWORD or PASSWORD */
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *pw = colon ? colon + 1 : p;
+        size_t ul = colon ? (size_t)(colon - p) : 0, pl = (size_t)(at - pw);
+        if (ul >= sizeof u->user || pl >= sizeof u->password) {
+            snprintf(err, errlen, "the user or password of '%s' is too long", s);
+            return -1;
+        }
+        memcpy(u->user, p, ul);
+        memcpy(u->password, pw, pl);
+        p = at + 1;
+    }
+    const char *end = p + strcspn(p, "/");
+    const char *hs = p, *he = end;
+    if (*p == '[') { /* [IPv6]:PORT */
+        const char *rb = memchr(p, ']', (size_t)(end - p));
+        if (!rb) {
+            snprintf(err, errlen, "'%s': an IPv6 address needs its closing ']'", s);
+            return -1;
+        }
+        hs = p + 1, he = rb;
+        p = rb + 1;
+    } else {
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        if (colon) he = colon;
+        p = colon ? colon : end;
+    }
+    if (he == hs || (size_t)(he - hs) >= sizeof u->host) {
+        snprintf(err, errlen, "'%s' names no host", s);
+        return -1;
+    }
+    memcpy(u->host, hs, (size_t)(he - hs));
+    if (*p == ':') {
+        char *e;
+        long port = strtol(p + 1, &e, 10);
+        if (e == p + 1 || e != end || port < 1 || port > 65535) {
+            snprintf(err, errlen, "'%s': the port is not a number from 1 to 65535", s);
+            return -1;
+        }
+        u->port = (int)port;
+    } else if (p != end) {
+        snprintf(err, errlen, "'%s': unexpected '%.*s' after the host", s, (int)(end - p), p);
+        return -1;
+    }
+    if (*end == '/' && end[1]) {
+        char *e;
+        long db = strtol(end + 1, &e, 10);
+        if (*e || db < 0 || db > 1000000) {
+            snprintf(err, errlen, "'%s': the database '%s' is not a number", s, end + 1);
+            return -1;
+        }
+        u->db = (int)db;
+    }
+    return 0;
+}
+
+/* One connection to U, authenticated, its database selected: the context,
+ * or NULL with the reason in ERR. */
+static redisContext *open_one(const struct bridge_url *u, char *err, size_t errlen)
+{
+    struct timeval ct = { 0, CONNECT_TIMEOUT_MS * 1000 };
+    redisContext *c = u->path[0] ? redisConnectUnixWithTimeout(u->path, ct)
+                                 : redisConnectWithTimeout(u->host, u->port, ct);
+    if (!c || c->err) {
+        if (u->path[0]) snprintf(err, errlen, "cannot connect to Redis at %s: %s", u->path,
+                                 c ? c->errstr : "out of memory");
+        else snprintf(err, errlen, "cannot connect to Redis at %s:%d: %s", u->host, u->port,
+                      c ? c->errstr : "out of memory");
+        if (c) redisFree(c);
+        return NULL;
+    }
+    struct timeval tt = { COMMAND_TIMEOUT_MS / 1000, (COMMAND_TIMEOUT_MS % 1000) * 1000 };
+    redisSetTimeout(c, tt);
+    redisEnableKeepAlive(c);
+    redisReply *r = NULL;
+    if (u->password[0]) {
+        r = u->user[0] ? redisCommand(c, "AUTH %s %s", u->user, u->password)
+                       : redisCommand(c, "AUTH %s", u->password);
+        if (!r || r->type == REDIS_REPLY_ERROR) goto failed;
+        freeReplyObject(r);
+    }
+    if (u->db) {
+        r = redisCommand(c, "SELECT %d", u->db);
+        if (!r || r->type == REDIS_REPLY_ERROR) goto failed;
+        freeReplyObject(r);
+    }
+    return c;
+failed:
+    snprintf(err, errlen, "Redis refused the connection's %s: %s", u->db && r ? "SELECT" : "AUTH",
+             r ? r->str : c->errstr);
+    if (r) freeReplyObject(r);
+    redisFree(c);
+    return NULL;
+}
+
+int bridge_connect(struct bridge_conn *bc, const struct bridge_url *u, char *err, size_t errlen)
+{
+    bridge_disconnect(bc);
+    if (!(bc->cmd = open_one(u, err, errlen))) return -1;
+    if (!(bc->read = open_one(u, err, errlen))) {
+        bridge_disconnect(bc);
+        return -1;
+    }
+    redisReply *r = redisCommand(bc->read, "CLIENT ID");
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        snprintf(err, errlen, "Redis did not answer CLIENT ID: %s",
+                 r && r->type == REDIS_REPLY_ERROR ? r->str : bc->read->errstr);
+        if (r) freeReplyObject(r);
+        bridge_disconnect(bc);
+        return -1;
+    }
+    bc->read_id = r->integer;
+    freeReplyObject(r);
+    return 0;
+}
+
+void bridge_disconnect(struct bridge_conn *bc)
+{
+    if (bc->cmd) redisFree(bc->cmd);
+    if (bc->read) redisFree(bc->read);
+    bc->cmd = bc->read = NULL;
+    bc->read_outstanding = false;
+}
+
+static void rtt(struct bridge_conn *bc, uint64_t t0)
+{
+    uint64_t d = mono_ns() - t0;
+    bc->rtt_count++;
+    bc->rtt_sum_ns += d;
+    if (d > bc->rtt_max_ns) bc->rtt_max_ns = d;
+}
+
+int bridge_pipeline(struct bridge_conn *bc, int n, const int *argc, const char *const *const *argv,
+                    const size_t *const *argvlen, redisReply **replies)
+{
+    if (!bc->cmd) return -1;
+    uint64_t t0 = mono_ns();
+    for (int i = 0; i < n; i++)
+        if (redisAppendCommandArgv(bc->cmd, argc[i], (const char **)argv[i], argvlen[i]) != REDIS_OK)
+            return -1;
+    for (int i = 0; i < n; i++) {
+        void *r = NULL;
+        if (redisGetReply(bc->cmd, &r) != REDIS_OK || !r) {
+            for (int j = 0; j < i; j++) freeReplyObject(replies[j]);
+            return -1;
+        }
+        replies[i] = r;
+    }
+    rtt(bc, t0);
+    return 0;
+}
+
+redisReply *bridge_command(struct bridge_conn *bc, const char *fmt, ...)
+{
+    if (!bc->cmd) return NULL;
+    uint64_t t0 = mono_ns();
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(bc->cmd, fmt, ap);
+    va_end(ap);
+    if (r) rtt(bc, t0);
+    return r;
+}
