@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Description: `ember bridge` against a real redis-server (started here on a
+# free loopback port, with an append-only file so that a restart keeps the
+# stream, and stopped after): two pools with a bridge each share one
+# stream; 1,000 jobs end with exactly one result each; a bridge SIGKILLed
+# mid-batch has its entries finished by the other within --claim-after;
+# Redis stopped and restarted mid-batch loses nothing (the bridges keep
+# their results until it is back); a job that crashes its runner every time
+# ends in KEY:dead with its cause after --max-deliveries; an entry past its
+# deadline, a bad field and an unknown handler get error results; SIGTERM
+# drains (running calls finish and are posted); bad options are usage
+# errors.
+# Usage: test_bridge.sh EMBER
+set -u
+EMBER=$1
+unset EMBER_PLUGIN_PATH
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+check() { # check DESCRIPTION COMMAND...: the command must succeed
+    local what=$1; shift
+    "$@" || fail "$what"
+}
+expect() { # expect DESCRIPTION WANTED_STATUS PATTERN COMMAND...: status and output match
+    local what=$1 want=$2 pat=$3; shift 3
+    local out st
+    out=$("$@" 2>&1); st=$?
+    if [ "$st" -ne "$want" ] || ! grep -qE -- "$pat" <<<"$out"; then
+        fail "$what (status $st, wanted $want; output: $out)"
+    fi
+}
+# await DESCRIPTION TRIES COMMAND...: until the command succeeds, looking
+# every 50 ms at most TRIES times
+await() {
+    local what=$1 tries=$2; shift 2
+    local i
+    for ((i = 0; i < tries; i++)); do
+        "$@" && return 0
+        sleep 0.05
+    done
+    fail "$what (not after $tries tries)"
+    # what follows depends on it: stop here, with the bridges' logs
+    for f in "$work"/b*.log; do echo "== $f"; tail -40 "$f"; done
+    exit 1
+}
+
+work=$(mktemp -d)
+PA=bridgeA-$$ PB=bridgeB-$$
+S=jobs G=hosts
+declare -A BPID=()
+redis_pid=
+cleanup() {
+    local n
+    for n in "${!BPID[@]}"; do { kill -KILL "${BPID[$n]}"; wait "${BPID[$n]}"; } 2>/dev/null; done
+    "$EMBER" pool stop "$PA" --shutdown_timeout 100ms >/dev/null 2>&1
+    "$EMBER" pool stop "$PB" --shutdown_timeout 100ms >/dev/null 2>&1
+    [ -n "$redis_pid" ] && { kill -KILL "$redis_pid"; wait "$redis_pid"; } 2>/dev/null
+    if [ "$failures" -ne 0 ] && [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+# a free loopback port, and Redis on it (append-only, every write synced)
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+R() { redis-cli -p "$PORT" "$@"; }
+redis_start() {
+    redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync always \
+        --dir "$work" --logfile "$work/redis.log" &
+    redis_pid=$!
+    await "redis-server answers on port $PORT" 200 eval 'R ping 2>/dev/null | grep -q PONG'
+}
+redis_start || exit 1
+URL=redis://127.0.0.1:$PORT
+
+# bridge_start NAME POOL [OPTIONS...]: a bridge in the background, consumer NAME
+bridge_start() {
+    local name=$1 pool=$2; shift 2
+    "$EMBER" bridge "$pool" --redis "$URL" --stream $S --group $G --consumer "$name" \
+        --claim-after 2s --max-deliveries 3 --stats-interval 200ms "$@" >>"$work/$name.log" 2>&1 &
+    BPID[$name]=$!
+}
+results() { R hlen $S:results; }
+pending() { R xpending $S $G | head -1; }
+# xadd_many N HANDLER ARGS [FIELD VALUE]...: N entries in one pipeline, an @
+# in ARGS replaced by the entry's number
+xadd_many() {
+    local n=$1 h=$2 a=$3; shift 3
+    local i
+    for ((i = 0; i < n; i++)); do echo "XADD $S * handler $h args ${a//@/$i} $*"; done | R >/dev/null
+}
+
+check "pool A starts" "$EMBER" pool start "$PA" --max 2 --max_concurrency 4 --plugin sample --log 0
+check "pool B starts" "$EMBER" pool start "$PB" --max 2 --max_concurrency 4 --plugin sample --log 0
+
+# usage errors
+expect "no --redis" 2 "--redis URL is needed" "$EMBER" bridge "$PA" --stream s --group g
+expect "no --group" 2 "--group NAME is needed" "$EMBER" bridge "$PA" --redis "$URL" --stream s
+expect "bad URL" 2 "is not redis://" "$EMBER" bridge "$PA" --redis http://x --stream s --group g
+expect "bad port" 2 "the port is not a number" "$EMBER" bridge "$PA" --redis redis://h:99999 --stream s --group g
+expect "bad --max-deliveries" 2 "max-deliveries: '0'" "$EMBER" bridge "$PA" --redis "$URL" --stream s --group g --max-deliveries 0
+expect "no such pool" 1 "no pool .* is running" "$EMBER" bridge nopool-$$ --redis "$URL" --stream s --group g
+
+# entries added before any bridge runs are served (the group starts at 0)
+xadd_many 1000 echo job-@
+bridge_start bA "$PA"
+bridge_start bB "$PB"
+
+# 1. 1,000 jobs over two bridges: exactly one result each
+await "1000 results" 600 eval '[ "$(results)" = 1000 ]'
+await "nothing pending" 100 eval '[ "$(pending)" = 0 ]'
+outs=$(R --raw hvals $S:results | grep -c '^job-')
+uniq=$(R --raw hvals $S:results | grep '^job-' | sort -u | wc -l)
+[ "$outs" = 1000 ] && [ "$uniq" = 1000 ] || fail "1000 distinct outputs (got $outs, $uniq distinct)"
+byA=$(R --raw hvals $S:results | grep -c '"consumer":"bA"')
+byB=$(R --raw hvals $S:results | grep -c '"consumer":"bB"')
+[ "$byA" -gt 0 ] && [ "$byB" -gt 0 ] || fail "both bridges served (bA $byA, bB $byB)"
+check "every result says status 0" eval '[ "$(R --raw hvals $S:results | grep -c "^{\"status\":0,\"error\":\"\",")" = 1000 ]'
+check "a result carries its receipt" eval 'R --raw hvals $S:results | grep -q "\"receipt\":{\"handler\":\"echo\",\"end\":\"exit\""'
+check "KEY:done lists every id" eval '[ "$(R --raw xrange $S:done - + | grep -cE "^[0-9]+-[0-9]+$")" -ge 1000 ]'
+echo "1000 jobs: bA $byA, bB $byB"
+
+# 2. a bridge SIGKILLed mid-batch: the other finishes its entries after --claim-after
+xadd_many 100 sleep 100 # 100 ms each
+await "bA holds entries" 200 eval '[ "$(R xpending $S $G - + 100 bA | grep -c .)" -gt 0 ]'
+{ kill -KILL "${BPID[bA]}"; wait "${BPID[bA]}"; } 2>/dev/null; unset 'BPID[bA]'
+t0=$(date +%s%N)
+await "1100 results after the kill" 400 eval '[ "$(results)" = 1100 ]'
+t1=$(date +%s%N)
+await "nothing pending after the kill" 100 eval '[ "$(pending)" = 0 ]'
+check "bB took over entries (delivered twice)" eval 'R --raw hvals $S:results | grep -q "\"consumer\":\"bB\",\"deliveries\":2"'
+check "bB says it took them over" grep -q "taken over after 2000 ms idle" "$work/bB.log"
+echo "kill: the rest done $(( (t1 - t0) / 1000000 )) ms after the SIGKILL (claim-after 2 s)"
+
+# 3. Redis stopped and restarted mid-batch: nothing lost
+bridge_start bA "$PA"
+xadd_many 200 sleep 100
+await "some of the batch done" 200 eval '[ "$(results)" -gt 1110 ]'
+R shutdown >/dev/null 2>&1
+wait "$redis_pid" 2>/dev/null; redis_pid=
+await "bA saw Redis fail" 100 grep -q "Redis failed" "$work/bA.log"
+await "bB saw Redis fail" 100 grep -q "Redis failed" "$work/bB.log"
+# the calls end meanwhile and their results wait in the bridges
+await "bB holds results while Redis is down" 200 grep -qE "running=0 unposted=[1-9][0-9]* redis=down" "$work/bB.log"
+redis_start
+await "1300 results after the restart" 600 eval '[ "$(results)" = 1300 ]'
+await "nothing pending after the restart" 200 eval '[ "$(pending)" = 0 ]'
+check "bridges reconnected" grep -q "connected to Redis again" "$work/bB.log"
+check "the stream kept every entry" eval '[ "$(R xlen $S)" = 1300 ]'
+
+# 4. a job that crashes its runner every time: KEY:dead with its cause
+id=$(R xadd $S '*' handler sample.crash args 11)
+await "the crash is dead-lettered" 400 eval 'R --raw xrange $S:dead - + | grep -qx "$id"'
+dead=$(R --raw xrange $S:dead - + | tr '\n' ' ')
+check "dead letter: its cause" grep -q "cause crashed: signal 11 deliveries 3 " <<<"$dead"
+check "dead letter: handler" grep -q "handler sample.crash args 11 " <<<"$dead"
+check "its result says EPOISON with the cause" eval 'R --raw hget $S:results "$id" | grep -q "\"status\":-1022,\"error\":\"EMBER_EPOISON\",\"detail\":11,.*\"deliveries\":3,.*\"cause\":\"crashed: signal 11\""'
+check "KEY:causes is cleared" eval '[ "$(R hexists $S:causes "$id")" = 0 ]'
+
+# 5. errors as results: past the deadline (never run), a bad field, no such handler
+id1=$(R xadd $S '*' handler sleep args 10 deadline_ms 1)
+id2=$(R xadd $S '*' handler echo args x retries 99)
+id3=$(R xadd $S '*' handler nosuch args x)
+id4=$(R xadd $S '*' handler echo args late deadline_ms $(( $(date +%s%3N) + 60000 )))
+await "four more results" 200 eval '[ "$(results)" = 1305 ]'
+check "past its deadline: ETIMEDOUT" eval 'R --raw hget $S:results $id1 | grep -q "\"status\":-110,\"error\":\"EMBER_ETIMEDOUT\""'
+check "bad retries: EINVAL with the reason" eval 'R --raw hget $S:results $id2 | grep -q "retries .99. is not a number from 0 to 15"'
+check "no such handler: ENOHANDLER" eval 'R --raw hget $S:results $id3 | grep -q "\"error\":\"EMBER_ENOHANDLER\""'
+check "within its deadline: run" eval 'R --raw hget $S:results $id4 | grep -qx late'
+
+# 6. SIGTERM drains: running calls finish and are posted, then exit 0
+xadd_many 16 sleep 400
+await "bA runs calls" 200 eval '[ "$(R xpending $S $G - + 100 bA | grep -c .)" -gt 0 ]'
+kill -TERM "${BPID[bA]}"
+wait "${BPID[bA]}"; st=$?; unset 'BPID[bA]'
+[ "$st" = 0 ] || fail "a drained bridge exits 0 (status $st)"
+check "the drained bridge left nothing pending" eval '[ -z "$(R xpending $S $G - + 100 bA)" ]'
+check "it logged its final stats" grep -q "final stats: taken=.* acknowledged=" "$work/bA.log"
+await "1321 results" 200 eval '[ "$(results)" = 1321 ]'
+grep "final stats" "$work/bA.log" | tail -1
+
+if [ "$failures" -ne 0 ]; then
+    for f in "$work"/b*.log; do echo "== $f"; tail -30 "$f"; done
+    exit 1
+fi
+echo "all bridge checks passed"
