@@ -177,7 +177,7 @@ static void loading_a_file_twice_is_a_no_op(void **st)
     const ember_plugin *a, *b, *c;
     assert_int_equal(ember_plugin_load(sample, &a), 0); /* the pool above loaded it */
     assert_string_equal(a->name, "sample");
-    assert_int_equal(a->nhandlers, 2);
+    assert_int_equal(a->nhandlers, 3);
     assert_int_equal(a->abi, EMBER_PLUGIN_ABI);
     char dir[4096];
     setenv("EMBER_PLUGIN_PATH", dir_of(sample, dir, sizeof dir), 1);
