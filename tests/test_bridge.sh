@@ -116,6 +116,10 @@ check "every result says status 0" eval '[ "$(R --raw hvals $S:results | grep -c
 check "a result carries its receipt" eval 'R --raw hvals $S:results | grep -q "\"receipt\":{\"handler\":\"echo\",\"end\":\"exit\""'
 check "KEY:done lists every id" eval '[ "$(R --raw xrange $S:done - + | grep -cE "^[0-9]+-[0-9]+$")" -ge 1000 ]'
 echo "1000 jobs: bA $byA, bB $byB"
+# the bridge's figures in its pool's metrics (written once a second)
+await "pool B's metrics count bB's answers" 100 eval '"$EMBER" stats "$PB" --openmetrics | grep -qx "ember_bridge_entries_acknowledged_total{pool=\"$PB\",consumer=\"bB\"} $byB"'
+check "pool B's metrics: Redis up, round trips" eval '"$EMBER" stats "$PB" --openmetrics | grep -q "^ember_bridge_redis_up{pool=\"$PB\",consumer=\"bB\"} 1$"'
+check "promtool accepts the metrics with a bridge's" eval '"$EMBER" stats "$PB" --openmetrics | promtool check metrics'
 
 # 2. a bridge SIGKILLed mid-batch: the other finishes its entries after --claim-after
 xadd_many 100 sleep 100 # 100 ms each

@@ -47,6 +47,8 @@
 /* reconnecting: the first wait, doubled up to the last */
 #define BACKOFF_MIN_NS (100 * MS)
 #define BACKOFF_MAX_NS (5000 * MS)
+/* how often the figures for the pool's /metrics are written */
+#define METRICS_NS (1000 * MS)
 /* results posted in one pipeline */
 #define POST_BATCH 32
 #define PIPE_MAX (POST_BATCH * 7)
@@ -636,7 +638,7 @@ static void autoclaim(struct bridge *b, unsigned free_)
         if (b->njobs == before) continue;
         struct job *j = b->jobs[b->njobs - 1];
         if (c->type == REDIS_REPLY_STRING) snprintf(j->cause, sizeof j->cause, "%s", c->str);
-        logf_(b, "entry %s: taken over after %s idle (delivery %u)", j->id, minidle, d);
+        logf_(b, "entry %s: taken over after %s ms idle (delivery %u)", j->id, minidle, d);
         if (j->st == J_SUBMIT && d > b->max_deliveries) {
             if (!j->cause[0]) snprintf(j->cause, sizeof j->cause, "lost: its bridge stopped answering");
             logf_(b, "entry %s: delivered %u times, more than %u: to %s (%s)", j->id, d,
@@ -783,6 +785,17 @@ static void read_recv(struct bridge *b)
 
 /* ---- stats --------------------------------------------------------------- */
 
+static void metrics_publish(struct bridge *b)
+{
+    struct bridge_metrics m = {
+        .taken = b->taken, .reclaimed = b->reclaimed, .rerun = b->rerun, .acked = b->acked,
+        .dead = b->dead, .expired = b->expired, .running = count_state(b, J_RUNNING),
+        .unposted = count_state(b, J_POST) + count_state(b, J_DEAD), .up = b->up,
+        .rtt_count = b->bc.rtt_count, .rtt_sum_ns = b->bc.rtt_sum_ns,
+    };
+    bridge_metrics_write(b->pool, b->consumer, &m);
+}
+
 static void stats_line(struct bridge *b, const char *when)
 {
     double avg = b->bc.rtt_count ? (double)b->bc.rtt_sum_ns / (double)b->bc.rtt_count / 1e6 : 0;
@@ -803,6 +816,7 @@ static int loop(struct bridge *b, int sfd)
     strcpy(b->claim_cursor, "0-0");
     uint64_t start = now_ns();
     bool draining = false;
+    uint64_t next_metrics = 0;
     b->next_stats = b->stats_every_ns ? start + (uint64_t)b->stats_every_ns : UINT64_MAX;
     for (;;) {
         b->turn++;
@@ -840,6 +854,10 @@ static int loop(struct bridge *b, int sfd)
             free_ = draining || b->pool_down ? 0 : free_capacity(b);
         }
         if (b->up && free_ && !b->bc.read_outstanding) read_send(b, free_);
+        if (now >= next_metrics) {
+            metrics_publish(b);
+            next_metrics = now + METRICS_NS;
+        }
         if (now >= b->next_stats) {
             stats_line(b, "");
             b->next_stats = now + (uint64_t)b->stats_every_ns;
@@ -967,6 +985,7 @@ int cmd_bridge(int argc, char **argv)
     logf_(b, "serving stream %s, group %s, as consumer %s (claim after %.3gs, at most %u deliveries)",
           b->stream, b->group, b->consumer, (double)b->claim_after_ns / 1e9, b->max_deliveries);
     int status = loop(b, sfd);
+    bridge_metrics_remove(b->pool);
     bridge_disconnect(&b->bc);
     close(sfd);
     ember_detach(b->c);

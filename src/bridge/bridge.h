@@ -6,6 +6,7 @@
  *   bridge.c   the command: options, the event loop, the jobs' life
  *   conn.c     the two Redis connections (hiredis): connect, commands
  *   blob.c     a result as posted (JSON line + output bytes), a cause's text
+ *   metrics.c  its counters, in a file the pool's /metrics adds (openmetrics.c)
  *
  * One thread. Every entry taken is a job in the jobs table until its result
  * is posted with its XACK: a job is answered in Redis or it is still here
@@ -81,5 +82,19 @@ char *bridge_blob(const struct bridge_outcome *o, const char *host, const char *
 /* The text of a crash's cause: "crashed: signal 11", "crashed: exit 3",
  * "oom", "poison: signal 11"... for a call that ended with STATUS, DETAIL. */
 void bridge_cause(int status, int detail, char *buf, size_t len);
+
+/* ---- metrics.c ------------------------------------------------------------ */
+
+struct bridge_metrics {
+    uint64_t taken, reclaimed, rerun, acked, dead, expired; /* since start */
+    uint64_t running, unposted;                             /* now */
+    bool up;                                                /* connected to Redis */
+    uint64_t rtt_count, rtt_sum_ns;                         /* Redis round trips */
+};
+/* Publish M for pool POOL's /metrics under consumer CONSUMER (the file
+ * /dev/shm/ember-bridge.UID.POOL.PID, replaced whole); failures are ignored. */
+void bridge_metrics_write(const char *pool, const char *consumer, const struct bridge_metrics *m);
+/* Remove this process's file. */
+void bridge_metrics_remove(const char *pool);
 
 #endif

@@ -130,6 +130,9 @@ void cli_service_stopping(const struct cli_service *sv, const char *why);
 /* openmetrics.c: the metrics of pool POOL (client C) as OpenMetrics text
  * on F, ending with "# EOF". 0, or a negative ember code. */
 int openmetrics_write(ember_client *c, const char *pool, FILE *f);
+/* bridge/metrics.c: the samples of pool POOL's live bridges (ember bridge)
+ * as OpenMetrics families on F; returns how many bridges. */
+int bridge_openmetrics(FILE *f, const char *pool);
 
 /* metrics_http.c: --metrics-listen. Parse VAL ("127.0.0.1:9464",
  * "[::1]:9464") into *SS and *LEN: 0, or a usage error's 2 with the message

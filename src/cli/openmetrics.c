@@ -136,6 +136,7 @@ int openmetrics_write(ember_client *c, const char *pool, FILE *f)
     family(f, "ember_callers_reaped_total", "counter", "",
            "Callers that died attached (their queued calls dropped, linked running ones cancelled).");
     sample(f, "ember_callers_reaped_total", pool, "", m.callers_reaped);
+    bridge_openmetrics(f, pool); /* its bridges' figures (ember bridge), if any */
     fprintf(f, "# EOF\n");
     return ferror(f) ? -EMBER_ESYSTEM : 0;
 }
