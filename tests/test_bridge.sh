@@ -179,6 +179,11 @@ check "the drained bridge left nothing pending" eval '[ -z "$(R xpending $S $G -
 check "it logged its final stats" grep -q "final stats: taken=.* acknowledged=" "$work/bA.log"
 await "1321 results" 200 eval '[ "$(results)" = 1321 ]'
 grep "final stats" "$work/bA.log" | tail -1
+kill -TERM "${BPID[bB]}"
+wait "${BPID[bB]}"; st=$?; unset 'BPID[bB]'
+[ "$st" = 0 ] || fail "bB drained exits 0 (status $st)"
+# the bridges' own logs: no sanitizer's report (the ASan build runs this too)
+check "no sanitizer report in the bridges' logs" eval '! grep -lE "Sanitizer|runtime error" "$work"/b*.log'
 
 if [ "$failures" -ne 0 ]; then
     for f in "$work"/b*.log; do echo "== $f"; tail -30 "$f"; done
