@@ -702,9 +702,12 @@ static void submit_all(struct bridge *b)
                                     EMBER_RETRIES(j->retries), &j->call);
         if (rc == 0) {
             j->st = J_RUNNING;
-        } else if (rc == -EMBER_EPOOLDOWN) {
-            b->pool_down = true;
-            return;
+        } else if (rc == -EMBER_EPOOLDOWN) { /* stopping (or gone): left to another bridge */
+            if (!b->pool_stopping) logf_(b, "the pool refuses new calls: taking no more work");
+            b->pool_stopping = true;
+            b->unanswered++;
+            job_drop(b, j);
+            i--;
         } else if (rc == -EMBER_EFULL) {
             return; /* on a later turn */
         } else {
