@@ -99,7 +99,7 @@ struct bridge {
     unsigned max_deliveries;
     struct bridge_url url;
     struct bridge_conn bc;
-    bool up, group_ok;
+    bool up, ever_up;
     uint64_t retry_at;
     int64_t backoff_ns;
     char last_err[300];
@@ -401,7 +401,9 @@ static void try_connect(struct bridge *b)
         return;
     }
     freeReplyObject(r);
-    if (b->last_err[0] || b->taken) logf_(b, "connected to Redis again");
+    if (b->ever_up) logf_(b, "connected to Redis again");
+    else if (b->last_err[0]) logf_(b, "connected to Redis");
+    b->ever_up = true;
     b->last_err[0] = 0;
     b->up = true;
     b->backoff_ns = BACKOFF_MIN_NS;

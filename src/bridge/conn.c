@@ -117,7 +117,7 @@ static redisContext *open_one(const struct bridge_url *u, char *err, size_t errl
     }
     struct timeval tt = { COMMAND_TIMEOUT_MS / 1000, (COMMAND_TIMEOUT_MS % 1000) * 1000 };
     redisSetTimeout(c, tt);
-    redisEnableKeepAlive(c);
+    if (!u->path[0]) redisEnableKeepAlive(c); /* TCP only: on a unix socket it fails the context */
     redisReply *r = NULL;
     if (u->password[0]) {
         r = u->user[0] ? redisCommand(c, "AUTH %s %s", u->user, u->password)
