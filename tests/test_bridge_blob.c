@@ -1,0 +1,146 @@
+/* tests/test_bridge_blob.c - ember bridge's pure parts: the --redis URL
+ * (every form, every refusal with its reason), a crash's cause in words,
+ * and the result blob as docs/ARCHITECTURE.md ("Across hosts: Redis
+ * Streams") fixes it: one JSON line with its keys in order, a newline, then
+ * exactly output_len raw bytes (NULs and newlines included); a dead
+ * letter's cause; strings escaped. test_bridge.sh runs the whole against
+ * Redis. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "bridge/bridge.h"
+#include "cli/cli.h" /* before cmocka.h, whose fail() macro would rename cli.h's fail */
+#include <cmocka.h>
+
+const char *cli_cmd = "ember bridge";
+
+static void url_ok(const char *s, const char *host, int port, const char *path, const char *user,
+                   const char *pw, int db)
+{
+    struct bridge_url u;
+    char err[200] = "";
+    if (bridge_url_parse(s, &u, err, sizeof err) != 0) fail_msg("'%s' refused: %s", s, err);
+    assert_string_equal(u.host, host);
+    assert_int_equal(u.port, port);
+    assert_string_equal(u.path, path);
+    assert_string_equal(u.user, user);
+    assert_string_equal(u.password, pw);
+    assert_int_equal(u.db, db);
+}
+
+static void url_bad(const char *s, const char *why)
+{
+    struct bridge_url u;
+    char err[200] = "";
+    assert_int_equal(bridge_url_parse(s, &u, err, sizeof err), -1);
+    if (!strstr(err, why)) fail_msg("'%s': '%s' lacks '%s'", s, err, why);
+}
+
+static void urls(void **st)
+{
+    (void)st;
+    url_ok("redis://localhost", "localhost", 6379, "", "", "", 0);
+    url_ok("redis://10.0.0.5:6380", "10.0.0.5", 6380, "", "", "", 0);
+    url_ok("redis://:secret@redis.internal:7000/2", "redis.internal", 7000, "", "", "secret", 2);
+    url_ok("redis://worker:pw@h/0", "h", 6379, "", "worker", "pw", 0);
+    url_ok("redis://[::1]:6390", "::1", 6390, "", "", "", 0);
+    url_ok("redis://h/", "h", 6379, "", "", "", 0);
+    url_ok("unix:/run/redis/redis.sock", "", 6379, "/run/redis/redis.sock", "", "", 0);
+    url_ok("unix:///run/redis.sock", "", 6379, "/run/redis.sock", "", "", 0);
+    url_bad("http://h", "is not redis://");
+    url_bad("localhost:6379", "is not redis://");
+    url_bad("redis://", "names no host");
+    url_bad("redis://:6379", "names no host");
+    url_bad("redis://h:0", "the port is not a number from 1 to 65535");
+    url_bad("redis://h:65536", "the port is not a number");
+    url_bad("redis://h:63x", "the port is not a number");
+    url_bad("redis://h/db", "the database 'db' is not a number");
+    url_bad("redis://[::1:6379", "closing ']'");
+    url_bad("unix:", "names no socket");
+}
+
+static void causes(void **st)
+{
+    (void)st;
+    char b[64];
+    bridge_cause(-EMBER_ECRASHED, 11, b, sizeof b);
+    assert_string_equal(b, "crashed: signal 11");
+    bridge_cause(-EMBER_ECRASHED, EMBER_CRASH_EXIT + 3, b, sizeof b);
+    assert_string_equal(b, "crashed: exit 3");
+    bridge_cause(-EMBER_EOOM, 9, b, sizeof b);
+    assert_string_equal(b, "oom");
+    bridge_cause(-EMBER_EPOISON, 6, b, sizeof b);
+    assert_string_equal(b, "poison: signal 6");
+    bridge_cause(-EMBER_ECRASHED, 0, b, sizeof b);
+    assert_string_equal(b, "crashed");
+}
+
+static void blob_ok(void **st)
+{
+    (void)st;
+    static const char out[] = "a\0b\nc"; /* 5 bytes: a NUL and a newline in them */
+    ember_result call = { .runner = 3, .node = 0, .start_ns = 2000000000ull };
+    struct bridge_outcome o = { .status = 0, .out = out, .out_len = 5, .handler = "echo",
+                                .call = &call, .start_wall = 1796524386.25,
+                                .submit_ns = 1000000000ull, .done_ns = 2500000000ull,
+                                .runner_pid = 4242 };
+    size_t len;
+    char *b = bridge_blob(&o, "host1", "host1:enc", 1, &len);
+    assert_non_null(b);
+    const char *nl = memchr(b, '\n', len);
+    assert_non_null(nl);
+    char *json = strndup(b, (size_t)(nl - b));
+    assert_string_equal(json,
+        "{\"status\":0,\"error\":\"\",\"detail\":0,\"host\":\"host1\",\"consumer\":\"host1:enc\","
+        "\"deliveries\":1,\"output_len\":5,\"receipt\":{\"handler\":\"echo\",\"end\":\"exit\","
+        "\"exit\":0,\"signal\":0,\"start\":1796524386.250,\"queue_wait_s\":1.000000,"
+        "\"run_s\":0.500000,\"runner_pid\":4242,\"runner\":3,\"node\":0}}");
+    assert_int_equal(len - (size_t)(nl + 1 - b), 5);
+    assert_memory_equal(nl + 1, out, 5);
+    free(json);
+    free(b);
+}
+
+static void blob_dead_letter(void **st)
+{
+    (void)st;
+    struct bridge_outcome o = { .status = -EMBER_EPOISON, .detail = 11, .handler = "sample.crash",
+                                .cause = "crashed: signal 11" };
+    size_t len;
+    char *b = bridge_blob(&o, "h", "c\"q", 3, &len);
+    assert_non_null(b);
+    assert_int_equal(b[len - 1], '\n'); /* no output bytes after the line */
+    assert_non_null(strstr(b, "{\"status\":-1022,\"error\":\"EMBER_EPOISON\",\"detail\":11,"));
+    assert_non_null(strstr(b, "\"consumer\":\"c\\\"q\",\"deliveries\":3,\"output_len\":0,"
+                              "\"cause\":\"crashed: signal 11\",\"receipt\":{\"handler\":\"sample.crash\","
+                              "\"end\":\"crashed\",\"exit\":255,\"signal\":11,"));
+    assert_non_null(strstr(b, "\"runner\":-1,\"node\":-1}}\n")); /* never ran here: no runner */
+    free(b);
+}
+
+static void blob_timeout(void **st)
+{
+    (void)st;
+    struct bridge_outcome o = { .status = -EMBER_ETIMEDOUT, .handler = "sleep" };
+    size_t len;
+    char *b = bridge_blob(&o, "h", "c", 1, &len);
+    assert_non_null(b);
+    assert_non_null(strstr(b, "{\"status\":-110,\"error\":\"EMBER_ETIMEDOUT\","));
+    assert_non_null(strstr(b, "\"end\":\"timeout\",\"exit\":-1,"));
+    free(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(urls),
+        cmocka_unit_test(causes),
+        cmocka_unit_test(blob_ok),
+        cmocka_unit_test(blob_dead_letter),
+        cmocka_unit_test(blob_timeout),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
