@@ -8,7 +8,8 @@
 # their results until it is back); a job that crashes its runner every time
 # ends in KEY:dead with its cause after --max-deliveries; an entry past its
 # deadline, a bad field and an unknown handler get error results; SIGTERM
-# drains (running calls finish and are posted); bad options are usage
+# drains (running calls finish and are posted); a bridge takes only the
+# room local callers leave in its pool; bad options are usage
 # errors.
 # Usage: test_bridge.sh EMBER
 set -u
@@ -146,7 +147,8 @@ await "bB holds results while Redis is down" 200 grep -qE "running=0 unposted=[1
 redis_start
 await "1300 results after the restart" 600 eval '[ "$(results)" = 1300 ]'
 await "nothing pending after the restart" 200 eval '[ "$(pending)" = 0 ]'
-check "bridges reconnected" grep -q "connected to Redis again" "$work/bB.log"
+await "bB reconnected (backoff up to 5 s)" 300 grep -q "connected to Redis again" "$work/bB.log"
+await "bA reconnected" 300 grep -q "connected to Redis again" "$work/bA.log"
 check "the stream kept every entry" eval '[ "$(R xlen $S)" = 1300 ]'
 
 # 4. a job that crashes its runner every time: KEY:dead with its cause
@@ -169,6 +171,27 @@ check "bad retries: EINVAL with the reason" eval 'R --raw hget $S:results $id2 |
 check "no such handler: ENOHANDLER" eval 'R --raw hget $S:results $id3 | grep -q "\"error\":\"EMBER_ENOHANDLER\""'
 check "within its deadline: run" eval 'R --raw hget $S:results $id4 | grep -qx late'
 
+# 7. the bridge takes only the room local callers leave: 6 of pool A's 8
+# places held by local calls, bA never holds more than 2 entries
+locals=()
+for i in 1 2 3 4 5 6; do "$EMBER" call "$PA" sleep 1500 >/dev/null & locals+=($!); done
+await "6 local calls run on pool A" 200 eval '"$EMBER" stats "$PA" --json | grep -q "\"running\":6,"'
+xadd_many 24 sleep 150
+most=0
+for ((k = 0; k < 40; k++)); do
+    held=$(R xpending $S $G - + 100 bA | grep -c .)
+    held=$((held / 4)) # four lines an entry: id, consumer, idle, deliveries
+    [ "$held" -gt "$most" ] && most=$held
+    sleep 0.025
+done
+wait "${locals[@]}"
+await "1329 results" 200 eval '[ "$(results)" = 1329 ]'
+[ "$most" -le 2 ] || fail "bA held $most entries beside 6 local calls (room for 2)"
+[ "$most" -ge 1 ] || fail "bA took none of the room left"
+echo "beside 6 local calls on pool A's 8 places, bA held at most $most entries"
+check "bridges never had more calls running than their pool's places" eval \
+    '! grep -ohE "running=[0-9]+" "$work"/b*.log | grep -qvE "running=[0-8]$"'
+
 # 6. SIGTERM drains: running calls finish and are posted, then exit 0
 xadd_many 16 sleep 400
 await "bA runs calls" 200 eval '[ "$(R xpending $S $G - + 100 bA | grep -c .)" -gt 0 ]'
@@ -177,7 +200,7 @@ wait "${BPID[bA]}"; st=$?; unset 'BPID[bA]'
 [ "$st" = 0 ] || fail "a drained bridge exits 0 (status $st)"
 check "the drained bridge left nothing pending" eval '[ -z "$(R xpending $S $G - + 100 bA)" ]'
 check "it logged its final stats" grep -q "final stats: taken=.* acknowledged=" "$work/bA.log"
-await "1321 results" 200 eval '[ "$(results)" = 1321 ]'
+await "1345 results" 200 eval '[ "$(results)" = 1345 ]'
 grep "final stats" "$work/bA.log" | tail -1
 kill -TERM "${BPID[bB]}"
 wait "${BPID[bB]}"; st=$?; unset 'BPID[bB]'
