@@ -403,11 +403,16 @@ static void try_connect(struct bridge *b)
     freeReplyObject(r);
     if (b->ever_up) logf_(b, "connected to Redis again");
     else if (b->last_err[0]) logf_(b, "connected to Redis");
+    uint64_t now = now_ns();
+    /* A first connection looks for abandoned entries at once. After an
+     * outage every bridge's entries look idle: the others get the longest
+     * backoff to reconnect and re-mark theirs before this one takes any. */
+    b->next_claim = b->ever_up ? now + (uint64_t)BACKOFF_MAX_NS + 1000 * MS : 0;
+    b->next_beat = 0; /* re-mark what it holds now */
     b->ever_up = true;
     b->last_err[0] = 0;
     b->up = true;
     b->backoff_ns = BACKOFF_MIN_NS;
-    b->next_claim = 0; /* look for abandoned entries now */
 }
 
 static void pipe_reset(struct pipe *p) { p->n = 0; }
