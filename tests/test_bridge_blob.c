@@ -3,8 +3,8 @@
  * and the result blob as docs/ARCHITECTURE.md ("Across hosts: Redis
  * Streams") fixes it: one JSON line with its keys in order, a newline, then
  * exactly output_len raw bytes (NULs and newlines included); a dead
- * letter's cause; strings escaped. test_bridge.sh runs the whole against
- * Redis. */
+ * letter's cause; an exec result with its receipt; strings escaped.
+ * test_bridge.sh runs the whole against Redis. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bridge/bridge.h"
+#include "cli/exec.h"
 #include "cli/cli.h" /* before cmocka.h, whose fail() macro would rename cli.h's fail */
 #include <cmocka.h>
 
@@ -133,6 +134,36 @@ static void blob_timeout(void **st)
     free(b);
 }
 
+/* exec: the output is exec's encoded result as it came; the receipt is
+ * the job's (exit status, CPU time, peak RSS, pids), as `ember call
+ * --receipt` gives it */
+static void blob_exec(void **st)
+{
+    (void)st;
+    struct exec_res x = { .end = EXEC_EXITED, .code = 3, .pid = 77, .runner_pid = 66,
+                          .utime_ns = 250000000, .stime_ns = 0, .maxrss_bytes = 1048576,
+                          .wall_ns = 500000000, .out = "hi\n", .out_len = 3, .out_total = 3,
+                          .err = "", .err_len = 0, .msg = "" };
+    size_t n = exec_res_size(&x);
+    char *enc = malloc(n);
+    assert_non_null(enc);
+    exec_res_write(&x, enc);
+    ember_result call = { .runner = 1, .node = 0 };
+    struct bridge_outcome o = { .out = enc, .out_len = n, .handler = "exec", .call = &call };
+    size_t len;
+    char *b = bridge_blob(&o, "h", "c", 1, &len);
+    assert_non_null(b);
+    const char *nl = memchr(b, '\n', len);
+    assert_non_null(nl);
+    assert_int_equal(len - (size_t)(nl + 1 - b), n);
+    assert_memory_equal(nl + 1, enc, n); /* decoded by the producer as ember call decodes it */
+    assert_non_null(strstr(b, "\"receipt\":{\"handler\":\"exec\",\"end\":\"exit\",\"exit\":3,\"signal\":0,"));
+    assert_non_null(strstr(b, "\"run_s\":0.500000,\"user_s\":0.250000,\"sys_s\":0.000000,"
+                              "\"max_rss_bytes\":1048576,\"pid\":77,\"runner_pid\":66,\"runner\":1,\"node\":0}}\n"));
+    free(b);
+    free(enc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -141,6 +172,7 @@ int main(void)
         cmocka_unit_test(blob_ok),
         cmocka_unit_test(blob_dead_letter),
         cmocka_unit_test(blob_timeout),
+        cmocka_unit_test(blob_exec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
