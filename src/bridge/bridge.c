@@ -370,6 +370,7 @@ static void went_down(struct bridge *b, const char *what)
     if (b->up) {
         const char *e = b->bc.cmd && b->bc.cmd->err ? b->bc.cmd->errstr :
                         b->bc.read && b->bc.read->err ? b->bc.read->errstr : "connection lost";
+        if (strstr(e, "temporarily unavailable")) e = "no answer within the 2 s timeout";
         logf_(b, "Redis failed (%s: %s): taking no work, %zu calls run on, their results are kept "
               "until it answers", what, e, count_state(b, J_RUNNING) + count_state(b, J_SUBMIT));
     }
