@@ -55,6 +55,7 @@ cleanup() {
     "$EMBER" pool stop "$PA" --shutdown_timeout 100ms >/dev/null 2>&1
     "$EMBER" pool stop "$PB" --shutdown_timeout 100ms >/dev/null 2>&1
     [ -n "$redis_pid" ] && { kill -KILL "$redis_pid"; wait "$redis_pid"; } 2>/dev/null
+    rm -f /dev/shm/ember-bridge."$(id -u)".{"$PA","$PB"}.* # the SIGKILLed bridge's figures
     if [ "$failures" -ne 0 ] && [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT

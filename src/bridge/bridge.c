@@ -995,6 +995,7 @@ int cmd_bridge(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     logf_(b, "serving stream %s, group %s, as consumer %s (claim after %.3gs, at most %u deliveries)",
           b->stream, b->group, b->consumer, (double)b->claim_after_ns / 1e9, b->max_deliveries);
+    bridge_metrics_sweep(b->pool); /* what bridges of this pool SIGKILLed left */
     int status = loop(b, sfd);
     bridge_metrics_remove(b->pool);
     bridge_disconnect(&b->bc);

@@ -96,5 +96,7 @@ struct bridge_metrics {
 void bridge_metrics_write(const char *pool, const char *consumer, const struct bridge_metrics *m);
 /* Remove this process's file. */
 void bridge_metrics_remove(const char *pool);
+/* Remove the files of POOL's bridges that died. */
+void bridge_metrics_sweep(const char *pool);
 
 #endif

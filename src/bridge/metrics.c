@@ -6,7 +6,8 @@
  * `ember stats --openmetrics` and the pool's --metrics-listen server
  * (openmetrics.c) add the samples of every such file whose bridge lives,
  * each family's metadata once, under the label consumer="ID". Files of a
- * bridge that died (SIGKILL leaves them) are skipped and removed. */
+ * bridge that died (SIGKILL leaves them) are skipped and removed, there and
+ * when a bridge of the pool starts. */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -98,6 +99,11 @@ void bridge_metrics_remove(const char *pool)
     unlink(path);
 }
 
+void bridge_metrics_sweep(const char *pool)
+{
+    bridge_openmetrics(NULL, pool);
+}
+
 int bridge_openmetrics(FILE *f, const char *pool)
 {
     char prefix[320];
@@ -119,7 +125,7 @@ int bridge_openmetrics(FILE *f, const char *pool)
             unlink(path);
             continue;
         }
-        FILE *in = fopen(path, "re");
+        FILE *in = f ? fopen(path, "re") : NULL;
         if (!in) continue;
         char *buf = malloc(8192);
         size_t got = buf ? fread(buf, 1, 8191, in) : 0;
