@@ -4,7 +4,7 @@
 #     (both from pool.h's EMBER_POOL_OPTIONS);
 #   - `meson install` into a DESTDIR gives headers, libember.so.0 exporting
 #     only ember_* symbols, libember.a, ember.pc, LICENSE, the command and
-#     the example systemd unit naming it;
+#     the example systemd unit naming it; libember-redis beside it;
 #   - the man page ember(1) is installed, lists every pool option and
 #     command `ember help` prints, and mandoc -T lint and groff find nothing
 #     to warn about;
@@ -56,6 +56,18 @@ if [ -n "$lib" ]; then
     readelf -d "$lib" | grep -q 'SONAME.*libember.so.0' || fail "libember.so has no soname libember.so.0"
 else
     fail "no libember.so.0 installed"
+fi
+
+# libember-redis: its header, library (only ember_redis_* exported) and pkg-config file
+rlib=$(find "$dest" -name 'libember-redis.so.0' | head -1)
+for f in include/ember/redis.h ember-redis.pc libember-redis.a; do
+    [ -e "$(find "$dest" -path "*/$f" | head -1)" ] || fail "not installed: $f"
+done
+if [ -n "$rlib" ]; then
+    bad=$(nm -D --defined-only "$rlib" | awk '{print $3}' | grep -vE '^ember_redis_[a-z]')
+    [ -z "$bad" ] || fail "libember-redis.so exports more than ember_redis_*: $bad"
+else
+    fail "no libember-redis.so.0 installed"
 fi
 
 # the man page
