@@ -10,11 +10,14 @@
  * fail (EMBER_EHANDLER, a message); bad (EMBER_EHANDLER with EINVAL);
  * poison (dead-lettered with cause "crashed: signal 11"); garbage (a
  * result blob that is not one); anything else: EMBER_ENOHANDLER. An entry
- * past its deadline_ms gets EMBER_ETIMEDOUT. Runs until SIGTERM. */
+ * past its deadline_ms gets EMBER_ETIMEDOUT. A lost connection is made
+ * again, and the entries it had taken are served again (XREADGROUP from 0,
+ * as a bridge does). Runs until SIGTERM. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +31,7 @@
 static const char *stream, *consumer;
 static char done_key[512], results_key[512], dead_key[512];
 static volatile sig_atomic_t stop;
+static bool broken; /* the connection was lost: nothing more is sent on it */
 
 static void on_term(int sig)
 {
@@ -35,13 +39,19 @@ static void on_term(int sig)
     stop = 1;
 }
 
+/* R, or when the connection broke (R NULL) an empty reply, with BROKEN set. */
+static redisReply none = { .type = REDIS_REPLY_NIL };
 static redisReply *must(redisContext *c, redisReply *r)
 {
-    if (!r) {
-        fprintf(stderr, "fake bridge: Redis: %s\n", c->errstr);
-        exit(1);
-    }
-    return r;
+    if (r) return r;
+    if (!broken) fprintf(stderr, "fake bridge: Redis: %s\n", c->errstr);
+    broken = true;
+    return &none;
+}
+
+static void done(redisReply *r)
+{
+    if (r != &none) freeReplyObject(r);
 }
 
 /* Read all of FD into a malloc'd *BUF. */
@@ -126,14 +136,14 @@ static void post(redisContext *c, const char *id, const char *handler, int statu
     memcpy(blob, head, (size_t)n);
     if (out_len) memcpy(blob + n, out, out_len);
     if (garbage) blen = (size_t)snprintf(blob, blen + 1, "{\"status\":0,\"output_len\":99}\nshort");
-    freeReplyObject(must(c, redisCommand(c, "MULTI")));
+    done(must(c, redisCommand(c, "MULTI")));
     if (cause)
-        freeReplyObject(must(c, redisCommand(c, "XADD %s * id %s handler %s cause %s deliveries %u host %s",
+        done(must(c, redisCommand(c, "XADD %s * id %s handler %s cause %s deliveries %u host %s",
                                              dead_key, id, handler, cause, deliveries, host)));
-    freeReplyObject(must(c, redisCommand(c, "HSETNX %s %s %b", results_key, id, blob, blen)));
-    freeReplyObject(must(c, redisCommand(c, "XACK %s fake %s", stream, id)));
-    freeReplyObject(must(c, redisCommand(c, "XADD %s MAXLEN ~ 1000000 * id %s", done_key, id)));
-    freeReplyObject(must(c, redisCommand(c, "EXEC")));
+    done(must(c, redisCommand(c, "HSETNX %s %s %b", results_key, id, blob, blen)));
+    done(must(c, redisCommand(c, "XACK %s fake %s", stream, id)));
+    done(must(c, redisCommand(c, "XADD %s MAXLEN ~ 1000000 * id %s", done_key, id)));
+    done(must(c, redisCommand(c, "EXEC")));
     free(blob);
 }
 
@@ -193,20 +203,25 @@ int main(int argc, char **argv)
         fprintf(stderr, "fake bridge: cannot connect: %s\n", c ? c->errstr : "?");
         return 1;
     }
-    redisReply *r = must(c, redisCommand(c, "XGROUP CREATE %s fake 0 MKSTREAM", stream));
-    freeReplyObject(r); /* BUSYGROUP: there already */
+    done(must(c, redisCommand(c, "XGROUP CREATE %s fake 0 MKSTREAM", stream))); /* BUSYGROUP: there already */
+    bool history = false; /* read this consumer's own pending entries first */
     while (!stop) {
-        r = redisCommand(c, "XREADGROUP GROUP fake %s COUNT 16 BLOCK 200 STREAMS %s >", consumer, stream);
-        if (!r) {
-            if (stop) break;
-            fprintf(stderr, "fake bridge: Redis: %s\n", c->errstr);
-            return 1;
+        if (broken) {
+            struct timespec ts = { 0, 50000000 };
+            nanosleep(&ts, NULL);
+            if (redisReconnect(c) != REDIS_OK) continue;
+            broken = false;
+            history = true;
         }
+        redisReply *r = must(c, redisCommand(c, "XREADGROUP GROUP fake %s COUNT 16 BLOCK 200 STREAMS %s %s",
+                                             consumer, stream, history ? "0" : ">"));
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
             redisReply *list = r->element[0]->element[1];
-            for (size_t i = 0; i < list->elements; i++) serve(c, list->element[i]);
+            if (history && list->elements == 0) history = false;
+            for (size_t i = 0; i < list->elements && !broken; i++)
+                if (list->element[i]->element[1]->type == REDIS_REPLY_ARRAY) serve(c, list->element[i]);
         }
-        freeReplyObject(r);
+        done(r);
     }
     redisFree(c);
     return 0;

@@ -103,9 +103,13 @@ const char *ember_redis_errmsg(const ember_redis *r);
  * EMBER_REDIS_NEVER): its deadline, now + TIMEOUT_NS on this host's wall
  * clock (a bridge that takes it later posts EMBER_ETIMEDOUT without running
  * it); RETRIES: EMBER_RETRIES(RETRIES) for the remote call (0-15). The entry's
- * id into ID. 0, or -EMBER_EINVAL, -EMBER_REDIS_ECONN (the entry was not
- * added, or, when the connection broke after the request went out, may have
- * been), -EMBER_REDIS_EREPLY, -EMBER_ENOMEM. */
+ * id into ID. A lost connection is made again first (for up to 30 s since
+ * it was lost); one lost while adding is made again and the stream's last
+ * 1000 entries are searched for this one (each carries a submitter token of
+ * its own, HOST:PID#N) before it is added again, so it is added once. 0, or
+ * -EMBER_EINVAL, -EMBER_REDIS_ECONN (not added, or, when the connection
+ * broke after the request went out and could not be made again, perhaps
+ * added), -EMBER_REDIS_EREPLY, -EMBER_ENOMEM. */
 int ember_redis_submit(ember_redis *r, const char *handler, const void *args, size_t len,
                        int64_t timeout_ns, unsigned retries, char id[EMBER_REDIS_ID_MAX]);
 
@@ -136,7 +140,8 @@ typedef struct ember_redis_result {
 /* Wait up to TIMEOUT_NS (0: only look; EMBER_REDIS_NEVER: no limit) for the
  * result of entry ID: one this handle submitted, or any other of the stream
  * (an id printed by `ember submit --no-wait`). 0 with *RES set (release it),
- * -EMBER_ETIMEDOUT (not yet; wait again), -EMBER_ENOENT (the stream has no
+ * -EMBER_ETIMEDOUT (not yet, or the connection is being made again: wait
+ * again; ember_redis_errmsg() says which), -EMBER_ENOENT (the stream has no
  * such entry, nor a result for it), -EMBER_EINVAL (not an entry id),
  * -EMBER_REDIS_ECONN (connection lost and not made again within 30 s: the
  * entry is not lost, wait again later), -EMBER_REDIS_EREPLY,

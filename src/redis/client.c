@@ -25,6 +25,7 @@
  *
  * One hiredis synchronous context per handle; no threads. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,7 +60,8 @@ struct ember_redis {
     size_t npending, cappending;
     struct ready *ready;          /* results read, not returned yet */
     size_t nready, capready;
-    char submitter[160];
+    char submitter[160];          /* HOST:PID */
+    uint64_t submitted;           /* entries added: each one's submitter is HOST:PID#N */
     char errmsg[512];
 };
 
@@ -180,14 +182,15 @@ fail:
 
 static int recheck(ember_redis *r);
 
-/* The connection, made again if it was lost: until DEADLINE_NS (monotonic)
- * or 30 s after it was lost, whichever is first, with a growing pause. 0,
- * or -ECONN said. */
+/* The connection, made again if it was lost, trying with a growing pause
+ * until 30 s after it was lost (then -ECONN, said) or until DEADLINE_NS
+ * (monotonic; then -ETIMEDOUT: try again later), whichever is first. On
+ * success the pending entries' results are looked up again. 0, or those,
+ * or another failure said. */
 static int reconnect(ember_redis *r, uint64_t deadline_ns)
 {
     if (r->c) return 0;
     uint64_t give_up = r->lost_ns + RECONNECT_FOR_NS;
-    if (deadline_ns < give_up) give_up = deadline_ns;
     long pause_ms = 50;
     for (;;) {
         int rc = connect_now(r);
@@ -200,7 +203,8 @@ static int reconnect(ember_redis *r, uint64_t deadline_ns)
             return say(r, -EMBER_REDIS_ECONN, "lost the connection to Redis and could not make it again "
                        "in %.0fs: %s", (double)(now - r->lost_ns) / 1e9, why);
         }
-        uint64_t left = give_up - now;
+        if (now >= deadline_ns) return -EMBER_ETIMEDOUT; /* R->errmsg says why */
+        uint64_t left = (give_up < deadline_ns ? give_up : deadline_ns) - now;
         long ms = (uint64_t)pause_ms * 1000000ull < left ? pause_ms : (long)(left / 1000000ull) + 1;
         struct timespec ts = { ms / 1000, ms % 1000 * 1000000l };
         nanosleep(&ts, NULL);
@@ -432,6 +436,32 @@ void ember_redis_close(ember_redis *r)
     free(r);
 }
 
+/* The id of the entry whose submitter is TOKEN among the stream's last
+ * 1000, into ID: 0, or -EMBER_ENOENT, or a failure said. */
+static int find_token(ember_redis *r, const char *token, char id[EMBER_REDIS_ID_MAX])
+{
+    const char *a[] = { "XREVRANGE", r->stream, "+", "-", "COUNT", "1000" };
+    int rc = 0;
+    redisReply *rep = command(r, 6, a, NULL, &rc);
+    if (!rep) return rc;
+    rc = -EMBER_ENOENT;
+    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && rc && i < rep->elements; i++) {
+        redisReply *e = rep->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
+            e->element[1]->type != REDIS_REPLY_ARRAY)
+            continue;
+        redisReply *f = e->element[1];
+        for (size_t k = 0; k + 1 < f->elements; k += 2)
+            if (f->element[k]->type == REDIS_REPLY_STRING && strcmp(f->element[k]->str, "submitter") == 0 &&
+                f->element[k + 1]->type == REDIS_REPLY_STRING && strcmp(f->element[k + 1]->str, token) == 0) {
+                snprintf(id, EMBER_REDIS_ID_MAX, "%s", e->element[0]->str);
+                rc = 0;
+            }
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
 int ember_redis_submit(ember_redis *r, const char *handler, const void *args, size_t len,
                        int64_t timeout_ns, unsigned retries, char id[EMBER_REDIS_ID_MAX])
 {
@@ -439,10 +469,11 @@ int ember_redis_submit(ember_redis *r, const char *handler, const void *args, si
     if (!handler || !*handler || strlen(handler) > 255 || (len && !args) || retries > 15)
         return say(r, -EMBER_EINVAL, "%s", retries > 15 ? "retries are 0 to 15" : "a handler's name (1-255 bytes) "
                    "and its arguments are needed");
-    int rc = reconnect(r, mono_ns()); /* one try, when the connection was lost */
+    int rc = reconnect(r, UINT64_MAX);
     if (rc) return rc;
     if (!r->cursor_known && (rc = read_cursor(r))) return rc;
-    char deadline[24], tries[8];
+    char deadline[24], tries[8], token[200];
+    snprintf(token, sizeof token, "%s#%" PRIu64, r->submitter, ++r->submitted);
     const char *argv[16];
     size_t lens[16];
     int n = 0;
@@ -469,15 +500,19 @@ int ember_redis_submit(ember_redis *r, const char *handler, const void *args, si
         SARG(tries);
     }
     SARG("submitter");
-    SARG(r->submitter);
+    SARG(token);
 #undef SARG
 #undef ARG
     redisReply *rep = command(r, n, argv, lens, &rc);
-    if (!rep) {
-        if (rc == -EMBER_REDIS_ECONN)
+    if (!rep && rc == -EMBER_REDIS_ECONN) {
+        /* the entry may have been added before the connection broke: made
+         * again, the stream's last entries say, by this one's token */
+        if ((rc = reconnect(r, UINT64_MAX)) == 0 && (rc = find_token(r, token, id)) == 0) return pending_add(r, id);
+        if (rc == -EMBER_ENOENT) rep = command(r, n, argv, lens, &rc);
+        if (!rep && rc == -EMBER_REDIS_ECONN)
             say(r, rc, "%s (the entry may have been added all the same)", r->errmsg);
-        return rc;
     }
+    if (!rep) return rc;
     if (rep->type != REDIS_REPLY_STRING || !is_entry_id(rep->str)) {
         freeReplyObject(rep);
         return say(r, -EMBER_REDIS_EREPLY, "Redis at %s answered XADD %s with no entry id", r->where, r->stream);
@@ -536,7 +571,7 @@ int ember_redis_wait(ember_redis *r, const char *id, int64_t timeout_ns, ember_r
     bool known = pending_find(r, id) >= 0;
     for (size_t i = 0; !known && i < r->nready; i++) known = strcmp(r->ready[i].id, id) == 0;
     if (!known) { /* another's entry: the cursor first, then its result, then does it exist */
-        int rc = reconnect(r, mono_ns());
+        int rc = reconnect(r, UINT64_MAX);
         if (!rc && !r->cursor_known) rc = read_cursor(r);
         if (!rc) rc = pending_add(r, id);
         if (rc) return rc;
@@ -598,7 +633,7 @@ void ember_redis_result_release(ember_redis_result *res)
 int ember_redis_entry_handler(ember_redis *r, const char *id, char *handler, size_t cap)
 {
     if (!is_entry_id(id)) return say(r, -EMBER_EINVAL, "'%s' is not a stream entry's id", id);
-    int rc = reconnect(r, mono_ns());
+    int rc = reconnect(r, UINT64_MAX);
     if (rc) return rc;
     const char *a[] = { "XRANGE", r->stream, id, id };
     redisReply *rep = command(r, 4, a, NULL, &rc);
