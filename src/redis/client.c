@@ -562,6 +562,31 @@ static int wait_for(ember_redis *r, const char *one, int64_t timeout_ns, char id
     }
 }
 
+/* Entry ID, not this handle's: waited for from now on, once it is known
+ * to exist. The cursor is read first, then its result looked up (one
+ * posted before the cursor is in STREAM:results, one after it will show in
+ * STREAM:done), then its entry. 0, or a failure said (ID not pending). */
+static int adopt(ember_redis *r, const char *id)
+{
+    int rc = reconnect(r, UINT64_MAX);
+    if (!rc && !r->cursor_known) rc = read_cursor(r);
+    if (!rc) rc = pending_add(r, id);
+    if (rc) return rc;
+    char one[1][EMBER_REDIS_ID_MAX];
+    snprintf(one[0], sizeof one[0], "%s", id);
+    if ((rc = fetch(r, one, 1)) == 0 && pending_find(r, id) >= 0) {
+        const char *a[] = { "XRANGE", r->stream, id, id };
+        redisReply *rep = command(r, 4, a, NULL, &rc);
+        if (rep && !(rep->type == REDIS_REPLY_ARRAY && rep->elements > 0))
+            rc = say(r, -EMBER_ENOENT, "stream %s has no entry %s, and %s no result for it", r->stream, id,
+                     r->results_key);
+        if (rep) freeReplyObject(rep);
+    }
+    ssize_t at = rc ? pending_find(r, id) : -1;
+    if (at >= 0) pending_remove(r, (size_t)at);
+    return rc;
+}
+
 int ember_redis_wait(ember_redis *r, const char *id, int64_t timeout_ns, ember_redis_result *res)
 {
     memset(res, 0, sizeof *res);
@@ -570,28 +595,12 @@ int ember_redis_wait(ember_redis *r, const char *id, int64_t timeout_ns, ember_r
         return say(r, -EMBER_EINVAL, "'%s' is not a stream entry's id (as 1733450000000-0)", id ? id : "(null)");
     bool known = pending_find(r, id) >= 0;
     for (size_t i = 0; !known && i < r->nready; i++) known = strcmp(r->ready[i].id, id) == 0;
-    if (!known) { /* another's entry: the cursor first, then its result, then does it exist */
-        int rc = reconnect(r, UINT64_MAX);
-        if (!rc && !r->cursor_known) rc = read_cursor(r);
-        if (!rc) rc = pending_add(r, id);
-        if (rc) return rc;
-        char one[1][EMBER_REDIS_ID_MAX];
-        snprintf(one[0], sizeof one[0], "%s", id);
-        if ((rc = fetch(r, one, 1))) return rc;
-        if (pending_find(r, id) >= 0) {
-            const char *a[] = { "XRANGE", r->stream, id, id };
-            redisReply *rep = command(r, 4, a, NULL, &rc);
-            if (!rep) return rc;
-            bool exists = rep->type == REDIS_REPLY_ARRAY && rep->elements > 0;
-            freeReplyObject(rep);
-            if (!exists) {
-                pending_remove(r, (size_t)pending_find(r, id));
-                return say(r, -EMBER_ENOENT, "stream %s has no entry %s, and %s no result for it", r->stream, id,
-                           r->results_key);
-            }
-        }
-    }
-    return wait_for(r, id, timeout_ns, NULL, res);
+    int rc = known ? 0 : adopt(r, id);
+    if (rc) return rc;
+    rc = wait_for(r, id, timeout_ns, NULL, res);
+    ssize_t at = known ? -1 : pending_find(r, id);
+    if (at >= 0) pending_remove(r, (size_t)at); /* another's entry: not this handle's to wait_any for */
+    return rc;
 }
 
 int ember_redis_wait_any(ember_redis *r, int64_t timeout_ns, char id[EMBER_REDIS_ID_MAX],
