@@ -146,6 +146,10 @@ seq 1 100 | cmp -s - run.out || fail "run --redis -k: every job's output, in inp
 [ "$(tail -n +2 jl | cut -f1 | sort -n | uniq | wc -l)" = 100 ] || fail "run --redis: each job once in the joblog"
 [ "$(tail -n +2 jl | awk -F'\t' '$7 != 0' | wc -l)" = 10 ] || fail "run --redis: 10 failures in the joblog"
 [ "$(tail -n +2 jl | cut -f2 | sort -u)" = fakehost ] || fail "run --redis: the joblog's Host is the host that ran it"
+"$EMBER" run --redis "$URL" --stream $S --receipts rc.jsonl 'echo {}' ::: a >/dev/null 2>&1 ||
+    fail "run --redis --receipts"
+grep -q '"seq":1,"command":"echo a",.*"host":"fakehost","host_receipt":{"end":"exit"' rc.jsonl ||
+    fail "run --redis --receipts: the host and its receipt, got $(cat rc.jsonl)"
 grep -q "100/100 done, 10 failed" run.err || fail "run --redis --bar: the progress line's end, got $(tail -1 run.err)"
 mkdir tries
 "$EMBER" run --redis "$URL" --stream $S --retries 2 --joblog jl2 \

@@ -339,9 +339,13 @@ static void write_logs(struct run *r, const struct job *j, const struct outcome 
     fputc(',', f);
     cli_receipt_fields(f, &rc);
     fprintf(f, ",\"tries\":%u", j->tries);
-    if (r->redis) {
+    if (r->redis) { /* where it ran, and that host's receipt of the call (its queue wait, run time) */
         fputs(",\"host\":", f);
         cli_json_str(f, j->host);
+        if (r->rres && r->rres->receipt) {
+            fputs(",\"host_receipt\":", f);
+            fwrite(r->rres->receipt, 1, r->rres->receipt_len, f);
+        }
     }
     if (r->o->handler && oc->out && is_json_object(oc->out, oc->out_len)) { /* the handler's own receipt */
         size_t n = oc->out_len;
