@@ -67,6 +67,11 @@ static void url_bad(void **state)
     refused("redis://:%zz@h", "password");
     refused("redis://[::1", "']'");
     refused("unix://", "no socket");
+    refused("redis://:s3cret@h:0", "redis://***@h:0");
+    struct ember_redis_url v;
+    char msg[256];
+    ember_redis_url_parse("redis://app:s3cret@h:x", &v, msg, sizeof msg);
+    if (strstr(msg, "s3cret")) fail_msg("a message quotes the password: %s", msg);
     refused("unix:///s?x=1", "db=N");
     char big[400];
     memset(big, 'a', sizeof big);

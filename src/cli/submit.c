@@ -93,6 +93,12 @@ static int report(const char *handler, bool exec, const char *id, const ember_re
     return status;
 }
 
+/* The URL as messages may show it: not with its password. */
+static const char *url_shown(const struct submit_opts *so)
+{
+    return strchr(so->url, '@') ? "URL" : so->url;
+}
+
 /* Wait for entry ID's result and print it. */
 static int await(ember_redis *r, const char *handler, bool exec, const char *id, int64_t wait_ns,
                  const struct call_opts *co, const struct submit_opts *so)
@@ -107,12 +113,12 @@ static int await(ember_redis *r, const char *handler, bool exec, const char *id,
     if (rc == -EMBER_ETIMEDOUT)
         fprintf(stderr, "%s: no result for entry %s of stream %s in time (is an 'ember bridge' serving the "
                 "stream?); if one comes, fetch it with: ember submit --redis %s --stream %s --wait %s\n",
-                cli_cmd, id, so->stream, so->url, so->stream, id);
+                cli_cmd, id, so->stream, url_shown(so), so->stream, id);
     else
         fprintf(stderr, "%s: %s\n", cli_cmd, ember_redis_errmsg(r));
     if (rc == -EMBER_REDIS_ECONN)
         fprintf(stderr, "%s: the entry %s stays in the stream; fetch its result later with: ember submit "
-                "--redis %s --stream %s --wait %s\n", cli_cmd, id, so->url, so->stream, id);
+                "--redis %s --stream %s --wait %s\n", cli_cmd, id, url_shown(so), so->stream, id);
     return rc == -EMBER_ETIMEDOUT && exec ? 124 : exec ? 125 : 1;
 }
 

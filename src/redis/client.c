@@ -150,7 +150,7 @@ static int connect_now(ember_redis *r)
     if (!c) return say(r, -EMBER_ENOMEM, "out of memory connecting to Redis");
     if (c->err) {
         say(r, -EMBER_REDIS_ECONN, "cannot reach Redis at %s: %s (is redis-server running there? "
-            "check --redis URL)", r->where, c->errstr);
+            "is the URL right?)", r->where, c->errstr);
         redisFree(c);
         return -EMBER_REDIS_ECONN;
     }

@@ -79,18 +79,33 @@ static int parse_unix(const char *url, const char *p, struct ember_redis_url *u,
     return 0;
 }
 
-int ember_redis_url_parse(const char *url, struct ember_redis_url *u, char *err, size_t errlen)
+/* URL as a message may quote it: its credentials (before the last '@' of
+ * the part after "redis://") as "***", into BUF. */
+static const char *redacted(const char *url, char *buf, size_t len)
 {
+    if (strncmp(url, "redis://", 8) != 0) return url;
+    const char *p = url + 8, *end = p + strcspn(p, "/?#"), *at = NULL;
+    for (const char *s = p; s < end; s++)
+        if (*s == '@') at = s;
+    if (!at) return url;
+    snprintf(buf, len, "redis://***%s", at);
+    return buf;
+}
+
+int ember_redis_url_parse(const char *raw, struct ember_redis_url *u, char *err, size_t errlen)
+{
+    char shown[320];
+    const char *url = raw ? redacted(raw, shown, sizeof shown) : NULL;
     memset(u, 0, sizeof *u);
     if (errlen) err[0] = 0;
-    if (!url || !*url) return bad(err, errlen, "no Redis URL: give redis://HOST[:PORT][/DB] or unix:///PATH");
+    if (!raw || !*raw) return bad(err, errlen, "no Redis URL: give redis://HOST[:PORT][/DB] or unix:///PATH");
     u->port = 6379;
-    if (strncmp(url, "unix://", 7) == 0) return parse_unix(url, url + 7, u, err, errlen);
-    if (strncmp(url, "unix:", 5) == 0) return parse_unix(url, url + 5, u, err, errlen);
-    if (strncmp(url, "redis://", 8) != 0)
+    if (strncmp(raw, "unix://", 7) == 0) return parse_unix(raw, raw + 7, u, err, errlen);
+    if (strncmp(raw, "unix:", 5) == 0) return parse_unix(raw, raw + 5, u, err, errlen);
+    if (strncmp(raw, "redis://", 8) != 0)
         return bad(err, errlen, "'%s' is not a Redis URL: give redis://[:PASSWORD@]HOST[:PORT][/DB] "
                    "or unix:///PATH (rediss:// and other schemes are not supported)", url);
-    const char *p = url + 8, *end = p + strcspn(p, "/?#");
+    const char *p = raw + 8, *end = p + strcspn(p, "/?#");
     if (*end == '?' || *end == '#')
         return bad(err, errlen, "'%s': query strings and fragments are not understood", url);
     /* credentials: up to the last '@' before the path (a password may hold '@' as %40) */
