@@ -8,6 +8,8 @@
 #   - the man page ember(1) is installed, lists every pool option and
 #     command `ember help` prints, and mandoc -T lint and groff find nothing
 #     to warn about;
+#   - a libember-redis program builds with `pkg-config ember-redis` alone, shared and
+#     static, and runs;
 #   - every C example in the README compiles as written against that install
 #     with only `pkg-config --cflags --libs ember` (and with --static, against
 #     libember.a alone), and the first runs a call.
@@ -119,5 +121,38 @@ if [ -x "$work/example1-static" ]; then
     out=$(timeout 20 "$work/example1-static" 2>&1)
     [ "$out" = "HI" ] || fail "the first README example, static, printed '$out', not HI"
 fi
+# a program of libember-redis's, built from the install with pkg-config ember-redis alone,
+# shared and static: a URL read, and a Redis that is not there refused with words
+cat >"$work/redis_api.c" <<'EOF'
+#include <stdio.h>
+#include <ember/client.h>
+#include <ember/redis.h>
+int main(void)
+{
+    struct ember_redis_url u;
+    char err[256];
+    if (ember_redis_url_parse("redis://127.0.0.1:1/2", &u, err, sizeof err) != 0) return 1;
+    ember_redis *r;
+    int rc = ember_redis_open("redis://127.0.0.1:1", "jobs", &r);
+    printf("%s %d %d %s\n", u.host, u.db, rc == -EMBER_REDIS_ECONN, ember_redis_errmsg(NULL));
+    return 0;
+}
+EOF
+find "$static" -name 'libember-redis.so*' -delete
+for how in shared static; do
+    root=$dest flags=()
+    [ "$how" = static ] && root=$static flags=(--static)
+    # shellcheck disable=SC2046
+    if cc -std=c11 -Wall -Wextra -Werror "${xflags[@]}" -o "$work/redis_api_$how" "$work/redis_api.c" \
+        $(PKG_CONFIG_SYSROOT_DIR=$root pkg-config --cflags --libs "${flags[@]}" ember-redis) 2>"$work/cc.log"; then
+        out=$(LD_LIBRARY_PATH=$(dirname "${rlib:-/}") timeout 20 "$work/redis_api_$how" 2>&1)
+        grep -q "^127.0.0.1 2 1 cannot reach Redis at redis://127.0.0.1:1" <<<"$out" ||
+            fail "a libember-redis program ($how) printed '$out'"
+    else
+        fail "a libember-redis program does not build ($how): $(head -5 "$work/cc.log")"
+    fi
+done
+! ldd "$work/redis_api_static" 2>/dev/null | grep -q libember-redis || fail "the static build needs libember-redis.so"
+
 [ "$failures" -eq 0 ] && echo "README options, install and examples: all good"
 [ "$failures" -eq 0 ]
