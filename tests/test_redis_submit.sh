@@ -101,6 +101,14 @@ expect "--wait takes no handler" 2 "no HANDLER" sub --wait "$id" echo
 expect "no bridge, --timeout: gives up, says how to fetch it later" 1 \
     "no result for entry .* in time.*--wait" "$EMBER" submit --redis "$URL" --stream lonely --timeout 100ms echo x
 expect "no bridge, exec: 124" 124 "no result" "$EMBER" submit --redis "$URL" --stream lonely --timeout 100ms exec true
+"$EMBER" submit --redis "$URL" --stream lonely echo x >term.out 2>&1 &
+bg+=($!)
+waiter=$!
+await "the submitter waits" eval "R client list | grep -q 'cmd=xread '"
+kill -TERM "$waiter"
+wait "$waiter"; st=$?
+[ "$st" = 143 ] && grep -q "Terminated: entry [0-9-]* runs on; its result: ember submit .* --wait " term.out ||
+    fail "SIGTERM while waiting: status $st, $(cat term.out)"
 late=$("$EMBER" submit --redis "$URL" --stream late --timeout 1ms --no-wait echo x)
 sleep 0.01 # the 1 ms deadline has passed when the bridge takes it (wall clock, as a bridge sees it)
 fake late f3
@@ -110,9 +118,11 @@ expect "an entry past its deadline: ETIMEDOUT" 1 "deadline" "$EMBER" submit --re
 "$EMBER" submit --redis "$URL" --stream cut exec sh -c 'echo after-the-cut' >cut.out 2>cut.err &
 bg+=($!)
 waiter=$!
-await "the submitter blocks reading cut:done" eval "R client list | grep -q 'cmd=xread'"
+xread_id() { R client list | grep 'cmd=xread ' | sed 's/^id=\([0-9]*\) .*/\1/'; }
+await "the submitter blocks reading cut:done" eval '[ -n "$(xread_id)" ]'
+before=$(xread_id)
 R client kill type normal >/dev/null
-await "the submitter connects again" eval "R client list | grep -q 'cmd=xread'"
+await "the submitter connects again" eval '[ -n "$(xread_id)" ] && [ "$(xread_id)" != "$before" ]'
 fake cut f4
 wait "$waiter"; st=$?
 [ "$st" = 0 ] && [ "$(cat cut.out)" = after-the-cut ] ||

@@ -222,6 +222,7 @@ static const struct command {
       "                        bridge that takes it later fails it with ETIMEDOUT; with\n"
       "                        --wait, how long to wait (default: no limit)\n"
       "  --no-wait             print the entry's id and exit; the call runs all the same\n"
+      "                        (as after Ctrl-C, which says how to fetch its result)\n"
       "  --wait ID             wait for entry ID's result instead of adding a call\n"
       "  --retries N, --receipt, and exec's options: as ember call's\n",
       NULL },

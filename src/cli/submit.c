@@ -7,9 +7,12 @@
  * The call's arguments are made as `ember call` makes them (exec's request,
  * with this directory and environment, or a handler's words), and its result
  * is printed as `ember call` prints it, with the same exit statuses; --no-wait
- * prints the entry's id instead, for a later --wait ID. */
+ * prints the entry's id instead, for a later --wait ID. Ctrl-C or SIGTERM
+ * while it waits says how to fetch the result later (the call runs on) and
+ * exits 128 + the signal. */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <ember/client.h>
@@ -99,12 +102,43 @@ static const char *url_shown(const struct submit_opts *so)
     return strchr(so->url, '@') ? "URL" : so->url;
 }
 
+static volatile sig_atomic_t submit_signal;
+
+static void on_signal(int sig)
+{
+    submit_signal = sig;
+}
+
+/* ember_redis_wait in steps of a quarter of a second, so that Ctrl-C or
+ * SIGTERM ends the wait (-EMBER_ECANCELLED, said: the entry runs on). */
+static int wait_steps(ember_redis *r, const char *id, int64_t wait_ns, ember_redis_result *res,
+                      const struct submit_opts *so)
+{
+    uint64_t start = cli_now_ns();
+    for (;;) {
+        int64_t left = wait_ns;
+        if (wait_ns != EMBER_REDIS_NEVER) {
+            uint64_t spent = cli_now_ns() - start;
+            left = spent >= (uint64_t)wait_ns ? 0 : wait_ns - (int64_t)spent;
+        }
+        int rc = ember_redis_wait(r, id, left < EMBER_SECOND / 4 ? left : EMBER_SECOND / 4, res);
+        if (submit_signal) {
+            if (rc == 0) return 0; /* it came: print it */
+            fprintf(stderr, "%s: %s: entry %s runs on; its result: ember submit --redis %s --stream %s "
+                    "--wait %s\n", cli_cmd, strsignal(submit_signal), id, url_shown(so), so->stream, id);
+            return -EMBER_ECANCELLED;
+        }
+        if (rc != -EMBER_ETIMEDOUT || left < EMBER_SECOND / 4) return rc;
+    }
+}
+
 /* Wait for entry ID's result and print it. */
 static int await(ember_redis *r, const char *handler, bool exec, const char *id, int64_t wait_ns,
                  const struct call_opts *co, const struct submit_opts *so)
 {
     ember_redis_result res;
-    int rc = ember_redis_wait(r, id, wait_ns, &res);
+    int rc = wait_steps(r, id, wait_ns, &res, so);
+    if (rc == -EMBER_ECANCELLED) return 128 + submit_signal;
     if (rc == 0) {
         int status = report(handler, exec, id, &res, co, so);
         ember_redis_result_release(&res);
@@ -132,8 +166,9 @@ static int wait_only(ember_redis *r, const struct call_opts *co, const struct su
         return 1;
     }
     ember_redis_result res;
-    rc = ember_redis_wait(r, so->wait_id, co->timeout == EMBER_TIMEOUT_DEFAULT ? EMBER_REDIS_NEVER : co->timeout,
-                          &res);
+    rc = wait_steps(r, so->wait_id, co->timeout == EMBER_TIMEOUT_DEFAULT ? EMBER_REDIS_NEVER : co->timeout,
+                    &res, so);
+    if (rc == -EMBER_ECANCELLED) return 128 + submit_signal;
     if (rc) {
         if (rc == -EMBER_ETIMEDOUT)
             fprintf(stderr, "%s: no result for entry %s of stream %s yet\n", cli_cmd, so->wait_id, so->stream);
@@ -224,6 +259,10 @@ static int submit_parsed(int argc, char **argv, struct call_opts *co, struct sub
         }
         req = b;
     }
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     ember_redis *r;
     int rc = ember_redis_open(so->url, so->stream, &r);
     if (rc) {
