@@ -4,7 +4,8 @@ EMBER_PACKAGES=(meson ninja-build pkg-config gcc g++ liburing-dev libhwloc-dev l
     mandoc groff-base parallel clang python3 libmicrohttpd-dev prometheus curl
     libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev
     libncurses-dev tmux  # ember top's screen, and the terminal its test drives it in
-    gnuplot-nox)  # bench/report's plots
+    gnuplot-nox  # bench/report's plots
+    libhiredis-dev redis-server redis-tools)  # ember bridge, and its tests' Redis
 
 ember_ensure_packages() {
     local missing=() p
