@@ -52,7 +52,7 @@ done
 
 # help: every command and subcommand, on stdout, exit 0
 commands=("pool start" "pool stop" "pool resize" "pool wait" "pool list" "stats" "events" "top" "call"
-          "pool" "help" "version")
+          "submit" "pool" "help" "version")
 for cmd in "${commands[@]}"; do
     for h in --help -h; do
         # shellcheck disable=SC2086

@@ -4,10 +4,12 @@
 #     (both from pool.h's EMBER_POOL_OPTIONS);
 #   - `meson install` into a DESTDIR gives headers, libember.so.0 exporting
 #     only ember_* symbols, libember.a, ember.pc, LICENSE, the command and
-#     the example systemd unit naming it;
+#     the example systemd unit naming it; libember-redis beside it;
 #   - the man page ember(1) is installed, lists every pool option and
 #     command `ember help` prints, and mandoc -T lint and groff find nothing
 #     to warn about;
+#   - a libember-redis program builds with `pkg-config ember-redis` alone, shared and
+#     static, and runs;
 #   - every C example in the README compiles as written against that install
 #     with only `pkg-config --cflags --libs ember` (and with --static, against
 #     libember.a alone), and the first runs a call.
@@ -56,6 +58,18 @@ if [ -n "$lib" ]; then
     readelf -d "$lib" | grep -q 'SONAME.*libember.so.0' || fail "libember.so has no soname libember.so.0"
 else
     fail "no libember.so.0 installed"
+fi
+
+# libember-redis: its header, library (only ember_redis_* exported) and pkg-config file
+rlib=$(find "$dest" -name 'libember-redis.so.0' | head -1)
+for f in include/ember/redis.h ember-redis.pc libember-redis.a; do
+    [ -e "$(find "$dest" -path "*/$f" | head -1)" ] || fail "not installed: $f"
+done
+if [ -n "$rlib" ]; then
+    bad=$(nm -D --defined-only "$rlib" | awk '{print $3}' | grep -vE '^ember_redis_[a-z]')
+    [ -z "$bad" ] || fail "libember-redis.so exports more than ember_redis_*: $bad"
+else
+    fail "no libember-redis.so.0 installed"
 fi
 
 # the man page
@@ -107,5 +121,38 @@ if [ -x "$work/example1-static" ]; then
     out=$(timeout 20 "$work/example1-static" 2>&1)
     [ "$out" = "HI" ] || fail "the first README example, static, printed '$out', not HI"
 fi
+# a program of libember-redis's, built from the install with pkg-config ember-redis alone,
+# shared and static: a URL read, and a Redis that is not there refused with words
+cat >"$work/redis_api.c" <<'EOF'
+#include <stdio.h>
+#include <ember/client.h>
+#include <ember/redis.h>
+int main(void)
+{
+    struct ember_redis_url u;
+    char err[256];
+    if (ember_redis_url_parse("redis://127.0.0.1:1/2", &u, err, sizeof err) != 0) return 1;
+    ember_redis *r;
+    int rc = ember_redis_open("redis://127.0.0.1:1", "jobs", &r);
+    printf("%s %d %d %s\n", u.host, u.db, rc == -EMBER_REDIS_ECONN, ember_redis_errmsg(NULL));
+    return 0;
+}
+EOF
+find "$static" -name 'libember-redis.so*' -delete
+for how in shared static; do
+    root=$dest flags=()
+    [ "$how" = static ] && root=$static flags=(--static)
+    # shellcheck disable=SC2046
+    if cc -std=c11 -Wall -Wextra -Werror "${xflags[@]}" -o "$work/redis_api_$how" "$work/redis_api.c" \
+        $(PKG_CONFIG_SYSROOT_DIR=$root pkg-config --cflags --libs "${flags[@]}" ember-redis) 2>"$work/cc.log"; then
+        out=$(LD_LIBRARY_PATH=$(dirname "${rlib:-/}") timeout 20 "$work/redis_api_$how" 2>&1)
+        grep -q "^127.0.0.1 2 1 cannot reach Redis at redis://127.0.0.1:1" <<<"$out" ||
+            fail "a libember-redis program ($how) printed '$out'"
+    else
+        fail "a libember-redis program does not build ($how): $(head -5 "$work/cc.log")"
+    fi
+done
+! ldd "$work/redis_api_static" 2>/dev/null | grep -q libember-redis || fail "the static build needs libember-redis.so"
+
 [ "$failures" -eq 0 ] && echo "README options, install and examples: all good"
 [ "$failures" -eq 0 ]

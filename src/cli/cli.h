@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 #include <ember/pool.h>
+#include "exec.h"
 
 /* "ember pool start" and the like: the prefix of messages */
 extern const char *cli_cmd;
@@ -147,6 +148,44 @@ struct metrics_http *metrics_http_start(const char *pool, const struct sockaddr_
 /* Stop serving (NULL: nothing to stop). */
 void metrics_http_stop(struct metrics_http *mh);
 
+/* stats.c: what `ember call` and `ember submit` share */
+/* The options of `ember call`; those after "shell" are exec's alone. */
+struct call_opts {
+    int64_t timeout;
+    bool unlinked;
+    unsigned retries;                 /* --retries N: EMBER_RETRIES(N) */
+    bool receipt;                     /* --receipt: the call's receipt on stderr */
+    bool shell, verbose, exec_only;   /* exec_only: one of exec's was given */
+    bool exec;                        /* the handler is exec */
+    const char *stdin_path;
+    uint64_t max_output;
+    struct exec_output outputs[16];   /* --output TMP:FINAL */
+    size_t noutputs;
+    const char **words;               /* a handler's arguments (not exec's), NWORDS */
+    size_t nwords;
+};
+/* The option at ARGV[*I] (it starts with "--") into CO; 0 or a usage error. */
+int call_option(int argc, char **argv, int *i, struct call_opts *co);
+/* The handlers of a pool started by `ember pool start` whose argument the
+ * command can check before calling: sleep and spin take milliseconds. A
+ * usage error's 2 (message printed), or 0. */
+int check_handler_arg(const char *handler, const char *arg);
+/* The arguments of a handler call (not exec's) into *BUF (malloc'd), *LEN
+ * bytes: none, ""; KEY=VALUE words (given apart, or as one string of
+ * blank-separated words), NUL-terminated words with cwd= first
+ * (cli_kv_request); other words: one as it is (no NUL), several each
+ * ending in NUL. 0 or -errno. */
+int handler_args(const struct call_opts *co, char **buf, size_t *len);
+/* exec's request for CMD[0..NCMD) run in this directory with this
+ * environment (and CO's exec options) into *BUF (malloc'd), *LEN bytes. 0,
+ * or 125 with the error printed. */
+int call_exec_request(char **cmd, int ncmd, const struct call_opts *co, void **buf, size_t *len);
+/* Print what an exec job wrote and said (R's bytes decoded into *RESB;
+ * *RESP points at it, or is NULL when they could not be read); its status,
+ * the shell's way (125: unreadable). */
+int exec_report(const ember_result *r, const struct call_opts *co, struct exec_res *resb,
+                struct exec_res **resp);
+
 /* the commands: each returns the process's exit status */
 int cmd_pool_start(int argc, char **argv);
 int cmd_pool_stop(int argc, char **argv);
@@ -159,6 +198,7 @@ int cmd_top(int argc, char **argv);     /* top.c: ember top */
 int cmd_call(int argc, char **argv);
 int cmd_run(int argc, char **argv);     /* run.c: ember run */
 int cmd_plugins(int argc, char **argv); /* plugins.c: ember plugins */
+int cmd_submit(int argc, char **argv);  /* submit.c: ember submit --redis */
 int cmd_bridge(int argc, char **argv);  /* bridge/bridge.c: ember bridge */
 
 #endif

@@ -12,6 +12,7 @@
  *   ember help [COMMAND], ember version (--version, -V)
  *   ember call NAME exec [OPTIONS] [--] PROGRAM [ARG]...
  *   ember plugins [--json]
+ *   ember submit --redis URL --stream KEY [--timeout DURATION] [--no-wait] HANDLER [ARG]...
  *   ember bridge NAME --redis URL --stream KEY --group GROUP [OPTIONS]  (bridge/bridge.c)
  *
  * Pool options are those of struct ember_pool_config, by the same names
@@ -206,6 +207,26 @@ static const struct command {
       "pool: a pool of its own (-j N runners, started for the batch and stopped after)\n"
       "or --pool NAME. 'ember run --help' lists every option.",
       NULL, NULL },
+    { "submit", NULL, cmd_submit,
+      "--redis URL --stream KEY [--timeout DURATION] [--no-wait] HANDLER [ARG]...",
+      "Add a call of HANDLER to Redis stream KEY, for whichever host's 'ember bridge'\n"
+      "takes it, wait for its result and print it as 'ember call' does, with the same\n"
+      "exit statuses (exec: the job's own). Its arguments are made as 'ember call'\n"
+      "makes them: exec runs in this directory with this environment, which must\n"
+      "exist on the hosts too.\n"
+      "\n"
+      "  ember submit --redis URL --stream KEY --wait ID [--timeout DURATION]\n"
+      "prints the result of entry ID (from --no-wait) in the same way.",
+      "  --redis URL           redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH\n"
+      "  --stream KEY          the stream the bridges serve (results in KEY:results)\n"
+      "  --timeout DURATION    the call's deadline (from now, on this host's clock): a\n"
+      "                        bridge that takes it later fails it with ETIMEDOUT; with\n"
+      "                        --wait, how long to wait (default: no limit)\n"
+      "  --no-wait             print the entry's id and exit; the call runs all the same\n"
+      "                        (as after Ctrl-C, which says how to fetch its result)\n"
+      "  --wait ID             wait for entry ID's result instead of adding a call\n"
+      "  --retries N, --receipt, and exec's options: as ember call's\n",
+      NULL },
     { "plugins", NULL, cmd_plugins, "[--json]",
       "List the handler plugins found by name (in $EMBER_PLUGIN_PATH, the install's\n"
       "plugin directory, then plugins/ beside this program), each loaded and\n"

@@ -38,6 +38,7 @@
 #include <sys/statvfs.h>
 #include <ember/client.h>
 #include <ember/plugin.h>
+#include <ember/redis.h>
 #include "cli.h"
 #include "exec.h"
 #include "run.h"
@@ -54,6 +55,8 @@ struct job {
     void *req;                  /* the call's arguments */
     size_t reqlen;
     ember_call_id id;
+    char rid[EMBER_REDIS_ID_MAX]; /* --redis: the stream entry of this try */
+    char host[128];             /* --redis: the host that ran it (the joblog's Host) */
     uint64_t submit_ns;         /* CLOCK_MONOTONIC_COARSE of this try's submit */
     double start_wall;          /* the first try's start, seconds since the epoch */
     bool busy;                  /* in flight */
@@ -83,7 +86,10 @@ struct held {
 struct run {
     struct run_opts *o;
     ember_pool *pool;           /* ours, or NULL with --pool */
-    ember_client *c;
+    ember_client *c;            /* NULL with --redis */
+    ember_redis *redis;         /* --redis: the stream the jobs go through */
+    const ember_redis_result *rres; /* --redis: the result being accounted for */
+    bool abandon;               /* --redis: stop waiting for the jobs in flight */
     int h;                      /* the handler called */
     const char *shell;          /* $SHELL, or /bin/sh */
     char *cwd;
@@ -313,7 +319,7 @@ static void write_logs(struct run *r, const struct job *j, const struct outcome 
 {
     double now = wall_now();
     if (r->joblog) {
-        struct run_joblog_entry e = { j->seq, ":", j->start_wall, now - j->start_wall, 0, oc->out_bytes,
+        struct run_joblog_entry e = { j->seq, j->host[0] ? j->host : ":", j->start_wall, now - j->start_wall, 0, oc->out_bytes,
                                       oc->exitval, oc->sig, j->line };
         if (run_joblog_write(r->joblog, &e) != 0 || fflush(r->joblog) == EOF) {
             fprintf(stderr, "%s: cannot write the job log %s: %s\n", cli_cmd, r->o->joblog,
@@ -333,6 +339,14 @@ static void write_logs(struct run *r, const struct job *j, const struct outcome 
     fputc(',', f);
     cli_receipt_fields(f, &rc);
     fprintf(f, ",\"tries\":%u", j->tries);
+    if (r->redis) { /* where it ran, and that host's receipt of the call (its queue wait, run time) */
+        fputs(",\"host\":", f);
+        cli_json_str(f, j->host);
+        if (r->rres && r->rres->receipt) {
+            fputs(",\"host_receipt\":", f);
+            fwrite(r->rres->receipt, 1, r->rres->receipt_len, f);
+        }
+    }
     if (r->o->handler && oc->out && is_json_object(oc->out, oc->out_len)) { /* the handler's own receipt */
         size_t n = oc->out_len;
         while (n && (oc->out[n - 1] == '\n' || oc->out[n - 1] == '\r')) n--;
@@ -529,6 +543,11 @@ static bool pool_fit_shm(struct ember_pool_config *cfg)
 
 static int pool_open(struct run *r)
 {
+    if (r->o->redis) { /* the hosts' pools: their handlers are theirs to check */
+        int rc = ember_redis_open(r->o->redis, r->o->stream, &r->redis);
+        if (rc) fprintf(stderr, "%s: %s\n", cli_cmd, ember_redis_errmsg(NULL));
+        return rc ? -1 : 0;
+    }
     if (r->o->pool) {
         if (cli_attach(r->o->pool, &r->c)) return -1;
     } else {
@@ -580,6 +599,8 @@ static void pool_close(struct run *r, int64_t timeout)
 {
     if (r->c) ember_detach(r->c);
     r->c = NULL;
+    ember_redis_close(r->redis); /* what is in flight stays in the stream */
+    r->redis = NULL;
     if (r->pool) ember_pool_stop(r->pool, timeout);
     r->pool = NULL;
 }
@@ -740,7 +761,15 @@ static int submit(struct run *r, struct job *j)
      * a busy --pool does not count, and what it wrote comes back); a
      * handler's call has it as its deadline */
     int64_t timeout = r->o->timeout_ns > 0 && r->o->handler ? r->o->timeout_ns : EMBER_NEVER;
-    return ember_submit(r->c, r->h, j->req, j->reqlen, timeout, &j->id);
+    if (!r->redis) return ember_submit(r->c, r->h, j->req, j->reqlen, timeout, &j->id);
+    int rc = ember_redis_submit(r->redis, r->o->handler ? r->o->handler : "exec", j->req, j->reqlen, timeout,
+                                0, j->rid);
+    if (rc) {
+        bar_clear(r);
+        fprintf(stderr, "%s: cannot add job %" PRIu64 " to stream %s: %s\n", cli_cmd, j->seq, r->o->stream,
+                ember_redis_errmsg(r->redis));
+    }
+    return rc;
 }
 
 /* Start the next job, if there is one. 1 started, 0 nothing to start, -1
@@ -774,7 +803,7 @@ static int start_next(struct run *r)
     j->start_wall = wall_now();
     rc = submit(r, j);
     if (rc) {
-        fail(rc, "cannot submit a job");
+        if (!r->redis) fail(rc, "cannot submit a job");
         job_free(j);
         r->error = true;
         return -1;
@@ -787,6 +816,10 @@ static int start_next(struct run *r)
 
 static void cancel_all(struct run *r)
 {
+    if (r->redis) { /* no cancelling another host's call: stop waiting (batch) */
+        r->abandon = true;
+        return;
+    }
     for (unsigned i = 0; i < r->o->jobs; i++)
         if (r->jobs[i].busy) ember_cancel(r->c, r->jobs[i].id);
 }
@@ -852,6 +885,14 @@ static void outcome_of(struct run *r, struct job *j, int rc, const ember_result 
         fprintf(stderr, "%s: job %" PRIu64 " timed out: %s\n", cli_cmd, j->seq, j->line);
     } else if (rc == -EMBER_ECANCELLED) {
         oc->how = "cancelled", oc->exitval = -1, oc->sig = SIGTERM;
+    } else if (r->redis && (rc == -EMBER_EPOISON || rc == -EMBER_REDIS_EBLOB)) {
+        if (rc == -EMBER_EPOISON)
+            fprintf(stderr, "%s: job %" PRIu64 ": dead-lettered after %u deliveries on %s: %s (stream %s:dead)\n",
+                    cli_cmd, j->seq, r->rres->deliveries, j->host, r->rres->cause[0] ? r->rres->cause : "poison",
+                    r->o->stream);
+        else
+            fprintf(stderr, "%s: job %" PRIu64 ": %s\n", cli_cmd, j->seq, ember_redis_errmsg(r->redis));
+        oc->how = rc == -EMBER_EPOISON ? "poison" : "error", oc->exitval = 255, oc->status = 255;
     } else if (rc == -EMBER_EHANDLER && r->o->handler) {
         oc->how = "exit", oc->exitval = res->detail ? res->detail & 0xff : 1, oc->status = oc->exitval;
         if (!oc->status) oc->exitval = oc->status = 1;
@@ -894,15 +935,15 @@ static void job_ended(struct run *r, struct job *j, int rc, ember_result *res)
     bool failed = oc.status != 0;
     bool cancelled = rc == -EMBER_ECANCELLED;
     if (failed && !cancelled && !r->stop_starting && j->tries < r->o->retries) {
-        ember_result_release(r->c, res);
+        if (!r->redis) ember_result_release(r->c, res);
         j->tries++;
         if (submit(r, j) == 0) return;
-        fail(-EMBER_EPOOLDOWN, "cannot submit a job's retry");
+        if (!r->redis) fail(-EMBER_EPOOLDOWN, "cannot submit a job's retry");
         r->error = true;
     } else {
         job_output(r, j, oc.out ? oc.out : "", oc.out_len, oc.err ? oc.err : "", oc.err_len);
         write_logs(r, j, &oc);
-        ember_result_release(r->c, res);
+        if (!r->redis) ember_result_release(r->c, res);
     }
     j->busy = false;
     r->inflight--;
@@ -1032,6 +1073,58 @@ static uint64_t fill(struct run *r)
     return 0;
 }
 
+/* --redis: the jobs in flight are no longer waited for (Ctrl-C, --halt
+ * now): each ends as cancelled here; on its host it runs on, and its result
+ * is posted all the same. */
+static void redis_abandon(struct run *r)
+{
+    r->abandon = false;
+    if (!r->inflight) return;
+    bar_clear(r);
+    fprintf(stderr, "%s: %u jobs stay in stream %s, their results to come in %s:results\n", cli_cmd,
+            r->inflight, r->o->stream, r->o->stream);
+    for (unsigned i = 0; i < r->o->jobs; i++) {
+        struct job *j = &r->jobs[i];
+        if (!j->busy) continue;
+        ember_redis_forget(r->redis, j->rid);
+        ember_result res = { .status = -EMBER_ECANCELLED, .runner = EMBER_NONE, .node = -1 };
+        job_ended(r, j, res.status, &res);
+    }
+}
+
+/* --redis: wait up to WAIT ns for a job's result from the stream and account
+ * for it. 0, or -1: the batch cannot go on (Redis lost), said. */
+static int redis_collect(struct run *r, int64_t wait)
+{
+    char rid[EMBER_REDIS_ID_MAX];
+    ember_redis_result rres;
+    int rc = ember_redis_wait_any(r->redis, wait, rid, &rres);
+    if (rc == -EMBER_ETIMEDOUT) {
+        bar_draw(r, false);
+    } else if (rc && rc != -EMBER_REDIS_EBLOB) {
+        bar_clear(r);
+        fprintf(stderr, "%s: %s; the %u jobs in flight stay in stream %s\n", cli_cmd, ember_redis_errmsg(r->redis),
+                r->inflight, r->o->stream);
+        r->error = true;
+        return -1;
+    } else {
+        struct job *j = NULL;
+        for (unsigned i = 0; i < r->o->jobs && !j; i++)
+            if (r->jobs[i].busy && strcmp(r->jobs[i].rid, rid) == 0) j = &r->jobs[i];
+        if (j) {
+            snprintf(j->host, sizeof j->host, "%s", rres.host[0] ? rres.host : "?");
+            ember_result res = { .data = rres.data, .len = rres.len, .status = rc ? rc : rres.status,
+                                 .detail = rres.detail, .runner = EMBER_NONE, .node = -1 };
+            r->rres = &rres;
+            job_ended(r, j, res.status, &res);
+            r->rres = NULL;
+        }
+        ember_redis_result_release(&rres);
+    }
+    if (r->abandon) redis_abandon(r);
+    return 0;
+}
+
 static int batch(struct run *r)
 {
     r->t0_ns = cli_now_ns();
@@ -1044,6 +1137,7 @@ static int batch(struct run *r)
             fprintf(stderr, "%s: %s: starting no more jobs, cancelling %u running (again: at once)\n", cli_cmd,
                     strsignal(run_signal), r->inflight);
             cancel_all(r);
+            if (r->abandon) redis_abandon(r);
         }
         uint64_t delay = fill(r);
         if (!r->inflight && (r->stop_starting || r->input_done)) break;
@@ -1054,6 +1148,10 @@ static int batch(struct run *r)
         if (!r->inflight) {
             struct timespec ts = { 0, wait };
             nanosleep(&ts, NULL);
+            continue;
+        }
+        if (r->redis) {
+            if (redis_collect(r, wait)) break;
             continue;
         }
         ember_call_id id;

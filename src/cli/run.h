@@ -52,6 +52,8 @@ struct run_source {
 struct run_opts {
     /* where and how jobs run (the engine's) */
     const char *pool;           /* --pool NAME, or NULL: a pool of its own */
+    const char *redis, *stream; /* --redis URL --stream KEY: the jobs go through that
+                                   Redis stream to the hosts' bridges (NULL: local) */
     unsigned jobs;              /* -j N, N%, +N, -N resolved against the online CPUs (>= 1) */
     const char *handler;        /* --handler NAME, or NULL: exec */
     const char *plugins[16];    /* --plugin NAME|PATH: loaded by the batch's own pool */

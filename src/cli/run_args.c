@@ -766,6 +766,7 @@ enum opt_id {
     O_POOL, O_JOBS, O_HANDLER, O_SHELL, O_TIMEOUT, O_RETRIES, O_HALT, O_DELAY, O_KEEP, O_TAG,
     O_TAGSTRING, O_LINEBUF, O_DRY, O_BAR, O_ETA, O_PROGRESS, O_JOBLOG, O_RESUME, O_RESUME_FAILED,
     O_RECEIPTS, O_PLUGIN, O_OUTPUT, O_QUOTE, O_COLSEP, O_MAXARGS, O_ARGFILE, O_NULL, O_DELIM, O_HELP,
+    O_REDIS, O_STREAM,
 };
 static const struct run_opt {
     const char *name;
@@ -790,6 +791,7 @@ static const struct run_opt {
     { "max-args", 'n', true, O_MAXARGS }, { "arg-file", 'a', true, O_ARGFILE },
     { "null", '0', false, O_NULL },       { "delimiter", 'd', true, O_DELIM },
     { "help", 'h', false, O_HELP },
+    { "redis", 0, true, O_REDIS },        { "stream", 0, true, O_STREAM },
 };
 #define N_RUN_OPTS (sizeof run_opt_table / sizeof run_opt_table[0])
 
@@ -849,6 +851,8 @@ static int set_opt(struct run_opts *o, const struct run_opt *d, const char *val)
     case O_NULL: o->delim = 0; break;
     case O_DELIM: return parse_delim(val, &o->delim);
     case O_HELP: break;
+    case O_REDIS: o->redis = val; break;
+    case O_STREAM: o->stream = val; break;
     }
     return 0;
 }
@@ -926,6 +930,11 @@ static int check_opts(struct run_opts *o)
     if (o->nplugins && o->pool)
         return run_usage("--plugin is for the batch's own pool: start pool '%s' with --plugin instead",
                          o->pool);
+    if (!o->redis != !o->stream)
+        return run_usage("--redis URL and --stream KEY go together (the Redis, and the stream the "
+                         "hosts' bridges serve)");
+    if (o->redis && (o->pool || o->nplugins))
+        return run_usage("--redis sends the jobs to the hosts' pools: no --pool or --plugin with it");
     if (o->colsep) {
         char *ere = colsep_to_ere(o->colsep);
         if (!ere) return run_usage("out of memory");
@@ -1017,6 +1026,8 @@ void run_help(FILE *f)
         "  -q, --quote             quote the command's words too\n"
         "  -j, --jobs N            jobs at once: N, N%% or +N/-N of the CPUs (default: the CPUs)\n"
         "  --pool NAME             run on a running pool (default: a pool of its own)\n"
+        "  --redis URL --stream KEY  send the jobs through Redis stream KEY to the hosts'\n"
+        "                          'ember bridge's (-j: jobs in the stream at once)\n"
         "  --handler NAME          send each job's words to handler NAME instead of exec\n"
         "  --plugin NAME|PATH      the batch's own pool loads this handler plugin (repeatable)\n"
         "  --shell                 run every job with /bin/sh (default: only those needing it)\n"

@@ -198,10 +198,7 @@ int cmd_events(int argc, char **argv)
     return 0;
 }
 
-/* The handlers of a pool started by `ember pool start` whose argument the
- * command can check before calling: sleep and spin take milliseconds. A
- * usage error's 2 (message printed), or 0. */
-static int check_handler_arg(const char *handler, const char *arg)
+int check_handler_arg(const char *handler, const char *arg)
 {
     if (strcmp(handler, "sleep") != 0 && strcmp(handler, "spin") != 0) return 0;
     uint64_t ms;
@@ -211,22 +208,6 @@ static int check_handler_arg(const char *handler, const char *arg)
         return usage_error("%s takes a number of milliseconds, not '%s'", handler, arg);
     return 0;
 }
-
-/* The options of `ember call`; those after "shell" are exec's alone. */
-struct call_opts {
-    int64_t timeout;
-    bool unlinked;
-    unsigned retries;                 /* --retries N: EMBER_RETRIES(N) */
-    bool receipt;                     /* --receipt: the call's receipt on stderr */
-    bool shell, verbose, exec_only;   /* exec_only: one of exec's was given */
-    bool exec;                        /* the handler is exec */
-    const char *stdin_path;
-    uint64_t max_output;
-    struct exec_output outputs[16];   /* --output TMP:FINAL */
-    size_t noutputs;
-    const char **words;               /* a handler's arguments (not exec's), NWORDS */
-    size_t nwords;
-};
 
 /* --output TMP:FINAL: the command writes TMP; exit status 0 renames it
  * to FINAL, anything else removes it. 0 or a usage error. */
@@ -250,8 +231,7 @@ static unsigned call_flags(const struct call_opts *co)
     return (co->unlinked ? EMBER_UNLINKED : 0) | EMBER_RETRIES(co->retries);
 }
 
-/* The option at ARGV[*I] (it starts with "--") into CO; 0 or a usage error. */
-static int call_option(int argc, char **argv, int *i, struct call_opts *co)
+int call_option(int argc, char **argv, int *i, struct call_opts *co)
 {
     char name[64];
     option_name(argv[*i], name, sizeof name);
@@ -393,10 +373,8 @@ static void exec_verbose(const struct exec_res *res)
             res->utime_ns / 1e9, res->stime_ns / 1e9, rss, res->maxrss_bytes);
 }
 
-/* Print what the job wrote and said (decoded into *RES; *RESP points at it,
- * or is NULL when the result could not be read); its status, the shell's way. */
-static int exec_report(const ember_result *r, const struct call_opts *co, struct exec_res *resb,
-                       struct exec_res **resp)
+int exec_report(const ember_result *r, const struct call_opts *co, struct exec_res *resb,
+                struct exec_res **resp)
 {
     struct exec_res res;
     *resp = NULL;
@@ -421,10 +399,7 @@ static int exec_report(const ember_result *r, const struct call_opts *co, struct
     return exec_res_status(&res);
 }
 
-/* ember call NAME exec [OPTIONS] [--] PROGRAM [ARG]...: CMD[0..NCMD) run in
- * this directory with this environment. Exit: the job's status, 125 for
- * ember's failures, 124 for the deadline. */
-static int call_exec(ember_client *c, int h, char **cmd, int ncmd, const struct call_opts *co)
+int call_exec_request(char **cmd, int ncmd, const struct call_opts *co, void **buf, size_t *len)
 {
     extern char **environ;
     size_t envc = 0;
@@ -450,15 +425,25 @@ static int call_exec(ember_client *c, int h, char **cmd, int ncmd, const struct 
     } else {
         req.stdin_file = co->stdin_path;
     }
-    void *buf = NULL;
-    size_t len = 0;
-    int rc = exec_req_encode(&req, &buf, &len);
+    int rc = exec_req_encode(&req, buf, len);
     free(cwd);
     free(in);
     if (rc) {
         fprintf(stderr, "%s: cannot encode the exec request: %s\n", cli_cmd, strerror(-rc));
         return 125;
     }
+    return 0;
+}
+
+/* ember call NAME exec [OPTIONS] [--] PROGRAM [ARG]...: CMD[0..NCMD) run in
+ * this directory with this environment. Exit: the job's status, 125 for
+ * ember's failures, 124 for the deadline. */
+static int call_exec(ember_client *c, int h, char **cmd, int ncmd, const struct call_opts *co)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    int rc = call_exec_request(cmd, ncmd, co, &buf, &len);
+    if (rc) return rc;
     ember_result r;
     struct call_clock k;
     call_clock_start(&k);
@@ -489,12 +474,7 @@ static int call_exec(ember_client *c, int h, char **cmd, int ncmd, const struct 
     return status;
 }
 
-/* The arguments of a handler call (not exec's) into *BUF (malloc'd), *LEN
- * bytes: none, ""; KEY=VALUE words (given apart, or as one string of
- * blank-separated words), NUL-terminated words with cwd= first
- * (cli_kv_request); other words: one as it is (no NUL), several each
- * ending in NUL. 0 or -errno. */
-static int handler_args(const struct call_opts *co, char **buf, size_t *len)
+int handler_args(const struct call_opts *co, char **buf, size_t *len)
 {
     char *copy = NULL;
     const char **tok = NULL;

@@ -1,0 +1,151 @@
+/* redis/url.c - Redis URLs (redis.h): redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]
+ * and unix:///PATH[?db=N], read into struct ember_redis_url, every bad part
+ * named in the error. No connection, no allocation. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ember/client.h>
+#include <ember/redis.h>
+
+static int bad(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -EMBER_EINVAL;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* S[0..N) with %XX decoded into DST (CAP bytes, NUL-terminated): 0, -1 too
+ * long, -2 a bad %XX, -3 a NUL byte. */
+static int decode(const char *s, size_t n, char *dst, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%') {
+            if (i + 2 >= n) return -2;
+            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0) return -2;
+            c = (char)(hi << 4 | lo);
+            if (!c) return -3;
+            i += 2;
+        }
+        if (o + 1 >= cap) return -1;
+        dst[o++] = c;
+    }
+    dst[o] = 0;
+    return 0;
+}
+
+/* A whole decimal number in S[0..N) within [LO, HI]. */
+static bool number(const char *s, size_t n, long lo, long hi, int *out)
+{
+    if (!n || n > 9) return false;
+    long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < lo || v > hi) return false;
+    *out = (int)v;
+    return true;
+}
+
+static int parse_unix(const char *url, const char *p, struct ember_redis_url *u, char *err, size_t errlen)
+{
+    const char *q = strchr(p, '?');
+    size_t n = q ? (size_t)(q - p) : strlen(p);
+    if (!n) return bad(err, errlen, "'%s' names no socket: unix:///PATH/TO/SOCKET", url);
+    if (n >= sizeof u->path)
+        return bad(err, errlen, "'%s': the socket's path is longer than %zu bytes", url, sizeof u->path - 1);
+    int rc = decode(p, n, u->path, sizeof u->path);
+    if (rc) return bad(err, errlen, "'%s': a bad %%XX in the socket's path", url);
+    if (q) {
+        if (strncmp(q + 1, "db=", 3) != 0 || !number(q + 4, strlen(q + 4), 0, 1000000, &u->db))
+            return bad(err, errlen, "'%s': after '?' only db=N (a database number) is understood", url);
+    }
+    u->unix_socket = true;
+    return 0;
+}
+
+/* URL as a message may quote it: its credentials (before the last '@' of
+ * the part after "redis://") as "***", into BUF. */
+static const char *redacted(const char *url, char *buf, size_t len)
+{
+    if (strncmp(url, "redis://", 8) != 0) return url;
+    const char *p = url + 8, *end = p + strcspn(p, "/?#"), *at = NULL;
+    for (const char *s = p; s < end; s++)
+        if (*s == '@') at = s;
+    if (!at) return url;
+    snprintf(buf, len, "redis://***%s", at);
+    return buf;
+}
+
+int ember_redis_url_parse(const char *raw, struct ember_redis_url *u, char *err, size_t errlen)
+{
+    char shown[320];
+    const char *url = raw ? redacted(raw, shown, sizeof shown) : NULL;
+    memset(u, 0, sizeof *u);
+    if (errlen) err[0] = 0;
+    if (!raw || !*raw) return bad(err, errlen, "no Redis URL: give redis://HOST[:PORT][/DB] or unix:///PATH");
+    u->port = 6379;
+    if (strncmp(raw, "unix://", 7) == 0) return parse_unix(raw, raw + 7, u, err, errlen);
+    if (strncmp(raw, "unix:", 5) == 0) return parse_unix(raw, raw + 5, u, err, errlen);
+    if (strncmp(raw, "redis://", 8) != 0)
+        return bad(err, errlen, "'%s' is not a Redis URL: give redis://[:PASSWORD@]HOST[:PORT][/DB] "
+                   "or unix:///PATH (rediss:// and other schemes are not supported)", url);
+    const char *p = raw + 8, *end = p + strcspn(p, "/?#");
+    if (*end == '?' || *end == '#')
+        return bad(err, errlen, "'%s': query strings and fragments are not understood", url);
+    /* credentials: up to the last '@' before the path (a password may hold '@' as %40) */
+    const char *at = NULL;
+    for (const char *s = p; s < end; s++)
+        if (*s == '@') at = s;
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (!colon)
+            return bad(err, errlen, "'%s': credentials are [USER]:PASSWORD@ (a password alone is ':PASSWORD@')", url);
+        if (decode(p, (size_t)(colon - p), u->user, sizeof u->user) ||
+            decode(colon + 1, (size_t)(at - colon - 1), u->password, sizeof u->password))
+            return bad(err, errlen, "'%s': the user or password is too long or has a bad %%XX", url);
+        p = at + 1;
+    }
+    const char *hend;
+    if (*p == '[') { /* [IPv6] */
+        const char *rb = memchr(p, ']', (size_t)(end - p));
+        if (!rb) return bad(err, errlen, "'%s': an IPv6 address needs its closing ']'", url);
+        if ((size_t)(rb - p - 1) >= sizeof u->host) return bad(err, errlen, "'%s': the host is too long", url);
+        memcpy(u->host, p + 1, (size_t)(rb - p - 1));
+        u->host[rb - p - 1] = 0;
+        hend = rb + 1;
+        if (hend < end && *hend != ':') return bad(err, errlen, "'%s': after ']' comes :PORT or /DB", url);
+    } else {
+        hend = memchr(p, ':', (size_t)(end - p));
+        if (!hend) hend = end;
+        if ((size_t)(hend - p) >= sizeof u->host) return bad(err, errlen, "'%s': the host is too long", url);
+        memcpy(u->host, p, (size_t)(hend - p));
+        u->host[hend - p] = 0;
+    }
+    if (!u->host[0]) return bad(err, errlen, "'%s' names no host: redis://HOST[:PORT][/DB]", url);
+    if (hend < end) { /* :PORT */
+        if (!number(hend + 1, (size_t)(end - hend - 1), 1, 65535, &u->port))
+            return bad(err, errlen, "'%s': the port '%.*s' is not a number from 1 to 65535", url,
+                       (int)(end - hend - 1), hend + 1);
+    }
+    if (*end == '/' && end[1]) {
+        if (!number(end + 1, strlen(end + 1), 0, 1000000, &u->db))
+            return bad(err, errlen, "'%s': the database '%s' is not a number", url, end + 1);
+    }
+    return 0;
+}
