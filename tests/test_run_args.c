@@ -384,7 +384,14 @@ static void test_colsep(void **state)
     PARSE_ERR("option --colsep: '((((((((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+' "
               "repeats too much", "--colsep", "((((((((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+",
               "echo");
-    PARSE_ERR("repeats too much", "--colsep", "\\d++++++++++++++++++++", "echo");
+    PARSE_ERR("repeats too much", "--colsep", "((((((\\d+)+)+)+)+)+", "echo");
+    /* a repetition of a repetition: undefined in POSIX, and x??++++++++
+     * alone kept glibc's regcomp busy for minutes */
+    PARSE_ERR("option --colsep: 'x??++++++++' repeats a repetition", "--colsep", "x??++++++++", "echo");
+    PARSE_ERR("repeats a repetition", "--colsep", "\\d++", "echo");
+    PARSE_ERR("repeats a repetition", "--colsep", "a*{2}", "echo");
+    EXPECT_JOBS("echo a b", "--colsep", "(,)+", "echo", ":::", "a,,b");
+    EXPECT_JOBS("echo a b", "--colsep", "[+?]+|\\++", "echo", ":::", "a+?b");
     PARSE_ERR("repeats too much", "--colsep", "((a{1,100}){1,100}){1,100}", "echo");
     PARSE_ERR("repeats too much", "--colsep", "([[:space:],]{1,300}){1,300}", "echo");
     PARSE_ERR("repeats too much", "--colsep", "(a?){4000}", "echo");

@@ -687,6 +687,11 @@ static char *colsep_to_ere(const char *re)
  * takes 6 s, a{1,32767} 39 s). At this size any of them compiles within a
  * second. */
 #define COLSEP_MAX_PIECES 1024u
+/* What ere_pieces says of a repetition of a repetition (x?+, a*{2}): POSIX
+ * leaves it undefined (Perl reads it as lazy or possessive), and glibc
+ * compiles it as a repetition of something that may match nothing, whose
+ * cost grows about sevenfold with each + (x??++++++++: minutes). */
+#define COLSEP_STACKED UINT64_MAX
 
 static uint64_t sat_mul(uint64_t a, uint64_t b)
 {
@@ -700,8 +705,12 @@ static uint64_t ere_pieces(const char *re)
     enum { DEPTH = 64 };
     uint64_t total[DEPTH] = { 0 }, last[DEPTH] = { 0 }; /* per open group: done, and its last atom */
     int d = 0;
+    bool quantified = false; /* the last thing seen was a repetition */
     for (const char *p = re; *p; p++) {
         uint64_t atom = 1;
+        bool q = *p == '*' || *p == '?' || *p == '+' || (*p == '{' && isdigit((unsigned char)p[1]));
+        if (q && quantified) return COLSEP_STACKED;
+        quantified = q;
         if (*p == '(') {
             if (++d == DEPTH) return COLSEP_MAX_PIECES * 2ull;
             total[d] = last[d] = 0;
@@ -715,8 +724,8 @@ static uint64_t ere_pieces(const char *re)
             continue;
         } else if (*p == '*' || *p == '?') {
             continue;
-        } else if (*p == '+') {
-            last[d] = sat_mul(last[d], 2);
+        } else if (*p == '+') { /* x+ is x x*: counted as more, for what x* adds to a closure */
+            last[d] = sat_mul(last[d], 4);
             continue;
         } else if (*p == '{' && isdigit((unsigned char)p[1])) {
             char *end;
@@ -938,7 +947,16 @@ static int check_opts(struct run_opts *o)
     if (o->colsep) {
         char *ere = colsep_to_ere(o->colsep);
         if (!ere) return run_usage("out of memory");
-        if (ere_pieces(ere) > COLSEP_MAX_PIECES) {
+        uint64_t pieces = ere_pieces(ere);
+        if (pieces == COLSEP_STACKED) {
+            free(ere);
+            const char *bad = o->colsep;
+            o->colsep = NULL;
+            return run_usage("option --colsep: '%s' repeats a repetition (like x?+ or a*{2}), which "
+                             "POSIX regular expressions leave undefined: put the inner one in "
+                             "parentheses, (x?)+, or drop one", bad);
+        }
+        if (pieces > COLSEP_MAX_PIECES) {
             free(ere);
             const char *bad = o->colsep;
             o->colsep = NULL;
