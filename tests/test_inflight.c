@@ -295,6 +295,63 @@ static void wait_any_from_two_threads_collects_each_call_once(void **st)
     fixture_stop(&f);
 }
 
+struct caller_thread {
+    ember_client *c;
+    int h;
+    uint32_t calls, failed;
+};
+
+static void *call_thread(void *arg)
+{
+    struct caller_thread *t = arg;
+    for (uint32_t n = 0; n < t->calls; n++) {
+        ember_result r;
+        if (ember_call(t->c, t->h, &n, sizeof n, &r, EMBER_NEVER) != 0) t->failed++;
+        ember_result_release(t->c, &r);
+    }
+    return NULL;
+}
+
+static uint64_t accepted(ember_client *c)
+{
+    ember_metrics m;
+    assert_true(ember_metrics_read(c, &m, NULL, 0) >= 0);
+    return m.calls_accepted;
+}
+
+/* More threads share a client than the caller entry has counters of their
+ * own: every call is counted once, and a client attached again at the same
+ * address counts on in its own entry. */
+static void accepted_counts_every_call_of_many_threads(void **st)
+{
+    (void)st;
+    struct fixture f;
+    start_pool(&f, "acc", 2, 0);
+    enum { THREADS = EMBER_SUBMIT_COUNTERS + 4, CALLS = 400 };
+    uint64_t before = accepted(f.c);
+    struct caller_thread t[THREADS];
+    pthread_t th[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        t[i] = (struct caller_thread){ f.c, ember_handler(f.c, "echo"), CALLS, 0 };
+        assert_int_equal(pthread_create(&th[i], NULL, call_thread, &t[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(t[i].failed, 0);
+    }
+    assert_int_equal(accepted(f.c) - before, (uint64_t)THREADS * CALLS);
+    /* this thread's cache names the first client: a second one must not
+     * write the counter the cache names without owning it */
+    ember_client *c2;
+    assert_int_equal(ember_attach(f.name, &c2), 0);
+    struct caller_thread one = { c2, ember_handler(c2, "echo"), CALLS, 0 };
+    call_thread(&one);
+    assert_int_equal(one.failed, 0);
+    assert_int_equal(accepted(f.c) - before, (uint64_t)(THREADS + 1) * CALLS);
+    ember_detach(c2);
+    fixture_stop(&f);
+}
+
 static bool readable(int fd, int ms)
 {
     struct pollfd p = { .fd = fd, .events = POLLIN, .revents = 0 };
@@ -353,6 +410,7 @@ int main(void)
         cmocka_unit_test(wait_any_returns_calls_as_they_end),
         cmocka_unit_test(wait_any_ends_calls_at_their_deadline),
         cmocka_unit_test(wait_any_from_two_threads_collects_each_call_once),
+        cmocka_unit_test(accepted_counts_every_call_of_many_threads),
         cmocka_unit_test(completion_fd_is_readable_when_a_call_ends),
         cmocka_unit_test(claim_race_leaves_no_stale_call),
         cmocka_unit_test(claim_of_a_dead_claimer_is_freed),

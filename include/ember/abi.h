@@ -55,9 +55,12 @@
  *                loads: a snapshot for monitoring, no ordering with calls.
  *                A block outlives its runner (the next runner of that entry
  *                counts on), so every counter only grows.
- *   caller.calls_submitted  the caller's threads (relaxed fetch_add: a
- *                client may be shared by threads) -> readers (relaxed); the
- *                entry's next owners count on from it.
+ *   caller.calls_submitted[EMBER_SUBMIT_COUNTERS]  [k >= 1]: one thread of
+ *                the owner, the one its client registered for k (a
+ *                relaxed load and a relaxed store: no read-modify-write on
+ *                the hot path); [0]: the owner's threads that found no
+ *                counter of their own (relaxed fetch_add) -> readers sum
+ *                them (relaxed); the entry's next owners count on from them.
  *   runner_ends  the supervisor only (relaxed) -> readers (relaxed).
  */
 #ifndef EMBER_ABI_H
@@ -66,7 +69,8 @@
 #include <stdint.h>
 #include "detail/atomic.h"
 
-#define EMBER_ABI_VERSION   9u /* 9: counts (per worker and the supervisor's), runner_ends, caller.calls_submitted, a queued call's t_start_ns */
+#define EMBER_ABI_VERSION   10u /* 10: caller.calls_submitted, a counter per submitting thread; 9: counts (per worker and the supervisor's), runner_ends, a queued call's t_start_ns */
+#define EMBER_SUBMIT_COUNTERS 8u /* per caller entry: see calls_submitted */
 #define EMBER_MAGIC         0x4745534d45424d45ull /* "EMBEMSEG" little-endian */
 #define EMBER_CACHELINE     64
 #define EMBER_NAME_MAX      40   /* pool and handler names, with the NUL */
@@ -370,10 +374,10 @@ struct ember_caller_ent {
     EMBER_ATOMIC(uint32_t) done_seq;
     uint32_t _pad1;
     uint64_t _pad[5];
-    /* calls queued through this entry, by all its owners so far: on a line
-     * of its own, which runners (reading done_armed above) never touch */
-    EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint64_t) calls_submitted;
-    uint64_t _pad2[7];
+    /* calls queued through this entry, by all its owners so far, their sum:
+     * a counter per submitting thread ([0]: the threads beyond), on a line
+     * of their own, which runners (reading done_armed above) never touch */
+    EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint64_t) calls_submitted[EMBER_SUBMIT_COUNTERS];
 };
 
 /* A slot's header is its first cache line, and everything a call hands

@@ -40,7 +40,51 @@ struct ember_client {
     uint64_t *mine_deadline;
     EMBER_ATOMIC(uint64_t) next_deadline;
     struct ember__cq *cq;                   /* ember_completion_fd's ring, or NULL */
+    /* the threads that count their calls in a counter of their own of the
+     * caller entry (calls_submitted[k], k >= 1: a plain load and store, no
+     * locked instruction on the submit path): each k's thread, named by the
+     * address of its ember__submit_cache (0: k is free); claimed by CAS,
+     * never given back (a thread that ended leaves its counter to a thread
+     * that reuses its address, or to nobody). SERIAL tells this client
+     * from any other that lived at this address, for the threads' caches. */
+    uint64_t serial;
+    EMBER_ATOMIC(uintptr_t) submit_owner[EMBER_SUBMIT_COUNTERS];
 };
+
+/* This thread's counter in the client it last submitted through (SERIAL):
+ * K, 0 when it has none of its own. */
+static __thread struct { uint64_t serial; uint32_t k; } ember__submit_cache;
+
+/* Which of the caller entry's counters this thread counts its calls in. */
+static inline uint32_t ember__submit_counter(ember_client *c)
+{
+    if (ember__submit_cache.serial == c->serial) return ember__submit_cache.k;
+    const uintptr_t me = (uintptr_t)&ember__submit_cache;
+    uint32_t k = 0;
+    for (uint32_t i = 1; i < EMBER_SUBMIT_COUNTERS && !k; i++) {
+        /* relaxed: the owner word only names a thread, it publishes no data */
+        uintptr_t o = atomic_load_explicit(&c->submit_owner[i], memory_order_relaxed);
+        if (o == 0 && atomic_compare_exchange_strong_explicit(&c->submit_owner[i], &o, me,
+                                                              memory_order_relaxed, memory_order_relaxed))
+            k = i;
+        else if (o == me)
+            k = i;
+    }
+    ember__submit_cache.serial = c->serial;
+    ember__submit_cache.k = k;
+    return k;
+}
+
+/* Count a call queued by this thread in the caller entry (relaxed: only
+ * summed by readers, abi.h). */
+static inline void ember__count_submit(ember_client *c)
+{
+    EMBER_ATOMIC(uint64_t) *n = &c->v.callers[c->caller_idx].calls_submitted[ember__submit_counter(c)];
+    if (n == &c->v.callers[c->caller_idx].calls_submitted[0])
+        atomic_fetch_add_explicit(n, 1, memory_order_relaxed); /* shared by the threads beyond */
+    else /* this thread is the counter's only writer */
+        atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + 1, memory_order_relaxed);
+}
 
 /* The two-level bit sets (mine, ready): a word's summary bit is set when
  * the word turns non-zero and cleared when it turns zero; the summary may
@@ -170,15 +214,26 @@ static inline int ember__boot_error(ember_client *c, uint32_t failures)
 
 /* The absolute deadline of a call given TIMEOUT_NS (EMBER_TIMEOUT_DEFAULT:
  * the pool's; negative or EMBER_NEVER: none). */
-static inline uint64_t ember__deadline(ember_client *c, int64_t timeout_ns)
+/* The deadline TIMEOUT_NS from now; *COARSE (if not NULL): the coarse
+ * clock's reading it was computed from, 0 when it read no coarse clock. */
+static inline uint64_t ember__deadline_c(ember_client *c, int64_t timeout_ns, uint64_t *coarse)
 {
+    if (coarse) *coarse = 0;
     if (timeout_ns == EMBER_TIMEOUT_DEFAULT) timeout_ns = (int64_t)c->v.default_timeout_ns;
     if (timeout_ns < 0 || timeout_ns == EMBER_NEVER) return UINT64_MAX;
     /* long timeouts from the coarse clock, rounded late by one tick (never
      * early): the precise clock costs as much as the rest of a warm call */
-    if (timeout_ns >= 1000000000ll)
-        return ember__now_coarse_ns() + ember__coarse_res_ns() + (uint64_t)timeout_ns;
+    if (timeout_ns >= 1000000000ll) {
+        uint64_t now = ember__now_coarse_ns();
+        if (coarse) *coarse = now;
+        return now + ember__coarse_res_ns() + (uint64_t)timeout_ns;
+    }
     return ember__now_ns() + (uint64_t)timeout_ns;
+}
+
+static inline uint64_t ember__deadline(ember_client *c, int64_t timeout_ns)
+{
+    return ember__deadline_c(c, timeout_ns, NULL);
 }
 
 /* Claim the FREE slot of entry E (idx | gen << 16) for C: false if it is
@@ -267,10 +322,11 @@ static inline int ember__claim(ember_client *c, uint64_t deadline, uint32_t *idx
 }
 
 /* Queue a call: wait for a slot and pages until WAIT_UNTIL; the call's own
- * deadline is DEADLINE. */
+ * deadline is DEADLINE. QUEUED_AT: the coarse clock's reading of now, if
+ * the caller has one (0: read it here). */
 static inline int ember__submit(ember_client *c, int h, const void *args, size_t len,
-                                uint64_t wait_until, uint64_t deadline, uint32_t flags,
-                                ember_call_id *id, bool *woke)
+                                uint64_t wait_until, uint64_t deadline, uint64_t queued_at,
+                                uint32_t flags, ember_call_id *id, bool *woke)
 {
     if (!c) return ember__fail(-EMBER_EINVAL, "client is NULL");
     struct ember__view *v = &c->v;
@@ -320,10 +376,11 @@ static inline int ember__submit(ember_client *c, int h, const void *args, size_t
     }
     if (flags & EMBER_CALL_NOTIFY) ember__any_track(c, idx, gen, deadline);
     /* the queue wait starts now (the runner's take ends it: abi.h,
-     * slot.t_start_ns); counted in our entry's own line (relaxed: only
-     * summed by readers; an RMW, since threads may share this client) */
-    s->t_start_ns = ember__now_coarse_ns();
-    atomic_fetch_add_explicit(&v->callers[c->caller_idx].calls_submitted, 1, memory_order_relaxed);
+     * slot.t_start_ns), by the coarse clock the deadline was read from
+     * when it was (QUEUED_AT), else read here; counted in our entry's own
+     * line */
+    s->t_start_ns = queued_at ? queued_at : ember__now_coarse_ns();
+    ember__count_submit(c);
     /* publish: fields before QUEUED (release), QUEUED before the push */
     atomic_store_explicit(&s->state, ember__mk(gen, EMBER_SLOT_QUEUED), memory_order_release);
     uint32_t ring = ember__my_ring(v);
@@ -372,9 +429,9 @@ static inline int ember__submit_t(ember_client *c, int h, const void *args, size
     if (!c) return ember__fail(-EMBER_EINVAL, "client is NULL");
     int rc = ember__bad_flags(flags);
     if (rc) return rc;
-    uint64_t d = ember__deadline(c, timeout_ns);
+    uint64_t now = 0, d = ember__deadline_c(c, timeout_ns, &now);
     if (deadline) *deadline = d;
-    return ember__submit(c, h, args, len, d, d, ember__slot_flags(flags) | kind, id, woke);
+    return ember__submit(c, h, args, len, d, d, now, ember__slot_flags(flags) | kind, id, woke);
 }
 
 static inline void ember__result_clear(ember_result *res)

@@ -86,6 +86,8 @@ static inline int ember__caller_join(ember_client *c, int fd)
                        c->v.ncallers);
 }
 
+static EMBER_ATOMIC(uint64_t) ember__client_serial; /* the clients this process attached */
+
 EMBER_API int ember_attach(const char *name, ember_client **out)
 {
     if (!out) return ember__fail(-EMBER_EINVAL, "ember_attach: out is NULL");
@@ -106,6 +108,8 @@ EMBER_API int ember_attach(const char *name, ember_client **out)
     }
     c->sup_pidfd = -1;
     c->caller_idx = EMBER_NONE;
+    /* relaxed: only tells clients of this process apart (ember__submit_counter) */
+    c->serial = atomic_fetch_add_explicit(&ember__client_serial, 1, memory_order_relaxed) + 1;
     atomic_store_explicit(&c->next_deadline, UINT64_MAX, memory_order_relaxed);
     atomic_store_explicit(&c->hot, EMBER_NONE, memory_order_relaxed);
     snprintf(c->name, sizeof c->name, "%s", name);
@@ -377,7 +381,7 @@ EMBER_API int ember_place_child(ember_client *c, int h, const void *args, size_t
     struct ember__view *v = &c->v;
     uint64_t start_by = ember__deadline(c, timeout_ns);
     ember_call_id id;
-    rc = ember__submit(c, h, args, len, start_by, UINT64_MAX, ember__slot_flags(flags) | EMBER_CALL_CHILD,
+    rc = ember__submit(c, h, args, len, start_by, UINT64_MAX, 0, ember__slot_flags(flags) | EMBER_CALL_CHILD,
                        &id, NULL);
     if (rc) return rc;
     struct ember_slot *s = &v->slots[id.idx];
@@ -711,7 +715,8 @@ EMBER_API int ember_metrics_read(ember_client *c, ember_metrics *m, ember_handle
     for (int k = 0; k < EMBER_CAUSES; k++) m->calls_failed += m->failed_by[k];
     for (uint32_t i = 0; i < v->ncallers; i++) {
         const struct ember_caller_ent *ce = &v->callers[i];
-        m->calls_accepted += atomic_load_explicit(&ce->calls_submitted, memory_order_relaxed);
+        for (uint32_t k = 0; k < EMBER_SUBMIT_COUNTERS; k++)
+            m->calls_accepted += atomic_load_explicit(&ce->calls_submitted[k], memory_order_relaxed);
         m->callers_attached += atomic_load_explicit(&ce->gen, memory_order_relaxed);
         m->callers += atomic_load_explicit(&ce->pid, memory_order_relaxed) != 0;
     }
