@@ -150,7 +150,7 @@ static inline int ember__any_harvest_word(ember_client *c, EMBER_ATOMIC(uint64_t
      * each is read (collect), then written (its release), and fetching
      * them one by one would stall on each in turn */
     for (uint64_t m = b; m; m &= m - 1)
-        __builtin_prefetch(&c->v.slots[k * 64 + (uint32_t)__builtin_ctzll(m)], 1, 3);
+        ember__prefetch_w(&c->v.slots[k * 64 + (uint32_t)__builtin_ctzll(m)]);
     uint64_t bit = b & -b; /* this one is ours alone: no RMW on READY for it */
     if (b != bit) ember__set_add(c->ready, c->ready_sum, k, b & ~bit);
     return ember__any_take(c, k * 64 + (uint32_t)__builtin_ctzll(bit), id, res, rc);
