@@ -60,7 +60,10 @@
  *                       a caller pinned to each node's CPU makes calls one at a
  *                       time; the share of calls a runner of the caller's own
  *                       node ran (50 is what no placement would give)
- * Usage: ember-bench [--quick | --full] [--rtt | --numa | --zero]
+ * Usage: ember-bench [--quick | --full] [--rtt | --numa | --zero | --async]
+ *   --async only the async rounds and the bare ring: async_throughput_calls_per_s,
+ *          async_sweep_calls_per_s, async_fd_calls_per_s, bare_ring_calls_per_s
+ *          and async_vs_bare (each round's rates on stderr)
  *   --zero only scale_from_zero_ms, boot_ms, fork_wait_p50_us and
  *          zero_over_fork (each sample's pair on stderr)
  *   --rtt  only the spin baseline and the warm calls: spin_rtt_p50_us,
@@ -662,17 +665,56 @@ static void emit_pcts(const char *prefix, const char *system, uint64_t *lat, siz
     }
 }
 
+/* The async rounds on pool NAME (client C, handler H): the same work
+ * collected three ways, and the bare ring, in alternating rounds so that
+ * all see the same machine; the medians to *ANY, *SWEEP, *FDT (*HAVE_FD:
+ * measured) and *BARE. Returns 0, or -1 on a failure. */
+static int async_rounds(ember_client *c, int h, const char *name, bool quick, double *any,
+                        double *sweep, double *fdt, double *bare, bool *have_fd)
+{
+    const int arounds = quick ? 3 : 5;
+    uint64_t aspan = quick ? 150000000ull : 400000000ull;
+    double sweep_r[5], any_r[5], fd_r[5], bare_r[5];
+    ember_client *fc = NULL; /* the fd rounds' own client: see async_round */
+    int afd = -1;
+    if (ember_attach(name, &fc) == 0) {
+        afd = ember_completion_fd(fc);
+        if (afd < 0) ember_detach(fc), fc = NULL;
+    }
+    for (int k = 0; k < arounds; k++) {
+        sweep_r[k] = async_round(c, h, ASYNC_SWEEP, -1, aspan);
+        any_r[k] = async_round(c, h, ASYNC_ANY, -1, aspan);
+        fd_r[k] = fc ? async_round(fc, h, ASYNC_FD, afd, aspan) : 0;
+        struct timespec park = { 0, 20000000 }; /* the runner parked: CPU 1 is the bare ring's */
+        nanosleep(&park, NULL);
+        bare_r[k] = bare_ring(aspan);
+        if (sweep_r[k] < 0 || any_r[k] < 0 || fd_r[k] < 0 || bare_r[k] < 0) {
+            fprintf(stderr, "ember-bench: async round %d: %s\n", k, ember_last_error());
+            return -1;
+        }
+        /* per round, on stderr: the host moves vCPUs between rounds */
+        fprintf(stderr, "async round %d sweep %.0f wait_any %.0f fd %.0f bare %.0f\n", k, sweep_r[k],
+                any_r[k], fd_r[k], bare_r[k]);
+    }
+    if (fc) ember_detach(fc);
+    *sweep = median(sweep_r, arounds), *any = median(any_r, arounds);
+    *fdt = median(fd_r, arounds), *bare = median(bare_r, arounds);
+    *have_fd = fc != NULL;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    bool quick = false, rtt_only = false, numa = false, full = false, zero = false;
+    bool quick = false, rtt_only = false, numa = false, full = false, zero = false, async_only = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) quick = true;
         else if (strcmp(argv[i], "--full") == 0) full = true;
         else if (strcmp(argv[i], "--rtt") == 0) rtt_only = true;
         else if (strcmp(argv[i], "--numa") == 0) numa = true;
         else if (strcmp(argv[i], "--zero") == 0) zero = true;
+        else if (strcmp(argv[i], "--async") == 0) async_only = true;
         else {
-            fprintf(stderr, "usage: ember-bench [--quick | --full] [--rtt | --numa | --zero]\n");
+            fprintf(stderr, "usage: ember-bench [--quick | --full] [--rtt | --numa | --zero | --async]\n");
             return 2;
         }
     }
@@ -692,7 +734,7 @@ int main(int argc, char **argv)
     /* memory first: the supervisor is forked from this process, still small */
     long sup_kib = -1, runner_kib = -1, runner_rss_kib = -1;
     const int nmem = 4;
-    if (!rtt_only && memory_figures(nmem, &sup_kib, &runner_kib, &runner_rss_kib))
+    if (!rtt_only && !async_only && memory_figures(nmem, &sup_kib, &runner_kib, &runner_rss_kib))
         fprintf(stderr, "ember-bench: memory figures: %s\n", ember_last_error());
 
     struct ember_pool_config cfg;
@@ -726,6 +768,19 @@ int main(int argc, char **argv)
     for (long i = 0; i < 10000; i++) { /* warm up */
         ember_call(c, h, NULL, 0, &r, EMBER_TIMEOUT_DEFAULT);
         ember_result_release(c, &r);
+    }
+    if (async_only) {
+        double sweep, any, fdt, bare;
+        bool have_fd;
+        if (async_rounds(c, h, name, quick, &any, &sweep, &fdt, &bare, &have_fd)) return 1;
+        emits("async_throughput_calls_per_s", any, "calls/s", "ember", NULL);
+        emits("async_sweep_calls_per_s", sweep, "calls/s", "ember", NULL);
+        if (have_fd) emits("async_fd_calls_per_s", fdt, "calls/s", "ember", NULL);
+        emits("bare_ring_calls_per_s", bare, "calls/s", "bare_ring", NULL);
+        emits("async_vs_bare", any / bare, "ratio", "ember", NULL);
+        ember_detach(c);
+        ember_pool_stop(pool, 1000000000ll);
+        return 0;
     }
     for (int k = 0; k < rounds; k++) {
         pingpong(per, PP_SPIN, spin_lat + k * per);
@@ -787,35 +842,9 @@ int main(int argc, char **argv)
         emit_pcts("rtt", "pipe", lat, (size_t)npp);
     }
 
-    /* async: the same work collected three ways, and the bare ring, in
-     * alternating rounds so that all see the same machine */
-    const int arounds = quick ? 3 : 5;
-    uint64_t aspan = quick ? 150000000ull : 400000000ull;
-    double sweep_r[5], any_r[5], fd_r[5], bare_r[5];
-    ember_client *fc = NULL; /* the fd rounds' own client: see async_round */
-    int afd = -1;
-    if (ember_attach(name, &fc) == 0) {
-        afd = ember_completion_fd(fc);
-        if (afd < 0) ember_detach(fc), fc = NULL;
-    }
-    for (int k = 0; k < arounds; k++) {
-        sweep_r[k] = async_round(c, h, ASYNC_SWEEP, -1, aspan);
-        any_r[k] = async_round(c, h, ASYNC_ANY, -1, aspan);
-        fd_r[k] = fc ? async_round(fc, h, ASYNC_FD, afd, aspan) : 0;
-        struct timespec park = { 0, 20000000 }; /* the runner parked: CPU 1 is the bare ring's */
-        nanosleep(&park, NULL);
-        bare_r[k] = bare_ring(aspan);
-        if (sweep_r[k] < 0 || any_r[k] < 0 || fd_r[k] < 0 || bare_r[k] < 0) {
-            fprintf(stderr, "ember-bench: async round %d: %s\n", k, ember_last_error());
-            return 1;
-        }
-        /* per round, on stderr: the host moves vCPUs between rounds */
-        fprintf(stderr, "async round %d sweep %.0f wait_any %.0f fd %.0f bare %.0f\n", k, sweep_r[k],
-                any_r[k], fd_r[k], bare_r[k]);
-    }
-    if (fc) ember_detach(fc);
-    double sweep = median(sweep_r, arounds), any = median(any_r, arounds);
-    double fdt = median(fd_r, arounds), bare = median(bare_r, arounds);
+    double sweep, any, fdt, bare;
+    bool have_fd;
+    if (async_rounds(c, h, name, quick, &any, &sweep, &fdt, &bare, &have_fd)) return 1;
 
     /* caller processes on CPU 0, the one runner on CPU 1: rounds alternate
      * the counts */
@@ -933,7 +962,7 @@ int main(int argc, char **argv)
     emits("async_throughput_calls_per_s", any, "calls/s", "ember", NULL);
     emits("async_sweep_calls_per_s", sweep, "calls/s", "ember", NULL);
     emits("async_any_over_sweep", any / sweep, "ratio", "ember", NULL);
-    if (fc) emits("async_fd_calls_per_s", fdt, "calls/s", "ember", NULL);
+    if (have_fd) emits("async_fd_calls_per_s", fdt, "calls/s", "ember", NULL);
     emits("bare_ring_calls_per_s", bare, "calls/s", "bare_ring", NULL);
     for (int j = 0; j < nks; j++) {
         char par[48];

@@ -6,4 +6,9 @@
 
 struct ember__view *ember__client_view(ember_client *c) { return c ? &c->v : NULL; }
 
-uint32_t ember__client_hot(ember_client *c) { return atomic_load(&c->hot); }
+uint32_t ember__client_hot(ember_client *c)
+{
+    for (uint32_t k = 0; k < EMBER_SUBMIT_COUNTERS; k++)
+        if (atomic_load(&c->hot[k]) != EMBER_NONE) return atomic_load(&c->hot[k]);
+    return EMBER_NONE;
+}

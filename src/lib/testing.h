@@ -19,7 +19,7 @@ struct ember__view *ember__client_view(ember_client *c);
  * ember_pool_start(), makes the supervisor's watches of chosen pids fail
  * as the kernel fails them. */
 
-/* The entry of the slot client C keeps at hand (EMBER_NONE: none). */
+/* The entry of a slot client C's threads keep at hand (EMBER_NONE: none). */
 uint32_t ember__client_hot(ember_client *c);
 
 #endif

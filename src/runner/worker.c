@@ -99,7 +99,7 @@ static inline int call_handler(struct ember__view *v, uint32_t idx, ember_out *o
     EMBER__PAGES_ACQUIRE(v);
     int rc = hd->pfn ? hd->pfn(hd->ctx, args, alen, o, &job) : hd->fn(args, alen, o, &job);
     EMBER__PAGES_RELEASE(v);
-    __builtin_prefetch(s, 1, 3); /* the line, back for the result */
+    ember__prefetch_w(s); /* the line, back for the result */
     int status = 0;
     if (rc == -EMBER_EIMAGE && h == EMBER__FN_HANDLER) status = rc;
     else if (rc) status = -EMBER_EHANDLER, *detail = rc;
@@ -181,7 +181,7 @@ void ember__run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
         s->res_page = EMBER_NONE;
         ember__pages_free(v, idx, o->page);
     }
-    __builtin_prefetch(s, 1, 3);
+    ember__prefetch_w(s);
     if (keep) s->res_len = (uint32_t)o->len;
     int ended; /* a call cancelled while it ran ends cancelled */
     if (ember__slot_finish_ex(v, idx, w, status, detail, &ended)) count_call(v, wi, h, ended, tq, t0, t1);
@@ -216,7 +216,7 @@ static void prefetch_slot(uint32_t e, void *arg)
 {
     struct ember__view *v = arg;
     uint32_t idx = e & 0xffffu;
-    if (idx < v->nslots) __builtin_prefetch(&v->slots[idx], 1, 3);
+    if (idx < v->nslots) ember__prefetch_w(&v->slots[idx]);
 }
 
 /* Pop a call: from our node's ring first; from the others (stealing) only

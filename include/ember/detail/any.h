@@ -146,6 +146,11 @@ static inline int ember__any_harvest_word(ember_client *c, EMBER_ATOMIC(uint64_t
     if (!atomic_load_explicit(&bits[k], memory_order_relaxed)) return 0;
     uint64_t b = atomic_exchange_explicit(&bits[k], 0, memory_order_seq_cst);
     if (!b) return 0;
+    /* the finished slots' lines, for writing, all on their way at once:
+     * each is read (collect), then written (its release), and fetching
+     * them one by one would stall on each in turn */
+    for (uint64_t m = b; m; m &= m - 1)
+        ember__prefetch_w(&c->v.slots[k * 64 + (uint32_t)__builtin_ctzll(m)]);
     uint64_t bit = b & -b; /* this one is ours alone: no RMW on READY for it */
     if (b != bit) ember__set_add(c->ready, c->ready_sum, k, b & ~bit);
     return ember__any_take(c, k * 64 + (uint32_t)__builtin_ctzll(bit), id, res, rc);

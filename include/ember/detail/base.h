@@ -77,4 +77,18 @@ using std::memory_order_release;
 using std::memory_order_seq_cst;
 #endif
 
+/* Start fetching the line at P for writing (a hint: it never faults).
+ * On x86-64 PREFETCHW asks for the line exclusive, so the store or CAS
+ * that follows does not have to upgrade it; __builtin_prefetch(p, 1)
+ * would be a plain read prefetch there without -mprfchw (processors that
+ * predate PREFETCHW run it as a NOP). */
+static inline void ember__prefetch_w(const volatile void *p)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __asm__ __volatile__("prefetchw %0" : : "m"(*(const volatile char *)p));
+#else
+    __builtin_prefetch((const void *)p, 1, 3);
+#endif
+}
+
 #endif /* EMBER_DETAIL_BASE_H */

@@ -16,11 +16,15 @@
 
 struct ember_client {
     struct ember__view v;
-    /* the slot this caller released last, FREE but kept off the free ring
-     * (idx | gen << 16, or EMBER_NONE): the next call takes it back with one
-     * CAS, its line still in this CPU's cache; anybody may claim it meanwhile
-     * (ember__claim looks at every slot before it waits) */
-    EMBER_ATOMIC(uint32_t) hot;
+    /* the slot each submitting thread released last, FREE but kept off the
+     * free ring (idx | gen << 16, or EMBER_NONE): hot[k] for the thread of
+     * counter k >= 1 (ember__submit_counter), its only user, with plain
+     * loads and stores; hot[0] for the threads beyond, by exchange. The
+     * next call takes it back with one CAS, its line still in this CPU's
+     * cache; anybody may claim it meanwhile (ember__claim looks at every
+     * slot before it waits; the supervisor's repair puts a FREE slot that
+     * stays off the ring, a thread that ended left it, back on it) */
+    EMBER_ATOMIC(uint32_t) hot[EMBER_SUBMIT_COUNTERS];
     int sup_pidfd;
     uint32_t caller_idx, caller_gen;
     char name[EMBER_NAME_MAX];
@@ -265,15 +269,27 @@ static inline bool ember__claim_entry(ember_client *c, uint32_t e, uint32_t *idx
     return true;
 }
 
+/* Put E in this thread's slot kept at hand and return the one it held.
+ * Thread k >= 1 is the only one to use hot[k]: a relaxed load and store,
+ * no locked instruction (the slot's own state word, claimed by CAS, is
+ * what hands the slot over, S1); the threads beyond share hot[0] by
+ * exchange (acq_rel, as before: it pairs with the other threads'). */
+static inline uint32_t ember__hot_swap(ember_client *c, uint32_t e)
+{
+    uint32_t k = ember__submit_counter(c);
+    if (k == 0) return atomic_exchange_explicit(&c->hot[0], e, memory_order_acq_rel);
+    uint32_t old = atomic_load_explicit(&c->hot[k], memory_order_relaxed);
+    atomic_store_explicit(&c->hot[k], e, memory_order_relaxed);
+    return old;
+}
+
 /* A released slot: keep it at hand for the next call (off the free ring)
  * unless somebody waits for slots; the one kept before goes to the ring. */
 static inline void ember__slot_recycle(ember_client *c, uint32_t idx, uint32_t w)
 {
     if (!ember__slot_free_ex(&c->v, idx, w, false)) return;
     if (atomic_load_explicit(&c->v.hdr->slot_waiters, memory_order_seq_cst)) return; /* pushed */
-    uint32_t old = atomic_exchange_explicit(&c->hot, ember__entry(idx, ember__gen(w)),
-                                            memory_order_acq_rel);
-    ember__hot_return(&c->v, old);
+    ember__hot_return(&c->v, ember__hot_swap(c, ember__entry(idx, ember__gen(w))));
 }
 
 /* Take a free slot, waiting for one until DEADLINE: the one kept at hand,
@@ -282,7 +298,7 @@ static inline void ember__slot_recycle(ember_client *c, uint32_t idx, uint32_t w
 static inline int ember__claim(ember_client *c, uint64_t deadline, uint32_t *idx_out, uint32_t *gen_out)
 {
     struct ember__view *v = &c->v;
-    uint32_t e = atomic_exchange_explicit(&c->hot, EMBER_NONE, memory_order_acq_rel);
+    uint32_t e = ember__hot_swap(c, EMBER_NONE);
     if (e != EMBER_NONE && ember__claim_entry(c, e, idx_out, gen_out)) return 0;
     bool counted = false;
     uint32_t seq = 0;

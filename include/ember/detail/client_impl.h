@@ -111,7 +111,8 @@ EMBER_API int ember_attach(const char *name, ember_client **out)
     /* relaxed: only tells clients of this process apart (ember__submit_counter) */
     c->serial = atomic_fetch_add_explicit(&ember__client_serial, 1, memory_order_relaxed) + 1;
     atomic_store_explicit(&c->next_deadline, UINT64_MAX, memory_order_relaxed);
-    atomic_store_explicit(&c->hot, EMBER_NONE, memory_order_relaxed);
+    for (uint32_t k = 0; k < EMBER_SUBMIT_COUNTERS; k++)
+        atomic_store_explicit(&c->hot[k], EMBER_NONE, memory_order_relaxed);
     snprintf(c->name, sizeof c->name, "%s", name);
     /* A segment still being made (its header zero or half written, no
      * pool_state yet) is a pool not yet running, not a corrupted one:
@@ -157,7 +158,8 @@ EMBER_API void ember_detach(ember_client *c)
         if (ember__st(w) != EMBER_SLOT_FREE && ember__owned_by(s, w, c->caller_idx, c->caller_gen))
             ember__slot_disown(&c->v, i, ember__gen(w), false);
     }
-    ember__hot_return(&c->v, atomic_exchange(&c->hot, EMBER_NONE));
+    for (uint32_t k = 0; k < EMBER_SUBMIT_COUNTERS; k++) /* no thread uses C any more */
+        ember__hot_return(&c->v, atomic_exchange(&c->hot[k], EMBER_NONE));
     ember__any_fini(c); /* while the caller entry is still ours */
     uint32_t me = (uint32_t)getpid();
     atomic_compare_exchange_strong(&c->v.callers[c->caller_idx].pid, &me, 0);

@@ -56,6 +56,11 @@ static inline int ember__ring_push(const struct ember__ring *r, uint32_t v)
                                                       memory_order_acquire))
             if ((d = (int32_t)((uint32_t)(cv >> 32) - (uint32_t)pos)) != 0) break;
         if (d == 0) {
+            /* the next line of cells, for writing, while it is far from
+             * the consumers (they are at least a line behind unless the
+             * ring is nearly full): the push that reaches it finds it here
+             * instead of waiting for its transfer */
+            ember__prefetch_w(&r->cell[(pos + 8) & r->mask]);
             atomic_compare_exchange_strong_explicit(&r->h->tail, &pos, pos + 1,
                                                     memory_order_release, memory_order_relaxed);
             return 0;
