@@ -16,19 +16,7 @@ set -u
 EMBER=$1
 unset EMBER_PLUGIN_PATH
 failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-check() { # check DESCRIPTION COMMAND...: the command must succeed
-    local what=$1; shift
-    "$@" || fail "$what"
-}
-expect() { # expect DESCRIPTION WANTED_STATUS PATTERN COMMAND...: status and output match
-    local what=$1 want=$2 pat=$3; shift 3
-    local out st
-    out=$("$@" 2>&1); st=$?
-    if [ "$st" -ne "$want" ] || ! grep -qE -- "$pat" <<<"$out"; then
-        fail "$what (status $st, wanted $want; output: $out)"
-    fi
-}
+. "$(dirname "$0")/lib.sh" # fail, check, expect, free_port, redis_up
 # await DESCRIPTION TRIES COMMAND...: until the command succeeds, looking
 # every 50 ms at most TRIES times
 await() {
@@ -61,14 +49,9 @@ cleanup() {
 trap cleanup EXIT
 
 # a free loopback port, and Redis on it (append-only, every write synced)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 R() { redis-cli -p "$PORT" "$@"; }
-redis_start() {
-    redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync always \
-        --dir "$work" --logfile "$work/redis.log" &
-    redis_pid=$!
-    await "redis-server answers on port $PORT" 200 eval 'R ping 2>/dev/null | grep -q PONG'
-}
+redis_start() { redis_up "$PORT" "$work" --appendonly yes --appendfsync always; }
 redis_start || exit 1
 URL=redis://127.0.0.1:$PORT
 
@@ -145,7 +128,7 @@ await "bA saw Redis fail" 100 grep -q "Redis failed" "$work/bA.log"
 await "bB saw Redis fail" 100 grep -q "Redis failed" "$work/bB.log"
 # the calls end meanwhile and their results wait in the bridges
 await "bB holds results while Redis is down" 200 grep -qE "running=0 unposted=[1-9][0-9]* redis=down" "$work/bB.log"
-redis_start
+redis_start || exit 1
 await "1300 results after the restart" 600 eval '[ "$(results)" = 1300 ]'
 await "nothing pending after the restart" 200 eval '[ "$(pending)" = 0 ]'
 await "bB reconnected (backoff up to 5 s)" 300 grep -q "connected to Redis again" "$work/bB.log"

@@ -16,15 +16,7 @@ EMBER=$1 VERSION=$2
 NAME=ux-$$
 failures=0
 work=$(mktemp -d)
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-expect() { # expect DESCRIPTION WANTED_STATUS PATTERN COMMAND...: status and stderr/stdout match
-    local what=$1 want=$2 pat=$3; shift 3
-    local out st
-    out=$("$@" 2>&1); st=$?
-    if [ "$st" -ne "$want" ] || ! grep -qE -- "$pat" <<<"$out"; then
-        fail "$what (status $st, wanted $want; output: $out)"
-    fi
-}
+. "$(dirname "$0")/lib.sh" # fail, expect
 # await DESCRIPTION COMMAND...: poll until the command succeeds, 10 s at most
 await() {
     local what=$1; shift

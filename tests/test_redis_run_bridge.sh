@@ -6,22 +6,13 @@
 # the failures counted in the exit status; `ember submit` of an exec job
 # prints its output and status as `ember call` does, --no-wait then --wait
 # ID; a job that crashes its runner every time comes back dead-lettered with
-# its cause. Exits 77 (skipped) where this ember has no `ember bridge`.
+# its cause.
 # Usage: test_redis_run_bridge.sh EMBER
 set -u
 EMBER=$(realpath "${1:?usage: test_redis_run_bridge.sh EMBER}")
-"$EMBER" help bridge >/dev/null 2>&1 || { echo "this ember has no 'ember bridge': skipped"; exit 77; }
 unset EMBER_PLUGIN_PATH
 failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-expect() { # expect DESCRIPTION WANTED_STATUS PATTERN COMMAND...
-    local what=$1 want=$2 pat=$3; shift 3
-    local out st
-    out=$("$@" 2>&1); st=$?
-    if [ "$st" -ne "$want" ] || ! grep -qE -- "$pat" <<<"$out"; then
-        fail "$what (status $st, wanted $want; output: $out)"
-    fi
-}
+. "$(dirname "$0")/lib.sh" # fail, expect, free_port, redis_up
 await() { # await DESCRIPTION COMMAND...: every 50 ms, 10 s at most
     local what=$1 i; shift
     for ((i = 0; i < 200; i++)); do
@@ -47,12 +38,9 @@ trap cleanup EXIT
 cd "$work" || exit 1
 export SHELL=/bin/bash
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 R() { redis-cli -p "$PORT" "$@"; }
-redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
-    --logfile "$work/redis.log" &
-redis_pid=$!
-await "redis-server answers on port $PORT" eval 'R ping 2>/dev/null | grep -q PONG'
+redis_up "$PORT" "$work" --appendonly no || exit 1
 URL=redis://127.0.0.1:$PORT S=jobs
 "$EMBER" pool start "$PA" --max 2 --plugin sample --log 0 >/dev/null || fail "pool A starts"
 "$EMBER" pool start "$PB" --max 2 --plugin sample --log 0 >/dev/null || fail "pool B starts"

@@ -17,16 +17,7 @@ set -u
 EMBER=$(realpath "${1:?usage: test_redis_submit.sh EMBER FAKE_BRIDGE}")
 FAKE=$(realpath "${2:?usage: test_redis_submit.sh EMBER FAKE_BRIDGE}")
 failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-# expect DESCRIPTION WANTED_STATUS PATTERN COMMAND...: status and output (both streams) match
-expect() {
-    local what=$1 want=$2 pat=$3; shift 3
-    local out st
-    out=$("$@" 2>&1); st=$?
-    if [ "$st" -ne "$want" ] || ! grep -qE -- "$pat" <<<"$out"; then
-        fail "$what (status $st, wanted $want; output: $out)"
-    fi
-}
+. "$(dirname "$0")/lib.sh" # fail, expect, free_port, redis_up
 # await DESCRIPTION COMMAND...: until the command succeeds, every 50 ms, 10 s at most
 await() {
     local what=$1 i; shift
@@ -52,12 +43,9 @@ trap cleanup EXIT
 cd "$work" || exit 1
 export SHELL=/bin/bash
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 R() { redis-cli -p "$PORT" "$@"; }
-redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
-    --logfile "$work/redis.log" &
-redis_pid=$!
-await "redis-server answers on port $PORT" eval 'R ping 2>/dev/null | grep -q PONG'
+redis_up "$PORT" "$work" --appendonly no || exit 1
 URL=redis://127.0.0.1:$PORT
 S=jobs
 fake() { # fake STREAM NAME: a stand-in bridge in the background
