@@ -4,7 +4,9 @@
  * a deadline passing while queued frees the slot and the call never runs; a
  * deadline passing while running abandons the slot to its runner, which
  * frees it; a full queue with no time left is EMBER_EFULL; a slot a caller
- * keeps at hand after a release is taken by another caller that needs it. */
+ * keeps at hand after a release is taken by another caller that needs it;
+ * callers spinning in numbers that fill the CPUs leave a worker spinning
+ * for work. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -262,6 +264,34 @@ static void slots_kept_at_hand_are_shared(void **st)
     teardown_pool();
 }
 
+/* hdr.spin with CALLERS callers spinning for results and IDLE workers
+ * spinning for work. */
+static uint64_t spin_word(uint32_t callers, uint32_t idle)
+{
+    return (uint64_t)(EMBER_SPIN_BIAS + idle) << 32 | (EMBER_SPIN_BIAS + callers + idle);
+}
+
+/* Callers spinning in numbers that fill the CPUs (more callers than CPUs,
+ * some counted while preempted) never push the last worker spinning for
+ * work into parking: each of their calls would then need a wake-up. A
+ * second worker still spins only while spinners do not outnumber CPUs. */
+static void worker_spins_while_callers_fill_cpus(void **st)
+{
+    (void)st;
+    const uint32_t ncpus = 2;
+    assert_true(ember__worker_may_spin(spin_word(0, 0), ncpus));
+    assert_true(ember__worker_may_spin(spin_word(1, 0), ncpus));
+    assert_true(ember__worker_may_spin(spin_word(2, 0), ncpus));  /* callers fill both CPUs */
+    assert_true(ember__worker_may_spin(spin_word(16, 0), ncpus)); /* 16 callers on one CPU */
+    assert_true(ember__worker_may_spin(spin_word(0, 1), ncpus));  /* room for a second worker */
+    assert_false(ember__worker_may_spin(spin_word(1, 1), ncpus)); /* one spins already, CPUs full */
+    assert_false(ember__worker_may_spin(spin_word(16, 1), ncpus));
+    assert_false(ember__worker_may_spin(spin_word(0, 2), ncpus));
+    /* a count left below zero by crash repair counts as nobody */
+    uint64_t low = (uint64_t)(EMBER_SPIN_BIAS - 1) << 32 | (EMBER_SPIN_BIAS + 3);
+    assert_true(ember__worker_may_spin(low, ncpus));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -271,6 +301,7 @@ int main(void)
         cmocka_unit_test(deadline_while_running_abandons),
         cmocka_unit_test(full_queue_no_time_left),
         cmocka_unit_test(slots_kept_at_hand_are_shared),
+        cmocka_unit_test(worker_spins_while_callers_fill_cpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,8 @@
  * Each worker runs the loop:
  *   take an entry from the run ring -> run it -> again;
  *   when the ring is empty: spin (adaptive budget, only while spinners do not
- *   outnumber CPUs), then park on its own futex word.
+ *   outnumber CPUs or no other worker spins for work), then park on its own
+ *   futex word.
  * Counters and crash safety. A thread's state word (ACTIVE, SPINNING, PARKED,
  * WOKEN) and the global counters change in an order chosen so that a thread
  * killed between the two steps leaves the counters on the harmless side,
@@ -331,8 +332,9 @@ void *ember__worker_main(void *arg)
             continue;
         }
         if (atomic_load_explicit(&ember__self.draining, memory_order_relaxed)) break;
-        /* spin while spinners do not outnumber CPUs, then park */
-        if (ember__spinners(atomic_load_explicit(&h->spin, memory_order_relaxed)) < (int32_t)v->ncpus &&
+        /* spin (while spinners do not outnumber CPUs, or nobody else
+         * spins for work: ember__worker_may_spin), then park */
+        if (ember__worker_may_spin(atomic_load_explicit(&h->spin, memory_order_relaxed), v->ncpus) &&
             spin_for_work(v, ws, &steal))
             continue;
         park(v, ws);

@@ -30,6 +30,19 @@ static inline int32_t ember__idle_spinners(uint64_t w)
     return (int32_t)((uint32_t)(w >> 32) - EMBER_SPIN_BIAS);
 }
 
+/* May a worker with nothing to take spin for work, hdr.spin being W?
+ * While spinners do not outnumber CPUs, yes. Beyond that, only if no other
+ * worker spins for work: the callers spinning for their results are
+ * waiting for a worker, and parking the last one would turn each of their
+ * calls into a wake-up, paid by the caller (futex_wake) and by the
+ * runner's latency. Callers preempted while they spin stay counted, so
+ * callers that share a CPU (more of them than CPUs) fill the count without
+ * taking a CPU each; they must not push the workers into parking. */
+static inline bool ember__worker_may_spin(uint64_t w, uint32_t ncpus)
+{
+    return ember__idle_spinners(w) <= 0 || ember__spinners(w) < (int32_t)ncpus;
+}
+
 /* Wake one parked thread of the least-loaded READY runner that has one
  * (of ring RING only, if LOCAL; else that ring's runners first). LOCAL also
  * counts a thread of that ring already woken and not yet running: it looks
