@@ -3,7 +3,8 @@
  * each other's calls (no EMBER_ESTALE for a live call) and leave every slot
  * free; a claimer killed mid-claim leaves no slot behind; ember_wait_any
  * returns calls in the order they end, ends calls at their deadline, never
- * returns a call ember_wait collected, and with two threads waiting
+ * returns a call ember_wait collected (also in the thread that submitted
+ * the calls, which looks at its oldest call first), and with two threads waiting
  * collects every call exactly once; the completion fd is readable exactly
  * when there is something to collect (a result, a deadline, a dead
  * supervisor). */
@@ -230,6 +231,77 @@ static void wait_any_ends_calls_at_their_deadline(void **st)
     fixture_stop(&f);
 }
 
+/* ember_wait_any in the thread that submits: calls collected otherwise
+ * (ember_wait) in between are never returned again, every other call is
+ * returned once with its own result, over more calls than a thread's
+ * record of its submissions holds, and after a run of calls collected only
+ * by ember_wait has filled that record. */
+static uint32_t echo_n(const ember_result *r)
+{
+    uint32_t n = UINT32_MAX;
+    if (r->status == 0 && r->len == sizeof n) memcpy(&n, r->data, sizeof n);
+    return n;
+}
+
+static void wait_any_in_the_submitting_thread_returns_each_call_once(void **st)
+{
+    (void)st;
+    struct fixture f;
+    start_pool(&f, "anyown", 2, 0);
+    enum { CALLS = 3000, INFLIGHT = 32 };
+    int h = ember_handler(f.c, "echo");
+    uint8_t *seen = calloc(CALLS, 1);
+    ember_call_id id, got;
+    ember_result r;
+    uint32_t inflight = 0;
+    for (uint32_t n = 0; n < CALLS; n++) {
+        if (inflight == INFLIGHT) {
+            assert_int_equal(ember_wait_any(f.c, 10 * EMBER_SECOND, &got, &r), 0);
+            uint32_t m = echo_n(&r);
+            assert_true(m < CALLS && m % 5 != 0);
+            assert_int_equal(seen[m]++, 0);
+            ember_result_release(f.c, &r);
+            inflight--;
+        }
+        assert_int_equal(ember_submit(f.c, h, &n, sizeof n, EMBER_NEVER, &id), 0);
+        if (n % 5 == 0) { /* collected at once, by id */
+            assert_int_equal(ember_wait(f.c, id, &r), 0);
+            assert_int_equal(echo_n(&r), n);
+            seen[n]++;
+            ember_result_release(f.c, &r);
+        } else {
+            inflight++;
+        }
+    }
+    while (ember_wait_any(f.c, 10 * EMBER_SECOND, &got, &r) == 0) {
+        uint32_t m = echo_n(&r);
+        assert_true(m < CALLS && m % 5 != 0);
+        assert_int_equal(seen[m]++, 0);
+        ember_result_release(f.c, &r);
+    }
+    for (uint32_t n = 0; n < CALLS; n++) assert_int_equal(seen[n], 1);
+    /* 1100 calls collected by id only, then 10 for ember_wait_any */
+    for (uint32_t n = 0; n < 1100; n++) {
+        assert_int_equal(ember_submit(f.c, h, &n, sizeof n, EMBER_NEVER, &id), 0);
+        assert_int_equal(ember_wait(f.c, id, &r), 0);
+        ember_result_release(f.c, &r);
+    }
+    memset(seen, 0, CALLS);
+    for (uint32_t n = 0; n < 10; n++)
+        assert_int_equal(ember_submit(f.c, h, &n, sizeof n, EMBER_NEVER, &id), 0);
+    for (uint32_t n = 0; n < 10; n++) {
+        assert_int_equal(ember_wait_any(f.c, 10 * EMBER_SECOND, &got, &r), 0);
+        uint32_t m = echo_n(&r);
+        assert_true(m < 10);
+        assert_int_equal(seen[m]++, 0);
+        ember_result_release(f.c, &r);
+    }
+    assert_int_equal(ember_wait_any(f.c, 0, &got, &r), -EMBER_ENOCALLS);
+    free(seen);
+    assert_int_equal(free_slots(f.c), ember__client_view(f.c)->nslots);
+    fixture_stop(&f);
+}
+
 /* Two threads wait on one client while a third keeps up to 32 calls in
  * flight: every call is collected once, by one of them. */
 struct collector {
@@ -410,6 +482,7 @@ int main(void)
         cmocka_unit_test(wait_any_returns_calls_as_they_end),
         cmocka_unit_test(wait_any_ends_calls_at_their_deadline),
         cmocka_unit_test(wait_any_from_two_threads_collects_each_call_once),
+        cmocka_unit_test(wait_any_in_the_submitting_thread_returns_each_call_once),
         cmocka_unit_test(accepted_counts_every_call_of_many_threads),
         cmocka_unit_test(completion_fd_is_readable_when_a_call_ends),
         cmocka_unit_test(claim_race_leaves_no_stale_call),

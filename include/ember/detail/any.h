@@ -89,6 +89,7 @@ static inline void ember__any_fini(ember_client *c)
             atomic_fetch_sub_explicit(&c->v.callers[c->caller_idx].done_armed, 1, memory_order_seq_cst);
         ember__cq_close(c->cq);
     }
+    for (uint32_t k = 0; k < EMBER_SUBMIT_COUNTERS; k++) free(c->fifo[k].ent);
     free((void *)c->mine);
     free((void *)c->ready);
     free((void *)c->mine_sum);
@@ -233,6 +234,48 @@ static inline int ember__any_expire(ember_client *c, uint64_t now, ember_call_id
     return 0;
 }
 
+/* The first look of a thread that submits its calls through this client
+ * (it has a fifo, call.h): the oldest call it submitted and has not seen
+ * collected, if it has ended. 1 with a collected call, else 0. Calls end
+ * mostly in the order they were queued, so the oldest is the one most
+ * likely to have ended, and it is found without the done bitmap: the
+ * runners' fetch_or on a word of that bitmap then lands on a line this
+ * caller does not take from them on every call, and no bit goes through
+ * READY. The bits those calls leave in the done bitmap are taken by a
+ * later harvest, which finds them stale (ember__any_take). Entries of
+ * calls collected otherwise (ember_wait, another thread, a deadline) are
+ * dropped as they come to the head; so is a call whose slot is in
+ * another generation or state than a running call's, left to the other
+ * looks. */
+static inline int ember__any_fifo(ember_client *c, ember_call_id *id, ember_result *res, int *rc)
+{
+    if (ember__submit_cache.serial != c->serial || ember__submit_cache.k == 0) return 0;
+    struct ember__fifo *f = &c->fifo[ember__submit_cache.k];
+    while (f->head != f->tail) {
+        uint32_t e = f->ent[f->head & (EMBER__FIFO_CAP - 1)];
+        uint32_t idx = e & 0xffffu, gen = e >> 16;
+        /* relaxed: this thread's own bookkeeping; the bit is taken below by
+         * ember__any_untrack, which decides */
+        if (atomic_load_explicit(&c->mine_gen[idx], memory_order_relaxed) != gen ||
+            !(atomic_load_explicit(&c->mine[idx / 64], memory_order_relaxed) & (1ull << (idx % 64)))) {
+            f->head++; /* collected otherwise */
+            continue;
+        }
+        /* acquire: pairs with the finisher's CAS to DONE, as in ember__any_take */
+        uint32_t w = atomic_load_explicit(&c->v.slots[idx].state, memory_order_acquire);
+        uint32_t st = ember__st(w);
+        if (ember__gen(w) == gen && (st == EMBER_SLOT_QUEUED || st == EMBER_SLOT_RUNNING))
+            return 0; /* not ended yet */
+        f->head++;
+        if (ember__gen(w) != gen || st != EMBER_SLOT_DONE || !ember__any_untrack(c, idx, gen))
+            continue;
+        id->idx = idx, id->gen = gen;
+        *rc = res->status = ember__collect(c, idx, w, res);
+        return 1;
+    }
+    return 0;
+}
+
 /* One look: 1 with a collected call, else 0. What was harvested before
  * comes first: the shared bitmap is read only when none of it is left, so
  * that one exchange hands over every call that ended meanwhile. ALL: harvest
@@ -240,7 +283,8 @@ static inline int ember__any_expire(ember_client *c, uint64_t now, ember_call_id
 static inline int ember__any_look(ember_client *c, bool all, ember_call_id *id, ember_result *res,
                                   int *rc)
 {
-    if (ember__any_collect_ready(c, id, res, rc) || ember__any_harvest(c, all, id, res, rc) ||
+    if (ember__any_fifo(c, id, res, rc) || ember__any_collect_ready(c, id, res, rc) ||
+        ember__any_harvest(c, all, id, res, rc) ||
         ember__any_collect_ready(c, id, res, rc))
         return 1;
     uint64_t now = ember__now_ns();

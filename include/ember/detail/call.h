@@ -14,6 +14,9 @@
 #include "pages.h"
 #include "metrics.h"
 
+/* A thread's calls for ember_wait_any in submission order (ember_client.fifo) */
+struct ember__fifo { uint32_t head, tail; uint32_t *ent; };
+
 struct ember_client {
     struct ember__view v;
     /* the slot each submitting thread released last, FREE but kept off the
@@ -53,7 +56,17 @@ struct ember_client {
      * from any other that lived at this address, for the threads' caches. */
     uint64_t serial;
     EMBER_ATOMIC(uintptr_t) submit_owner[EMBER_SUBMIT_COUNTERS];
+    /* ember_wait_any's first look (any.h, ember__any_fifo): the calls each
+     * thread k >= 1 submitted, in the order it submitted them, as ring
+     * entries (idx | gen << 16); written and read by that thread only, so
+     * plain loads and stores. A hint: whoever clears a call's bit in
+     * "mine" collects it, and entries of calls collected otherwise are
+     * dropped when they come to the head. ENT is allocated at the thread's
+     * first submit (NULL: none, the calls are found through the bitmap, as
+     * they are while the ring is full). */
+    struct ember__fifo fifo[EMBER_SUBMIT_COUNTERS];
 };
+#define EMBER__FIFO_CAP 1024u /* entries of a thread's fifo; a power of two */
 
 /* This thread's counter in the client it last submitted through (SERIAL):
  * K, 0 when it has none of its own. */
@@ -88,6 +101,18 @@ static inline void ember__count_submit(ember_client *c)
         atomic_fetch_add_explicit(n, 1, memory_order_relaxed); /* shared by the threads beyond */
     else /* this thread is the counter's only writer */
         atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + 1, memory_order_relaxed);
+}
+
+/* Note call IDX of generation GEN, just tracked for ember_wait_any, in
+ * this thread's fifo (none for the threads beyond the seventh). */
+static inline void ember__fifo_push(ember_client *c, uint32_t idx, uint32_t gen)
+{
+    uint32_t k = ember__submit_counter(c);
+    if (k == 0) return;
+    struct ember__fifo *f = &c->fifo[k];
+    if (!f->ent && !(f->ent = (uint32_t *)malloc(EMBER__FIFO_CAP * sizeof *f->ent))) return;
+    if (f->tail - f->head == EMBER__FIFO_CAP) return; /* full: found through the bitmap */
+    f->ent[f->tail++ & (EMBER__FIFO_CAP - 1)] = ember__entry(idx, gen);
 }
 
 /* The two-level bit sets (mine, ready): a word's summary bit is set when
@@ -390,7 +415,10 @@ static inline int ember__submit(ember_client *c, int h, const void *args, size_t
         }
         memcpy(ember__page_ptr(v, s->args_page), args, len);
     }
-    if (flags & EMBER_CALL_NOTIFY) ember__any_track(c, idx, gen, deadline);
+    if (flags & EMBER_CALL_NOTIFY) {
+        ember__any_track(c, idx, gen, deadline);
+        ember__fifo_push(c, idx, gen);
+    }
     /* the queue wait starts now (the runner's take ends it: abi.h,
      * slot.t_start_ns), by the coarse clock the deadline was read from
      * when it was (QUEUED_AT), else read here; counted in our entry's own
