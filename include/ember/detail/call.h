@@ -415,10 +415,7 @@ static inline int ember__submit(ember_client *c, int h, const void *args, size_t
         }
         memcpy(ember__page_ptr(v, s->args_page), args, len);
     }
-    if (flags & EMBER_CALL_NOTIFY) {
-        ember__any_track(c, idx, gen, deadline);
-        ember__fifo_push(c, idx, gen);
-    }
+    if (flags & EMBER_CALL_NOTIFY) ember__any_track(c, idx, gen, deadline);
     /* the queue wait starts now (the runner's take ends it: abi.h,
      * slot.t_start_ns), by the coarse clock the deadline was read from
      * when it was (QUEUED_AT), else read here; counted in our entry's own
@@ -438,6 +435,7 @@ static inline int ember__submit(ember_client *c, int h, const void *args, size_t
      * The call stays QUEUED: the supervisor's repair look mends the ring
      * and pushes every QUEUED slot that is in no run ring (repair.c), and
      * the call's deadline bounds the wait meanwhile. */
+    if (flags & EMBER_CALL_NOTIFY) ember__fifo_push(c, idx, gen); /* after the push: a hint */
     if (woke) *woke = w;
     if (id) id->idx = idx, id->gen = gen;
     return 0;
