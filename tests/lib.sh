@@ -11,6 +11,8 @@
 #                                        number) without, a failure
 #                                        "DESCRIPTION (not within SECONDS s)"
 #                                        and status 1
+#   show FILE...                         each file's lines, indented, under
+#                                        its name (what a failure leaves)
 #   free_port                            a free loopback TCP port
 #   redis_up PORT DIR [OPTIONS...]       redis-server on 127.0.0.1:PORT in the
 #                                        background, its files in DIR; sets
@@ -45,6 +47,11 @@ await() {
         fi
         sleep 0.05
     done
+}
+
+show() {
+    local f
+    for f; do echo "  $f:"; sed 's/^/    /' "$f"; done
 }
 
 free_port() {

@@ -12,14 +12,13 @@ EMBER=$1
 NAME=report-$$
 work=$(mktemp -d)
 failures=0
-. "$(dirname "$0")/lib.sh" # fail, await
+. "$(dirname "$0")/lib.sh" # fail, await, show
 cleanup() {
     "$EMBER" pool stop "$NAME" --shutdown_timeout 100ms >/dev/null 2>&1
     rm -rf "$work"
 }
 trap cleanup EXIT
 logged() { grep -qE -- "$1" "$work/pool.log"; }
-show_log() { sed 's/^/    /' "$work/pool.log"; }
 ts='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}\+00:00'
 
 "$EMBER" pool start "$NAME" --min 1 --max 1 --max_concurrency 2 --log-file "$work/pool.log" >/dev/null ||
@@ -57,7 +56,7 @@ grep -q -- "--receipt" <<<"$("$EMBER" call --help)" || fail "call --help lacks -
 "$EMBER" call "$NAME" exec -- true >/dev/null 2>&1
 kill -SEGV "$pid"
 await "a warning of the runner's death in the log" 10 \
-    logged "warning ember\[[0-9]+\]: runner 0 \(pid $pid\) died: signal 11" || show_log
+    logged "warning ember\[[0-9]+\]: runner 0 \(pid $pid\) died: signal 11" || show "$work/pool.log"
 "$EMBER" pool wait "$NAME" --ready 1 --timeout 10s >/dev/null || fail "no runner after the crash"
 # a caller that dies attached, its running call cancelled
 "$EMBER" call "$NAME" sleep 5000 >/dev/null 2>&1 &
@@ -66,7 +65,7 @@ await "the sleep runs" 10 eval '"$EMBER" stats "$NAME" --json | grep -q "\"runni
 kill -KILL "$caller"; wait "$caller" 2>/dev/null
 await "a line for the dead caller in the log" 10 \
     logged "info ember\[[0-9]+\]: caller [0-9]+ \(pid $caller\) died attached: 0 queued calls dropped, 1 running cancelled" ||
-    show_log
+    show "$work/pool.log"
 bad=$(grep -vE "^$ts (error|warning|notice|info|debug) ember\[[0-9]+\]: " "$work/pool.log")
 [ -z "$bad" ] || fail "log lines without a time and a level: $bad"
 grep -q "caller .* gone" "$work/pool.log" && fail "callers that detached cleanly are in the level 1 log"
