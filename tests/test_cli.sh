@@ -11,19 +11,7 @@ set -u
 EMBER=$1
 NAME=cli-$$
 failures=0
-check() { # check DESCRIPTION COMMAND...: the command must succeed
-    local what=$1; shift
-    if ! "$@"; then echo "FAIL: $what"; failures=$((failures + 1)); fi
-}
-expect() { # expect DESCRIPTION WANTED_STATUS PATTERN COMMAND...: status and stderr/stdout match
-    local what=$1 want=$2 pat=$3; shift 3
-    local out st
-    out=$("$@" 2>&1); st=$?
-    if [ "$st" -ne "$want" ] || ! grep -qE -- "$pat" <<<"$out"; then
-        echo "FAIL: $what (status $st, wanted $want; output: $out)"
-        failures=$((failures + 1))
-    fi
-}
+. "$(dirname "$0")/lib.sh" # fail, check, expect, await
 cleanup() {
     "$EMBER" pool stop "$NAME" --shutdown_timeout 100ms >/dev/null 2>&1
     "$EMBER" pool stop "$NAME-2n" --shutdown_timeout 100ms >/dev/null 2>&1
@@ -74,9 +62,10 @@ expect "unknown handler" 1 "no handler 'nope'" "$EMBER" call "$NAME" nope
 # a command past its deadline is stopped: the call times out, the command is gone
 marker=/tmp/ember-cli-$$.marker
 expect "exec cancelled at its deadline" 124 "deadline" "$EMBER" call "$NAME" exec --timeout 100ms --shell "sleep 0.3; touch $marker"
-check "a call after it" "$EMBER" call "$NAME" sleep 400
+await "the timed-out command is gone" 5 eval '! pgrep -f "touch $marker" >/dev/null'
+if [ -e "$marker" ]; then fail "the timed-out command ran on"; rm -f "$marker"; fi
+check "a call after it" "$EMBER" call "$NAME" echo after
 expect "the handler stopped it: its runner lives" 0 '"runners_died":0' "$EMBER" stats "$NAME" --json
-if [ -e "$marker" ]; then echo "FAIL: the timed-out command ran on"; failures=$((failures + 1)); rm -f "$marker"; fi
 
 expect "resize" 0 "min 2, max 4" "$EMBER" pool resize "$NAME" --min 2 --max 4
 check "wait for the new min" "$EMBER" pool wait "$NAME" --ready 2 --timeout 10s
