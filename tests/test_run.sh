@@ -24,7 +24,8 @@ LONG="^sleep 3[0-9]\.$M"
 work=$(mktemp -d)
 bg=()                # ember runs started in the background
 failures=0
-. "$(dirname "$0")/lib.sh" # fail, await (the jobs' await is bin/await, below)
+LIB=$(realpath "$(dirname "$0")/lib.sh")
+. "$LIB" # fail, await (the jobs' await is bin/await, below)
 cleanup() {
     local p
     for p in "${bg[@]}"; do kill -KILL "$p" 2>/dev/null; done
@@ -37,41 +38,31 @@ trap cleanup EXIT
 cd "$work" || exit 1
 export SHELL=/bin/bash
 
-# Helpers the jobs run (in $work/bin): wait up to 10 s for a condition,
-# failing when it does not come.
+# Helpers the jobs run (in $work/bin): lib.sh's await, 10 s at most; when
+# the condition does not come, a line on stderr and status 1.
 mkdir bin
 cat >bin/await <<'EOF'
 #!/bin/bash
 # await FILE...: until every FILE exists
-for _ in $(seq 200); do
-    all=1
-    for f; do [ -e "$f" ] || all=0; done
-    [ $all = 1 ] && exit 0
-    sleep 0.05
-done
-echo "await: timed out waiting for $*" >&2
-exit 1
+failures=0; . @LIB@
+all() { local f; for f; do [ -e "$f" ] || return 1; done; }
+await "await: every one of $* exists" 10 all "$@" >&2
 EOF
 cat >bin/await_count <<'EOF'
 #!/bin/bash
 # await_count DIR N: until DIR has N entries or more
-for _ in $(seq 200); do
-    [ "$(ls -A "$1" | wc -l)" -ge "$2" ] && exit 0
-    sleep 0.05
-done
-echo "await_count: $1 never had $2 entries" >&2
-exit 1
+failures=0; . @LIB@
+dir=$1 n=$2
+await "await_count: $dir has $n entries" 10 eval '[ "$(ls -A "$dir" | wc -l)" -ge "$n" ]' >&2
 EOF
 cat >bin/await_lines <<'EOF'
 #!/bin/bash
 # await_lines FILE N: until FILE has N lines or more
-for _ in $(seq 200); do
-    [ -e "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ] && exit 0
-    sleep 0.05
-done
-echo "await_lines: $1 never had $2 lines" >&2
-exit 1
+failures=0; . @LIB@
+file=$1 n=$2
+await "await_lines: $file has $n lines" 10 eval '[ -e "$file" ] && [ "$(wc -l <"$file")" -ge "$n" ]' >&2
 EOF
+sed -i "s|@LIB@|'$LIB'|" bin/*
 chmod +x bin/*
 B=$work/bin
 PATH=$B:$PATH
