@@ -2,8 +2,9 @@
 # Description: the ember command line: `pool start` takes the pool options by
 # their struct names (bad ones are refused and named, exit 2; invalid
 # combinations exit 1 naming the option), `pool wait`, `stats` (text and
-# JSON), `call` with the built-in and command-line handlers (exec: output,
-# exit status, cancel on timeout, more in test_exec.sh; sleep's argument),
+# JSON), `call` with the built-in and command-line handlers (the result
+# printed as it is, no newline added; exec: output, exit status, cancel on
+# timeout, more in test_exec.sh; sleep's argument),
 # `pool resize` up and down, `events`, `pool list`, `pool stop`, and what
 # every command says about a pool that is not running; a runner killed by
 # SIGXCPU past --runner_rlimit_cpu, as `call` and `run`'s receipts say it.
@@ -40,6 +41,14 @@ expect "stats text" 0 "runners: 1 serving \(1 ready\), min 1, max 3" "$EMBER" st
 expect "echo" 0 "^hello$" "$EMBER" call "$NAME" echo hello
 expect "an argument that starts with -" 0 "^-x$" "$EMBER" call "$NAME" echo -x
 expect "an argument after --" 0 "^--timeout$" "$EMBER" call "$NAME" echo -- --timeout
+# the result byte for byte, as ember run and ember submit print it: a
+# newline only where the result ends with one (exec's stdout likewise)
+check "a result without a newline is printed without one" \
+    cmp -s <("$EMBER" call "$NAME" echo hello) <(printf 'hello')
+check "a result's own newlines are printed as they are" \
+    cmp -s <("$EMBER" call "$NAME" echo $'two\nlines\n') <(printf 'two\nlines\n')
+check "exec's stdout is printed as it is" \
+    cmp -s <("$EMBER" call "$NAME" exec printf 'a\nb') <(printf 'a\nb')
 # words: each ending in NUL; KEY=VALUE words with this directory first (cwd=)
 check "several words, NUL-terminated" \
     [ "$("$EMBER" call "$NAME" echo hello world | od -An -c | tr -s ' ')" = " h e l l o \0 w o r l d \0" ]
