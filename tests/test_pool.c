@@ -464,7 +464,10 @@ static void deadline_in_queue_never_runs(void **st)
 }
 
 /* A caller in ember_wait on its own thread; TID is that thread's, DONE is
- * set once ember_wait has returned (and RC, DETAIL, MSG say how). */
+ * set once ember_wait has returned (and RC, DETAIL, MSG say how; read them
+ * after pthread_join). Both seq_cst: TID is stored before ember_wait sets
+ * EMBER_SLOT_WAITER on the call's slot word, so a thread that has seen that
+ * bit reads it (await_caller_looks). */
 struct waiter {
     ember_client *c; ember_call_id id; int rc, detail; char msg[256];
     _Atomic pid_t tid; _Atomic bool done;
