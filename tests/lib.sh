@@ -5,6 +5,14 @@
 #   expect DESCRIPTION STATUS PATTERN COMMAND...
 #                                        the command exits STATUS and its
 #                                        output (both streams) matches PATTERN
+#   await DESCRIPTION SECONDS COMMAND... wait until the command succeeds,
+#                                        trying every 50 ms (its output
+#                                        discarded); after SECONDS (a whole
+#                                        number) without, a failure
+#                                        "DESCRIPTION (not within SECONDS s)"
+#                                        and status 1
+#   show FILE...                         each file's lines, indented, under
+#                                        its name (what a failure leaves)
 #   free_port                            a free loopback TCP port
 #   redis_up PORT DIR [OPTIONS...]       redis-server on 127.0.0.1:PORT in the
 #                                        background, its files in DIR; sets
@@ -27,18 +35,33 @@ expect() {
     fi
 }
 
+await() {
+    local what=$1 secs=$2; shift 2
+    local now end
+    now=${EPOCHREALTIME//[!0-9]/}; end=$((now + secs * 1000000)) # microseconds
+    until "$@" >/dev/null 2>&1; do
+        now=${EPOCHREALTIME//[!0-9]/}
+        if ((now >= end)); then
+            fail "$what (not within $secs s)"
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+show() {
+    local f
+    for f; do echo "  $f:"; sed 's/^/    /' "$f"; done
+}
+
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+redis_pongs() { redis-cli -p "$1" ping 2>/dev/null | grep -q PONG; }
 redis_up() {
-    local port=$1 dir=$2 i; shift 2
+    local port=$1 dir=$2; shift 2
     redis-server --port "$port" --bind 127.0.0.1 --save '' --dir "$dir" --logfile "$dir/redis.log" "$@" &
     redis_pid=$!
-    for ((i = 0; i < 200; i++)); do # every 50 ms, 10 s at most
-        redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && return 0
-        sleep 0.05
-    done
-    fail "redis-server does not answer on port $port (see $dir/redis.log)"
-    return 1
+    await "redis-server answers on port $port (see $dir/redis.log)" 10 redis_pongs "$port"
 }

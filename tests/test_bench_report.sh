@@ -14,7 +14,7 @@ REPORT=$1 CANNED=$2
 failures=0
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+. "$(dirname "$0")/lib.sh" # fail
 has() { grep -qF -- "$2" "$work/out/results.md" || fail "$1: no '$2' in results.md"; }
 if ! "$REPORT" "$CANNED" "$work/out" 2>"$work/err"; then
     fail "bench/report failed: $(cat "$work/err")"

@@ -16,18 +16,11 @@ set -u
 EMBER=$1
 unset EMBER_PLUGIN_PATH
 failures=0
-. "$(dirname "$0")/lib.sh" # fail, check, expect, free_port, redis_up
-# await DESCRIPTION TRIES COMMAND...: until the command succeeds, looking
-# every 50 ms at most TRIES times
-await() {
-    local what=$1 tries=$2; shift 2
-    local i
-    for ((i = 0; i < tries; i++)); do
-        "$@" && return 0
-        sleep 0.05
-    done
-    fail "$what (not after $tries tries)"
-    # what follows depends on it: stop here, with the bridges' logs
+. "$(dirname "$0")/lib.sh" # fail, check, expect, await, free_port, redis_up
+# must DESCRIPTION SECONDS COMMAND...: await it; what follows depends on it,
+# so if it never comes, stop there, with the bridges' logs
+must() {
+    await "$@" && return 0
     for f in "$work"/b*.log; do echo "== $f"; tail -40 "$f"; done
     exit 1
 }
@@ -89,8 +82,8 @@ bridge_start bA "$PA"
 bridge_start bB "$PB"
 
 # 1. 1,000 jobs over two bridges: exactly one result each
-await "1000 results" 600 eval '[ "$(results)" = 1000 ]'
-await "nothing pending" 100 eval '[ "$(pending)" = 0 ]'
+must "1000 results" 30 eval '[ "$(results)" = 1000 ]'
+must "nothing pending" 5 eval '[ "$(pending)" = 0 ]'
 outs=$(R --raw hvals $S:results | grep -c '^job-')
 uniq=$(R --raw hvals $S:results | grep '^job-' | sort -u | wc -l)
 [ "$outs" = 1000 ] && [ "$uniq" = 1000 ] || fail "1000 distinct outputs (got $outs, $uniq distinct)"
@@ -102,18 +95,18 @@ check "a result carries its receipt" eval 'R --raw hvals $S:results | grep -q "\
 check "KEY:done lists every id" eval '[ "$(R --raw xrange $S:done - + | grep -cE "^[0-9]+-[0-9]+$")" -ge 1000 ]'
 echo "1000 jobs: bA $byA, bB $byB"
 # the bridge's figures in its pool's metrics (written once a second)
-await "pool B's metrics count bB's answers" 100 eval '"$EMBER" stats "$PB" --openmetrics | grep -qx "ember_bridge_entries_acknowledged_total{pool=\"$PB\",consumer=\"bB\"} $byB"'
+must "pool B's metrics count bB's answers" 5 eval '"$EMBER" stats "$PB" --openmetrics | grep -qx "ember_bridge_entries_acknowledged_total{pool=\"$PB\",consumer=\"bB\"} $byB"'
 check "pool B's metrics: Redis up, round trips" eval '"$EMBER" stats "$PB" --openmetrics | grep -q "^ember_bridge_redis_up{pool=\"$PB\",consumer=\"bB\"} 1$"'
 check "promtool accepts the metrics with a bridge's" eval '"$EMBER" stats "$PB" --openmetrics | promtool check metrics'
 
 # 2. a bridge SIGKILLed mid-batch: the other finishes its entries after --claim-after
 xadd_many 100 sleep 100 # 100 ms each
-await "bA holds entries" 200 eval '[ "$(R xpending $S $G - + 100 bA | grep -c .)" -gt 0 ]'
+must "bA holds entries" 10 eval '[ "$(R xpending $S $G - + 100 bA | grep -c .)" -gt 0 ]'
 { kill -KILL "${BPID[bA]}"; wait "${BPID[bA]}"; } 2>/dev/null; unset 'BPID[bA]'
 t0=$(date +%s%N)
-await "1100 results after the kill" 400 eval '[ "$(results)" = 1100 ]'
+must "1100 results after the kill" 20 eval '[ "$(results)" = 1100 ]'
 t1=$(date +%s%N)
-await "nothing pending after the kill" 100 eval '[ "$(pending)" = 0 ]'
+must "nothing pending after the kill" 5 eval '[ "$(pending)" = 0 ]'
 check "bB took over entries (delivered twice)" eval 'R --raw hvals $S:results | grep -q "\"consumer\":\"bB\",\"deliveries\":2"'
 check "bB says it took them over" grep -q "taken over after 2000 ms idle" "$work/bB.log"
 echo "kill: the rest done $(( (t1 - t0) / 1000000 )) ms after the SIGKILL (claim-after 2 s)"
@@ -121,23 +114,23 @@ echo "kill: the rest done $(( (t1 - t0) / 1000000 )) ms after the SIGKILL (claim
 # 3. Redis stopped and restarted mid-batch: nothing lost
 bridge_start bA "$PA"
 xadd_many 200 sleep 100
-await "some of the batch done" 200 eval '[ "$(results)" -gt 1110 ]'
+must "some of the batch done" 10 eval '[ "$(results)" -gt 1110 ]'
 R shutdown >/dev/null 2>&1
 wait "$redis_pid" 2>/dev/null; redis_pid=
-await "bA saw Redis fail" 100 grep -q "Redis failed" "$work/bA.log"
-await "bB saw Redis fail" 100 grep -q "Redis failed" "$work/bB.log"
+must "bA saw Redis fail" 5 grep -q "Redis failed" "$work/bA.log"
+must "bB saw Redis fail" 5 grep -q "Redis failed" "$work/bB.log"
 # the calls end meanwhile and their results wait in the bridges
-await "bB holds results while Redis is down" 200 grep -qE "running=0 unposted=[1-9][0-9]* redis=down" "$work/bB.log"
+must "bB holds results while Redis is down" 10 grep -qE "running=0 unposted=[1-9][0-9]* redis=down" "$work/bB.log"
 redis_start || exit 1
-await "1300 results after the restart" 600 eval '[ "$(results)" = 1300 ]'
-await "nothing pending after the restart" 200 eval '[ "$(pending)" = 0 ]'
-await "bB reconnected (backoff up to 5 s)" 300 grep -q "connected to Redis again" "$work/bB.log"
-await "bA reconnected" 300 grep -q "connected to Redis again" "$work/bA.log"
+must "1300 results after the restart" 30 eval '[ "$(results)" = 1300 ]'
+must "nothing pending after the restart" 10 eval '[ "$(pending)" = 0 ]'
+must "bB reconnected (backoff up to 5 s)" 15 grep -q "connected to Redis again" "$work/bB.log"
+must "bA reconnected" 15 grep -q "connected to Redis again" "$work/bA.log"
 check "the stream kept every entry" eval '[ "$(R xlen $S)" = 1300 ]'
 
 # 4. a job that crashes its runner every time: KEY:dead with its cause
 id=$(R xadd $S '*' handler sample.crash args 11)
-await "the crash is dead-lettered" 400 eval 'R --raw xrange $S:dead - + | grep -qx "$id"'
+must "the crash is dead-lettered" 20 eval 'R --raw xrange $S:dead - + | grep -qx "$id"'
 dead=$(R --raw xrange $S:dead - + | tr '\n' ' ')
 check "dead letter: its cause" grep -q "cause crashed: signal 11 deliveries 3 " <<<"$dead"
 check "dead letter: handler" grep -q "handler sample.crash args 11 " <<<"$dead"
@@ -149,7 +142,7 @@ id1=$(R xadd $S '*' handler sleep args 10 deadline_ms 1)
 id2=$(R xadd $S '*' handler echo args x retries 99)
 id3=$(R xadd $S '*' handler nosuch args x)
 id4=$(R xadd $S '*' handler echo args late deadline_ms $(( $(date +%s%3N) + 60000 )))
-await "four more results" 200 eval '[ "$(results)" = 1305 ]'
+must "four more results" 10 eval '[ "$(results)" = 1305 ]'
 check "past its deadline: ETIMEDOUT" eval 'R --raw hget $S:results $id1 | grep -q "\"status\":-110,\"error\":\"EMBER_ETIMEDOUT\""'
 check "bad retries: EINVAL with the reason" eval 'R --raw hget $S:results $id2 | grep -q "retries .99. is not a number from 0 to 15"'
 check "no such handler: ENOHANDLER" eval 'R --raw hget $S:results $id3 | grep -q "\"error\":\"EMBER_ENOHANDLER\""'
@@ -159,7 +152,7 @@ check "within its deadline: run" eval 'R --raw hget $S:results $id4 | grep -qx l
 # places held by local calls, bA never holds more than 2 entries
 locals=()
 for i in 1 2 3 4 5 6; do "$EMBER" call "$PA" sleep 1500 >/dev/null & locals+=($!); done
-await "6 local calls run on pool A" 200 eval '"$EMBER" stats "$PA" --json | grep -q "\"running\":6,"'
+must "6 local calls run on pool A" 10 eval '"$EMBER" stats "$PA" --json | grep -q "\"running\":6,"'
 xadd_many 24 sleep 150
 most=0
 for ((k = 0; k < 40; k++)); do
@@ -169,7 +162,7 @@ for ((k = 0; k < 40; k++)); do
     sleep 0.025
 done
 wait "${locals[@]}"
-await "1329 results" 200 eval '[ "$(results)" = 1329 ]'
+must "1329 results" 10 eval '[ "$(results)" = 1329 ]'
 [ "$most" -le 2 ] || fail "bA held $most entries beside 6 local calls (room for 2)"
 [ "$most" -ge 1 ] || fail "bA took none of the room left"
 echo "beside 6 local calls on pool A's 8 places, bA held at most $most entries"
@@ -178,13 +171,13 @@ check "bridges never had more calls running than their pool's places" eval \
 
 # 6. SIGTERM drains: running calls finish and are posted, then exit 0
 xadd_many 16 sleep 400
-await "bA runs calls" 200 eval '[ "$(R xpending $S $G - + 100 bA | grep -c .)" -gt 0 ]'
+must "bA runs calls" 10 eval '[ "$(R xpending $S $G - + 100 bA | grep -c .)" -gt 0 ]'
 kill -TERM "${BPID[bA]}"
 wait "${BPID[bA]}"; st=$?; unset 'BPID[bA]'
 [ "$st" = 0 ] || fail "a drained bridge exits 0 (status $st)"
 check "the drained bridge left nothing pending" eval '[ -z "$(R xpending $S $G - + 100 bA)" ]'
 check "it logged its final stats" grep -q "final stats: taken=.* acknowledged=" "$work/bA.log"
-await "1345 results" 200 eval '[ "$(results)" = 1345 ]'
+must "1345 results" 10 eval '[ "$(results)" = 1345 ]'
 grep "final stats" "$work/bA.log" | tail -1
 kill -TERM "${BPID[bB]}"
 wait "${BPID[bB]}"; st=$?; unset 'BPID[bB]'

@@ -2,8 +2,9 @@
 # Description: the ember command line: `pool start` takes the pool options by
 # their struct names (bad ones are refused and named, exit 2; invalid
 # combinations exit 1 naming the option), `pool wait`, `stats` (text and
-# JSON), `call` with the built-in and command-line handlers (exec: output,
-# exit status, cancel on timeout, more in test_exec.sh; sleep's argument),
+# JSON), `call` with the built-in and command-line handlers (the result
+# printed as it is, no newline added; exec: output, exit status, cancel on
+# timeout, more in test_exec.sh; sleep's argument),
 # `pool resize` up and down, `events`, `pool list`, `pool stop`, and what
 # every command says about a pool that is not running; a runner killed by
 # SIGXCPU past --runner_rlimit_cpu, as `call` and `run`'s receipts say it.
@@ -11,19 +12,7 @@ set -u
 EMBER=$1
 NAME=cli-$$
 failures=0
-check() { # check DESCRIPTION COMMAND...: the command must succeed
-    local what=$1; shift
-    if ! "$@"; then echo "FAIL: $what"; failures=$((failures + 1)); fi
-}
-expect() { # expect DESCRIPTION WANTED_STATUS PATTERN COMMAND...: status and stderr/stdout match
-    local what=$1 want=$2 pat=$3; shift 3
-    local out st
-    out=$("$@" 2>&1); st=$?
-    if [ "$st" -ne "$want" ] || ! grep -qE -- "$pat" <<<"$out"; then
-        echo "FAIL: $what (status $st, wanted $want; output: $out)"
-        failures=$((failures + 1))
-    fi
-}
+. "$(dirname "$0")/lib.sh" # fail, check, expect, await
 cleanup() {
     "$EMBER" pool stop "$NAME" --shutdown_timeout 100ms >/dev/null 2>&1
     "$EMBER" pool stop "$NAME-2n" --shutdown_timeout 100ms >/dev/null 2>&1
@@ -52,6 +41,14 @@ expect "stats text" 0 "runners: 1 serving \(1 ready\), min 1, max 3" "$EMBER" st
 expect "echo" 0 "^hello$" "$EMBER" call "$NAME" echo hello
 expect "an argument that starts with -" 0 "^-x$" "$EMBER" call "$NAME" echo -x
 expect "an argument after --" 0 "^--timeout$" "$EMBER" call "$NAME" echo -- --timeout
+# the result byte for byte, as ember run and ember submit print it: a
+# newline only where the result ends with one (exec's stdout likewise)
+check "a result without a newline is printed without one" \
+    cmp -s <("$EMBER" call "$NAME" echo hello) <(printf 'hello')
+check "a result's own newlines are printed as they are" \
+    cmp -s <("$EMBER" call "$NAME" echo $'two\nlines\n') <(printf 'two\nlines\n')
+check "exec's stdout is printed as it is" \
+    cmp -s <("$EMBER" call "$NAME" exec printf 'a\nb') <(printf 'a\nb')
 # words: each ending in NUL; KEY=VALUE words with this directory first (cwd=)
 check "several words, NUL-terminated" \
     [ "$("$EMBER" call "$NAME" echo hello world | od -An -c | tr -s ' ')" = " h e l l o \0 w o r l d \0" ]
@@ -74,9 +71,10 @@ expect "unknown handler" 1 "no handler 'nope'" "$EMBER" call "$NAME" nope
 # a command past its deadline is stopped: the call times out, the command is gone
 marker=/tmp/ember-cli-$$.marker
 expect "exec cancelled at its deadline" 124 "deadline" "$EMBER" call "$NAME" exec --timeout 100ms --shell "sleep 0.3; touch $marker"
-check "a call after it" "$EMBER" call "$NAME" sleep 400
+await "the timed-out command is gone" 5 eval '! pgrep -f "touch $marker" >/dev/null'
+if [ -e "$marker" ]; then fail "the timed-out command ran on"; rm -f "$marker"; fi
+check "a call after it" "$EMBER" call "$NAME" echo after
 expect "the handler stopped it: its runner lives" 0 '"runners_died":0' "$EMBER" stats "$NAME" --json
-if [ -e "$marker" ]; then echo "FAIL: the timed-out command ran on"; failures=$((failures + 1)); rm -f "$marker"; fi
 
 expect "resize" 0 "min 2, max 4" "$EMBER" pool resize "$NAME" --min 2 --max 4
 check "wait for the new min" "$EMBER" pool wait "$NAME" --ready 2 --timeout 10s

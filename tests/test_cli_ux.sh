@@ -16,17 +16,7 @@ EMBER=$1 VERSION=$2
 NAME=ux-$$
 failures=0
 work=$(mktemp -d)
-. "$(dirname "$0")/lib.sh" # fail, expect
-# await DESCRIPTION COMMAND...: poll until the command succeeds, 10 s at most
-await() {
-    local what=$1; shift
-    for _ in $(seq 200); do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    fail "$what: not within 10 s"
-    return 1
-}
+. "$(dirname "$0")/lib.sh" # fail, expect, await
 running_calls() { "$EMBER" stats "$1" --json | grep -q "\"running\":$2,"; }
 queued_calls() { "$EMBER" stats "$1" --json | grep -q "\"queued\":$2,"; }
 cleanup() {
@@ -130,10 +120,10 @@ expect "start" 0 "started" "$EMBER" pool start "$NAME" --min 1 --max 1
 "$EMBER" pool wait "$NAME" --ready 1 --timeout 10s >/dev/null || fail "pool wait"
 "$EMBER" call "$NAME" sleep 5000 >"$work/run.out" 2>&1 &
 running=$!
-await "the call runs" running_calls "$NAME" 1
+await "the call runs" 10 running_calls "$NAME" 1
 "$EMBER" call "$NAME" echo queued >"$work/queued.out" 2>&1 &
 queued=$!
-await "the second call is queued" queued_calls "$NAME" 1
+await "the second call is queued" 10 queued_calls "$NAME" 1
 expect "stop drains" 0 "pool '$NAME' stopped: 1 running call finished, 0 killed, 1 queued call never ran" \
     "$EMBER" pool stop "$NAME" --shutdown_timeout 20s
 wait "$running"; st=$?
@@ -148,7 +138,7 @@ expect "stop of the stopped pool" 0 "pool '$NAME' is not running" "$EMBER" pool 
 expect "start again" 0 "started" "$EMBER" pool start "$NAME" --min 1 --max 1
 "$EMBER" call "$NAME" sleep 1500 >"$work/run.out" 2>&1 &
 running=$!
-await "the call runs" running_calls "$NAME" 1
+await "the call runs" 10 running_calls "$NAME" 1
 expect "stop kills at its timeout" 0 "pool '$NAME' stopped: 0 running calls finished, 1 killed" \
     "$EMBER" pool stop "$NAME" --shutdown_timeout 200ms
 wait "$running"; st=$?

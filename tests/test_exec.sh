@@ -17,7 +17,7 @@ EMBER=$(realpath "$1")
 NAME=exec-$$
 M=$$ # marks this run's sleeps (sleep 31.$M...), so that pgrep finds only ours
 failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+. "$(dirname "$0")/lib.sh" # fail, await
 work=$(mktemp -d)
 cleanup() {
     "$EMBER" pool stop "$NAME" --shutdown_timeout 100ms >/dev/null 2>&1
@@ -38,22 +38,8 @@ run() {
         return 1
     fi
 }
-# gone PATTERN: no process matches PATTERN within 5 s
-gone() {
-    for _ in $(seq 100); do
-        pgrep -f "$1" >/dev/null || return 0
-        sleep 0.05
-    done
-    return 1
-}
-# appears PATTERN: a process matches PATTERN within 5 s
-appears() {
-    for _ in $(seq 100); do
-        pgrep -f "$1" >/dev/null && return 0
-        sleep 0.05
-    done
-    return 1
-}
+running() { pgrep -f "$1" >/dev/null; } # running PATTERN: a process matches it
+left() { echo "    still running: $(pgrep -af "$1")"; }
 call() { "$EMBER" call "$NAME" exec "$@"; }
 
 "$EMBER" pool start "$NAME" --min 1 --max 2 --max_concurrency 2 --kill_grace 1s >/dev/null ||
@@ -123,13 +109,13 @@ cpu=$(sed -n 's/.*user \([0-9.]*\)s, sys \([0-9.]*\)s.*/\1 \2/p' <<<"$line")
 # the deadline kills the whole group: the shell, its child and its background child
 run 124 call --timeout 300ms sh -c "sleep 31.$M & sleep 32.$M; touch after-sleep" ||
     fail "a deadline: 124"
-gone "sleep 3[12]\.$M" || fail "the deadline left the job's group running: $(pgrep -af "sleep 3[12]\.$M")"
+await "the deadline ends the job's group" 5 eval '! running "sleep 3[12]\.$M"' || left "sleep 3[12]\.$M"
 [ ! -e after-sleep ] || fail "the command ran on after its deadline"
 
 # a group that ignores SIGTERM gets SIGKILL within the pool's kill_grace,
 # from the handler: its runner is not killed for it
 run 124 call --timeout 300ms sh -c "trap '' TERM; sleep 37.$M; sleep 38.$M" || fail "SIGTERM ignored: 124"
-gone "sleep 3[78]\.$M" || fail "a group ignoring SIGTERM was not killed: $(pgrep -af "sleep 3[78]\.$M")"
+await "a group ignoring SIGTERM is killed" 5 eval '! running "sleep 3[78]\.$M"' || left "sleep 3[78]\.$M"
 "$EMBER" stats "$NAME" --json | grep -q '"runners_died":0,' ||
     fail "a runner died: the handler did not end its cancelled jobs within kill_grace"
 
@@ -148,8 +134,7 @@ run 126 call --output n.tmp:n.txt true && grep -q "without writing its output 'n
     [ ! -e n.txt ] || fail "exit 0 without the output is a failure, named"
 run 124 call --timeout 300ms --output c.tmp:c.txt sh -c "echo partial >c.tmp; sleep 34.$M" ||
     fail "a cancelled job with an output: 124"
-for _ in $(seq 100); do [ -e c.tmp ] || break; sleep 0.05; done
-[ ! -e c.tmp ] && [ ! -e c.txt ] || fail "a cancelled job's output is removed"
+await "a cancelled job's output is removed" 5 eval '[ ! -e c.tmp ] && [ ! -e c.txt ]'
 
 # ember's own failures: 125
 run 125 "$EMBER" call "no-pool-$M" exec true || fail "no pool: 125"
@@ -160,12 +145,13 @@ run 2 "$EMBER" call "$NAME" sleep abc && grep -q "sleep takes a number of millis
 # the runner killed mid-job: its job's group dies with it
 "$EMBER" call "$NAME" exec --timeout never sh -c "sleep 35.$M & sleep 36.$M" >/dev/null 2>"$work/killed.err" &
 caller=$!
-appears "sleep 36\.$M" || fail "the job did not start"
+await "the job starts" 5 running "sleep 36\.$M"
 runner=$("$EMBER" stats "$NAME" --json | grep -oE '"pid":[0-9]+,"state":"[a-z]+","node":-?[0-9]+,"cpus":"[^"]*","busy":[1-9]' |
          head -1 | sed 's/"pid":\([0-9]*\).*/\1/')
 if [ -n "$runner" ]; then
     kill -9 "$runner"
-    gone "sleep 3[56]\.$M" || fail "a killed runner left its job's group: $(pgrep -af "sleep 3[56]\.$M")"
+    await "a killed runner's job's group ends with it" 5 eval '! running "sleep 3[56]\.$M"' ||
+        left "sleep 3[56]\.$M"
     wait "$caller"
     st=$?
     [ "$st" -eq 125 ] || fail "the call of a killed runner exits 125, not $st ($(cat "$work/killed.err"))"

@@ -16,7 +16,7 @@ if [ -z "${2:-}" ] || [ ! -e "$2" ]; then
 fi
 NAME=lavcli-$$
 failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+. "$(dirname "$0")/lib.sh" # fail
 work=$(mktemp -d)
 cleanup() { "$EMBER" pool stop "$NAME" --shutdown_timeout 1s >/dev/null 2>&1; rm -rf "$work"; }
 trap cleanup EXIT

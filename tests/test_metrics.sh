@@ -10,7 +10,7 @@ set -u
 EMBER=$1
 NAME=metrics-$$
 failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+. "$(dirname "$0")/lib.sh" # fail, await, free_port
 command -v promtool >/dev/null || { echo "FAIL: promtool is missing (Debian package prometheus)"; exit 1; }
 command -v curl >/dev/null || { echo "FAIL: curl is missing"; exit 1; }
 cleanup() {
@@ -21,7 +21,7 @@ trap cleanup EXIT
 
 # a free loopback port: the kernel's pick, then ours (tried again if taken meanwhile)
 for _ in 1 2 3 4 5; do
-    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    PORT=$(free_port)
     out=$("$EMBER" pool start "$NAME" --min 1 --max 1 --metrics-listen "127.0.0.1:$PORT" 2>&1) && break
     grep -q "Address already in use" <<<"$out" || break
 done
@@ -30,6 +30,11 @@ grep -q "started" <<<"$out" || { echo "FAIL: pool start: $out"; exit 1; }
 URL=http://127.0.0.1:$PORT/metrics
 # VALUE SERIES: the value of one series ("name{labels}") in the last scrape
 value() { grep -F "$1 " "$scrape" | awk '{print $NF}'; }
+# SCRAPED SERIES VALUE...: scrape /metrics; each SERIES has its VALUE
+scraped() {
+    curl -sf "$URL" >"$scrape" || return 1
+    while [ $# -ge 2 ]; do [ "$(value "$1")" = "$2" ] || return 1; shift 2; done
+}
 scrape=$(mktemp)
 trap 'rm -f "$scrape"; cleanup' EXIT
 
@@ -50,25 +55,12 @@ waits0=$(value "ember_call_queue_wait_seconds_count$P,handler=\"sleep\"}")
 # first's whole 300 ms, however late the two were queued)
 pids=()
 "$EMBER" call "$NAME" sleep 800 >/dev/null & pids+=($!)
-seen=false
-for _ in $(seq 200); do
-    curl -sf "$URL" >"$scrape"
-    if [ "$(value "ember_calls_in_flight$P}")" = 1 ] && [ "$(value "ember_runners$P,state=\"busy\"}")" = 1 ]; then
-        seen=true; break
-    fi
-    sleep 0.02
-done
-$seen || fail "/metrics never showed a call in flight on a busy runner: $(grep -E 'in_flight|state=' "$scrape")"
+await "/metrics shows a call in flight on a busy runner" 10 \
+    scraped "ember_calls_in_flight$P}" 1 "ember_runners$P,state=\"busy\"}" 1 ||
+    grep -E 'in_flight|state=' "$scrape"
 for i in 1 2; do "$EMBER" call "$NAME" sleep 300 >/dev/null & pids+=($!); done
-seen=false
-for _ in $(seq 200); do
-    curl -sf "$URL" >"$scrape"
-    if [ "$(value "ember_calls_queued$P}")" = 2 ] && [ "$(value "ember_calls_in_flight$P}")" = 1 ]; then
-        seen=true; break
-    fi
-    sleep 0.01
-done
-$seen || fail "/metrics never showed the two 300 ms calls queued behind the running one: $(grep -E 'queued|in_flight' "$scrape")"
+await "/metrics shows the two 300 ms calls queued behind the running one" 10 \
+    scraped "ember_calls_queued$P}" 2 "ember_calls_in_flight$P}" 1 || grep -E 'queued|in_flight' "$scrape"
 for p in "${pids[@]}"; do wait "$p" || fail "a sleep call failed"; done
 "$EMBER" call "$NAME" nosuch >/dev/null 2>&1 # refused by the command: not a call
 "$EMBER" call "$NAME" exec -- false >/dev/null 2>&1 # exit status 1: a result, done

@@ -13,19 +13,7 @@ EMBER=$1 BAD=$2
 NAME=plugcli-$$
 unset EMBER_PLUGIN_PATH
 failures=0
-check() { # check DESCRIPTION COMMAND...: the command must succeed
-    local what=$1; shift
-    if ! "$@"; then echo "FAIL: $what"; failures=$((failures + 1)); fi
-}
-expect() { # expect DESCRIPTION WANTED_STATUS PATTERN COMMAND...: status and stderr/stdout match
-    local what=$1 want=$2 pat=$3; shift 3
-    local out st
-    out=$("$@" 2>&1); st=$?
-    if [ "$st" -ne "$want" ] || ! grep -qE -- "$pat" <<<"$out"; then
-        echo "FAIL: $what (status $st, wanted $want; output: $out)"
-        failures=$((failures + 1))
-    fi
-}
+. "$(dirname "$0")/lib.sh" # fail, check, expect
 work=$(mktemp -d)
 cleanup() {
     "$EMBER" pool stop "$NAME" --shutdown_timeout 100ms >/dev/null 2>&1
@@ -84,12 +72,11 @@ st_b=$?
 wait "$a"
 st_a=$?
 if [ "$st_a" -ne 0 ] || [ "$st_b" -ne 0 ]; then
-    echo "FAIL: two calls meeting on one context ($(cat "$work/a") / $(cat "$work/b"))"
-    failures=$((failures + 1))
+    fail "two calls meeting on one context ($(cat "$work/a") / $(cat "$work/b"))"
 else
     pa=$(grep -oE '^pid [0-9]+ inits 1' "$work/a") pb=$(grep -oE '^pid [0-9]+ inits 1' "$work/b")
     [ -n "$pa" ] && [ "$pa" = "$pb" ] ||
-        { echo "FAIL: one runner, one init ($(cat "$work/a") / $(cat "$work/b"))"; failures=$((failures + 1)); }
+        fail "one runner, one init ($(cat "$work/a") / $(cat "$work/b"))"
 fi
 expect "the count goes on" 0 "inits 1 calls 4$" "$EMBER" call "$NAME" sample.count
 check "stop" "$EMBER" pool stop "$NAME" --shutdown_timeout 5s

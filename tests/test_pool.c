@@ -463,15 +463,25 @@ static void deadline_in_queue_never_runs(void **st)
     fixture_stop(&f);
 }
 
-struct waiter { ember_client *c; ember_call_id id; int rc, detail; char msg[256]; };
+/* A caller in ember_wait on its own thread; TID is that thread's, DONE is
+ * set once ember_wait has returned (and RC, DETAIL, MSG say how; read them
+ * after pthread_join). Both seq_cst: TID is stored before ember_wait sets
+ * EMBER_SLOT_WAITER on the call's slot word, so a thread that has seen that
+ * bit reads it (await_caller_looks). */
+struct waiter {
+    ember_client *c; ember_call_id id; int rc, detail; char msg[256];
+    _Atomic pid_t tid; _Atomic bool done;
+};
 static void *wait_thread(void *arg)
 {
     struct waiter *w = arg;
     ember_result r;
+    atomic_store(&w->tid, gettid());
     w->rc = ember_wait(w->c, w->id, &r);
     w->detail = r.detail;
     snprintf(w->msg, sizeof w->msg, "%s", w->rc ? ember_last_error() : "");
     ember_result_release(w->c, &r);
+    atomic_store(&w->done, true);
     return NULL;
 }
 
@@ -489,7 +499,7 @@ static void stop_fails_waiting_calls(void **st)
     (void)st;
     struct fixture f;
     start(&f, "stop", 1, 1, 64);
-    struct waiter w = { f.c, gate_occupy(&f, &S->hold, &S->started), 0, 0, "" };
+    struct waiter w = { .c = f.c, .id = gate_occupy(&f, &S->hold, &S->started) };
     pthread_t th;
     pthread_create(&th, NULL, wait_thread, &w);
     assert_int_equal(ember_pool_stop(f.pool, 200000000ll), 0);
@@ -522,6 +532,48 @@ static bool await_pool_state(ember_client *c, int state, unsigned ms)
     }
 }
 
+/* How many times thread TID of this process has gone to sleep (its
+ * voluntary context switches), or -1 once it has ended. */
+static long sleeps_of(pid_t tid)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    long n = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1) break;
+    fclose(f);
+    return n;
+}
+
+/* Wait until caller W, waiting for its call, has woken and looked at the
+ * pool at least once from now on, or has stopped waiting (W->done); at most
+ * MS milliseconds. The caller parks on its call's slot word (and says so
+ * with EMBER_SLOT_WAITER); each time it wakes it looks at the pool, then
+ * sleeps again, so two sleeps after it has announced itself have a look
+ * between them. A futex wake on the word (a spurious wake-up, which its
+ * wait loop allows) makes it look now rather than at its next 200 ms turn. */
+static bool await_caller_looks(struct waiter *w, unsigned ms)
+{
+    _Atomic uint32_t *word = &ember__client_view(w->c)->slots[w->id.idx].state;
+    uint64_t until = ember__now_ns() + ms * 1000000ull;
+    struct timespec tick = { 0, 1000000 };
+    while (!(atomic_load(word) & EMBER_SLOT_WAITER) && !atomic_load(&w->done)) {
+        if (ember__now_ns() > until) return false;
+        nanosleep(&tick, NULL);
+    }
+    pid_t tid = atomic_load(&w->tid); /* stored before it called ember_wait */
+    long n0 = sleeps_of(tid);
+    for (;;) {
+        long n = sleeps_of(tid);
+        if (atomic_load(&w->done) || n < 0 || n >= n0 + 2) return true;
+        if (ember__now_ns() > until) return false;
+        ember__futex_wake(word, INT_MAX);
+        nanosleep(&tick, NULL);
+    }
+}
+
 /* A stop drains: once it has begun, a new call fails at submit saying the
  * pool is stopping, a queued call fails at once saying it never ran, and a
  * running call whose caller waits meanwhile finishes with its own result
@@ -531,8 +583,8 @@ static void stop_drains_running_calls(void **st)
     (void)st;
     struct fixture f;
     start(&f, "drain", 1, 1, 64);
-    struct waiter running = { f.c, gate_occupy(&f, &S->hold, &S->started), 1, 0, "" };
-    struct waiter queued = { f.c, { 0, 0 }, 1, 0, "" };
+    struct waiter running = { .c = f.c, .id = gate_occupy(&f, &S->hold, &S->started), .rc = 1 };
+    struct waiter queued = { .c = f.c, .rc = 1 };
     assert_int_equal(ember_submit(f.c, ember_handler(f.c, "mark"), NULL, 0, EMBER_TIMEOUT_DEFAULT,
                                   &queued.id), 0);
     pthread_t tr, tq, ts;
@@ -554,11 +606,10 @@ static void stop_drains_running_calls(void **st)
     assert_int_equal(atomic_load(&S->marks), 0);
     /* the running call is not given up on: a poll says it runs on... */
     assert_int_equal(ember_poll(f.c, running.id, &r), -EMBER_EAGAIN);
-    /* ...and its waiting caller, which wakes every 200 ms to look at the
-     * pool, looks a few times while the pool stops (this wait gives it the
-     * time to; nothing waits for it) */
-    struct timespec looks = { 0, 600000000 };
-    nanosleep(&looks, NULL);
+    /* ...and its waiting caller, which looks at the pool each time it
+     * wakes, sees it stopping and waits on */
+    assert_true(await_caller_looks(&running, 5000));
+    assert_false(atomic_load(&running.done)); /* it gave up on a running call */
     /* the running call has the stop's timeout to finish: it does, and its
      * caller, waiting all along, gets its result */
     gate_release(&S->hold);
@@ -582,7 +633,7 @@ static void stop_timeout_kills_a_deaf_runner(void **st)
     start(&f, "deaf", 1, 1, 64);
     uint32_t before = atomic_load(&S->started);
     atomic_store(&S->hold, 1);
-    struct waiter w = { f.c, { 0, 0 }, 0, 0, "" };
+    struct waiter w = { .c = f.c };
     assert_int_equal(ember_submit(f.c, ember_handler(f.c, "deaf"), NULL, 0, EMBER_TIMEOUT_DEFAULT, &w.id), 0);
     assert_true(await_count(&S->started, before + 1, 5000));
     pthread_t th;

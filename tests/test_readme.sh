@@ -19,7 +19,7 @@ set -u
 README=$1 EMBER=$2 BUILD=$3
 read -r -a xflags <<<"${EXAMPLE_CFLAGS:-}"
 failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+. "$(dirname "$0")/lib.sh" # fail
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

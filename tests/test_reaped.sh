@@ -8,7 +8,7 @@ set -u
 EMBER=$1
 NAME=reaped-$$
 failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+. "$(dirname "$0")/lib.sh" # fail, await
 reaped() { "$EMBER" stats "$NAME" --json | grep -oE '"callers_reaped":[0-9]+' | cut -d: -f2; }
 running() { "$EMBER" stats "$NAME" --json | grep -oE '"running":[0-9]+' | cut -d: -f2; }
 "$EMBER" pool start "$NAME" --min 1 --max 1 >/dev/null || { echo "FAIL: pool start"; exit 1; }
@@ -23,9 +23,9 @@ for i in 1 2 3 4 5 6 7 8; do "$EMBER" call "$NAME" sleep 50 >/dev/null || fail "
 # exits, it finds both at once when it goes on
 sup=$("$EMBER" stats "$NAME" --json | grep -oE '"supervisor":[0-9]+' | cut -d: -f2)
 for i in 1 2 3; do
-    "$EMBER" call "$NAME" sleep 200 >/dev/null &
+    "$EMBER" call "$NAME" sleep 400 >/dev/null &
     caller=$!
-    for _ in $(seq 200); do [ "$(running)" = 1 ] && break; sleep 0.02; done
+    await "batched call $i runs" 10 eval '[ "$(running)" = 1 ]'
     kill -STOP "$sup"
     wait "$caller" || fail "batched call $i"
     kill -CONT "$sup"
@@ -34,16 +34,17 @@ done
 # a caller killed while its call runs: await its call on the runner, kill it
 "$EMBER" call "$NAME" sleep 20000 >/dev/null 2>&1 &
 victim=$!
-for _ in $(seq 200); do [ "$(running)" = 1 ] && break; sleep 0.02; done
-[ "$(running)" = 1 ] || fail "the victim's call never ran"
+await "the victim's call runs" 10 eval '[ "$(running)" = 1 ]'
 kill -KILL "$victim"
 wait "$victim" 2>/dev/null
 # the supervisor reaps it: callers_reaped turns 1 and the call is cancelled
-for _ in $(seq 250); do [ "$(reaped)" = 1 ] && [ "$(running)" = 0 ] && break; sleep 0.02; done
-got=$(reaped)
-# the clean exits came before the kill, so the supervisor saw them first:
-# counted, they would show here too
-[ "$got" = 1 ] || fail "callers_reaped is $got after 11 clean callers and 1 killed one (wanted 1)"
-[ "$(running)" = 0 ] || fail "the killed caller's call still runs"
+if ! await "callers_reaped 1 and no call running after the kill" 10 \
+        eval '[ "$(reaped)" = 1 ] && [ "$(running)" = 0 ]'; then
+    # the clean exits came before the kill, so the supervisor saw them
+    # first: counted, they would show here too
+    got=$(reaped)
+    [ "$got" = 1 ] || echo "    callers_reaped is $got after 11 clean callers and 1 killed one (wanted 1)"
+    [ "$(running)" = 0 ] || echo "    the killed caller's call still runs"
+fi
 [ "$failures" -eq 0 ] && echo "callers_reaped counts only the killed caller"
 [ "$failures" -eq 0 ]

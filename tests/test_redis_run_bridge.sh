@@ -13,15 +13,6 @@ EMBER=$(realpath "${1:?usage: test_redis_run_bridge.sh EMBER}")
 unset EMBER_PLUGIN_PATH
 failures=0
 . "$(dirname "$0")/lib.sh" # fail, expect, free_port, redis_up
-await() { # await DESCRIPTION COMMAND...: every 50 ms, 10 s at most
-    local what=$1 i; shift
-    for ((i = 0; i < 200; i++)); do
-        "$@" && return 0
-        sleep 0.05
-    done
-    fail "$what (not within 10 s)"
-    exit 1
-}
 
 work=$(mktemp -d)
 PA=rbA-$$ PB=rbB-$$

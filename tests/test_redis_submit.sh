@@ -17,17 +17,7 @@ set -u
 EMBER=$(realpath "${1:?usage: test_redis_submit.sh EMBER FAKE_BRIDGE}")
 FAKE=$(realpath "${2:?usage: test_redis_submit.sh EMBER FAKE_BRIDGE}")
 failures=0
-. "$(dirname "$0")/lib.sh" # fail, expect, free_port, redis_up
-# await DESCRIPTION COMMAND...: until the command succeeds, every 50 ms, 10 s at most
-await() {
-    local what=$1 i; shift
-    for ((i = 0; i < 200; i++)); do
-        "$@" && return 0
-        sleep 0.05
-    done
-    fail "$what (not within 10 s)"
-    exit 1
-}
+. "$(dirname "$0")/lib.sh" # fail, expect, await, free_port, redis_up
 
 work=$(mktemp -d)
 redis_pid=
@@ -92,7 +82,7 @@ expect "no bridge, exec: 124" 124 "no result" "$EMBER" submit --redis "$URL" --s
 "$EMBER" submit --redis "$URL" --stream lonely echo x >term.out 2>&1 &
 bg+=($!)
 waiter=$!
-await "the submitter waits" eval "R client list | grep -q 'cmd=xread '"
+await "the submitter waits" 10 eval "R client list | grep -q 'cmd=xread '" || exit 1
 kill -TERM "$waiter"
 wait "$waiter"; st=$?
 [ "$st" = 143 ] && grep -q "Terminated: entry [0-9-]* runs on; its result: ember submit .* --wait " term.out ||
@@ -107,10 +97,10 @@ expect "an entry past its deadline: ETIMEDOUT" 1 "deadline" "$EMBER" submit --re
 bg+=($!)
 waiter=$!
 xread_id() { R client list | grep 'cmd=xread ' | sed 's/^id=\([0-9]*\) .*/\1/'; }
-await "the submitter blocks reading cut:done" eval '[ -n "$(xread_id)" ]'
+await "the submitter blocks reading cut:done" 10 eval '[ -n "$(xread_id)" ]' || exit 1
 before=$(xread_id)
 R client kill type normal >/dev/null
-await "the submitter connects again" eval '[ -n "$(xread_id)" ] && [ "$(xread_id)" != "$before" ]'
+await "the submitter connects again" 10 eval '[ -n "$(xread_id)" ] && [ "$(xread_id)" != "$before" ]' || exit 1
 fake cut f4
 wait "$waiter"; st=$?
 [ "$st" = 0 ] && [ "$(cat cut.out)" = after-the-cut ] ||
@@ -160,7 +150,7 @@ st=$?
     >run3.out 2>run3.err &
 bg+=($!)
 batch=$!
-await "the batch is under way" eval '[ "$(wc -l 2>/dev/null <jl3 || echo 0)" -ge 20 ]'
+await "the batch is under way" 10 eval '[ "$(wc -l 2>/dev/null <jl3 || echo 0)" -ge 20 ]' || exit 1
 R client kill type normal >/dev/null
 wait "$batch"; st=$?
 [ "$st" = 0 ] || fail "run --redis, connections cut: status $st ($(tail -3 run3.err))"

@@ -12,20 +12,12 @@ EMBER=$1
 NAME=report-$$
 work=$(mktemp -d)
 failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+. "$(dirname "$0")/lib.sh" # fail, await, show
 cleanup() {
     "$EMBER" pool stop "$NAME" --shutdown_timeout 100ms >/dev/null 2>&1
     rm -rf "$work"
 }
 trap cleanup EXIT
-until_ok() { # until_ok COMMAND...: wait (10 s at most) until it succeeds
-    local i
-    for ((i = 0; i < 200; i++)); do
-        "$@" && return 0
-        sleep 0.05
-    done
-    return 1
-}
 logged() { grep -qE -- "$1" "$work/pool.log"; }
 ts='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}\+00:00'
 
@@ -63,16 +55,17 @@ grep -q -- "--receipt" <<<"$("$EMBER" call --help)" || fail "call --help lacks -
 # a runner that dies, with its cause
 "$EMBER" call "$NAME" exec -- true >/dev/null 2>&1
 kill -SEGV "$pid"
-until_ok logged "warning ember\[[0-9]+\]: runner 0 \(pid $pid\) died: signal 11" ||
-    fail "no warning of the runner's death: $(cat "$work/pool.log")"
+await "a warning of the runner's death in the log" 10 \
+    logged "warning ember\[[0-9]+\]: runner 0 \(pid $pid\) died: signal 11" || show "$work/pool.log"
 "$EMBER" pool wait "$NAME" --ready 1 --timeout 10s >/dev/null || fail "no runner after the crash"
 # a caller that dies attached, its running call cancelled
 "$EMBER" call "$NAME" sleep 5000 >/dev/null 2>&1 &
 caller=$!
-until_ok eval '"$EMBER" stats "$NAME" --json | grep -q "\"running\":1"' || fail "the sleep never ran"
+await "the sleep runs" 10 eval '"$EMBER" stats "$NAME" --json | grep -q "\"running\":1"'
 kill -KILL "$caller"; wait "$caller" 2>/dev/null
-until_ok logged "info ember\[[0-9]+\]: caller [0-9]+ \(pid $caller\) died attached: 0 queued calls dropped, 1 running cancelled" ||
-    fail "no line for the dead caller: $(cat "$work/pool.log")"
+await "a line for the dead caller in the log" 10 \
+    logged "info ember\[[0-9]+\]: caller [0-9]+ \(pid $caller\) died attached: 0 queued calls dropped, 1 running cancelled" ||
+    show "$work/pool.log"
 bad=$(grep -vE "^$ts (error|warning|notice|info|debug) ember\[[0-9]+\]: " "$work/pool.log")
 [ -z "$bad" ] || fail "log lines without a time and a level: $bad"
 grep -q "caller .* gone" "$work/pool.log" && fail "callers that detached cleanly are in the level 1 log"

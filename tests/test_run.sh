@@ -24,7 +24,8 @@ LONG="^sleep 3[0-9]\.$M"
 work=$(mktemp -d)
 bg=()                # ember runs started in the background
 failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+LIB=$(realpath "$(dirname "$0")/lib.sh")
+. "$LIB" # fail, await (the jobs' await is bin/await, below)
 cleanup() {
     local p
     for p in "${bg[@]}"; do kill -KILL "$p" 2>/dev/null; done
@@ -37,41 +38,31 @@ trap cleanup EXIT
 cd "$work" || exit 1
 export SHELL=/bin/bash
 
-# Helpers the jobs run (in $work/bin): wait up to 10 s for a condition,
-# failing when it does not come.
+# Helpers the jobs run (in $work/bin): lib.sh's await, 10 s at most; when
+# the condition does not come, a line on stderr and status 1.
 mkdir bin
 cat >bin/await <<'EOF'
 #!/bin/bash
 # await FILE...: until every FILE exists
-for _ in $(seq 200); do
-    all=1
-    for f; do [ -e "$f" ] || all=0; done
-    [ $all = 1 ] && exit 0
-    sleep 0.05
-done
-echo "await: timed out waiting for $*" >&2
-exit 1
+failures=0; . @LIB@
+all() { local f; for f; do [ -e "$f" ] || return 1; done; }
+await "await: every one of $* exists" 10 all "$@" >&2
 EOF
 cat >bin/await_count <<'EOF'
 #!/bin/bash
 # await_count DIR N: until DIR has N entries or more
-for _ in $(seq 200); do
-    [ "$(ls -A "$1" | wc -l)" -ge "$2" ] && exit 0
-    sleep 0.05
-done
-echo "await_count: $1 never had $2 entries" >&2
-exit 1
+failures=0; . @LIB@
+dir=$1 n=$2
+await "await_count: $dir has $n entries" 10 eval '[ "$(ls -A "$dir" | wc -l)" -ge "$n" ]' >&2
 EOF
 cat >bin/await_lines <<'EOF'
 #!/bin/bash
 # await_lines FILE N: until FILE has N lines or more
-for _ in $(seq 200); do
-    [ -e "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ] && exit 0
-    sleep 0.05
-done
-echo "await_lines: $1 never had $2 lines" >&2
-exit 1
+failures=0; . @LIB@
+file=$1 n=$2
+await "await_lines: $file has $n lines" 10 eval '[ -e "$file" ] && [ "$(wc -l <"$file")" -ge "$n" ]' >&2
 EOF
+sed -i "s|@LIB@|'$LIB'|" bin/*
 chmod +x bin/*
 B=$work/bin
 PATH=$B:$PATH
@@ -105,17 +96,6 @@ same() {
 has() { grep -Eq -- "$3" "$2" || { fail "$1: no line of $2 matches '$3'"; sed 's/^/    /' "$2" | head -10; }; }
 # hasnt NAME FILE REGEX: no line of FILE matches REGEX
 hasnt() { ! grep -Eq -- "$3" "$2" || { fail "$1: a line of $2 matches '$3'"; sed 's/^/    /' "$2" | head -10; }; }
-# until_ok NAME CMD...: CMD succeeds within 10 s
-until_ok() {
-    local name=$1
-    shift
-    for _ in $(seq 200); do
-        "$@" && return 0
-        sleep 0.05
-    done
-    fail "$name (waited 10 s)"
-    return 1
-}
 long_gone() { ! pgrep -f "$LONG" >/dev/null; }
 nlong_is() { [ "$(pgrep -fc "$LONG")" = "$1" ]; }
 # a fresh directory for one test's files
@@ -233,9 +213,9 @@ if "$EMBER" pool start "$POOL" --min 1 --max 1 >started 2>&1 && "$EMBER" pool wa
     "$EMBER" run --pool "$POOL" -j 3 -k --joblog jl 'touch st.{}; if [ {} = 1 ]; then await release; fi; echo {}' ::: 1 2 3 4 >out 2>err &
     pid=$!
     bg+=("$pid")
-    until_ok "pool stopped under a batch: job 1 runs" test -e st.1
+    await "pool stopped under a batch: job 1 runs" 10 test -e st.1
     "$EMBER" pool stop "$POOL" --shutdown_timeout 10s >stopped 2>&1 &
-    until_ok "pool stopped under a batch: the stop began" eval '"$EMBER" stats "$POOL" --json | grep -q "\"state\":\"stopping\""'
+    await "pool stopped under a batch: the stop began" 10 eval '"$EMBER" stats "$POOL" --json | grep -q "\"state\":\"stopping\""'
     touch release
     wait "$pid"
     st=$?
@@ -281,7 +261,7 @@ if er 1 "--timeout" --timeout 1 --joblog jl 'sleep 30.'$M' & sleep 31.'$M'; echo
     has "--timeout: said" err "job 1 timed out"
     hasnt "--timeout: the job did not go on" out never
     has "--timeout: joblog says killed" jl $'^1\t:\t[0-9.]+\t +[0-9.]+\t0\t0\t-1\t15\t'
-    until_ok "--timeout: the job's process group is gone (its background child too)" long_gone
+    await "--timeout: the job's process group is gone (its background child too)" 10 long_gone
 fi
 er 0 "--timeout not reached" --timeout 10 'sleep 0.1; echo fine {}' ::: a && same "--timeout not reached" out "fine a"
 # --plugin: the batch's own pool loads a handler plugin (the sample one, found
@@ -326,7 +306,7 @@ fresh
 if er 7 "--halt now,fail=1" -j 3 --halt now,fail=1 --joblog jl \
     'touch st.{}; if [ {} = 1 ]; then await st.2 st.3; exit 7; fi; sleep 3{}.'$M ::: 1 2 3 4 5; then
     [ ! -e st.4 ] && [ ! -e st.5 ] || fail "--halt now,fail=1: jobs started after the failure"
-    until_ok "--halt now,fail=1: the running jobs were killed" long_gone
+    await "--halt now,fail=1: the running jobs were killed" 10 long_gone
     has "--halt now,fail=1: joblog has the failure" jl $'^1\t.*\t7\t0\t'
     [ "$(tail -n +2 jl | wc -l)" = 3 ] || fail "--halt now,fail=1: $(tail -n +2 jl | wc -l) joblog lines, wanted 3"
     has "--halt: said" err "halt"
@@ -343,7 +323,7 @@ fresh
 if er 0 "--halt now,success=1" -j 3 --halt now,success=1 \
     'touch st.{}; if [ {} = 1 ]; then await st.2 st.3; exit 0; fi; sleep 3{}.'$M ::: 1 2 3 4 5; then
     [ ! -e st.4 ] && [ ! -e st.5 ] || fail "--halt now,success=1: jobs started after the success"
-    until_ok "--halt now,success=1: the running jobs were killed" long_gone
+    await "--halt now,success=1: the running jobs were killed" 10 long_gone
 fi
 # fail=50%: 3 of 6 jobs failed, then no more start; the status is the share failed
 fresh
@@ -434,13 +414,13 @@ interrupt() {
     "$EMBER" run -j 2 --joblog jl 'touch st.{}; sleep 3{}.'$M ::: 1 2 3 4 >out 2>err &
     local pid=$!
     bg+=("$pid")
-    until_ok "SIG$sig: two jobs run" nlong_is 2 || return
+    await "SIG$sig: two jobs run" 10 nlong_is 2 || return
     kill -"$sig" "$pid"
     wait "$pid"
     local st=$?
     [ "$st" = "$want" ] || fail "SIG$sig: exit status $st, wanted $want"
     has "SIG$sig: said" err "cancelling 2 running"
-    until_ok "SIG$sig: the running jobs' process groups are gone" long_gone
+    await "SIG$sig: the running jobs' process groups are gone" 10 long_gone
     [ ! -e st.3 ] && [ ! -e st.4 ] || fail "SIG$sig: a job started after the signal"
     [ "$(tail -n +2 jl | cut -f1 | sort | tr '\n' ' ')" = "1 2 " ] || fail "SIG$sig: joblog: $(cat jl)"
     has "SIG$sig: joblog says killed" jl $'^1\t.*\t-1\t15\t'
@@ -454,17 +434,17 @@ if "$EMBER" pool start "$POOL2" --min 1 --max 1 --kill_grace 60s >started 2>&1; 
     "$EMBER" run --pool "$POOL2" 'trap "" TERM; touch st.{}; sleep 3{}.'$M ::: 1 >out 2>err &
     pid=$!
     bg+=("$pid")
-    if until_ok "second Ctrl-C: the job runs" nlong_is 1; then
+    if await "second Ctrl-C: the job runs" 10 nlong_is 1; then
         kill -INT "$pid"
-        until_ok "second Ctrl-C: the first one was taken" grep -q "Interrupt" err
+        await "second Ctrl-C: the first one was taken" 10 grep -q "Interrupt" err
         kill -INT "$pid"
-        until_ok "second Ctrl-C: ember run exits at once" eval '! kill -0 '"$pid"' 2>/dev/null'
+        await "second Ctrl-C: ember run exits at once" 10 eval '! kill -0 '"$pid"' 2>/dev/null'
         wait "$pid"
         st=$?
         [ "$st" = 130 ] || fail "second Ctrl-C: exit status $st, wanted 130"
     fi
     "$EMBER" pool stop "$POOL2" --shutdown_timeout 100ms >/dev/null 2>&1
-    until_ok "second Ctrl-C: the job is gone once its pool stopped" long_gone
+    await "second Ctrl-C: the job is gone once its pool stopped" 10 long_gone
 else
     fail "pool start $POOL2: $(cat started)"
 fi
@@ -489,11 +469,11 @@ job='echo first half >{out}; touch st.{}; if [ -e slow ]; then sleep 3{}.'$M'; f
 "$EMBER" run -j 2 --joblog jl --output 'res/{}.txt' "$job" ::: 1 2 3 4 >/dev/null 2>err &
 pid=$!
 bg+=("$pid")
-if until_ok "killed run: its jobs have written half" test -e st.1 -a -e st.2; then
+if await "killed run: its jobs have written half" 10 test -e st.1 -a -e st.2; then
     [ -e "res/.1.txt.ember-$pid-1.part" ] || fail "killed run: no temporary named .1.txt.ember-$pid-1.part: $(ls -A res)"
     kill -KILL "$pid"
     wait "$pid" 2>/dev/null
-    until_ok "killed run: its jobs are gone" long_gone
+    await "killed run: its jobs are gone" 10 long_gone
     for f in res/*.txt; do
         [ -e "$f" ] || continue
         [ "$(cat "$f")" = $'first half\nsecond half' ] || fail "killed run: $f is partial"

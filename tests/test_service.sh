@@ -14,7 +14,7 @@ EMBER=$1
 NAME=svc-$$
 work=$(mktemp -d)
 failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+. "$(dirname "$0")/lib.sh" # fail, await, show
 listener= pool=
 cleanup() {
     [ -n "$pool" ] && kill -KILL "$pool" 2>/dev/null
@@ -24,16 +24,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-# until_ok COMMAND...: wait (10 s at most) until the command succeeds
-until_ok() {
-    local i
-    for ((i = 0; i < 200; i++)); do
-        "$@" && return 0
-        sleep 0.05
-    done
-    return 1
-}
-until_seen() { until_ok grep -qE -- "$2" "$1"; } # until_seen FILE PATTERN
+seen() { grep -qE -- "$2" "$1"; } # seen FILE PATTERN
 watchdog_pings() { # at least two WATCHDOG=1 after READY=1
     awk '/READY=1/ { r = 1; next } r && /WATCHDOG=1/ { n++ } END { exit !(n >= 2) }' "$work/notify.log"
 }
@@ -50,28 +41,27 @@ with open(sys.argv[2], "a", buffering=1) as log:
         log.write(s.recv(4096).decode().replace("\n", "|") + "\n")
 ' "$sock" "$work/notify.log" &
 listener=$!
-until_ok test -S "$sock" || { echo "FAIL: the listener made no socket"; exit 1; }
+await "the listener's socket" 10 test -S "$sock" || exit 1
 : >"$work/notify.log"
 
 # a watchdog of 400 ms: WATCHDOG=1 every 200 ms
 NOTIFY_SOCKET=$sock WATCHDOG_USEC=400000 "$EMBER" pool start "$NAME" --foreground --min 1 --max 2 \
     2>"$work/err" &
 pool=$!
-until_seen "$work/notify.log" "READY=1" || fail "no READY=1: $(cat "$work/notify.log") $(cat "$work/err")"
+await "READY=1" 10 seen "$work/notify.log" "READY=1" || show "$work/notify.log" "$work/err"
 grep -E "READY=1" "$work/notify.log" | grep -qE "STATUS=1 runners serving \(1 ready; min 1, max 2\)" ||
     fail "READY=1 without the pool's runners in STATUS=: $(cat "$work/notify.log")"
 out=$("$EMBER" call "$NAME" echo ready 2>&1) && [ "$out" = ready ] ||
     fail "a call right after READY=1: $out"
 # two more pings after READY: the watchdog is fed
-until_ok watchdog_pings ||
-    fail "no WATCHDOG=1 after READY=1: $(cat "$work/notify.log")"
+await "WATCHDOG=1 twice after READY=1" 10 watchdog_pings || show "$work/notify.log"
 
 # SIGTERM: a drain, as systemctl stop does it
 "$EMBER" call "$NAME" sleep 600 >"$work/call" 2>&1 &
 caller=$!
-until_ok running || fail "the sleep never ran"
+await "the sleep runs" 10 running
 kill -TERM "$pool"
-until_seen "$work/notify.log" "STOPPING=1" || fail "no STOPPING=1 after SIGTERM: $(cat "$work/notify.log")"
+await "STOPPING=1 after SIGTERM" 10 seen "$work/notify.log" "STOPPING=1" || show "$work/notify.log"
 wait "$pool"; st=$?
 pool=
 [ "$st" -eq 0 ] || fail "the pool's exit status after SIGTERM is $st, not 0: $(cat "$work/err")"
@@ -95,7 +85,7 @@ done
 JOURNAL_STREAM=$(stat -c '%d:%i' "$work/journal") \
     "$EMBER" pool start "$NAME-j" --foreground --min 1 --max 1 2>>"$work/journal" &
 pool=$!
-until_seen "$work/journal" "grow end" || fail "no log in journal mode: $(cat "$work/journal")"
+await "a log in journal mode" 10 seen "$work/journal" "grow end" || show "$work/journal"
 kill -TERM "$pool"; wait "$pool"; pool=
 bad=$(grep -vE "^<[3-7]>(error|warning|notice|info|debug) ember\[[0-9]+\]: " "$work/journal")
 [ -z "$bad" ] || fail "journal lines without their <N> priority: $bad"

@@ -28,19 +28,7 @@ fi
 NAME=shm-$$
 MIB=$((1024 * 1024))
 failures=0
-check() { # check DESCRIPTION COMMAND...: the command must succeed
-    local what=$1; shift
-    if ! "$@"; then echo "FAIL: $what"; failures=$((failures + 1)); fi
-}
-expect() { # expect DESCRIPTION WANTED_STATUS PATTERN COMMAND...: status and stderr/stdout match
-    local what=$1 want=$2 pat=$3; shift 3
-    local out st
-    out=$("$@" 2>&1); st=$?
-    if [ "$st" -ne "$want" ] || ! grep -qE -- "$pat" <<<"$out"; then
-        echo "FAIL: $what (status $st, wanted $want; output: $out)"
-        failures=$((failures + 1))
-    fi
-}
+. "$(dirname "$0")/lib.sh" # check, expect
 cleanup() { "$EMBER" pool stop "$NAME" --shutdown_timeout 100ms >/dev/null 2>&1; }
 trap cleanup EXIT
 # SIZE bytes of zeros as the call's argument (exec's --stdin -), counted

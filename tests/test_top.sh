@@ -17,30 +17,22 @@ NAME=top-$$
 SOCK=ember-top-$$      # a tmux server of this test's own
 failures=0
 work=$(mktemp -d)
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-expect() { # expect DESCRIPTION WANTED_STATUS PATTERN COMMAND...: status and stderr/stdout match
-    local what=$1 want=$2 pat=$3; shift 3
-    local out st
-    out=$("$@" 2>&1); st=$?
-    if [ "$st" -ne "$want" ] || ! grep -qE -- "$pat" <<<"$out"; then
-        fail "$what (status $st, wanted $want; output: $out)"
-    fi
-}
+. "$(dirname "$0")/lib.sh" # fail, expect, await
 tm() { tmux -L "$SOCK" "$@"; }
 screen() { tm capture-pane -p -t "$1"; }
-# await_screen DESCRIPTION SESSION PATTERN...: poll the pane (10 s at most)
-# until every PATTERN (grep -E) is on it; the screen is in $work/screen
+# on_screen SESSION PATTERN...: every PATTERN (grep -E) is on the pane; the
+# screen is in $work/screen, the first pattern it lacks in $work/lacks
+on_screen() {
+    local s=$1 p; shift
+    screen "$s" >"$work/screen" 2>/dev/null || return 1
+    for p; do grep -qE -- "$p" "$work/screen" || { echo "$p" >"$work/lacks"; return 1; }; done
+}
+# await_screen DESCRIPTION SESSION PATTERN...: await on_screen (10 s at
+# most); if it never is, show the screen and what it lacks
 await_screen() {
-    local what=$1 s=$2; shift 2
-    local p ok
-    for _ in $(seq 200); do
-        screen "$s" >"$work/screen" 2>/dev/null
-        ok=1
-        for p in "$@"; do grep -qE -- "$p" "$work/screen" || { ok=0; break; }; done
-        [ "$ok" = 1 ] && return 0
-        sleep 0.05
-    done
-    fail "$what: the screen lacks $p after 10 s:"
+    local what=$1; shift
+    await "$what" 10 on_screen "$@" && return 0
+    echo "    the screen lacks $(cat "$work/lacks" 2>/dev/null):"
     sed 's/^/    | /' "$work/screen"
     return 1
 }
@@ -49,12 +41,10 @@ await_screen() {
 # terminal out of the alternate screen
 await_exit() {
     local what=$1 s=$2 st
-    for _ in $(seq 200); do
-        [ -s "$work/$s.status" ] && break
-        sleep 0.05
-    done
-    st=$(cat "$work/$s.status" 2>/dev/null)
-    [ "$st" = 0 ] || fail "$what: exit status '$st', wanted 0"
+    if await "$what: ember top ends" 10 test -s "$work/$s.status"; then
+        st=$(cat "$work/$s.status")
+        [ "$st" = 0 ] || fail "$what: exit status '$st', wanted 0"
+    fi
     st=$(tm display -p -t "$s" '#{alternate_on}')
     [ "$st" = 0 ] || fail "$what: the terminal is left in the alternate screen"
 }

@@ -164,12 +164,13 @@ static const struct command {
       "                        (for scripts; needs no terminal)\n", NULL },
     { "call", NULL, cmd_call,
       "NAME HANDLER [ARG]... [--timeout DURATION] [--unlinked] [--retries N] [--receipt]",
-      "Run HANDLER of pool NAME with ARG, print its result and exit 0, or say why it\n"
-      "failed (with the handler's message) and exit 1. A pool started by 'ember pool\n"
-      "start' has the handlers noop, echo ARG, sleep MS, spin MS and exec. Several ARGs\n"
-      "go as words, each ending in NUL; KEY=VALUE words (in=a.mp4 out=b.mp4 height=240,\n"
-      "apart or in one string) go with cwd=DIR first, this directory, so that their\n"
-      "relative paths are this directory's.\n"
+      "Run HANDLER of pool NAME with ARG, print its result as it is (a newline only\n"
+      "where the result ends with one) and exit 0, or say why it failed (with the\n"
+      "handler's message) and exit 1. A pool started by 'ember pool start' has the\n"
+      "handlers noop, echo ARG, sleep MS, spin MS and exec. Several ARGs go as words,\n"
+      "each ending in NUL; KEY=VALUE words (in=a.mp4 out=b.mp4 height=240, apart or\n"
+      "in one string) go with cwd=DIR first, this directory, so that their relative\n"
+      "paths are this directory's.\n"
       "\n"
       "  ember call NAME exec [--shell] [--stdin FILE|-] [--max-output SIZE]\n"
       "                       [--output TMP:FINAL] [--verbose] [--timeout DURATION]\n"
