@@ -123,7 +123,9 @@ int cmd_plugins(int argc, char **argv)
         for (const char *d = dirs; *d;) {
             size_t n = strcspn(d, ":");
             char one[PATH_MAX];
-            snprintf(one, sizeof one, "%.*s", (int)n, d);
+            size_t k = n < sizeof one - 1 ? n : sizeof one - 1;
+            memcpy(one, d, k);
+            one[k] = 0;
             if (d != dirs) fputc(',', f);
             json_str(f, one);
             d += n + (d[n] == ':');
