@@ -3,7 +3,8 @@
 # their struct names (bad ones are refused and named, exit 2; invalid
 # combinations exit 1 naming the option), `pool wait`, `stats` (text and
 # JSON), `call` with the built-in and command-line handlers (the result
-# printed as it is, no newline added; exec: output, exit status, cancel on
+# printed as it is, no newline added, but a receipt in a terminal on a line
+# of its own; exec: output, exit status, cancel on
 # timeout, more in test_exec.sh; sleep's argument),
 # `pool resize` up and down, `events`, `pool list`, `pool stop`, and what
 # every command says about a pool that is not running; a runner killed by
@@ -49,6 +50,16 @@ check "a result's own newlines are printed as they are" \
     cmp -s <("$EMBER" call "$NAME" echo $'two\nlines\n') <(printf 'two\nlines\n')
 check "exec's stdout is printed as it is" \
     cmp -s <("$EMBER" call "$NAME" exec printf 'a\nb') <(printf 'a\nb')
+# in a terminal (script(1) gives one), a receipt after a result that does
+# not end its line starts on a line of its own; through a pipe the bytes
+# stay exactly the result's
+tty_out=$(script -qec "'$EMBER' call '$NAME' echo hello --receipt" /dev/null | tr -d '\r')
+check "in a terminal, the result's line ends before the receipt" \
+    [ "$(printf '%s\n' "$tty_out" | head -1)" = hello ]
+expect "in a terminal, the receipt on a line of its own" 0 '^\{"handler":"echo"' \
+    sed -n 2p <<<"$tty_out"
+check "through a pipe, the result as it is before the receipt" \
+    cmp -s <("$EMBER" call "$NAME" echo hello --receipt 2>/dev/null) <(printf 'hello')
 # words: each ending in NUL; KEY=VALUE words with this directory first (cwd=)
 check "several words, NUL-terminated" \
     [ "$("$EMBER" call "$NAME" echo hello world | od -An -c | tr -s ' ')" = " h e l l o \0 w o r l d \0" ]

@@ -111,6 +111,14 @@ struct cli_receipt {
  * "sys_s", "max_rss_bytes", "pid", "runner_pid" (or a handler's
  * "runner_pid", "runner_rss_bytes"), then "runner", "node". */
 void cli_receipt_fields(FILE *f, const struct cli_receipt *r);
+/* Write a result's bytes N at P to F (stdout, or stderr for a job's), as
+ * they are; remembers the last one for cli_receipt_begin. */
+void cli_result_write(FILE *f, const void *p, size_t n);
+/* Before a receipt on stderr: flushes stdout, and when stdout and stderr
+ * are terminals and the result written last did not end its line, ends
+ * it, so that the receipt starts on a line of its own (the result's bytes
+ * themselves stay as they are). */
+void cli_receipt_begin(void);
 
 /* service.c: systemd's notify protocol, for `pool start --foreground`
  * under a Type=notify unit (nothing where NOTIFY_SOCKET is not set, or

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "cli.h"
 #include "exec.h"
 
@@ -75,4 +76,20 @@ void cli_receipt_fields(FILE *f, const struct cli_receipt *r)
     if (!x && r->runner_rss) fprintf(f, ",\"runner_rss_bytes\":%" PRIu64, r->runner_rss);
     fprintf(f, ",\"runner\":%d,\"node\":%d", r->call->runner == EMBER_NONE ? -1 : (int)r->call->runner,
             r->call->node);
+}
+
+/* The last byte a result put on stdout or stderr ('\n' before any). */
+static int result_last = '\n';
+
+void cli_result_write(FILE *f, const void *p, size_t n)
+{
+    if (!n) return;
+    fwrite(p, 1, n, f);
+    result_last = ((const unsigned char *)p)[n - 1];
+}
+
+void cli_receipt_begin(void)
+{
+    fflush(stdout);
+    if (result_last != '\n' && isatty(STDOUT_FILENO) && isatty(STDERR_FILENO)) fputc('\n', stderr);
 }

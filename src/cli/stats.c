@@ -319,6 +319,7 @@ static void call_clock_start(struct call_clock *k)
 static void print_receipt(ember_client *c, const char *handler, int rc, const ember_result *r,
                           const struct exec_res *x, const struct call_clock *k)
 {
+    cli_receipt_begin();
     struct cli_receipt rcp = { .end = "exit", .start_wall = k->start_wall,
                                .submit_ns = k->submit_ns, .done_ns = k->done_ns, .call = r };
     if (x) {
@@ -383,9 +384,9 @@ int exec_report(const ember_result *r, const struct call_opts *co, struct exec_r
                 "(a pool started by another version?)\n", cli_cmd);
         return 125;
     }
-    fwrite(res.out, 1, res.out_len, stdout);
+    cli_result_write(stdout, res.out, res.out_len);
     fflush(stdout);
-    fwrite(res.err, 1, res.err_len, stderr);
+    cli_result_write(stderr, res.err, res.err_len);
     if (res.out_total > res.out_len)
         fprintf(stderr, "%s: stdout truncated: %zu of %" PRIu64 " bytes kept (--max-output raises "
                 "the limit)\n", cli_cmd, res.out_len, res.out_total);
@@ -582,7 +583,7 @@ static int call_parsed(int argc, char **argv, struct call_opts *co)
     k.done_ns = cli_coarse_ns();
     free(arg);
     if (rc == 0) {
-        fwrite(r.data, 1, r.len, stdout);
+        cli_result_write(stdout, r.data, r.len);
         fflush(stdout);
     } else if (rc == -EMBER_EHANDLER && r.len) { /* the handler's own message */
         fwrite(r.data, 1, r.len, stderr);

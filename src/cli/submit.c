@@ -30,7 +30,7 @@ struct submit_opts {
 
 static void print_receipt(const char *handler, const char *id, const ember_redis_result *res)
 {
-    fflush(stdout);
+    cli_receipt_begin();
     fprintf(stderr, "{\"handler\":");
     cli_json_str(stderr, handler);
     fprintf(stderr, ",\"id\":");
@@ -82,7 +82,7 @@ static int report(const char *handler, bool exec, const char *id, const ember_re
         }
     } else {
         if (rc == 0) {
-            fwrite(res->data, 1, res->len, stdout);
+            cli_result_write(stdout, res->data, res->len);
             fflush(stdout);
         } else if (rc == -EMBER_EHANDLER && res->len) { /* the handler's own message */
             fwrite(res->data, 1, res->len, stderr);
