@@ -1,5 +1,4 @@
-/* tests/test_bridge_blob.c - ember bridge's pure parts: the --redis URL
- * (every form, every refusal with its reason), a crash's cause in words,
+/* tests/test_bridge_blob.c - ember bridge's pure parts: a crash's cause in words,
  * and the result blob as docs/ARCHITECTURE.md ("Across hosts: Redis
  * Streams") fixes it: one JSON line with its keys in order, a newline, then
  * exactly output_len raw bytes (NULs and newlines included); a dead
@@ -17,51 +16,6 @@
 #include <cmocka.h>
 
 const char *cli_cmd = "ember bridge";
-
-static void url_ok(const char *s, const char *host, int port, const char *path, const char *user,
-                   const char *pw, int db)
-{
-    struct bridge_url u;
-    char err[200] = "";
-    if (bridge_url_parse(s, &u, err, sizeof err) != 0) fail_msg("'%s' refused: %s", s, err);
-    assert_string_equal(u.host, host);
-    assert_int_equal(u.port, port);
-    assert_string_equal(u.path, path);
-    assert_string_equal(u.user, user);
-    assert_string_equal(u.password, pw);
-    assert_int_equal(u.db, db);
-}
-
-static void url_bad(const char *s, const char *why)
-{
-    struct bridge_url u;
-    char err[200] = "";
-    assert_int_equal(bridge_url_parse(s, &u, err, sizeof err), -1);
-    if (!strstr(err, why)) fail_msg("'%s': '%s' lacks '%s'", s, err, why);
-}
-
-static void urls(void **st)
-{
-    (void)st;
-    url_ok("redis://localhost", "localhost", 6379, "", "", "", 0);
-    url_ok("redis://10.0.0.5:6380", "10.0.0.5", 6380, "", "", "", 0);
-    url_ok("redis://:secret@redis.internal:7000/2", "redis.internal", 7000, "", "", "secret", 2);
-    url_ok("redis://worker:pw@h/0", "h", 6379, "", "worker", "pw", 0);
-    url_ok("redis://[::1]:6390", "::1", 6390, "", "", "", 0);
-    url_ok("redis://h/", "h", 6379, "", "", "", 0);
-    url_ok("unix:/run/redis/redis.sock", "", 6379, "/run/redis/redis.sock", "", "", 0);
-    url_ok("unix:///run/redis.sock", "", 6379, "/run/redis.sock", "", "", 0);
-    url_bad("http://h", "is not redis://");
-    url_bad("localhost:6379", "is not redis://");
-    url_bad("redis://", "names no host");
-    url_bad("redis://:6379", "names no host");
-    url_bad("redis://h:0", "the port is not a number from 1 to 65535");
-    url_bad("redis://h:65536", "the port is not a number");
-    url_bad("redis://h:63x", "the port is not a number");
-    url_bad("redis://h/db", "the database 'db' is not a number");
-    url_bad("redis://[::1:6379", "closing ']'");
-    url_bad("unix:", "names no socket");
-}
 
 static void causes(void **st)
 {
@@ -167,7 +121,6 @@ static void blob_exec(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(urls),
         cmocka_unit_test(causes),
         cmocka_unit_test(blob_ok),
         cmocka_unit_test(blob_dead_letter),
