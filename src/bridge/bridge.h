@@ -5,7 +5,7 @@
  * docs/ARCHITECTURE.md, "Across hosts: Redis Streams"):
  *   bridge.c   the command: options, the event loop, the jobs' life
  *   conn.c     the two Redis connections (hiredis): connect, commands
- *   blob.c     a result as posted (JSON line + output bytes), a cause's text
+ *   blob.c     a result's receipt, then the blob (libember-redis writes it), a cause's text
  *   metrics.c  its counters, in a file the pool's /metrics adds (openmetrics.c)
  *
  * One thread. Every entry taken is a job in the jobs table until its result
@@ -66,8 +66,9 @@ struct bridge_outcome {
     uint64_t submit_ns, done_ns; /* CLOCK_MONOTONIC_COARSE */
     int runner_pid;            /* 0: unknown */
 };
-/* The blob for O: one line of JSON, "\n", the output bytes. A malloc'd
- * buffer of *LEN bytes, or NULL (out of memory). */
+/* The blob for O: one line of JSON, "\n", the output bytes, written by
+ * libember-redis (ember_redis__blob_write) with O's receipt rendered here.
+ * A malloc'd buffer of *LEN bytes, or NULL (out of memory). */
 char *bridge_blob(const struct bridge_outcome *o, const char *host, const char *consumer,
                   unsigned deliveries, size_t *len);
 /* The text of a crash's cause: "crashed: signal 11", "crashed: exit 3",
