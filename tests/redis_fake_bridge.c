@@ -1,6 +1,7 @@
 /* Description: a stand-in for `ember bridge` in the producer's tests: takes
  * entries of a Redis stream with XREADGROUP and posts their results in the
  * bridge's format (docs/ARCHITECTURE.md, "Across hosts: Redis Streams"),
+ * written by the bridge's own writer (libember-redis's blob.c),
  * one at a time, with no pool: it runs the calls itself.
  *
  *   redis_fake_bridge HOST PORT STREAM CONSUMER
@@ -27,6 +28,7 @@
 #include <hiredis/hiredis.h>
 #include <ember/client.h>
 #include "exec.h"
+#include "redis/internal.h"
 
 static const char *stream, *consumer;
 static char done_key[512], results_key[512], dead_key[512];
@@ -123,19 +125,23 @@ static int run_exec(const char *args, size_t len, char **out, size_t *out_len)
 static void post(redisContext *c, const char *id, const char *handler, int status, int detail,
                  const char *out, size_t out_len, const char *cause, unsigned deliveries, bool garbage)
 {
-    char host[64] = "fakehost";
-    char head[1024];
-    int n = snprintf(head, sizeof head,
-                     "{\"status\":%d,\"error\":\"%s\",\"detail\":%d,\"host\":\"%s\",\"consumer\":\"%s\","
-                     "\"deliveries\":%u,\"output_len\":%zu,%s%s%s\"receipt\":{\"end\":\"exit\",\"exit\":0,"
-                     "\"run_s\":0.001}}\n",
-                     status, status ? ember_errname(status) + 6 : "", detail, host, consumer, deliveries,
-                     out_len, cause ? "\"cause\":\"" : "", cause ? cause : "", cause ? "\"," : "");
-    size_t blen = (size_t)n + out_len;
-    char *blob = malloc(blen + 1);
-    memcpy(blob, head, (size_t)n);
-    if (out_len) memcpy(blob + n, out, out_len);
-    if (garbage) blen = (size_t)snprintf(blob, blen + 1, "{\"status\":0,\"output_len\":99}\nshort");
+    const char *host = "fakehost";
+    static const char receipt[] = "{\"end\":\"exit\",\"exit\":0,\"run_s\":0.001}";
+    struct ember_redis__post p = { .status = status, .detail = detail, .host = host, .consumer = consumer,
+                                   .deliveries = deliveries, .cause = cause, .receipt = receipt,
+                                   .receipt_len = sizeof receipt - 1, .out = out, .out_len = out_len };
+    size_t blen;
+    char *blob = ember_redis__blob_write(&p, &blen); /* the bridge's own writer */
+    if (!blob) {
+        fprintf(stderr, "redis_fake_bridge: out of memory\n");
+        exit(1);
+    }
+    if (garbage) {
+        static const char bad[] = "{\"status\":0,\"output_len\":99}\nshort";
+        free(blob);
+        blob = strdup(bad);
+        blen = sizeof bad - 1;
+    }
     done(must(c, redisCommand(c, "MULTI")));
     if (cause)
         done(must(c, redisCommand(c, "XADD %s * id %s handler %s cause %s deliveries %u host %s",

@@ -71,8 +71,8 @@ check "pool B starts" "$EMBER" pool start "$PB" --max 2 --max_concurrency 4 --pl
 # usage errors
 expect "no --redis" 2 "--redis URL is needed" "$EMBER" bridge "$PA" --stream s --group g
 expect "no --group" 2 "--group NAME is needed" "$EMBER" bridge "$PA" --redis "$URL" --stream s
-expect "bad URL" 2 "is not redis://" "$EMBER" bridge "$PA" --redis http://x --stream s --group g
-expect "bad port" 2 "the port is not a number" "$EMBER" bridge "$PA" --redis redis://h:99999 --stream s --group g
+expect "bad URL" 2 "is not a Redis URL" "$EMBER" bridge "$PA" --redis http://x --stream s --group g
+expect "bad port" 2 "is not a number from 1 to 65535" "$EMBER" bridge "$PA" --redis redis://h:99999 --stream s --group g
 expect "bad --max-deliveries" 2 "max-deliveries: '0'" "$EMBER" bridge "$PA" --redis "$URL" --stream s --group g --max-deliveries 0
 expect "no such pool" 1 "no pool .* is running" "$EMBER" bridge nopool-$$ --redis "$URL" --stream s --group g
 

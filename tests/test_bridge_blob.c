@@ -1,9 +1,10 @@
-/* tests/test_bridge_blob.c - ember bridge's pure parts: the --redis URL
- * (every form, every refusal with its reason), a crash's cause in words,
+/* tests/test_bridge_blob.c - ember bridge's pure parts: a crash's cause in words,
  * and the result blob as docs/ARCHITECTURE.md ("Across hosts: Redis
  * Streams") fixes it: one JSON line with its keys in order, a newline, then
  * exactly output_len raw bytes (NULs and newlines included); a dead
- * letter's cause; an exec result with its receipt; strings escaped.
+ * letter's cause; an exec result with its receipt; strings escaped; and
+ * what it writes read back by libember-redis's reader, whole, cut short at
+ * every byte and with every bit flipped.
  * test_bridge.sh runs the whole against Redis. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,57 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ember/redis.h>
 #include "bridge/bridge.h"
 #include "cli/exec.h"
 #include "cli/cli.h" /* before cmocka.h, whose fail() macro would rename cli.h's fail */
 #include <cmocka.h>
 
 const char *cli_cmd = "ember bridge";
-
-static void url_ok(const char *s, const char *host, int port, const char *path, const char *user,
-                   const char *pw, int db)
-{
-    struct bridge_url u;
-    char err[200] = "";
-    if (bridge_url_parse(s, &u, err, sizeof err) != 0) fail_msg("'%s' refused: %s", s, err);
-    assert_string_equal(u.host, host);
-    assert_int_equal(u.port, port);
-    assert_string_equal(u.path, path);
-    assert_string_equal(u.user, user);
-    assert_string_equal(u.password, pw);
-    assert_int_equal(u.db, db);
-}
-
-static void url_bad(const char *s, const char *why)
-{
-    struct bridge_url u;
-    char err[200] = "";
-    assert_int_equal(bridge_url_parse(s, &u, err, sizeof err), -1);
-    if (!strstr(err, why)) fail_msg("'%s': '%s' lacks '%s'", s, err, why);
-}
-
-static void urls(void **st)
-{
-    (void)st;
-    url_ok("redis://localhost", "localhost", 6379, "", "", "", 0);
-    url_ok("redis://10.0.0.5:6380", "10.0.0.5", 6380, "", "", "", 0);
-    url_ok("redis://:secret@redis.internal:7000/2", "redis.internal", 7000, "", "", "secret", 2);
-    url_ok("redis://worker:pw@h/0", "h", 6379, "", "worker", "pw", 0);
-    url_ok("redis://[::1]:6390", "::1", 6390, "", "", "", 0);
-    url_ok("redis://h/", "h", 6379, "", "", "", 0);
-    url_ok("unix:/run/redis/redis.sock", "", 6379, "/run/redis/redis.sock", "", "", 0);
-    url_ok("unix:///run/redis.sock", "", 6379, "/run/redis.sock", "", "", 0);
-    url_bad("http://h", "is not redis://");
-    url_bad("localhost:6379", "is not redis://");
-    url_bad("redis://", "names no host");
-    url_bad("redis://:6379", "names no host");
-    url_bad("redis://h:0", "the port is not a number from 1 to 65535");
-    url_bad("redis://h:65536", "the port is not a number");
-    url_bad("redis://h:63x", "the port is not a number");
-    url_bad("redis://h/db", "the database 'db' is not a number");
-    url_bad("redis://[::1:6379", "closing ']'");
-    url_bad("unix:", "names no socket");
-}
 
 static void causes(void **st)
 {
@@ -164,15 +121,66 @@ static void blob_exec(void **st)
     free(enc);
 }
 
+/* what the bridge writes, libember-redis's reader reads back as it was;
+ * every prefix of it is refused and every bit flipped is refused or read,
+ * never a crash nor a read past it */
+static void blob_read_back(void **st)
+{
+    (void)st;
+    static const char out[] = "x\0y\n";
+    ember_result call = { .runner = 2, .node = 1, .start_ns = 3000000000ull };
+    struct bridge_outcome o = { .status = -EMBER_EPOISON, .detail = 11, .out = out, .out_len = 4,
+                                .cause = "crashed: signal 11", .handler = "sample.crash", .call = &call,
+                                .submit_ns = 1000000000ull, .done_ns = 4000000000ull };
+    size_t len;
+    char *b = bridge_blob(&o, "h\t1", "c\"q\\", 3, &len);
+    assert_non_null(b);
+    ember_redis_result r;
+    char err[256] = "";
+    if (ember_redis_result_parse(b, len, &r, err, sizeof err) != 0) fail_msg("read back: %s", err);
+    assert_int_equal(r.status, -EMBER_EPOISON);
+    assert_int_equal(r.detail, 11);
+    assert_int_equal(r.deliveries, 3);
+    assert_string_equal(r.error, "EMBER_EPOISON");
+    assert_string_equal(r.host, "h\t1");
+    assert_string_equal(r.consumer, "c\"q\\");
+    assert_string_equal(r.cause, "crashed: signal 11");
+    assert_int_equal(r.len, 4);
+    assert_memory_equal(r.data, out, 4);
+    assert_non_null(r.receipt);
+    assert_true(r.receipt_len > 2 && r.receipt[0] == '{' && r.receipt[r.receipt_len - 1] == '}');
+    static const char handler[] = "\"handler\":\"sample.crash\"";
+    assert_non_null(memmem(r.receipt, r.receipt_len, handler, sizeof handler - 1));
+    for (size_t n = 0; n < len; n++) {
+        char *cut = malloc(n ? n : 1); /* exactly n bytes: ASan sees a read past them */
+        assert_non_null(cut);
+        memcpy(cut, b, n);
+        assert_int_equal(ember_redis_result_parse(cut, n, &r, NULL, 0), -EMBER_REDIS_EBLOB);
+        free(cut);
+    }
+    char *m = malloc(len);
+    assert_non_null(m);
+    for (size_t i = 0; i < len; i++)
+        for (int bit = 0; bit < 8; bit++) {
+            memcpy(m, b, len);
+            m[i] ^= (char)(1 << bit);
+            int rc = ember_redis_result_parse(m, len, &r, NULL, 0);
+            assert_true(rc == 0 || rc == -EMBER_REDIS_EBLOB);
+            if (rc == 0) assert_true((const char *)r.data >= m && (const char *)r.data + r.len <= m + len);
+        }
+    free(m);
+    free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(urls),
         cmocka_unit_test(causes),
         cmocka_unit_test(blob_ok),
         cmocka_unit_test(blob_dead_letter),
         cmocka_unit_test(blob_timeout),
         cmocka_unit_test(blob_exec),
+        cmocka_unit_test(blob_read_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -38,6 +38,30 @@ static void url_ok(void **state)
     assert_int_equal(ember_redis_url_parse("unix:///tmp/r.sock?db=2", &u, err, sizeof err), 0);
     assert_string_equal(u.path, "/tmp/r.sock");
     assert_int_equal(u.db, 2);
+    /* the forms `ember bridge --redis` has always taken */
+    assert_int_equal(ember_redis_url_parse("redis://10.0.0.5:6380", &u, err, sizeof err), 0);
+    assert_string_equal(u.host, "10.0.0.5");
+    assert_int_equal(u.port, 6380);
+    assert_int_equal(ember_redis_url_parse("redis://worker:pw@h/7", &u, err, sizeof err), 0);
+    assert_string_equal(u.user, "worker");
+    assert_string_equal(u.password, "pw");
+    assert_string_equal(u.host, "h");
+    assert_int_equal(u.db, 7);
+    /* a password alone, as redis-cli reads it */
+    assert_int_equal(ember_redis_url_parse("redis://secret@h", &u, err, sizeof err), 0);
+    assert_string_equal(u.user, "");
+    assert_string_equal(u.password, "secret");
+    /* the credentials end at the last '@': '/', '?', '#' and '@' in them as they are */
+    assert_int_equal(ember_redis_url_parse("redis://:a/b?c#d@e@h:7000/2", &u, err, sizeof err), 0);
+    assert_string_equal(u.password, "a/b?c#d@e");
+    assert_string_equal(u.host, "h");
+    assert_int_equal(u.port, 7000);
+    assert_int_equal(u.db, 2);
+    assert_int_equal(ember_redis_url_parse("unix:/run/redis/redis.sock", &u, err, sizeof err), 0);
+    assert_true(u.unix_socket);
+    assert_string_equal(u.path, "/run/redis/redis.sock");
+    assert_int_equal(ember_redis_url_parse("unix:///run/r%20s.sock", &u, err, sizeof err), 0);
+    assert_string_equal(u.path, "/run/r s.sock");
 }
 
 /* URL is refused, and the message holds WORD */
@@ -63,7 +87,12 @@ static void url_bad(void **state)
     refused("redis://h:", "port");
     refused("redis://h/db", "database");
     refused("redis://h?x=1", "query");
-    refused("redis://pw@h", "credentials");
+    refused("localhost:6379", "not a Redis URL");
+    refused("redis://:6379", "no host");
+    refused("redis://h:0", "'0' is not a number from 1 to 65535");
+    refused("redis://[::1]x", "after ']'");
+    refused("unix:", "no socket");
+    refused("unix:///s%4", "bad %XX");
     refused("redis://:%zz@h", "password");
     refused("redis://[::1", "']'");
     refused("unix://", "no socket");
@@ -72,6 +101,8 @@ static void url_bad(void **state)
     char msg[256];
     ember_redis_url_parse("redis://app:s3cret@h:x", &v, msg, sizeof msg);
     if (strstr(msg, "s3cret")) fail_msg("a message quotes the password: %s", msg);
+    ember_redis_url_parse("redis://:s3/cret@h:x", &v, msg, sizeof msg);
+    if (strstr(msg, "cret")) fail_msg("a message quotes the password: %s", msg);
     refused("unix:///s?x=1", "db=N");
     char big[400];
     memset(big, 'a', sizeof big);

@@ -63,11 +63,12 @@ extern "C" {
 const char *ember_redis_strerror(int err);
 
 /* ---- 2. URLs ------------------------------------------------------------
- *   redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]   (PORT 6379, DB 0 by default;
+ *   redis://[[[USER]:]PASSWORD@]HOST[:PORT][/DB] (PORT 6379, DB 0 by default;
  *                                                 HOST may be [IPv6])
  *   unix:///PATH/TO/SOCKET[?db=N]                 (or unix:PATH)
- * A password is sent with AUTH on every connect; %XX in it stands for that
- * byte. */
+ * A password is sent with AUTH on every connect; %XX in it, in the user and
+ * in PATH stands for that byte. The credentials end at the URL's last '@'.
+ * `ember bridge --redis` reads the same URLs. */
 struct ember_redis_url {
     bool unix_socket;
     char host[256];           /* TCP: the host name or address (no brackets) */

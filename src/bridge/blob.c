@@ -1,12 +1,13 @@
-/* bridge/blob.c - a result as the bridge posts it to KEY:results: one line
- * of JSON (status, error, detail, host, consumer, deliveries, output_len,
- * the cause of a dead letter, and the call's receipt with the keys of
- * `ember call --receipt`), a newline, then exactly output_len output bytes
- * (docs/ARCHITECTURE.md, "Across hosts: Redis Streams"). */
+/* bridge/blob.c - what the bridge puts into a result it posts to
+ * KEY:results: the call's receipt, with the keys of `ember call --receipt`
+ * (report.c), and a crash's cause in words. The blob itself, its JSON line
+ * and its output bytes, is written by libember-redis beside its reader
+ * (src/redis/blob.c; docs/ARCHITECTURE.md, "Across hosts: Redis Streams"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "bridge.h"
+#include "../redis/internal.h"
 #include "../cli/cli.h"
 #include "../cli/exec.h"
 
@@ -62,29 +63,20 @@ static void receipt(FILE *f, const struct bridge_outcome *o)
 char *bridge_blob(const struct bridge_outcome *o, const char *host, const char *consumer,
                   unsigned deliveries, size_t *len)
 {
-    char *buf = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&buf, &n);
+    char *rec = NULL;
+    size_t rec_len = 0;
+    FILE *f = open_memstream(&rec, &rec_len);
     if (!f) return NULL;
-    fprintf(f, "{\"status\":%d,\"error\":", o->status);
-    cli_json_str(f, o->status ? ember_errname(o->status) : "");
-    fprintf(f, ",\"detail\":%d,\"host\":", o->detail);
-    cli_json_str(f, host);
-    fputs(",\"consumer\":", f);
-    cli_json_str(f, consumer);
-    fprintf(f, ",\"deliveries\":%u,\"output_len\":%zu", deliveries, o->out_len);
-    if (o->cause) {
-        fputs(",\"cause\":", f);
-        cli_json_str(f, o->cause);
-    }
-    fputs(",\"receipt\":", f);
     receipt(f, o);
-    fputs("}\n", f);
-    if (o->out_len) fwrite(o->out, 1, o->out_len, f);
     if (fclose(f) != 0) {
-        free(buf);
+        free(rec);
         return NULL;
     }
-    *len = n;
-    return buf;
+    struct ember_redis__post p = { .status = o->status, .detail = o->detail, .host = host,
+                                   .consumer = consumer, .deliveries = deliveries, .cause = o->cause,
+                                   .receipt = rec, .receipt_len = rec_len, .out = o->out,
+                                   .out_len = o->out_len };
+    char *blob = ember_redis__blob_write(&p, len);
+    free(rec);
+    return blob;
 }

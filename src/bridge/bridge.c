@@ -97,7 +97,7 @@ struct bridge {
     char *k_results, *k_done, *k_dead, *k_causes;
     int64_t claim_after_ns, stats_every_ns;
     unsigned max_deliveries;
-    struct bridge_url url;
+    struct ember_redis_url url;
     struct bridge_conn bc;
     bool up, ever_up;
     uint64_t retry_at;
@@ -959,11 +959,12 @@ int cmd_bridge(int argc, char **argv)
         }
     }
     if (!pos) return usage_error("the local pool's NAME is needed");
-    if (!redis) return usage_error("--redis URL is needed (redis://HOST:PORT)");
+    if (!redis) return usage_error("--redis URL is needed: the Redis that holds the stream "
+                                   "(redis://HOST[:PORT][/DB], unix:///PATH)");
     if (!b->stream || !b->stream[0]) return usage_error("--stream KEY is needed");
     if (!b->group || !b->group[0]) return usage_error("--group NAME is needed");
     char err[300];
-    if (bridge_url_parse(redis, &b->url, err, sizeof err) != 0) return usage_error("option --redis: %s", err);
+    if (ember_redis_url_parse(redis, &b->url, err, sizeof err) != 0) return usage_error("--redis: %s", err);
     b->pool = pos;
     if (gethostname(b->host, sizeof b->host - 1) != 0) strcpy(b->host, "unknown");
     static char consumer[320];

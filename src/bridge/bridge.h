@@ -5,7 +5,7 @@
  * docs/ARCHITECTURE.md, "Across hosts: Redis Streams"):
  *   bridge.c   the command: options, the event loop, the jobs' life
  *   conn.c     the two Redis connections (hiredis): connect, commands
- *   blob.c     a result as posted (JSON line + output bytes), a cause's text
+ *   blob.c     a result's receipt, then the blob (libember-redis writes it), a cause's text
  *   metrics.c  its counters, in a file the pool's /metrics adds (openmetrics.c)
  *
  * One thread. Every entry taken is a job in the jobs table until its result
@@ -20,22 +20,12 @@
 #include <stdint.h>
 #include <hiredis/hiredis.h>
 #include <ember/client.h>
+#include <ember/redis.h>
 
 /* A stream entry id, "1700000000000-0": at most 20 + 1 + 20 digits. */
 #define BRIDGE_ID_MAX 48
 
 /* ---- conn.c --------------------------------------------------------------- */
-
-/* Where Redis is: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or unix:PATH. */
-struct bridge_url {
-    char host[256];
-    int port;
-    char path[256];      /* unix socket, "" for TCP */
-    char user[128], password[256];
-    int db;
-};
-/* Parse S into *U: 0, or -1 with the reason in ERR. */
-int bridge_url_parse(const char *s, struct bridge_url *u, char *err, size_t errlen);
 
 /* The two connections: CMD for commands answered at once (posting,
  * claiming), made with a short timeout; READ for XREADGROUP ... BLOCK,
@@ -46,9 +36,10 @@ struct bridge_conn {
     bool read_outstanding;     /* an XREADGROUP was sent on READ, its reply not read */
     uint64_t rtt_count, rtt_sum_ns, rtt_max_ns; /* CMD round trips */
 };
-/* Connect both and authenticate, select the database: 0, or -1 with the
+/* Connect both to U (--redis, read by libember-redis's
+ * ember_redis_url_parse), authenticate, select the database: 0, or -1 with the
  * reason in ERR (nothing left open). */
-int bridge_connect(struct bridge_conn *bc, const struct bridge_url *u, char *err, size_t errlen);
+int bridge_connect(struct bridge_conn *bc, const struct ember_redis_url *u, char *err, size_t errlen);
 void bridge_disconnect(struct bridge_conn *bc);
 /* Send ARGV on CMD (pipelined: N commands of ARGC[i] words each, then
  * read N replies into REPLIES[0..N)). 0, or -1 when the connection failed
@@ -75,8 +66,9 @@ struct bridge_outcome {
     uint64_t submit_ns, done_ns; /* CLOCK_MONOTONIC_COARSE */
     int runner_pid;            /* 0: unknown */
 };
-/* The blob for O: one line of JSON, "\n", the output bytes. A malloc'd
- * buffer of *LEN bytes, or NULL (out of memory). */
+/* The blob for O: one line of JSON, "\n", the output bytes, written by
+ * libember-redis (ember_redis__blob_write) with O's receipt rendered here.
+ * A malloc'd buffer of *LEN bytes, or NULL (out of memory). */
 char *bridge_blob(const struct bridge_outcome *o, const char *host, const char *consumer,
                   unsigned deliveries, size_t *len);
 /* The text of a crash's cause: "crashed: signal 11", "crashed: exit 3",

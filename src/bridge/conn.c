@@ -9,7 +9,6 @@
  * result. */
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "bridge.h"
@@ -25,91 +24,16 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-int bridge_url_parse(const char *s, struct bridge_url *u, char *err, size_t errlen)
-{
-    memset(u, 0, sizeof *u);
-    u->port = 6379;
-    if (strncmp(s, "unix:", 5) == 0) {
-        const char *p = s + 5;
-        if (strncmp(p, "//", 2) == 0) p += 2;
-        if (!*p || strlen(p) >= sizeof u->path) {
-            snprintf(err, errlen, "'%s' names no socket (unix:/run/redis/redis.sock)", s);
-            return -1;
-        }
-        strcpy(u->path, p);
-        return 0;
-    }
-    if (strncmp(s, "redis://", 8) != 0) {
-        snprintf(err, errlen, "'%s' is not redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] nor unix:PATH", s);
-        return -1;
-    }
-    const char *p = s + 8, *at = strrchr(p, '@');
-    if (at) { /* USER:PASSWORD or :PASSWORD or PASSWORD */
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        const char *pw = colon ? colon + 1 : p;
-        size_t ul = colon ? (size_t)(colon - p) : 0, pl = (size_t)(at - pw);
-        if (ul >= sizeof u->user || pl >= sizeof u->password) {
-            snprintf(err, errlen, "the user or password of '%s' is too long", s);
-            return -1;
-        }
-        memcpy(u->user, p, ul);
-        memcpy(u->password, pw, pl);
-        p = at + 1;
-    }
-    const char *end = p + strcspn(p, "/");
-    const char *hs = p, *he = end;
-    if (*p == '[') { /* [IPv6]:PORT */
-        const char *rb = memchr(p, ']', (size_t)(end - p));
-        if (!rb) {
-            snprintf(err, errlen, "'%s': an IPv6 address needs its closing ']'", s);
-            return -1;
-        }
-        hs = p + 1, he = rb;
-        p = rb + 1;
-    } else {
-        const char *colon = memchr(p, ':', (size_t)(end - p));
-        if (colon) he = colon;
-        p = colon ? colon : end;
-    }
-    if (he == hs || (size_t)(he - hs) >= sizeof u->host) {
-        snprintf(err, errlen, "'%s' names no host", s);
-        return -1;
-    }
-    memcpy(u->host, hs, (size_t)(he - hs));
-    if (*p == ':') {
-        char *e;
-        long port = strtol(p + 1, &e, 10);
-        if (e == p + 1 || e != end || port < 1 || port > 65535) {
-            snprintf(err, errlen, "'%s': the port is not a number from 1 to 65535", s);
-            return -1;
-        }
-        u->port = (int)port;
-    } else if (p != end) {
-        snprintf(err, errlen, "'%s': unexpected '%.*s' after the host", s, (int)(end - p), p);
-        return -1;
-    }
-    if (*end == '/' && end[1]) {
-        char *e;
-        long db = strtol(end + 1, &e, 10);
-        if (*e || db < 0 || db > 1000000) {
-            snprintf(err, errlen, "'%s': the database '%s' is not a number", s, end + 1);
-            return -1;
-        }
-        u->db = (int)db;
-    }
-    return 0;
-}
-
 /* One connection to U, authenticated, its database selected: the context,
  * or NULL with the reason in ERR. */
-static redisContext *open_one(const struct bridge_url *u, char *err, size_t errlen)
+static redisContext *open_one(const struct ember_redis_url *u, char *err, size_t errlen)
 {
     struct timeval ct = { 0, CONNECT_TIMEOUT_MS * 1000 };
-    redisContext *c = u->path[0] ? redisConnectUnixWithTimeout(u->path, ct)
-                                 : redisConnectWithTimeout(u->host, u->port, ct);
+    redisContext *c = u->unix_socket ? redisConnectUnixWithTimeout(u->path, ct)
+                                     : redisConnectWithTimeout(u->host, u->port, ct);
     if (!c || c->err) {
-        if (u->path[0]) snprintf(err, errlen, "cannot connect to Redis at %s: %s", u->path,
-                                 c ? c->errstr : "out of memory");
+        if (u->unix_socket) snprintf(err, errlen, "cannot connect to Redis at %s: %s", u->path,
+                                     c ? c->errstr : "out of memory");
         else snprintf(err, errlen, "cannot connect to Redis at %s:%d: %s", u->host, u->port,
                       c ? c->errstr : "out of memory");
         if (c) redisFree(c);
@@ -117,7 +41,7 @@ static redisContext *open_one(const struct bridge_url *u, char *err, size_t errl
     }
     struct timeval tt = { COMMAND_TIMEOUT_MS / 1000, (COMMAND_TIMEOUT_MS % 1000) * 1000 };
     redisSetTimeout(c, tt);
-    if (!u->path[0]) redisEnableKeepAlive(c); /* TCP only: on a unix socket it fails the context */
+    if (!u->unix_socket) redisEnableKeepAlive(c); /* TCP only: on a unix socket it fails the context */
     redisReply *r = NULL;
     if (u->password[0]) {
         r = u->user[0] ? redisCommand(c, "AUTH %s %s", u->user, u->password)
@@ -139,7 +63,7 @@ failed:
     return NULL;
 }
 
-int bridge_connect(struct bridge_conn *bc, const struct bridge_url *u, char *err, size_t errlen)
+int bridge_connect(struct bridge_conn *bc, const struct ember_redis_url *u, char *err, size_t errlen)
 {
     bridge_disconnect(bc);
     if (!(bc->cmd = open_one(u, err, errlen))) return -1;

@@ -1,6 +1,7 @@
-/* redis/blob.c - a result as a bridge posts it (redis.h,
- * ember_redis_result_parse): one line of JSON, "\n", then exactly
- * output_len raw output bytes.
+/* redis/blob.c - a result as a bridge posts it: one line of JSON, "\n",
+ * then exactly output_len raw output bytes. Written here for the bridge
+ * (ember_redis__blob_write, internal.h) and read here for the producers
+ * (ember_redis_result_parse, redis.h), so the format is defined once.
  *
  * The JSON line is read by a small reader of its own that trusts nothing:
  * every string, number and nesting is checked against what is left of the
@@ -13,8 +14,71 @@
 #include <string.h>
 #include <ember/client.h>
 #include <ember/redis.h>
+#include "internal.h"
 
 #define MAX_DEPTH 32
+
+/* ---- writing -------------------------------------------------------------- */
+
+/* S as a JSON string: '"' and '\\' escaped, control characters as \n, \t
+ * or \u00XX, other bytes (UTF-8) as they are. */
+static void put_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p == '\n') fputs("\\n", f);
+        else if (*p == '\t') fputs("\\t", f);
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+/* STATUS's name from client.h's table ("" for 0), as ember_errname() says it. */
+static const char *status_name(int status)
+{
+    switch (-status) {
+    case 0: return "";
+#define EMBER__XNAME(name, val, msg) case val: return "EMBER_" #name;
+        EMBER_ERROR_TABLE(EMBER__XNAME)
+#undef EMBER__XNAME
+    default: return "EMBER_EUNKNOWN";
+    }
+}
+
+char *ember_redis__blob_write(const struct ember_redis__post *p, size_t *len)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    if (!f) return NULL;
+    fprintf(f, "{\"status\":%d,\"error\":", p->status);
+    put_string(f, status_name(p->status));
+    fprintf(f, ",\"detail\":%d,\"host\":", p->detail);
+    put_string(f, p->host);
+    fputs(",\"consumer\":", f);
+    put_string(f, p->consumer);
+    fprintf(f, ",\"deliveries\":%u,\"output_len\":%zu", p->deliveries, p->out_len);
+    if (p->cause) {
+        fputs(",\"cause\":", f);
+        put_string(f, p->cause);
+    }
+    if (p->receipt) {
+        fputs(",\"receipt\":", f);
+        fwrite(p->receipt, 1, p->receipt_len, f);
+    }
+    fputs("}\n", f);
+    if (p->out_len) fwrite(p->out, 1, p->out_len, f);
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+/* ---- reading -------------------------------------------------------------- */
 
 struct reader {
     const char *s, *p, *end;

@@ -1,4 +1,4 @@
-/* redis/url.c - Redis URLs (redis.h): redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]
+/* redis/url.c - Redis URLs (redis.h): redis://[[[USER]:]PASSWORD@]HOST[:PORT][/DB]
  * and unix:///PATH[?db=N], read into struct ember_redis_url, every bad part
  * named in the error. No connection, no allocation. */
 #include <stdarg.h>
@@ -79,14 +79,12 @@ static int parse_unix(const char *url, const char *p, struct ember_redis_url *u,
     return 0;
 }
 
-/* URL as a message may quote it: its credentials (before the last '@' of
- * the part after "redis://") as "***", into BUF. */
+/* URL as a message may quote it: its credentials (before its last '@') as
+ * "***", into BUF. */
 static const char *redacted(const char *url, char *buf, size_t len)
 {
     if (strncmp(url, "redis://", 8) != 0) return url;
-    const char *p = url + 8, *end = p + strcspn(p, "/?#"), *at = NULL;
-    for (const char *s = p; s < end; s++)
-        if (*s == '@') at = s;
+    const char *at = strrchr(url + 8, '@');
     if (!at) return url;
     snprintf(buf, len, "redis://***%s", at);
     return buf;
@@ -103,24 +101,22 @@ int ember_redis_url_parse(const char *raw, struct ember_redis_url *u, char *err,
     if (strncmp(raw, "unix://", 7) == 0) return parse_unix(raw, raw + 7, u, err, errlen);
     if (strncmp(raw, "unix:", 5) == 0) return parse_unix(raw, raw + 5, u, err, errlen);
     if (strncmp(raw, "redis://", 8) != 0)
-        return bad(err, errlen, "'%s' is not a Redis URL: give redis://[:PASSWORD@]HOST[:PORT][/DB] "
+        return bad(err, errlen, "'%s' is not a Redis URL: give redis://[[[USER]:]PASSWORD@]HOST[:PORT][/DB] "
                    "or unix:///PATH (rediss:// and other schemes are not supported)", url);
-    const char *p = raw + 8, *end = p + strcspn(p, "/?#");
-    if (*end == '?' || *end == '#')
-        return bad(err, errlen, "'%s': query strings and fragments are not understood", url);
-    /* credentials: up to the last '@' before the path (a password may hold '@' as %40) */
-    const char *at = NULL;
-    for (const char *s = p; s < end; s++)
-        if (*s == '@') at = s;
+    /* credentials: up to the last '@' (nothing after the host holds one, so
+     * a password may hold '@', '/', '?' or '#' as they are, or as %XX) */
+    const char *p = raw + 8, *at = strrchr(p, '@');
     if (at) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (!colon)
-            return bad(err, errlen, "'%s': credentials are [USER]:PASSWORD@ (a password alone is ':PASSWORD@')", url);
-        if (decode(p, (size_t)(colon - p), u->user, sizeof u->user) ||
-            decode(colon + 1, (size_t)(at - colon - 1), u->password, sizeof u->password))
+        const char *pw = colon ? colon + 1 : p; /* PASSWORD@ alone: a password, as redis-cli reads it */
+        if (decode(p, colon ? (size_t)(colon - p) : 0, u->user, sizeof u->user) ||
+            decode(pw, (size_t)(at - pw), u->password, sizeof u->password))
             return bad(err, errlen, "'%s': the user or password is too long or has a bad %%XX", url);
         p = at + 1;
     }
+    const char *end = p + strcspn(p, "/?#");
+    if (*end == '?' || *end == '#')
+        return bad(err, errlen, "'%s': query strings and fragments are not understood", url);
     const char *hend;
     if (*p == '[') { /* [IPv6] */
         const char *rb = memchr(p, ']', (size_t)(end - p));

@@ -8,13 +8,15 @@
  * message), never anything else; a read one's output lies inside the blob,
  * right after the first newline, to its end, and its receipt (if any) inside
  * the JSON line starting with '{'; its strings are NUL-terminated within
- * their fields. A URL is read or refused (-EMBER_EINVAL with a message); a
+ * their fields; written again by the bridge's writer (ember_redis__blob_write)
+ * it reads back the same. A URL is read or refused (-EMBER_EINVAL with a message); a
  * read one has a port in 1..65535 and a host or a socket path. */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <ember/client.h>
 #include <ember/redis.h>
+#include "redis/internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
@@ -38,6 +40,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
             assert(memchr(r.host, 0, sizeof r.host) && memchr(r.error, 0, sizeof r.error) &&
                    memchr(r.cause, 0, sizeof r.cause) && memchr(r.consumer, 0, sizeof r.consumer));
             assert(r.status <= 0);
+            struct ember_redis__post w = { .status = r.status, .detail = r.detail, .host = r.host,
+                                           .consumer = r.consumer, .deliveries = r.deliveries,
+                                           .cause = r.cause[0] ? r.cause : NULL, .receipt = r.receipt,
+                                           .receipt_len = r.receipt_len, .out = r.data, .out_len = r.len };
+            size_t wlen;
+            char *again = ember_redis__blob_write(&w, &wlen);
+            assert(again);
+            ember_redis_result r2;
+            assert(ember_redis_result_parse(again, wlen, &r2, err, sizeof err) == 0);
+            assert(r2.status == r.status && r2.detail == r.detail && r2.deliveries == r.deliveries &&
+                   strcmp(r2.host, r.host) == 0 && strcmp(r2.consumer, r.consumer) == 0 &&
+                   strcmp(r2.cause, r.cause) == 0 && r2.len == r.len && memcmp(r2.data, r.data, r.len) == 0 &&
+                   r2.receipt_len == r.receipt_len &&
+                   (!r.receipt || memcmp(r2.receipt, r.receipt, r.receipt_len) == 0));
+            free(again);
         }
         free(blob);
         return 0;
