@@ -269,6 +269,11 @@ static inline int ember__any_fifo(ember_client *c, ember_call_id *id, ember_resu
         f->head++;
         if (ember__gen(w) != gen || st != EMBER_SLOT_DONE || !ember__any_untrack(c, idx, gen))
             continue;
+        /* the next oldest call's line, for writing, while this one is
+         * collected: it is likely to have ended too, and is then read and
+         * released (written) by the next look */
+        if (f->head != f->tail)
+            ember__prefetch_w(&c->v.slots[f->ent[f->head & (EMBER__FIFO_CAP - 1)] & 0xffffu]);
         id->idx = idx, id->gen = gen;
         *rc = res->status = ember__collect(c, idx, w, res);
         return 1;
