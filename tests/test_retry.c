@@ -174,6 +174,113 @@ static void without_retries_a_crash_is_crashed(void **st)
     fixture_stop(&f);
 }
 
+/* The runner and worker line of F's pool that announce entry E, other
+ * than runner NOT (-1: none). */
+static int worker_naming(struct fixture *f, uint32_t e, int not, uint32_t *wi)
+{
+    struct ember__view *v = ember__client_view(f->c);
+    for (uint32_t r = 0; r < v->nrunners; r++)
+        for (uint32_t t = 0; (int)r != not && t < v->max_conc; t++)
+            if (atomic_load(&v->workers[r * v->max_conc + t].current) == e) {
+                *wi = r * v->max_conc + t;
+                return (int)r;
+            }
+    return -1;
+}
+
+/* Wait until the supervisor has reaped N runners in all. */
+static void await_runners_died(struct fixture *f, uint64_t n)
+{
+    struct ember__view *v = ember__client_view(f->c);
+    uint64_t until = ember__now_ns() + 10 * EMBER_SECOND;
+    while (atomic_load(&v->hdr->runners_died) < n && ember__now_ns() < until)
+        ember__futex_wait(&v->hdr->epoch, atomic_load(&v->hdr->epoch), ember__now_ns() + 5000000ull);
+    assert_true(atomic_load(&v->hdr->runners_died) >= n);
+}
+
+/* A call that runs on runner A while a worker of runner B names it too:
+ * B popped a second entry of the call (the sweep after a death pushes
+ * one for a QUEUED slot that is between its store and its push) and
+ * announced it just before its take, which fails. Which of the two runs
+ * the call is then known only from the one that keeps naming it. Sets up
+ * that state and returns the call's id, its entry, and A's and B's
+ * worker lines. */
+static ember_call_id named_twice(struct fixture *f, const char *tag, uint32_t *e, uint32_t *wa,
+                                 uint32_t *wb)
+{
+    start(f, tag, 2, 2, 0, false);
+    struct ember__view *v = ember__client_view(f->c);
+    ember_call_id id;
+    atomic_store(&S->hold, 1);
+    assert_int_equal(ember_submit_flags(f->c, ember_handler(f->c, "block"), NULL, 0,
+                                        30 * EMBER_SECOND, EMBER_RETRIES(1), &id), 0);
+    assert_true(await_count(&S->started, 1, 10000));
+    *e = ember__entry(id.idx, id.gen);
+    int a = worker_naming(f, *e, -1, wa);
+    assert_true(a >= 0);
+    uint32_t b = (uint32_t)a ^ 1u;
+    assert_true(atomic_load(&v->runners[b].state) == EMBER_RUNNER_READY);
+    *wb = b * v->max_conc;
+    atomic_store(&v->workers[*wb].current, *e);
+    return id;
+}
+
+static void a_runner_that_only_named_a_call_does_not_fail_it(void **st)
+{
+    (void)st;
+    struct fixture f;
+    uint32_t e, wa, wb;
+    ember_call_id id = named_twice(&f, "t1", &e, &wa, &wb);
+    struct ember__view *v = ember__client_view(f.c);
+    uint32_t a = wa / v->max_conc, b = wb / v->max_conc;
+    uint64_t died = atomic_load(&v->hdr->runners_died);
+    assert_int_equal(kill((pid_t)atomic_load(&v->runners[b].pid), SIGKILL), 0);
+    await_runners_died(&f, died + 1);
+    /* B is gone and A runs the call on: it is neither failed nor queued
+     * again for a second run */
+    ember_result r;
+    assert_int_equal(ember_poll(f.c, id, &r), -EMBER_EAGAIN);
+    assert_int_equal(atomic_load(&v->workers[wa].current), e);
+    gate_release(&S->hold);
+    assert_int_equal(ember_wait(f.c, id, &r), 0);
+    assert_int_equal(r.runner, a);
+    ember_result_release(f.c, &r);
+    assert_int_equal(atomic_load(&S->started), 1);
+    ember_stats s = stats(&f);
+    assert_int_equal(s.calls_crashed, 0);
+    assert_int_equal(s.calls_retried, 0);
+    fixture_stop(&f);
+}
+
+static void a_call_named_twice_fails_once_the_live_name_goes(void **st)
+{
+    (void)st;
+    struct fixture f;
+    uint32_t e, wa, wb;
+    ember_call_id id = named_twice(&f, "t2", &e, &wa, &wb);
+    struct ember__view *v = ember__client_view(f.c);
+    uint32_t a = wa / v->max_conc;
+    uint64_t died = atomic_load(&v->hdr->runners_died);
+    /* A, which runs it, dies while B still names it: nothing is decided
+     * while B may be the one that took it */
+    assert_int_equal(kill((pid_t)atomic_load(&v->runners[a].pid), SIGKILL), 0);
+    await_runners_died(&f, died + 1);
+    ember_result r;
+    assert_int_equal(ember_poll(f.c, id, &r), -EMBER_EAGAIN);
+    /* B's take fails and it lets go of the name: the call was A's, and it
+     * is run again (it has a retry left), once */
+    atomic_store(&v->workers[wb].current, EMBER_NONE);
+    assert_true(await_count(&S->started, 2, 10000));
+    gate_release(&S->hold);
+    assert_int_equal(ember_wait(f.c, id, &r), 0);
+    ember_result_release(f.c, &r);
+    assert_int_equal(atomic_load(&S->started), 2);
+    ember_stats s = stats(&f);
+    assert_int_equal(s.calls_retried, 1);
+    assert_int_equal(s.calls_crashed, 0);
+    fixture_stop(&f);
+}
+
 static void crashing_call_is_poisoned(void **st)
 {
     (void)st;
@@ -377,6 +484,8 @@ int main(void)
         cmocka_unit_test(retried_call_survives_its_runner),
         cmocka_unit_test(unlinked_retried_call_survives_too),
         cmocka_unit_test(without_retries_a_crash_is_crashed),
+        cmocka_unit_test(a_runner_that_only_named_a_call_does_not_fail_it),
+        cmocka_unit_test(a_call_named_twice_fails_once_the_live_name_goes),
         cmocka_unit_test(crashing_call_is_poisoned),
         cmocka_unit_test(retries_end_before_poison_after),
         cmocka_unit_test(crash_loop_trips_the_breaker),

@@ -309,6 +309,9 @@ uint64_t sup_repair(struct sup *s)
             return EMBER__NEVER_NS;
         }
     }
+    /* first the calls dead runners named: a RUNNING slot nobody names any
+     * more is one of theirs, not a stray write's */
+    sup_settle_unsure(s);
     bool seen = false;
     unsigned cells = 0, slots;
     for (uint32_t k = 0; k <= v->nrings; k++) cells += look_ring(rp, v, k, &seen);

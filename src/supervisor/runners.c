@@ -215,15 +215,60 @@ static bool retry_call(struct sup *s, uint32_t idx, uint32_t w, uint64_t now, in
     return true;
 }
 
+/* Does a worker of a runner other than R, not yet reaped, announce entry
+ * E? */
+static bool named_elsewhere(const struct sup *s, uint32_t r, uint32_t e)
+{
+    const struct ember__view *v = s->v;
+    for (uint32_t o = 0; o < v->nrunners; o++) {
+        if (o == r || s->runners[o].pidfd < 0) continue;
+        for (uint32_t t = 0; t < v->max_conc; t++)
+            if (atomic_load(&v->workers[o * v->max_conc + t].current) == e) return true;
+    }
+    return false;
+}
+
+/* End call I (word W), held by dead runner R of generation GEN as SR
+ * describes it (its death: SIG, STATUS): run again if it may, else
+ * finished with the cause. Returns whether it failed; *KILLED: it was the
+ * reason R was killed. */
+static bool fail_held_call(struct sup *s, const struct sup_runner *sr, uint32_t r, uint32_t gen,
+                           uint32_t i, uint32_t w, int sig, int status, bool *killed)
+{
+    struct ember__view *v = s->v;
+    struct ember_slot *sl = &v->slots[i];
+    /* a run it allocated and had not recorded yet: nobody else frees it
+     * (repair leaves a held slot's runs alone) */
+    ember__pages_drop_unnamed(v, i);
+    int detail;
+    int code = held_call_code(sr, sl, w, ember__now_ns(), sig, status, &detail, killed);
+    if (retry_call(s, i, w, ember__now_ns(), &code)) return false; /* not failed: queued again */
+    if (sl->runner == EMBER_SLOT_NO_RUNNER) sl->t_start_ns = 0; /* no receipt: it held the queueing time */
+    sl->runner = (uint16_t)r;
+    sl->runner_gen = (uint16_t)gen;
+    return sup_finish(v, i, w, code, detail);
+}
+
 /* Fail exactly the calls dead runner R held: each of its threads announces
  * the entry it takes in its own line before taking it, and clears it after
  * the result is out. Returns how many failed; *KILLED of them were the
- * reason it was killed. */
+ * reason it was killed.
+ *
+ * An announcement alone does not prove the take: a second entry of a
+ * QUEUED call (the orphan sweep pushes one for a slot between its owner's
+ * QUEUED store and push, or between a worker's pop and take) lets two
+ * workers announce the same call, and only one take wins. The slot does
+ * not say which (the taker leaves its line alone until the result). So a
+ * call that a live runner's worker names too is left to the one that keeps
+ * naming it: the winner keeps its name until the result is out, the loser
+ * drops it right after its failed take. The call goes on s->unsure and is
+ * ended as R's once nobody alive names it while it is still RUNNING or
+ * ABANDONED in the same generation (sup_settle_unsure); failing it at once
+ * would end, or run a second time, a call the live worker is running. */
 static unsigned fail_held_calls(struct sup *s, uint32_t r, uint32_t gen, int sig, int status,
                                 unsigned *killed)
 {
     struct ember__view *v = s->v;
-    uint64_t now = ember__now_ns();
     unsigned failed = 0;
     *killed = 0;
     for (uint32_t i = 0; i < v->nslots; i++) {
@@ -231,22 +276,28 @@ static unsigned fail_held_calls(struct sup *s, uint32_t r, uint32_t gen, int sig
         uint32_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
         uint32_t st = ember__st(w);
         if (st != EMBER_SLOT_RUNNING && st != EMBER_SLOT_ABANDONED) continue;
+        uint32_t e = ember__entry(i, ember__gen(w));
         bool held = false;
         for (uint32_t t = 0; !held && t < v->max_conc; t++)
-            held = atomic_load(&v->workers[r * v->max_conc + t].current) ==
-                   ember__entry(i, ember__gen(w));
+            held = atomic_load(&v->workers[r * v->max_conc + t].current) == e;
         if (!held) continue;
-        /* a run it allocated and had not recorded yet: nobody else frees it
-         * (repair leaves a held slot's runs alone) */
-        ember__pages_drop_unnamed(v, i);
-        int detail;
+        if (named_elsewhere(s, r, e)) {
+            struct sup_unsure *u = s->nunsure < s->unsure_cap ? &s->unsure[s->nunsure] : NULL;
+            if (!u) {
+                uint32_t cap = s->unsure_cap ? 2 * s->unsure_cap : 8;
+                struct sup_unsure *n = realloc(s->unsure, cap * sizeof *n);
+                if (n) s->unsure = n, s->unsure_cap = cap, u = &s->unsure[s->nunsure];
+            }
+            if (u) { /* without memory the repair look ends it (EMBER_ECORRUPT) */
+                *u = (struct sup_unsure){ .slot = i, .w = w, .r = r, .gen = gen, .sig = sig,
+                                          .status = status, .who = s->runners[r] };
+                s->nunsure++;
+            }
+            sup_log(2, "call %u: runner %u died naming it, as a live runner does: decided later", i, r);
+            continue;
+        }
         bool k;
-        int code = held_call_code(&s->runners[r], sl, w, now, sig, status, &detail, &k);
-        if (retry_call(s, i, w, now, &code)) continue; /* not failed: queued again */
-        if (sl->runner == EMBER_SLOT_NO_RUNNER) sl->t_start_ns = 0; /* no receipt: it held the queueing time */
-        sl->runner = (uint16_t)r;
-        sl->runner_gen = (uint16_t)gen;
-        if (sup_finish(v, i, w, code, detail)) {
+        if (fail_held_call(s, &s->runners[r], r, gen, i, w, sig, status, &k)) {
             failed++;
             *killed += k;
         }
@@ -254,6 +305,32 @@ static unsigned fail_held_calls(struct sup *s, uint32_t r, uint32_t gen, int sig
     for (uint32_t t = 0; t < v->max_conc; t++)
         atomic_store(&v->workers[r * v->max_conc + t].current, EMBER_NONE);
     return failed;
+}
+
+void sup_settle_unsure(struct sup *s)
+{
+    struct ember__view *v = s->v;
+    uint32_t left = 0;
+    for (uint32_t k = 0; k < s->nunsure; k++) {
+        struct sup_unsure *u = &s->unsure[k];
+        uint32_t w = atomic_load_explicit(&v->slots[u->slot].state, memory_order_acquire);
+        uint32_t st = ember__st(w);
+        /* moved on (its live runner ran it to the end), or still named by
+         * a live worker: not the dead runner's, or not known yet */
+        if (ember__gen(w) != ember__gen(u->w) || (st != EMBER_SLOT_RUNNING && st != EMBER_SLOT_ABANDONED))
+            continue;
+        if (named_elsewhere(s, u->r, ember__entry(u->slot, ember__gen(w)))) {
+            s->unsure[left++] = *u;
+            continue;
+        }
+        bool killed;
+        if (fail_held_call(s, &u->who, u->r, u->gen, u->slot, w, u->sig, u->status, &killed)) {
+            atomic_fetch_add(&v->hdr->calls_crashed, !killed);
+            atomic_fetch_add(&v->hdr->calls_killed, killed);
+        }
+        sup_log(2, "call %u: no live runner names it: it was runner %u's, which died", u->slot, u->r);
+    }
+    s->nunsure = left;
 }
 
 /* -- The crash-loop breaker ---------------------------------------------
@@ -392,6 +469,7 @@ static void runner_gone(struct sup *s, uint32_t r, int sig, int status)
     sup_sweep_orphans(s);
     report_runner_end(s, r, was, why, sig, status, failed);
     sr->kill_why = KILL_NONE;
+    sup_settle_unsure(s); /* a call this runner named may be decided now */
     sup_bump_epoch(v);
 }
 

@@ -63,6 +63,10 @@ struct sup_caller { int pidfd; uint32_t pid, gen; bool watched, refused; };
 /* a worker's call that is cancelled (abandoned by a dead linked owner,
  * or ember_cancel()): since when we know, for the kill_grace clock */
 struct sup_cancel { uint32_t entry; uint64_t since; };
+/* a call a dead runner named while a live runner's worker names it too:
+ * which of them took it is not known yet (runners.c, fail_held_calls);
+ * WHO is the dead runner as it was at its death */
+struct sup_unsure { uint32_t slot, w, r, gen; int sig, status; struct sup_runner who; };
 
 struct sup {
     struct ember__view *v;
@@ -91,6 +95,8 @@ struct sup {
     uint64_t unowned_until; /* those looks go on until then: a caller died */
     bool pages_left;        /* the last page repair left runs of held slots */
     struct sup_repair *repair; /* what the repair look saw last (repair.c) */
+    struct sup_unsure *unsure; /* calls dead runners named, not decided yet */
+    uint32_t nunsure, unsure_cap;
     struct ember__cgroup cg; /* the runners' memory cgroups (version 0: none) */
     char cg_why[160];       /* why there are none */
     bool cg_left, cg_said;  /* leaves to remove at the tick; a failed leaf logged */
@@ -165,6 +171,10 @@ int sup_spawn_runner(struct sup *s, uint32_t reason, const uint32_t *demand);
  * if it had. Never waits (WNOHANG): a runner still running is left as it
  * is, whatever reported it. */
 bool sup_reap_runner(struct sup *s, uint32_t r, uint32_t gen);
+/* End, as their dead runner's, the calls it named that no live runner's
+ * worker names any more (fail_held_calls); at each death and each repair
+ * look. */
+void sup_settle_unsure(struct sup *s);
 /* The loop's watch of runner R (generation GEN) failed: looked at, and
  * watched again, by sup_rewatch_runners(). */
 void sup_runner_unwatched(struct sup *s, uint32_t r, uint32_t gen, int err);
