@@ -960,7 +960,8 @@ int cmd_bridge(int argc, char **argv)
     }
     if (!pos) return usage_error("the local pool's NAME is needed");
     if (!redis) return usage_error("--redis URL is needed: the Redis that holds the stream "
-                                   "(redis://HOST[:PORT][/DB], unix:///PATH)");
+                                   "(redis://[[[USER]:]PASSWORD@]HOST[:PORT][/DB], "
+                                   "unix://[[[USER]:]PASSWORD@]/PATH[?db=N])");
     if (!b->stream || !b->stream[0]) return usage_error("--stream KEY is needed");
     if (!b->group || !b->group[0]) return usage_error("--group NAME is needed");
     char err[300];
