@@ -62,6 +62,39 @@ static void url_ok(void **state)
     assert_string_equal(u.path, "/run/redis/redis.sock");
     assert_int_equal(ember_redis_url_parse("unix:///run/r%20s.sock", &u, err, sizeof err), 0);
     assert_string_equal(u.path, "/run/r s.sock");
+    assert_int_equal(ember_redis_url_parse("unix://run/r.sock", &u, err, sizeof err), 0);
+    assert_string_equal(u.path, "run/r.sock");
+    assert_string_equal(u.password, "");
+    /* a socket with credentials: unix://[[USER]:PASSWORD@]/PATH[?db=N] */
+    assert_int_equal(ember_redis_url_parse("unix://:pw@/run/redis/redis.sock", &u, err, sizeof err), 0);
+    assert_true(u.unix_socket);
+    assert_string_equal(u.path, "/run/redis/redis.sock");
+    assert_string_equal(u.user, "");
+    assert_string_equal(u.password, "pw");
+    assert_int_equal(u.db, 0);
+    assert_int_equal(ember_redis_url_parse("unix://app:pw@/tmp/r.sock?db=5", &u, err, sizeof err), 0);
+    assert_string_equal(u.user, "app");
+    assert_string_equal(u.password, "pw");
+    assert_string_equal(u.path, "/tmp/r.sock");
+    assert_int_equal(u.db, 5);
+    assert_int_equal(ember_redis_url_parse("unix://secret@/tmp/r.sock", &u, err, sizeof err), 0);
+    assert_string_equal(u.user, "");
+    assert_string_equal(u.password, "secret");
+    assert_int_equal(ember_redis_url_parse("unix://:p%40ss%3f@/tmp/r%20s.sock", &u, err, sizeof err), 0);
+    assert_string_equal(u.password, "p@ss?");
+    assert_string_equal(u.path, "/tmp/r s.sock");
+    /* the credentials end at the last '@' before '/': '@', '/', '?', '#' in them as they are */
+    assert_int_equal(ember_redis_url_parse("unix://:a@/b?c#d@e@/run/r.sock?db=1", &u, err, sizeof err), 0);
+    assert_string_equal(u.password, "a@/b?c#d@e");
+    assert_string_equal(u.path, "/run/r.sock");
+    assert_int_equal(u.db, 1);
+    /* a path given at once (no credentials) may hold '@' */
+    assert_int_equal(ember_redis_url_parse("unix:///run/a@/r@b.sock", &u, err, sizeof err), 0);
+    assert_string_equal(u.path, "/run/a@/r@b.sock");
+    assert_string_equal(u.password, "");
+    assert_int_equal(ember_redis_url_parse("unix:/run/a@b.sock", &u, err, sizeof err), 0);
+    assert_string_equal(u.path, "/run/a@b.sock");
+    assert_string_equal(u.password, "");
 }
 
 /* URL is refused, and the message holds WORD */
@@ -104,6 +137,17 @@ static void url_bad(void **state)
     ember_redis_url_parse("redis://:s3/cret@h:x", &v, msg, sizeof msg);
     if (strstr(msg, "cret")) fail_msg("a message quotes the password: %s", msg);
     refused("unix:///s?x=1", "db=N");
+    refused("unix://:pw@", "the socket's absolute path");
+    refused("unix://:pw@run/r.sock", "unix://[[USER]:PASSWORD@]/PATH");
+    refused("unix://:%zz@/s", "password");
+    refused("unix://:pw@/s?x=1", "unix://***@/s?x=1");
+    refused("unix://:pw@?db=1", "absolute path");
+    const char *unix_bad[] = { "unix://app:s3cret@/s?db=x", "unix://:s3cret@rel", "unix://:s3c@ret@",
+                               "unix://:s3cret@/s?x", "unix://:s3cret@?db=1", "unix://s3cret@/s%4" };
+    for (size_t i = 0; i < sizeof unix_bad / sizeof *unix_bad; i++) {
+        assert_int_equal(ember_redis_url_parse(unix_bad[i], &v, msg, sizeof msg), -EMBER_EINVAL);
+        if (strstr(msg, "s3c") || strstr(msg, "ret@")) fail_msg("a message quotes the password: %s", msg);
+    }
     char big[400];
     memset(big, 'a', sizeof big);
     memcpy(big, "redis://", 8);

@@ -63,12 +63,16 @@ extern "C" {
 const char *ember_redis_strerror(int err);
 
 /* ---- 2. URLs ------------------------------------------------------------
- *   redis://[[[USER]:]PASSWORD@]HOST[:PORT][/DB] (PORT 6379, DB 0 by default;
- *                                                 HOST may be [IPv6])
- *   unix:///PATH/TO/SOCKET[?db=N]                 (or unix:PATH)
+ *   redis://[[[USER]:]PASSWORD@]HOST[:PORT][/DB]   (PORT 6379, DB 0 by default;
+ *                                                   HOST may be [IPv6])
+ *   unix://[[[USER]:]PASSWORD@]/PATH/TO/SOCKET[?db=N] (or unix:PATH, no password)
  * A password is sent with AUTH on every connect; %XX in it, in the user and
- * in PATH stands for that byte. The credentials end at the URL's last '@'.
- * `ember bridge --redis` reads the same URLs. */
+ * in PATH stands for that byte. The credentials end at the URL's last '@'
+ * (unix://: the last '@' followed by '/', the socket's absolute path; a
+ * unix:/// path may hold '@'). A server that requires a password the URL
+ * lacks, or refuses the one given, is -EMBER_REDIS_EREPLY on open, saying
+ * which (never printing the password). `ember bridge --redis` reads the
+ * same URLs and connects with the same code. */
 struct ember_redis_url {
     bool unix_socket;
     char host[256];           /* TCP: the host name or address (no brackets) */

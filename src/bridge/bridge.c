@@ -100,9 +100,10 @@ struct bridge {
     struct ember_redis_url url;
     struct bridge_conn bc;
     bool up, ever_up;
+    bool refused;                 /* Redis refused the first connection: exit 1 */
     uint64_t retry_at;
     int64_t backoff_ns;
-    char last_err[300];
+    char last_err[400];
     ember_client *c;
     int cfd;                      /* completion fd, -1: none (wait_any is polled) */
     struct job **jobs;
@@ -379,10 +380,21 @@ static void went_down(struct bridge *b, const char *what)
     b->retry_at = now_ns() + (uint64_t)b->backoff_ns;
 }
 
+/* Connect to Redis. A refusal (a password required or wrong, a database)
+ * before the first connection ever made ends the bridge (B->refused): it
+ * holds nothing, and the same URL would be refused again. Once it was up,
+ * every failure is tried again with backoff (it may hold results to post,
+ * and a password changed on the server may be changed back). */
 static void try_connect(struct bridge *b)
 {
-    char err[300];
-    if (bridge_connect(&b->bc, &b->url, err, sizeof err) != 0) {
+    char err[400];
+    int rc = bridge_connect(&b->bc, &b->url, err, sizeof err);
+    if (rc == -EMBER_REDIS_EREPLY && !b->ever_up) {
+        logf_(b, "%s", err);
+        b->refused = true;
+        return;
+    }
+    if (rc) {
         if (strcmp(err, b->last_err) != 0) logf_(b, "%s; trying again", err);
         snprintf(b->last_err, sizeof b->last_err, "%s", err);
         b->retry_at = now_ns() + (uint64_t)b->backoff_ns;
@@ -833,6 +845,7 @@ static int loop(struct bridge *b, int sfd)
         b->turn++;
         uint64_t now = now_ns();
         if (!b->up && now >= b->retry_at && b->stopping < 2) try_connect(b);
+        if (b->refused) return 1; /* nothing taken yet */
         collect(b);
         if (b->up) post(b);
         if (b->up) rerun(b);
@@ -960,7 +973,8 @@ int cmd_bridge(int argc, char **argv)
     }
     if (!pos) return usage_error("the local pool's NAME is needed");
     if (!redis) return usage_error("--redis URL is needed: the Redis that holds the stream "
-                                   "(redis://HOST[:PORT][/DB], unix:///PATH)");
+                                   "(redis://[[[USER]:]PASSWORD@]HOST[:PORT][/DB], "
+                                   "unix://[[[USER]:]PASSWORD@]/PATH[?db=N])");
     if (!b->stream || !b->stream[0]) return usage_error("--stream KEY is needed");
     if (!b->group || !b->group[0]) return usage_error("--group NAME is needed");
     char err[300];

@@ -37,8 +37,11 @@ struct bridge_conn {
     uint64_t rtt_count, rtt_sum_ns, rtt_max_ns; /* CMD round trips */
 };
 /* Connect both to U (--redis, read by libember-redis's
- * ember_redis_url_parse), authenticate, select the database: 0, or -1 with the
- * reason in ERR (nothing left open). */
+ * ember_redis_url_parse), authenticate, select the database, with
+ * libember-redis's ember_redis__connect: 0, or, nothing left open and the
+ * reason in ERR, -EMBER_REDIS_ECONN (not reached, or lost: try again),
+ * -EMBER_REDIS_EREPLY (refused: a password required or wrong, a database;
+ * the same URL fails again), -EMBER_ENOMEM. */
 int bridge_connect(struct bridge_conn *bc, const struct ember_redis_url *u, char *err, size_t errlen);
 void bridge_disconnect(struct bridge_conn *bc);
 /* Send ARGV on CMD (pipelined: N commands of ARGC[i] words each, then

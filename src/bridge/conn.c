@@ -6,12 +6,14 @@
  * carries one XREADGROUP ... BLOCK at a time; the event loop writes it, then
  * polls READ's socket beside the pool's completion fd and reads the reply
  * when it comes (bridge.c), so a blocked read never holds up a call's
- * result. */
+ * result. Both are made by libember-redis's ember_redis__connect (connect,
+ * AUTH, SELECT), as the producer's are. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include "bridge.h"
+#include "../redis/internal.h"
 
 /* how long connecting, and a command on CMD, may take */
 #define CONNECT_TIMEOUT_MS 1000
@@ -24,60 +26,25 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* One connection to U, authenticated, its database selected: the context,
- * or NULL with the reason in ERR. */
-static redisContext *open_one(const struct ember_redis_url *u, char *err, size_t errlen)
-{
-    struct timeval ct = { 0, CONNECT_TIMEOUT_MS * 1000 };
-    redisContext *c = u->unix_socket ? redisConnectUnixWithTimeout(u->path, ct)
-                                     : redisConnectWithTimeout(u->host, u->port, ct);
-    if (!c || c->err) {
-        if (u->unix_socket) snprintf(err, errlen, "cannot connect to Redis at %s: %s", u->path,
-                                     c ? c->errstr : "out of memory");
-        else snprintf(err, errlen, "cannot connect to Redis at %s:%d: %s", u->host, u->port,
-                      c ? c->errstr : "out of memory");
-        if (c) redisFree(c);
-        return NULL;
-    }
-    struct timeval tt = { COMMAND_TIMEOUT_MS / 1000, (COMMAND_TIMEOUT_MS % 1000) * 1000 };
-    redisSetTimeout(c, tt);
-    if (!u->unix_socket) redisEnableKeepAlive(c); /* TCP only: on a unix socket it fails the context */
-    redisReply *r = NULL;
-    if (u->password[0]) {
-        r = u->user[0] ? redisCommand(c, "AUTH %s %s", u->user, u->password)
-                       : redisCommand(c, "AUTH %s", u->password);
-        if (!r || r->type == REDIS_REPLY_ERROR) goto failed;
-        freeReplyObject(r);
-    }
-    if (u->db) {
-        r = redisCommand(c, "SELECT %d", u->db);
-        if (!r || r->type == REDIS_REPLY_ERROR) goto failed;
-        freeReplyObject(r);
-    }
-    return c;
-failed:
-    snprintf(err, errlen, "Redis refused the connection's %s: %s", u->db && r ? "SELECT" : "AUTH",
-             r ? r->str : c->errstr);
-    if (r) freeReplyObject(r);
-    redisFree(c);
-    return NULL;
-}
-
 int bridge_connect(struct bridge_conn *bc, const struct ember_redis_url *u, char *err, size_t errlen)
 {
     bridge_disconnect(bc);
-    if (!(bc->cmd = open_one(u, err, errlen))) return -1;
-    if (!(bc->read = open_one(u, err, errlen))) {
+    int rc = ember_redis__connect(u, CONNECT_TIMEOUT_MS, COMMAND_TIMEOUT_MS, &bc->cmd, err, errlen);
+    if (!rc) rc = ember_redis__connect(u, CONNECT_TIMEOUT_MS, COMMAND_TIMEOUT_MS, &bc->read, err, errlen);
+    if (rc) {
         bridge_disconnect(bc);
-        return -1;
+        return rc;
     }
     redisReply *r = redisCommand(bc->read, "CLIENT ID");
     if (!r || r->type != REDIS_REPLY_INTEGER) {
-        snprintf(err, errlen, "Redis did not answer CLIENT ID: %s",
+        char where[300];
+        ember_redis__where(u, where, sizeof where);
+        snprintf(err, errlen, "Redis at %s did not answer CLIENT ID: %s", where,
                  r && r->type == REDIS_REPLY_ERROR ? r->str : bc->read->errstr);
+        rc = r ? -EMBER_REDIS_EREPLY : -EMBER_REDIS_ECONN;
         if (r) freeReplyObject(r);
         bridge_disconnect(bc);
-        return -1;
+        return rc;
     }
     bc->read_id = r->integer;
     freeReplyObject(r);

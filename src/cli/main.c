@@ -219,7 +219,8 @@ static const struct command {
       "\n"
       "  ember submit --redis URL --stream KEY --wait ID [--timeout DURATION]\n"
       "prints the result of entry ID (from --no-wait) in the same way.",
-      "  --redis URL           redis://[[[USER]:]PASSWORD@]HOST[:PORT][/DB] or unix:///PATH\n"
+      "  --redis URL           redis://[[[USER]:]PASSWORD@]HOST[:PORT][/DB] or\n"
+      "                        unix://[[[USER]:]PASSWORD@]/PATH[?db=N]\n"
       "  --stream KEY          the stream the bridges serve (results in KEY:results)\n"
       "  --timeout DURATION    the call's deadline (from now, on this host's clock): a\n"
       "                        bridge that takes it later fails it with ETIMEDOUT; with\n"
@@ -247,7 +248,8 @@ static const struct command {
       "again, up to --max-deliveries, then goes to KEY:dead with its cause. Ctrl-C or\n"
       "SIGTERM drains: no more work taken, running calls finish and are posted. The\n"
       "format is in docs/ARCHITECTURE.md (Across hosts: Redis Streams).",
-      "  --redis URL           redis://[[[USER]:]PASSWORD@]HOST[:PORT][/DB] or unix:///PATH\n"
+      "  --redis URL           redis://[[[USER]:]PASSWORD@]HOST[:PORT][/DB] or\n"
+      "                        unix://[[[USER]:]PASSWORD@]/PATH[?db=N]\n"
       "  --stream KEY          the stream of jobs (results go to KEY:results, KEY:done)\n"
       "  --group GROUP         the consumer group (made if missing, from the stream's start)\n"
       "  --consumer ID         this bridge's name in the group (default HOSTNAME:NAME)\n"

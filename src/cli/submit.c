@@ -225,7 +225,8 @@ static int submit_parsed(int argc, char **argv, struct call_opts *co, struct sub
         }
     }
     if (!so->url) return usage_error("--redis URL is needed: the Redis that holds the stream "
-                                     "(redis://HOST[:PORT][/DB], unix:///PATH)");
+                                     "(redis://[[[USER]:]PASSWORD@]HOST[:PORT][/DB], "
+                                     "unix://[[[USER]:]PASSWORD@]/PATH[?db=N])");
     if (!so->stream) return usage_error("--stream KEY is needed: the stream the bridges serve");
     char err[256];
     struct ember_redis_url u;

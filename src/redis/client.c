@@ -35,6 +35,7 @@
 #include <hiredis/hiredis.h>
 #include <ember/client.h>
 #include <ember/redis.h>
+#include "internal.h"
 
 #define CONNECT_TIMEOUT_MS 5000
 #define IO_TIMEOUT_MS 15000       /* a reply's longest wait: more than a read's BLOCK */
@@ -133,51 +134,22 @@ static redisReply *command(ember_redis *r, int argc, const char **argv, const si
     }
     if (rep->type == REDIS_REPLY_ERROR) {
         *rc = say(r, -EMBER_REDIS_EREPLY, "Redis at %s refused %s%s%s: %s", r->where, argv[0],
-                  argc > 1 && strcmp(argv[0], "AUTH") != 0 ? " " : "",
-                  argc > 1 && strcmp(argv[0], "AUTH") != 0 ? argv[1] : "", rep->str);
+                  argc > 1 ? " " : "", argc > 1 ? argv[1] : "", rep->str);
         freeReplyObject(rep);
         return NULL;
     }
     return rep;
 }
 
-/* Connect, authenticate, select the database. 0, or -ECONN / -EREPLY said. */
+/* Connect, authenticate, select the database (connect.c). 0, or -ECONN /
+ * -EREPLY / -ENOMEM said. */
 static int connect_now(ember_redis *r)
 {
-    struct timeval tv = { CONNECT_TIMEOUT_MS / 1000, 0 };
-    redisContext *c = r->url.unix_socket ? redisConnectUnixWithTimeout(r->url.path, tv)
-                                         : redisConnectWithTimeout(r->url.host, r->url.port, tv);
-    if (!c) return say(r, -EMBER_ENOMEM, "out of memory connecting to Redis");
-    if (c->err) {
-        say(r, -EMBER_REDIS_ECONN, "cannot reach Redis at %s: %s (is redis-server running there? "
-            "is the URL right?)", r->where, c->errstr);
-        redisFree(c);
-        return -EMBER_REDIS_ECONN;
-    }
-    struct timeval io = { IO_TIMEOUT_MS / 1000, 0 };
-    redisSetTimeout(c, io);
-    if (!r->url.unix_socket) redisEnableKeepAlive(c);
+    redisContext *c;
+    int rc = ember_redis__connect(&r->url, CONNECT_TIMEOUT_MS, IO_TIMEOUT_MS, &c, r->errmsg, sizeof r->errmsg);
+    if (rc) return rc;
     r->c = c;
-    int rc = 0;
-    redisReply *rep = NULL;
-    if (r->url.password[0]) {
-        const char *a[] = { "AUTH", r->url.user, r->url.password };
-        rep = r->url.user[0] ? command(r, 3, a, NULL, &rc) : (a[1] = r->url.password, command(r, 2, a, NULL, &rc));
-        if (!rep) goto fail;
-        freeReplyObject(rep);
-    }
-    if (r->url.db) {
-        char db[16];
-        snprintf(db, sizeof db, "%d", r->url.db);
-        const char *a[] = { "SELECT", db };
-        if (!(rep = command(r, 2, a, NULL, &rc))) goto fail;
-        freeReplyObject(rep);
-    }
     return 0;
-fail:
-    if (r->c) redisFree(r->c);
-    r->c = NULL;
-    return rc;
 }
 
 static int recheck(ember_redis *r);
@@ -381,9 +353,7 @@ int ember_redis_open(const char *url, const char *stream, ember_redis **out)
     if (!rc && (!stream || !*stream || strlen(stream) > 1000))
         rc = say(r, -EMBER_EINVAL, "the stream's name (--stream KEY) is %s", stream && *stream ? "too long" : "empty");
     if (rc) goto fail;
-    if (r->url.unix_socket) snprintf(r->where, sizeof r->where, "unix://%s", r->url.path);
-    else snprintf(r->where, sizeof r->where, strchr(r->url.host, ':') ? "redis://[%s]:%d" : "redis://%s:%d",
-                  r->url.host, r->url.port);
+    ember_redis__where(&r->url, r->where, sizeof r->where);
     size_t n = strlen(stream) + 16;
     r->stream = strdup(stream);
     r->done_key = malloc(n);

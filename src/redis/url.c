@@ -1,6 +1,7 @@
 /* redis/url.c - Redis URLs (redis.h): redis://[[[USER]:]PASSWORD@]HOST[:PORT][/DB]
- * and unix:///PATH[?db=N], read into struct ember_redis_url, every bad part
- * named in the error. No connection, no allocation. */
+ * and unix://[[[USER]:]PASSWORD@]/PATH[?db=N] (or unix:PATH), read into
+ * struct ember_redis_url, every bad part named in the error, never the
+ * password. No connection, no allocation. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,8 +63,43 @@ static bool number(const char *s, size_t n, long lo, long hi, int *out)
     return true;
 }
 
-static int parse_unix(const char *url, const char *p, struct ember_redis_url *u, char *err, size_t errlen)
+/* The credentials S[0..N) ("[[USER]:]PASSWORD", %XX decoded) into U: 0,
+ * or -1 (too long, a bad %XX). */
+static int credentials(const char *s, size_t n, struct ember_redis_url *u)
 {
+    const char *colon = memchr(s, ':', n);
+    const char *pw = colon ? colon + 1 : s; /* PASSWORD@ alone: a password, as redis-cli reads it */
+    if (decode(s, colon ? (size_t)(colon - s) : 0, u->user, sizeof u->user) ||
+        decode(pw, (size_t)(s + n - pw), u->password, sizeof u->password))
+        return -1;
+    return 0;
+}
+
+/* The '@' that ends the credentials of unix://CREDENTIALS@/PATH, P being
+ * what follows "unix://": the last '@' with the socket's absolute path
+ * after it (so a password may hold '@', '/', '?' or '#' as they are; a
+ * path that holds "@/" is written with no credentials, or as %40), or NULL. */
+static const char *unix_at(const char *p)
+{
+    const char *at = NULL;
+    for (const char *s = strchr(p, '@'); s; s = strchr(s + 1, '@'))
+        if (s[1] == '/') at = s;
+    return at;
+}
+
+/* P follows "unix://" (SLASHES) or "unix:". */
+static int parse_unix(const char *url, const char *p, bool slashes, struct ember_redis_url *u, char *err,
+                      size_t errlen)
+{
+    if (slashes && *p != '/' && strchr(p, '@')) { /* unix://CREDENTIALS@/PATH */
+        const char *at = unix_at(p);
+        if (!at)
+            return bad(err, errlen, "'%s': after the credentials' '@' comes the socket's absolute path: "
+                       "unix://[[USER]:PASSWORD@]/PATH/TO/SOCKET", url);
+        if (credentials(p, (size_t)(at - p), u))
+            return bad(err, errlen, "'%s': the user or password is too long or has a bad %%XX", url);
+        p = at + 1;
+    }
     const char *q = strchr(p, '?');
     size_t n = q ? (size_t)(q - p) : strlen(p);
     if (!n) return bad(err, errlen, "'%s' names no socket: unix:///PATH/TO/SOCKET", url);
@@ -79,14 +115,20 @@ static int parse_unix(const char *url, const char *p, struct ember_redis_url *u,
     return 0;
 }
 
-/* URL as a message may quote it: its credentials (before its last '@') as
- * "***", into BUF. */
+/* URL as a message may quote it: its credentials as "***", into BUF. */
 static const char *redacted(const char *url, char *buf, size_t len)
 {
-    if (strncmp(url, "redis://", 8) != 0) return url;
-    const char *at = strrchr(url + 8, '@');
+    const char *at = NULL, *rest;
+    if (strncmp(url, "redis://", 8) == 0) {
+        rest = url + 8;
+        at = strrchr(rest, '@');
+    } else if (strncmp(url, "unix://", 7) == 0 && url[7] != '/') {
+        rest = url + 7;
+        at = unix_at(rest);
+        if (!at) at = strrchr(rest, '@');
+    }
     if (!at) return url;
-    snprintf(buf, len, "redis://***%s", at);
+    snprintf(buf, len, "%.*s***%s", (int)(rest - url), url, at);
     return buf;
 }
 
@@ -98,19 +140,16 @@ int ember_redis_url_parse(const char *raw, struct ember_redis_url *u, char *err,
     if (errlen) err[0] = 0;
     if (!raw || !*raw) return bad(err, errlen, "no Redis URL: give redis://HOST[:PORT][/DB] or unix:///PATH");
     u->port = 6379;
-    if (strncmp(raw, "unix://", 7) == 0) return parse_unix(raw, raw + 7, u, err, errlen);
-    if (strncmp(raw, "unix:", 5) == 0) return parse_unix(raw, raw + 5, u, err, errlen);
+    if (strncmp(raw, "unix://", 7) == 0) return parse_unix(url, raw + 7, true, u, err, errlen);
+    if (strncmp(raw, "unix:", 5) == 0) return parse_unix(url, raw + 5, false, u, err, errlen);
     if (strncmp(raw, "redis://", 8) != 0)
         return bad(err, errlen, "'%s' is not a Redis URL: give redis://[[[USER]:]PASSWORD@]HOST[:PORT][/DB] "
-                   "or unix:///PATH (rediss:// and other schemes are not supported)", url);
+                   "or unix://[[[USER]:]PASSWORD@]/PATH[?db=N] (rediss:// and other schemes are not supported)", url);
     /* credentials: up to the last '@' (nothing after the host holds one, so
      * a password may hold '@', '/', '?' or '#' as they are, or as %XX) */
     const char *p = raw + 8, *at = strrchr(p, '@');
     if (at) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        const char *pw = colon ? colon + 1 : p; /* PASSWORD@ alone: a password, as redis-cli reads it */
-        if (decode(p, colon ? (size_t)(colon - p) : 0, u->user, sizeof u->user) ||
-            decode(pw, (size_t)(at - pw), u->password, sizeof u->password))
+        if (credentials(p, (size_t)(at - p), u))
             return bad(err, errlen, "'%s': the user or password is too long or has a bad %%XX", url);
         p = at + 1;
     }
