@@ -3,7 +3,8 @@
 # service, driven through systemd's notify protocol by this test (it is the
 # listener of NOTIFY_SOCKET, an AF_UNIX datagram socket): READY=1 with a
 # STATUS= naming the pool's runners once its min runners are up,
-# WATCHDOG=1 again and again under WATCHDOG_USEC, then on SIGTERM
+# WATCHDOG=1 again and again under WATCHDOG_USEC, and none while the
+# supervisor is stuck (SIGSTOP) but with a STATUS= that says so, then on SIGTERM
 # STOPPING=1, a drain (a running call still gets its result) and exit
 # status 0; its stderr lines carry an RFC 3339 time and a level, or the
 # journal's <N> priority when JOURNAL_STREAM names stderr. Exits 77 when
@@ -55,6 +56,21 @@ out=$("$EMBER" call "$NAME" echo ready 2>&1) && [ "$out" = ready ] ||
     fail "a call right after READY=1: $out"
 # two more pings after READY: the watchdog is fed
 await "WATCHDOG=1 twice after READY=1" 10 watchdog_pings || show "$work/notify.log"
+
+# a supervisor that lives but is stuck (stopped here): the watchdog is no
+# longer fed, STATUS= says why, `ember stats` too; fed again once it runs
+sup=$("$EMBER" stats "$NAME" --json | sed -n 's/.*"supervisor":\([0-9]*\).*/\1/p')
+[ -n "$sup" ] || fail "no supervisor pid in ember stats --json"
+kill -STOP "$sup"
+await "STATUS= saying the supervisor is stuck" 15 seen "$work/notify.log" "has not come round" ||
+    show "$work/notify.log"
+grep "has not come round" "$work/notify.log" | grep -q "WATCHDOG=1" &&
+    fail "the watchdog was fed with the supervisor stuck: $(cat "$work/notify.log")"
+"$EMBER" stats "$NAME" | grep -q "has not come round for [0-9]* s: it is stuck" ||
+    fail "ember stats does not say the supervisor is stuck: $("$EMBER" stats "$NAME" 2>&1)"
+kill -CONT "$sup"
+fed_again() { awk '/has not come round/ { s = 1; next } s && /WATCHDOG=1/ { n++ } END { exit !n }' "$work/notify.log"; }
+await "WATCHDOG=1 once the supervisor runs again" 10 fed_again || show "$work/notify.log"
 
 # SIGTERM: a drain, as systemctl stop does it
 "$EMBER" call "$NAME" sleep 600 >"$work/call" 2>&1 &

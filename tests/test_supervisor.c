@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,6 +243,52 @@ static void unreaped_dead_supervisor_frees_its_name(void **st)
     assert_int_equal(ember_attach(g.name, &c), -EMBER_ENOPOOL);
 }
 
+/* A runner holds the supervisor's lock description from its fork until
+ * its first act closes it: a supervisor killed in between leaves the lock
+ * held by a process that is about to let go. This thread is that process:
+ * it holds the lock byte on a description of its own and closes it 200 ms
+ * later, as a runner that the scheduler left waiting that long would. */
+struct late_holder { int fd; };
+static void *let_go_late(void *arg)
+{
+    struct late_holder *lh = arg;
+    struct timespec ts = { 0, 200000000 }; /* the forked runner not yet scheduled */
+    nanosleep(&ts, NULL);
+    close(lh->fd);
+    return NULL;
+}
+
+static void dead_supervisors_lock_held_by_a_forked_runner_frees_its_name(void **st)
+{
+    (void)st;
+    struct fixture f, g;
+    struct ember_pool_config cfg;
+    fixture_config(&f, &cfg, "s", "fork");
+    cfg.min = cfg.max = 1;
+    fixture_start(&f, &cfg, 1);
+    char shm[96];
+    ember__shm_name(shm, sizeof shm, f.name);
+    pid_t sup = ember_pool_supervisor_pid(f.pool);
+    int pidfd = ember__pidfd_open(sup);
+    assert_true(pidfd >= 0);
+    kill(sup, SIGKILL);
+    assert_true(await_exit(pidfd));
+    struct late_holder lh = { .fd = shm_open(shm, O_RDWR | O_CLOEXEC, 0) };
+    assert_true(lh.fd >= 0);
+    assert_int_equal(ember__ofd_lock(lh.fd, EMBER__LOCK_SUPERVISOR), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, let_go_late, &lh), 0);
+    /* the same name starts: the lock is no live supervisor's */
+    g = f;
+    g.c = NULL;
+    fixture_start(&g, &cfg, 1);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    ember_detach(f.c);
+    assert_int_equal(ember_pool_stop(f.pool, 0), -EMBER_EPOOLDOWN);
+    close(pidfd);
+    fixture_stop(&g);
+}
+
 static void on_grow_start_blocks(const ember_event *ev, void *arg)
 {
     (void)ev, (void)arg;
@@ -295,6 +342,7 @@ int main(void)
         cmocka_unit_test(failed_runner_watches_do_not_block),
         cmocka_unit_test(supervisor_start_failure_says_why),
         cmocka_unit_test(unreaped_dead_supervisor_frees_its_name),
+        cmocka_unit_test(dead_supervisors_lock_held_by_a_forked_runner_frees_its_name),
         cmocka_unit_test(blocked_callback_holds_up_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -279,6 +279,12 @@ struct ember_shm_header {
     EMBER_ATOMIC(uint32_t) stop_finished;   /* calls that ended on their own while it drained */
     EMBER_ATOMIC(uint32_t) stop_killed;     /* calls still running at its timeout, killed */
     EMBER_ATOMIC(uint32_t) stop_never_ran;  /* queued calls it failed */
+    /* the supervisor's heartbeat: CLOCK_MONOTONIC each time its event loop
+     * comes round, which is at least once a second while it works; a
+     * supervisor that lives but is stuck lets it age (ember_stats'
+     * supervisor_silent_ns). Relaxed on both sides: no data rides on it.
+     * (In this line's padding: the layout is unchanged.) */
+    EMBER_ATOMIC(uint64_t) sup_alive_ns;
 
     /* event ring: written by the supervisor only; see ember_events_read() */
     EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint64_t) ev_next; /* sequence of the next event */

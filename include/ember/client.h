@@ -317,6 +317,10 @@ typedef struct ember_stats {
     unsigned stop_never_ran; /* queued calls it failed (EMBER_EPOOLDOWN) */
     uint64_t calls_retried;  /* queued again after their runner died (EMBER_RETRIES) */
     uint64_t calls_poisoned; /* failed with EMBER_EPOISON (poison_after) */
+    /* how long ago the supervisor's event loop last came round: it does at
+     * least once a second while it works, so seconds here mean a
+     * supervisor that lives but is stuck (0 while it starts) */
+    uint64_t supervisor_silent_ns;
 } ember_stats;
 
 /* Fill *ST with the pool's state and RUNNERS[0..N) with its live runners

@@ -120,6 +120,11 @@ void cli_result_write(FILE *f, const void *p, size_t n);
  * themselves stay as they are). */
 void cli_receipt_begin(void);
 
+/* A supervisor whose event loop has not come round for this long (it
+ * does at least once a second while it works) is stuck: the watchdog is
+ * no longer fed, and `ember stats` says so. */
+#define CLI_SUP_STUCK_NS (3 * EMBER_SECOND)
+
 /* service.c: systemd's notify protocol, for `pool start --foreground`
  * under a Type=notify unit (nothing where NOTIFY_SOCKET is not set, or
  * ember was built without libsystemd). */

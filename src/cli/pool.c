@@ -108,10 +108,16 @@ static int serve(ember_pool *pool, const struct start_args *a, bool service)
             if (k < 0 && errno == EINTR) continue;
             if (k != 0) break;
             /* the watchdog is fed while the supervisor lives (else the
-             * poll has returned) and the pool runs */
+             * poll has returned), its loop comes round and the pool runs:
+             * a stuck supervisor is restarted by systemd */
             ember_stats_read(c, &st, NULL, 0);
-            cli_service_status(&sv, &st, NULL, false,
-                               sv.watchdog_ns && st.state == EMBER_POOL_RUNNING);
+            bool stuck = st.supervisor_silent_ns > CLI_SUP_STUCK_NS;
+            char what[96];
+            if (stuck)
+                snprintf(what, sizeof what, "the supervisor (pid %d) has not come round for %.0f s",
+                         st.supervisor_pid, (double)st.supervisor_silent_ns / 1e9);
+            cli_service_status(&sv, &st, stuck ? what : NULL, false,
+                               sv.watchdog_ns && st.state == EMBER_POOL_RUNNING && !stuck);
         }
         ember_detach(c);
     } else {

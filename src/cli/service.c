@@ -4,8 +4,9 @@
  * Only where systemd asked for it (NOTIFY_SOCKET set: Type=notify): READY=1
  * once the pool takes calls and its min runners are up, STATUS= with its
  * runners and load (each time serve() looks), WATCHDOG=1 at half of
- * WatchdogSec= while the supervisor lives and the pool runs, STOPPING=1
- * when a stop begins. Built without libsystemd, every function here does
+ * WatchdogSec= while the supervisor lives, its event loop comes round
+ * (its heartbeat is younger than CLI_SUP_STUCK_NS) and the pool runs,
+ * STOPPING=1 when a stop begins. Built without libsystemd, every function here does
  * nothing. */
 #include <inttypes.h>
 #include <stdio.h>

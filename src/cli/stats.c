@@ -50,7 +50,7 @@ static const char *runner_state_text(const ember_runner_stats *r)
 static void stats_json(const ember_stats *st, const ember_metrics *m)
 {
     printf("{\"pool\":\"%s\",\"state\":\"%s\",\"backend\":\"%s\",\"supervisor\":%d,"
-           "\"placement\":\"%s\",\"nodes\":%u,"
+           "\"supervisor_silent_s\":%.3f,\"placement\":\"%s\",\"nodes\":%u,"
            "\"min\":%u,\"max\":%u,\"max_limit\":%u,\"max_concurrency\":%u,\"serving\":%u,"
            "\"ready\":%u,\"queued\":%u,\"running\":%u,\"queue_capacity\":%u,\"callers\":%u,"
            "\"runners_started\":%" PRIu64 ",\"runners_died\":%" PRIu64 ",\"boot_failures\":%" PRIu64
@@ -59,6 +59,7 @@ static void stats_json(const ember_stats *st, const ember_metrics *m)
            ",\"callers_reaped\":%" PRIu64 ",\"events\":%" PRIu64 ",\"calls_accepted\":%" PRIu64
            ",\"calls_done\":%" PRIu64 ",\"calls_failed\":%" PRIu64 ",\"runners\":[",
            st->pool, ember_pool_state_name(st->state), st->backend, st->supervisor_pid,
+           (double)st->supervisor_silent_ns / 1e9,
            placement_name((uint32_t)st->placement), st->nodes, st->min, st->max, st->max_limit,
            st->max_concurrency, st->serving, st->ready, st->queued, st->running, st->queue_capacity,
            st->callers, st->runners_started, st->runners_died, st->boot_failures, st->calls_crashed,
@@ -72,6 +73,9 @@ static void stats_text(const ember_stats *st, const ember_metrics *m)
     printf("pool '%s': %s, backend %s, supervisor pid %d, placement %s over %u node%s\n", st->pool,
            ember_pool_state_name(st->state), st->backend, st->supervisor_pid,
            placement_name((uint32_t)st->placement), st->nodes, st->nodes == 1 ? "" : "s");
+    if (st->state != EMBER_POOL_DOWN && st->supervisor_silent_ns > CLI_SUP_STUCK_NS)
+        printf("the supervisor's event loop has not come round for %.0f s: it is stuck (or stopped)\n",
+               (double)st->supervisor_silent_ns / 1e9);
     printf("runners: %u serving (%u ready), min %u, max %u (limit %u), max_concurrency %u\n",
            st->serving, st->ready, st->min, st->max, st->max_limit, st->max_concurrency);
     printf("calls: %u queued, %u running (queue capacity %u); %" PRIu64 " accepted, %" PRIu64

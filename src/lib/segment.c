@@ -6,7 +6,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
@@ -26,14 +29,50 @@ void ember__shm_unlink(const char *name)
     shm_unlink(shm);
 }
 
+/* Is the supervisor the header of segment FD names gone: no such
+ * process, another one under its pid (start time), or a zombie? False when
+ * the header names none yet (a start in progress) or cannot be read. */
+static bool named_supervisor_gone(int fd)
+{
+    uint32_t pid = 0;
+    uint64_t ticks = 0;
+    if (pread(fd, &pid, sizeof pid, offsetof(struct ember_shm_header, sup_pid)) != (ssize_t)sizeof pid ||
+        pread(fd, &ticks, sizeof ticks, offsetof(struct ember_shm_header, sup_start_ticks)) !=
+            (ssize_t)sizeof ticks ||
+        pid == 0 || pid > INT32_MAX)
+        return false;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)pid);
+    int sf = open(path, O_RDONLY | O_CLOEXEC);
+    if (sf < 0) return true;
+    ssize_t n = read(sf, buf, sizeof buf - 1);
+    close(sf);
+    if (n <= 0) return true;
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* then " STATE ..." */
+    if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X') return true;
+    return ember__proc_start_ticks((pid_t)pid) != ticks;
+}
+
 /* Is the segment SHM left by a supervisor that is gone? Neither its
  * supervisor nor an application starting it holds its lock (proc.h): a
- * zombie supervisor holds none. */
+ * zombie supervisor holds none. A runner holds the supervisor's lock
+ * description too, from its fork until its first act closes it: when the
+ * supervisor the header names is gone while the lock is held, that is such
+ * a runner, forked just before its supervisor died and not yet run, and
+ * the lock goes within moments; this waits for it, a second at most. */
 static bool stale_segment(const char *shm)
 {
     int fd = shm_open(shm, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0) return errno == ENOENT;
     int held = ember__ofd_locked(fd, EMBER__LOCK_SUPERVISOR, 2); /* both bytes */
+    for (int k = 0; k < 200 && held > 0 && ember__ofd_locked(fd, EMBER__LOCK_STARTING, 1) == 0 &&
+                    named_supervisor_gone(fd);
+         k++) {
+        struct timespec ts = { 0, 5000000 };
+        nanosleep(&ts, NULL);
+        held = ember__ofd_locked(fd, EMBER__LOCK_SUPERVISOR, 2);
+    }
     close(fd);
     return held == 0;
 }

@@ -342,6 +342,8 @@ _Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app,
     uint64_t next_repair = ember__now_ns() + EMBER__REPAIR_NS;
     for (;;) {
         uint64_t now = ember__now_ns();
+        /* the heartbeat (abi.h): relaxed, no data rides on it */
+        atomic_store_explicit(&v->hdr->sup_alive_ns, now, memory_order_relaxed);
         uint64_t wake = next_scan < s.next_due ? next_scan : s.next_due;
         if (next_repair < wake) wake = next_repair;
         if (atomic_load(&v->hdr->nserving) && now + s.tick < wake) wake = now + s.tick;

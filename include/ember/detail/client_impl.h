@@ -637,6 +637,9 @@ EMBER_API int ember_stats_read(ember_client *c, ember_stats *st, ember_runner_st
         st->stop_never_ran = atomic_load_explicit(&h->stop_never_ran, memory_order_relaxed);
     }
     uint64_t now = ember__now_ns();
+    /* relaxed: pairs with nothing, the supervisor's relaxed heartbeat */
+    uint64_t alive = atomic_load_explicit(&h->sup_alive_ns, memory_order_relaxed);
+    st->supervisor_silent_ns = alive && now > alive ? now - alive : 0;
     int k = 0;
     for (uint32_t r = 0; r < v->nrunners; r++)
         if (ember__runner_snapshot(v, r, now, k < n ? &runners[k] : NULL)) k++;
