@@ -49,6 +49,10 @@ b0=$(value "ember_call_run_seconds_bucket$P,handler=\"sleep\",le=\"0.512\"}")
 below0=$(value "ember_call_run_seconds_bucket$P,handler=\"sleep\",le=\"0.128\"}")
 waits0=$(value "ember_call_queue_wait_seconds_count$P,handler=\"sleep\"}")
 [ "$done0" = 0 ] && [ "$runs0" = 0 ] && [ "$b0" = 0 ] || fail "a fresh pool has counts: done $done0 runs $runs0"
+# the supervisor's heartbeat: its loop comes round at least once a second
+silent=$(value "ember_supervisor_silent_seconds$P}")
+awk -v s="$silent" 'BEGIN { exit !(s != "" && s + 0 < 3) }' ||
+    fail "ember_supervisor_silent_seconds of a working supervisor is '$silent', not below 3"
 
 # on one runner: an 800 ms call runs, then two 300 ms calls queue behind
 # it (seen queued while it runs: the second of them then waits behind the

@@ -121,6 +121,11 @@ int openmetrics_write(ember_client *c, const char *pool, FILE *f)
         snprintf(l, sizeof l, "reason=\"%s\"", why);
         sample(f, "ember_runner_ends_total", pool, l, m.runner_ends[k]);
     }
+    family(f, "ember_supervisor_silent_seconds", "gauge", "seconds",
+           "Since the supervisor's event loop last came round: it does at least once a second "
+           "while it works, so more means a supervisor that lives but is stuck.");
+    fprintf(f, "ember_supervisor_silent_seconds{pool=\"%s\"} %.3f\n", pool,
+            (double)st.supervisor_silent_ns / 1e9);
     family(f, "ember_supervisor_resident_bytes", "gauge", "bytes", "The supervisor's resident memory.");
     sample(f, "ember_supervisor_resident_bytes", pool, "", m.supervisor_rss);
     family(f, "ember_runner_resident_bytes", "gauge", "bytes",
