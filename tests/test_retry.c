@@ -252,21 +252,29 @@ static void a_runner_that_only_named_a_call_does_not_fail_it(void **st)
     fixture_stop(&f);
 }
 
-static void a_call_named_twice_fails_once_the_live_name_goes(void **st)
+/* A, which runs the call, dies right after its take, before it says so
+ * (busy), while B still names the call: nothing is decided while B may be
+ * the one that took it. Returns once A is reaped. */
+static void holder_dies_unsaid(struct fixture *f, uint32_t wa)
+{
+    struct ember__view *v = ember__client_view(f->c);
+    uint64_t died = atomic_load(&v->hdr->runners_died);
+    atomic_store(&v->workers[wa].busy, 0);
+    assert_int_equal(kill((pid_t)atomic_load(&v->runners[wa / v->max_conc].pid), SIGKILL), 0);
+    await_runners_died(f, died + 1);
+}
+
+static void a_call_named_twice_is_decided_once_the_live_name_goes(void **st)
 {
     (void)st;
     struct fixture f;
     uint32_t e, wa, wb;
     ember_call_id id = named_twice(&f, "t2", &e, &wa, &wb);
     struct ember__view *v = ember__client_view(f.c);
-    uint32_t a = wa / v->max_conc;
-    uint64_t died = atomic_load(&v->hdr->runners_died);
-    /* A, which runs it, dies while B still names it: nothing is decided
-     * while B may be the one that took it */
-    assert_int_equal(kill((pid_t)atomic_load(&v->runners[a].pid), SIGKILL), 0);
-    await_runners_died(&f, died + 1);
+    holder_dies_unsaid(&f, wa);
     ember_result r;
     assert_int_equal(ember_poll(f.c, id, &r), -EMBER_EAGAIN);
+    assert_int_equal(atomic_load(&S->started), 1);
     /* B's take fails and it lets go of the name: the call was A's, and it
      * is run again (it has a retry left), once */
     atomic_store(&v->workers[wb].current, EMBER_NONE);
@@ -278,6 +286,25 @@ static void a_call_named_twice_fails_once_the_live_name_goes(void **st)
     ember_stats s = stats(&f);
     assert_int_equal(s.calls_retried, 1);
     assert_int_equal(s.calls_crashed, 0);
+    fixture_stop(&f);
+}
+
+/* The same with a name that never goes (a stray write into B's line): it
+ * never turned into a take, so after a few seconds the call is A's. */
+static void a_name_that_never_turns_into_a_take_does_not_hold_a_call(void **st)
+{
+    (void)st;
+    struct fixture f;
+    uint32_t e, wa, wb;
+    ember_call_id id = named_twice(&f, "t3", &e, &wa, &wb);
+    holder_dies_unsaid(&f, wa);
+    assert_true(await_count(&S->started, 2, 15000));
+    gate_release(&S->hold);
+    ember_result r;
+    assert_int_equal(ember_wait(f.c, id, &r), 0);
+    ember_result_release(f.c, &r);
+    assert_int_equal(atomic_load(&S->started), 2);
+    assert_int_equal(stats(&f).calls_retried, 1);
     fixture_stop(&f);
 }
 
@@ -485,7 +512,8 @@ int main(void)
         cmocka_unit_test(unlinked_retried_call_survives_too),
         cmocka_unit_test(without_retries_a_crash_is_crashed),
         cmocka_unit_test(a_runner_that_only_named_a_call_does_not_fail_it),
-        cmocka_unit_test(a_call_named_twice_fails_once_the_live_name_goes),
+        cmocka_unit_test(a_call_named_twice_is_decided_once_the_live_name_goes),
+        cmocka_unit_test(a_name_that_never_turns_into_a_take_does_not_hold_a_call),
         cmocka_unit_test(crashing_call_is_poisoned),
         cmocka_unit_test(retries_end_before_poison_after),
         cmocka_unit_test(crash_loop_trips_the_breaker),

@@ -123,7 +123,10 @@ void ember__run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
     /* announced in our own line before the take, so that the supervisor can
      * attribute the call to us if we die right after it (see
      * src/supervisor/runners.c) */
-    atomic_store_explicit(&we->current, e, memory_order_relaxed);
+    /* release: after this thread's busy = 0 of its last call, so that the
+     * supervisor, which reads the name and then busy (acquire, runners.c
+     * named_live), never takes that old busy for the take of E */
+    atomic_store_explicit(&we->current, e, memory_order_release);
     /* the start time is read while the slot's line is on its way (a call
      * whose deadline passes between this and the take runs: the coarse
      * clock is that coarse anyway) */
@@ -151,7 +154,8 @@ void ember__run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
         int st = expired ? -EMBER_ETIMEDOUT : -EMBER_ECANCELLED;
         if (ember__slot_finish(v, idx, w, st, expired ? EMBER_TIMEOUT_QUEUED : 0))
             count_call(v, wi, h, st, tq, t0, 0);
-        atomic_store_explicit(&we->current, EMBER_NONE, memory_order_relaxed);
+        /* release: the supervisor that sees the name gone sees DONE too */
+        atomic_store_explicit(&we->current, EMBER_NONE, memory_order_release);
         return;
     }
     if (flags & EMBER_CALL_CHILD) { /* tell the owner where it runs */
@@ -190,7 +194,10 @@ void ember__run_entry(struct ember__view *v, uint32_t e, ember_out *o, struct em
     atomic_store_explicit(&we->busy, 0, memory_order_release);
     atomic_store_explicit(&we->jobs_done, atomic_load_explicit(&we->jobs_done, memory_order_relaxed) + 1,
                           memory_order_relaxed);
-    atomic_store_explicit(&we->current, EMBER_NONE, memory_order_relaxed);
+    /* release: after DONE and busy = 0; pairs with the supervisor's acquire
+     * of the name (runners.c named_live): a name seen gone means the call's
+     * end is seen too */
+    atomic_store_explicit(&we->current, EMBER_NONE, memory_order_release);
 }
 
 /* Stop taking calls, for REASON; the control thread then ends the runner. */

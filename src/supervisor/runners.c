@@ -215,28 +215,51 @@ static bool retry_call(struct sup *s, uint32_t idx, uint32_t w, uint64_t now, in
     return true;
 }
 
-/* Does a worker of a runner other than R, not yet reaped, announce entry
- * E? */
-static bool named_elsewhere(const struct sup *s, uint32_t r, uint32_t e)
+/* How the workers of live runners (not reaped: a dead one's pidfd is -1
+ * from its reap on) name entry E. A worker announces an entry before its
+ * take, sets busy after the take, clears busy after the result and only
+ * then its name (src/runner/worker.c, release stores, which these acquire
+ * loads pair with: a name seen gone means its DONE is seen too, and busy
+ * seen set with the name means the take of that very entry). */
+enum { NAMED_NOT = 0, NAMED_ONLY, NAMED_RUNNING };
+static int named_live(const struct sup *s, uint32_t e)
 {
     const struct ember__view *v = s->v;
+    int n = NAMED_NOT;
     for (uint32_t o = 0; o < v->nrunners; o++) {
-        if (o == r || s->runners[o].pidfd < 0) continue;
-        for (uint32_t t = 0; t < v->max_conc; t++)
-            if (atomic_load(&v->workers[o * v->max_conc + t].current) == e) return true;
+        if (s->runners[o].pidfd < 0) continue;
+        for (uint32_t t = 0; t < v->max_conc; t++) {
+            struct ember_worker_ent *we = &v->workers[o * v->max_conc + t];
+            if (atomic_load_explicit(&we->current, memory_order_acquire) != e) continue;
+            if (atomic_load_explicit(&we->busy, memory_order_acquire)) return NAMED_RUNNING;
+            n = NAMED_ONLY;
+        }
     }
-    return false;
+    return n;
+}
+
+/* Slot I's word if it is still the call of word W (RUNNING or ABANDONED in
+ * its generation; flags may have changed), else 0. */
+static uint32_t still_running(const struct ember__view *v, uint32_t i, uint32_t w)
+{
+    uint32_t now = atomic_load_explicit(&v->slots[i].state, memory_order_acquire);
+    uint32_t st = ember__st(now);
+    return ember__gen(now) == ember__gen(w) && (st == EMBER_SLOT_RUNNING || st == EMBER_SLOT_ABANDONED)
+               ? now : 0;
 }
 
 /* End call I (word W), held by dead runner R of generation GEN as SR
  * describes it (its death: SIG, STATUS): run again if it may, else
- * finished with the cause. Returns whether it failed; *KILLED: it was the
- * reason R was killed. */
+ * finished with the cause. What s->unsure held for the slot goes: the
+ * call is decided. Returns whether it failed; *KILLED: it was the reason
+ * R was killed. */
 static bool fail_held_call(struct sup *s, const struct sup_runner *sr, uint32_t r, uint32_t gen,
                            uint32_t i, uint32_t w, int sig, int status, bool *killed)
 {
     struct ember__view *v = s->v;
     struct ember_slot *sl = &v->slots[i];
+    for (uint32_t k = 0; k < s->nunsure; k++)
+        if (s->unsure[k].slot == i) s->unsure[k].slot = EMBER_NONE;
     /* a run it allocated and had not recorded yet: nobody else frees it
      * (repair leaves a held slot's runs alone) */
     ember__pages_drop_unnamed(v, i);
@@ -258,13 +281,13 @@ static bool fail_held_call(struct sup *s, const struct sup_runner *sr, uint32_t 
  * QUEUED call (the orphan sweep pushes one for a slot between its owner's
  * QUEUED store and push, or between a worker's pop and take) lets two
  * workers announce the same call, and only one take wins. The slot does
- * not say which (the taker leaves its line alone until the result). So a
- * call that a live runner's worker names too is left to the one that keeps
- * naming it: the winner keeps its name until the result is out, the loser
- * drops it right after its failed take. The call goes on s->unsure and is
- * ended as R's once nobody alive names it while it is still RUNNING or
- * ABANDONED in the same generation (sup_settle_unsure); failing it at once
- * would end, or run a second time, a call the live worker is running. */
+ * not say which (the taker leaves its line alone until the result), but
+ * the workers' busy flags do once set: R's set means R took it; a live
+ * worker's set means that one runs it, and R only named it. With neither,
+ * the call goes on s->unsure and is decided by sup_settle_unsure: the
+ * loser drops its name right after its failed take, the winner sets busy
+ * soon after its own. Failing it at once would end, or run a second time
+ * beside itself, a call the live worker is running. */
 static unsigned fail_held_calls(struct sup *s, uint32_t r, uint32_t gen, int sig, int status,
                                 unsigned *killed)
 {
@@ -277,25 +300,37 @@ static unsigned fail_held_calls(struct sup *s, uint32_t r, uint32_t gen, int sig
         uint32_t st = ember__st(w);
         if (st != EMBER_SLOT_RUNNING && st != EMBER_SLOT_ABANDONED) continue;
         uint32_t e = ember__entry(i, ember__gen(w));
-        bool held = false;
-        for (uint32_t t = 0; !held && t < v->max_conc; t++)
-            held = atomic_load(&v->workers[r * v->max_conc + t].current) == e;
+        bool held = false, took = false;
+        for (uint32_t t = 0; !held && t < v->max_conc; t++) {
+            struct ember_worker_ent *we = &v->workers[r * v->max_conc + t];
+            held = atomic_load(&we->current) == e;
+            took = held && atomic_load(&we->busy);
+        }
         if (!held) continue;
-        if (named_elsewhere(s, r, e)) {
+        int n = took ? NAMED_NOT : named_live(s, e);
+        if (n == NAMED_RUNNING) {
+            sup_log(2, "call %u: runner %u died naming it, and a live runner runs it", i, r);
+            continue;
+        }
+        if (n == NAMED_ONLY) {
             struct sup_unsure *u = s->nunsure < s->unsure_cap ? &s->unsure[s->nunsure] : NULL;
             if (!u) {
                 uint32_t cap = s->unsure_cap ? 2 * s->unsure_cap : 8;
-                struct sup_unsure *n = realloc(s->unsure, cap * sizeof *n);
-                if (n) s->unsure = n, s->unsure_cap = cap, u = &s->unsure[s->nunsure];
+                struct sup_unsure *nu = realloc(s->unsure, cap * sizeof *nu);
+                if (nu) s->unsure = nu, s->unsure_cap = cap, u = &s->unsure[s->nunsure];
             }
             if (u) { /* without memory the repair look ends it (EMBER_ECORRUPT) */
                 *u = (struct sup_unsure){ .slot = i, .w = w, .r = r, .gen = gen, .sig = sig,
-                                          .status = status, .who = s->runners[r] };
+                                          .status = status, .since = ember__now_ns(),
+                                          .who = s->runners[r] };
                 s->nunsure++;
             }
             sup_log(2, "call %u: runner %u died naming it, as a live runner does: decided later", i, r);
             continue;
         }
+        /* nobody alive names it: R's, unless a live winner ended it and
+         * dropped its name since the word was read */
+        if (!took && !(w = still_running(v, i, w))) continue;
         bool k;
         if (fail_held_call(s, &s->runners[r], r, gen, i, w, sig, status, &k)) {
             failed++;
@@ -310,25 +345,31 @@ static unsigned fail_held_calls(struct sup *s, uint32_t r, uint32_t gen, int sig
 void sup_settle_unsure(struct sup *s)
 {
     struct ember__view *v = s->v;
+    uint64_t now = ember__now_ns();
     uint32_t left = 0;
     for (uint32_t k = 0; k < s->nunsure; k++) {
-        struct sup_unsure *u = &s->unsure[k];
-        uint32_t w = atomic_load_explicit(&v->slots[u->slot].state, memory_order_acquire);
-        uint32_t st = ember__st(w);
-        /* moved on (its live runner ran it to the end), or still named by
-         * a live worker: not the dead runner's, or not known yet */
-        if (ember__gen(w) != ember__gen(u->w) || (st != EMBER_SLOT_RUNNING && st != EMBER_SLOT_ABANDONED))
-            continue;
-        if (named_elsewhere(s, u->r, ember__entry(u->slot, ember__gen(w)))) {
-            s->unsure[left++] = *u;
+        struct sup_unsure u = s->unsure[k];
+        if (u.slot == EMBER_NONE) continue; /* decided meanwhile */
+        /* moved on: its live runner ran it to the end, or it was ended */
+        uint32_t w = still_running(v, u.slot, u.w);
+        if (!w) continue;
+        int n = named_live(s, ember__entry(u.slot, ember__gen(w)));
+        if (n == NAMED_RUNNING) continue; /* the live one took it: its own end decides */
+        /* a name that has not turned into a take for EMBER__UNSURE_NS is
+         * no winner's: a stray write, or a loser stopped between its
+         * announce and its take (which then fails, or, if the call is
+         * queued again, is a take like any other) */
+        if (n == NAMED_ONLY && now - u.since < EMBER__UNSURE_NS) {
+            s->unsure[left++] = u;
             continue;
         }
+        if (!(w = still_running(v, u.slot, w))) continue;
         bool killed;
-        if (fail_held_call(s, &u->who, u->r, u->gen, u->slot, w, u->sig, u->status, &killed)) {
+        if (fail_held_call(s, &u.who, u.r, u.gen, u.slot, w, u.sig, u.status, &killed)) {
             atomic_fetch_add(&v->hdr->calls_crashed, !killed);
             atomic_fetch_add(&v->hdr->calls_killed, killed);
         }
-        sup_log(2, "call %u: no live runner names it: it was runner %u's, which died", u->slot, u->r);
+        sup_log(2, "call %u: no live runner took it: it was runner %u's, which died", u.slot, u.r);
     }
     s->nunsure = left;
 }
