@@ -111,7 +111,28 @@ rm -f "$receipts"
 expect "bad rlimit named" 2 "option --runner_rlimit_nofile: 'many'" "$EMBER" pool start "$NAME-cpu2" --runner_rlimit_nofile many
 expect "cpu pool stop" 0 "stopped" "$EMBER" pool stop "$NAME-cpu"
 expect "list" 0 "^$NAME +supervisor" "$EMBER" pool list
-expect "stop" 0 "stopped" "$EMBER" pool stop "$NAME"
+# a stop that drains a long call is no hang: the supervisor's heartbeat goes
+# on (sampled while it drains: `ember stats` reports the age of the beat)
+"$EMBER" call "$NAME" sleep 4500 >/dev/null 2>&1 &
+drained=$!
+sleeping() { "$EMBER" stats "$NAME" --json | grep -q '"running":1'; }
+await "the long call runs" 10 sleeping || fail "the 4.5 s call never ran"
+"$EMBER" pool stop "$NAME" --shutdown_timeout 10s >"/tmp/ember-cli-$$.stop" 2>&1 &
+stopper=$!
+worst=0 seen=0
+while kill -0 "$stopper" 2>/dev/null; do
+    j=$("$EMBER" stats "$NAME" --json 2>/dev/null) || break
+    case $j in *'"state":"stopping"'*) seen=$((seen + 1)) ;; *) continue ;; esac
+    s=$(printf '%s' "$j" | sed -n 's/.*"supervisor_silent_s":\([0-9.]*\).*/\1/p')
+    worst=$(awk -v a="$worst" -v b="$s" 'BEGIN { print (b > a ? b : a) }')
+    "$EMBER" stats "$NAME" | grep -q "it is stuck" && fail "ember stats calls a draining supervisor stuck"
+done
+wait "$stopper" || fail "the stop of a pool draining a call: $(cat "/tmp/ember-cli-$$.stop")"
+wait "$drained" || fail "the call the stop drained did not finish"
+rm -f "/tmp/ember-cli-$$.stop"
+[ "$seen" -ge 2 ] || fail "the drain was never seen (looks: $seen)"
+awk -v w="$worst" 'BEGIN { exit !(w < 2) }' ||
+    fail "the heartbeat stopped while the supervisor drained: $worst s silent"
 expect "stopped pool" 1 "no pool '$NAME' is running" "$EMBER" stats "$NAME"
 
 if [ "$failures" -ne 0 ]; then echo "$failures checks failed"; exit 1; fi

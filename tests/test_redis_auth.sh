@@ -7,7 +7,8 @@
 # retrying for ever), with or without a database; a wrong password says the
 # password was refused, names the server, never prints the password; the
 # right one works over TCP and over the unix socket
-# (unix://[[USER]:PASSWORD@]/PATH[?db=N]), for the bridge and the producer.
+# (unix://[[USER]:PASSWORD@]/PATH[?db=N]), for the bridge and the producer; a
+# Redis that is up but not serving yet (BUSY) is waited out by the bridge.
 # Usage: test_redis_auth.sh EMBER
 set -u
 EMBER=$(realpath "${1:?usage: test_redis_auth.sh EMBER}")
@@ -121,4 +122,23 @@ for f in bt.log bu.log; do
     no_secret "bridge log $f" $f
     grep -q "final stats: taken=[1-9]" $f || { fail "bridge $f took work"; show $f; }
 done
+
+# ---- up but not serving yet (BUSY with a script here; LOADING its dataset
+# at boot is the same): an outage the bridge waits out, not a refusal
+R config set busy-reply-threshold 50 >/dev/null
+R eval "local function now() local t = redis.call('TIME') return t[1] * 1000000 + t[2] end
+        local e = now() + 2500000 while now() < e do end return 1" 0 >/dev/null 2>&1 &
+script=$!
+busy() { R ping 2>&1 | grep -q BUSY; }
+await "Redis busy with a script" 10 busy || fail "Redis never answered BUSY"
+"$EMBER" bridge "$P" --redis "redis://:$PW@$HP" --stream busy --group g --stats-interval 0 >bb.log 2>&1 &
+bridges+=($!)
+wait "$script"
+expect "submit through a bridge started while Redis was busy" 0 "^after-busy$" \
+    "$EMBER" submit --redis "redis://:$PW@$HP" --stream busy --timeout 20s echo after-busy
+kill -TERM "${bridges[@]}"
+wait "${bridges[0]}" || { fail "the bridge started while Redis was busy drains and exits 0"; show bb.log; }
+bridges=()
+grep -qE "not serving yet.*BUSY" bb.log || { fail "the bridge says Redis is not serving yet"; show bb.log; }
+no_secret "bridge log bb.log" bb.log
 exit $((failures > 0))

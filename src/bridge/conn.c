@@ -39,9 +39,12 @@ int bridge_connect(struct bridge_conn *bc, const struct ember_redis_url *u, char
     if (!r || r->type != REDIS_REPLY_INTEGER) {
         char where[300];
         ember_redis__where(u, where, sizeof where);
-        snprintf(err, errlen, "Redis at %s did not answer CLIENT ID: %s", where,
+        bool busy = r && r->type == REDIS_REPLY_ERROR && ember_redis__transient(r->str);
+        bool refused = r && !busy;
+        snprintf(err, errlen, "Redis at %s %s CLIENT ID: %s", where,
+                 busy ? "is not serving yet:" : "did not answer",
                  r && r->type == REDIS_REPLY_ERROR ? r->str : bc->read->errstr);
-        rc = r ? -EMBER_REDIS_EREPLY : -EMBER_REDIS_ECONN;
+        rc = refused ? -EMBER_REDIS_EREPLY : -EMBER_REDIS_ECONN;
         if (r) freeReplyObject(r);
         bridge_disconnect(bc);
         return rc;

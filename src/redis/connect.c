@@ -49,6 +49,16 @@ static void with_password(const struct ember_redis_url *u, char *buf, size_t len
     }
 }
 
+bool ember_redis__transient(const char *err)
+{
+    static const char *const codes[] = { "LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN" };
+    for (size_t k = 0; err && k < sizeof codes / sizeof *codes; k++) {
+        size_t n = strlen(codes[k]);
+        if (strncmp(err, codes[k], n) == 0 && (err[n] == ' ' || err[n] == 0)) return true;
+    }
+    return false;
+}
+
 /* ARGV on C: the reply (not an error), or NULL with the failure said and
  * returned in *RC: -EMBER_REDIS_ECONN (no reply: the connection is lost) or
  * -EMBER_REDIS_EREPLY (Redis refused it). WHAT names the command in a
@@ -63,6 +73,12 @@ static redisReply *run(redisContext *c, const struct ember_redis_url *u, const c
         return NULL;
     }
     if (rep->type != REDIS_REPLY_ERROR) return rep;
+    if (ember_redis__transient(rep->str)) {
+        *rc = say(err, errlen, -EMBER_REDIS_ECONN, "Redis at %s is not serving yet (%s): %s", where, what,
+                  rep->str);
+        freeReplyObject(rep);
+        return NULL;
+    }
     *rc = -EMBER_REDIS_EREPLY;
     if (strncmp(rep->str, "NOAUTH", 6) == 0 && !u->password[0]) {
         char hint[400];

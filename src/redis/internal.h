@@ -29,6 +29,10 @@ int ember_redis__connect(const struct ember_redis_url *u, int connect_ms, int io
 /* U's server for a message, into BUF: redis://HOST:PORT ([HOST] for IPv6)
  * or unix://PATH, no credentials, no database. */
 void ember_redis__where(const struct ember_redis_url *u, char *buf, size_t len);
+/* Is error reply ERR one of a server that is up but not serving yet
+ * (LOADING its dataset, BUSY with a script, MASTERDOWN, TRYAGAIN,
+ * CLUSTERDOWN)? An outage that ends by itself, not a refusal. */
+bool ember_redis__transient(const char *err);
 
 /* A finished call, as a bridge posts it. */
 struct ember_redis__post {

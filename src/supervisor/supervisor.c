@@ -62,6 +62,8 @@ static unsigned drain_runner(struct sup *s, uint32_t r, uint64_t until)
     bool killed = false;
     for (;;) {
         uint64_t now = ember__now_ns();
+        /* the heartbeat (abi.h) goes on through a drain: a stop is no hang */
+        atomic_store_explicit(&v->hdr->sup_alive_ns, now, memory_order_relaxed);
         int ms = now < until ? (int)((until - now + 999999) / 1000000) : 0; /* never short */
         if (ms > 50) ms = 50;
         if (poll(&p, 1, ms) < 0 && errno != EINTR) { /* cannot wait: look again in a while */
