@@ -289,6 +289,79 @@ static void dead_supervisors_lock_held_by_a_forked_runner_frees_its_name(void **
     fixture_stop(&g);
 }
 
+/* Two applications start the same name at once over a dead pool's
+ * segment whose lock a forked runner still holds: both wait for it to go,
+ * and exactly one of them gets the name; the other is told another
+ * process started it, and the name is the winner's pool. */
+static void two_starts_over_a_dead_pool_make_one_pool(void **st)
+{
+    (void)st;
+    struct fixture f;
+    struct ember_pool_config cfg;
+    fixture_config(&f, &cfg, "s", "two");
+    cfg.min = cfg.max = 1;
+    fixture_start(&f, &cfg, 1);
+    char shm[96];
+    ember__shm_name(shm, sizeof shm, f.name);
+    pid_t sup = ember_pool_supervisor_pid(f.pool);
+    int pidfd = ember__pidfd_open(sup);
+    assert_true(pidfd >= 0);
+    kill(sup, SIGKILL);
+    assert_true(await_exit(pidfd));
+    struct late_holder lh = { .fd = shm_open(shm, O_RDWR | O_CLOEXEC, 0) };
+    assert_true(lh.fd >= 0);
+    assert_int_equal(ember__ofd_lock(lh.fd, EMBER__LOCK_SUPERVISOR), 0);
+    /* two starters, each a process of its own that reports its start's
+     * result and its supervisor's pid, then keeps its pool until told */
+    int res[2], go[2];
+    assert_int_equal(pipe(res), 0);
+    assert_int_equal(pipe(go), 0);
+    pid_t kid[2];
+    for (int k = 0; k < 2; k++) {
+        kid[k] = fork();
+        if (kid[k] == 0) {
+            close(res[0]), close(go[1]);
+            close(lh.fd); /* the holder's description is the thread's alone */
+            ember_pool *p = NULL;
+            int rc = ember_pool_start(&cfg, &p);
+            int32_t msg[2] = { rc, rc ? 0 : (int32_t)ember_pool_supervisor_pid(p) };
+            if (write(res[1], msg, sizeof msg) != (ssize_t)sizeof msg) _exit(3);
+            char c;
+            if (read(go[0], &c, 1) < 0) _exit(3);
+            if (!rc) ember_pool_stop(p, EMBER_SECOND);
+            _exit(0);
+        }
+    }
+    close(res[1]), close(go[0]);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, let_go_late, &lh), 0);
+    int32_t got[2][2];
+    for (int k = 0; k < 2; k++) assert_int_equal(read(res[0], got[k], sizeof got[k]), (ssize_t)sizeof got[k]);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    int wins = (got[0][0] == 0) + (got[1][0] == 0);
+    int loser = got[0][0] == 0 ? 1 : 0, winner = 1 - loser;
+    print_message("starts: %s, %s\n", ember_errname(got[0][0]), ember_errname(got[1][0]));
+    assert_int_equal(wins, 1);
+    assert_int_equal(got[loser][0], -EMBER_EEXIST);
+    /* the name is the winner's pool */
+    ember_client *c;
+    assert_int_equal(ember_attach(f.name, &c), 0);
+    ember_stats s;
+    assert_true(ember_stats_read(c, &s, NULL, 0) >= 0);
+    assert_int_equal(s.supervisor_pid, got[winner][1]);
+    ember_detach(c);
+    close(go[1]);
+    for (int k = 0; k < 2; k++) {
+        int ws;
+        assert_int_equal(waitpid(kid[k], &ws, 0), kid[k]);
+        assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    }
+    close(res[0]);
+    ember_detach(f.c);
+    assert_int_equal(ember_pool_stop(f.pool, 0), -EMBER_EPOOLDOWN);
+    close(pidfd);
+}
+
 static void on_grow_start_blocks(const ember_event *ev, void *arg)
 {
     (void)ev, (void)arg;
@@ -343,6 +416,7 @@ int main(void)
         cmocka_unit_test(supervisor_start_failure_says_why),
         cmocka_unit_test(unreaped_dead_supervisor_frees_its_name),
         cmocka_unit_test(dead_supervisors_lock_held_by_a_forked_runner_frees_its_name),
+        cmocka_unit_test(two_starts_over_a_dead_pool_make_one_pool),
         cmocka_unit_test(blocked_callback_holds_up_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -60,11 +60,20 @@ static bool named_supervisor_gone(int fd)
  * description too, from its fork until its first act closes it: when the
  * supervisor the header names is gone while the lock is held, that is such
  * a runner, forked just before its supervisor died and not yet run, and
- * the lock goes within moments; this waits for it, a second at most. */
-static bool stale_segment(const char *shm)
+ * the lock goes within moments; this waits for it, a second at most.
+ *
+ * Returns 1 when it is stale and now this process's to replace: *OLD is a
+ * descriptor of it holding its starting byte, checked to be still the
+ * object under the name, so that no other starter judges it stale too and
+ * unlinks it, or the segment that replaced it (the caller unlinks the name,
+ * creates the new one if it starts a pool, then closes *OLD). 0: it is a
+ * live pool's (or one starting); -1: another process is replacing it right
+ * now; ENOENT-like: 1 with *OLD = -1 (nothing there). */
+static int claim_stale(const char *shm, int *old)
 {
-    int fd = shm_open(shm, O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0) return errno == ENOENT;
+    *old = -1;
+    int fd = shm_open(shm, O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0) return errno == ENOENT ? 1 : 0;
     int held = ember__ofd_locked(fd, EMBER__LOCK_SUPERVISOR, 2); /* both bytes */
     for (int k = 0; k < 200 && held > 0 && ember__ofd_locked(fd, EMBER__LOCK_STARTING, 1) == 0 &&
                     named_supervisor_gone(fd);
@@ -73,15 +82,36 @@ static bool stale_segment(const char *shm)
         nanosleep(&ts, NULL);
         held = ember__ofd_locked(fd, EMBER__LOCK_SUPERVISOR, 2);
     }
-    close(fd);
-    return held == 0;
+    if (held != 0) {
+        close(fd);
+        return 0;
+    }
+    /* ours to replace if we hold its starting byte (else another starter
+     * does) and the name still names it (else it was replaced already) */
+    struct stat a, b;
+    int nf = -1;
+    bool ours = ember__ofd_lock(fd, EMBER__LOCK_STARTING) == 0 &&
+                ember__ofd_locked(fd, EMBER__LOCK_SUPERVISOR, 1) == 0 &&
+                (nf = shm_open(shm, O_RDONLY | O_CLOEXEC, 0)) >= 0 && fstat(fd, &a) == 0 &&
+                fstat(nf, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+    if (nf >= 0) close(nf);
+    if (!ours) {
+        close(fd);
+        return -1;
+    }
+    *old = fd;
+    return 1;
 }
 
 void ember__unlink_if_stale(const char *name)
 {
     char shm[96];
+    int old;
     ember__shm_name(shm, sizeof shm, name);
-    if (stale_segment(shm)) shm_unlink(shm);
+    if (claim_stale(shm, &old) == 1 && old >= 0) {
+        shm_unlink(shm);
+        close(old);
+    }
 }
 
 /* The geometry of a pool's segment: the header's sizes and offsets, to be
@@ -235,21 +265,35 @@ static int segment_open(const char *pool, const char *shm, const struct layout *
                         int *fd_out, int *lockfd)
 {
     int fd = shm_open(shm, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int old = -1; /* the stale segment replaced, held until the new one is locked */
     if (fd < 0 && errno == EEXIST) {
-        if (!stale_segment(shm))
-            return ember__fail(-EMBER_EEXIST, "pool '%s' is already running", pool);
-        shm_unlink(shm);
+        int c = claim_stale(shm, &old);
+        if (c == 0) return ember__fail(-EMBER_EEXIST, "pool '%s' is already running", pool);
+        if (c < 0)
+            return ember__fail(-EMBER_EEXIST, "pool '%s' was started by another process at the same time",
+                               pool);
+        if (old >= 0) shm_unlink(shm);
         fd = shm_open(shm, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 && errno == EEXIST) { /* another start created it first */
+            if (old >= 0) close(old);
+            return ember__fail(-EMBER_EEXIST, "pool '%s' was started by another process at the same time",
+                               pool);
+        }
     }
     char what[160];
     if (fd < 0) {
+        int e = errno;
+        if (old >= 0) close(old);
         snprintf(what, sizeof what, "pool '%s': shm_open %s", pool, shm);
-        return ember__sys_fail(errno, what);
+        return ember__sys_fail(e, what);
     }
     int rc = starting_lock(pool, shm, fd, lockfd);
+    if (old >= 0) close(old);
     if (rc) {
+        /* the name is ours to remove only while it still names our object
+         * (starting_lock fails with EEXIST when another start replaced it) */
+        if (rc != -EMBER_EEXIST) shm_unlink(shm);
         close(fd);
-        shm_unlink(shm);
         return rc;
     }
     rc = segment_size(pool, shm, fd, l);
