@@ -101,7 +101,8 @@ static void release_worker_counts(struct ember__view *v, uint32_t r)
     for (uint32_t t = 0; t < v->max_conc; t++) {
         struct ember_worker_ent *we = &v->workers[r * v->max_conc + t];
         uint32_t ws = atomic_exchange(&we->park, EMBER_WORKER_ACTIVE);
-        atomic_store(&we->busy, 0);
+        /* busy stays: it tells fail_held_calls which calls were taken,
+         * which clears it with the names */
         if (ws == EMBER_WORKER_SPINNING) {
             atomic_fetch_sub(&v->hdr->spin, EMBER_SPIN_IDLE);
             if (v->nrings > 1 && re->ring < v->nrings) atomic_fetch_sub(&v->run[re->ring].h->spinners, 1);
@@ -337,8 +338,10 @@ static unsigned fail_held_calls(struct sup *s, uint32_t r, uint32_t gen, int sig
             *killed += k;
         }
     }
-    for (uint32_t t = 0; t < v->max_conc; t++)
+    for (uint32_t t = 0; t < v->max_conc; t++) {
         atomic_store(&v->workers[r * v->max_conc + t].current, EMBER_NONE);
+        atomic_store(&v->workers[r * v->max_conc + t].busy, 0);
+    }
     return failed;
 }
 
@@ -413,8 +416,9 @@ static bool holds_call(const struct ember__view *v, uint32_t r)
         if (e == EMBER_NONE || (e & 0xffffu) >= v->nslots) continue;
         const struct ember_slot *sl = &v->slots[e & 0xffffu];
         uint32_t w = atomic_load_explicit(&sl->state, memory_order_acquire);
+        /* busy: it took the call (a name alone may be a lost take's) */
         if (ember__gen(w) == e >> 16 && ember__st(w) == EMBER_SLOT_RUNNING &&
-            !(sl->flags & EMBER_CALL_CHILD))
+            atomic_load(&v->workers[r * v->max_conc + t].busy) && !(sl->flags & EMBER_CALL_CHILD))
             return true;
     }
     return false;
