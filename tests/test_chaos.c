@@ -2,8 +2,8 @@
  * while callers keep calls in flight. Every call ends with its result or
  * EMBER_ECRASHED (never a hang, never a wrong result), and when the dust
  * settles every slot and every shared page is free again and the pool still
- * serves. EMBER_CHAOS_SECONDS sets the length (default 2 s, the suite's
- * short version; tools/chaos runs a long one). */
+ * serves. EMBER_CHAOS_KILLS sets the length in kills (default 60, about
+ * 2 s: the suite's short version; tools/chaos runs a long one). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -116,7 +116,7 @@ static void run_chaos(bool elastic)
     atomic_store(&g_ok, 0);
     atomic_store(&g_crashed, 0);
     atomic_store(&g_bad, 0);
-    double seconds = getenv("EMBER_CHAOS_SECONDS") ? atof(getenv("EMBER_CHAOS_SECONDS")) : 2.0;
+    unsigned kills = getenv("EMBER_CHAOS_KILLS") ? (unsigned)atoi(getenv("EMBER_CHAOS_KILLS")) : 60;
     struct ember_pool_config cfg;
     ember_pool_config_init(&cfg);
     snprintf(g_name, sizeof g_name, "tchaos-%d%s", (int)getpid(), elastic ? "-e" : "");
@@ -142,10 +142,13 @@ static void run_chaos(bool elastic)
         pthread_create(&th[i], NULL, caller_thread, &ca[i]);
     }
 
-    unsigned runner_kills = 0, caller_kills = 0;
-    uint64_t end = ember__now_ns() + (uint64_t)(seconds * 1e9);
+    /* KILLS kills, a round every 10 to 30 ms: two in three kill a runner
+     * that has booted (when one has), one in three a caller process; at
+     * most ten rounds a kill */
+    unsigned runner_kills = 0, caller_kills = 0, rounds = 0;
+    uint64_t began = ember__now_ns();
     unsigned seed = (unsigned)getpid();
-    while (ember__now_ns() < end) {
+    for (; runner_kills + caller_kills < kills && rounds < 10 * kills; rounds++) {
         struct timespec ts = { 0, 10000000 + (long)(rand_r(&seed) % 20000000) };
         nanosleep(&ts, NULL);
         if (rand_r(&seed) % 3) { /* kill a runner */
@@ -183,10 +186,12 @@ static void run_chaos(bool elastic)
     }
     atomic_store(&g_stop, 1);
     for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
-    fprintf(stderr, "chaos%s %.1f s: %u runner kills, %u caller kills; %llu ok, %llu crashed, %llu bad\n",
-            elastic ? " (elastic)" : "", seconds, runner_kills, caller_kills, (unsigned long long)g_ok,
-            (unsigned long long)g_crashed, (unsigned long long)g_bad);
+    fprintf(stderr, "chaos%s %.1f s: %u runner kills, %u caller kills in %u rounds; %llu ok, %llu crashed, "
+            "%llu bad\n", elastic ? " (elastic)" : "", (double)(ember__now_ns() - began) / 1e9, runner_kills,
+            caller_kills, rounds, (unsigned long long)g_ok, (unsigned long long)g_crashed,
+            (unsigned long long)g_bad);
     assert_int_equal(atomic_load(&g_bad), 0);
+    assert_int_equal(runner_kills + caller_kills, kills);
     assert_true(atomic_load(&g_ok) > 0);
     assert_true(runner_kills > 0);
 
