@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 #include "lib/testing.h"
+#include "fixture.h"
 
 static char g_name[40];
 static ember_pool *g_pool;
@@ -196,25 +197,17 @@ static void run_chaos(bool elastic)
     assert_true(runner_kills > 0);
 
     /* settle: the supervisor has reaped every killed caller and runner */
-    uint64_t until = ember__now_ns() + 5000000000ull;
-    uint32_t free_slots = 0, used_pages = 0;
-    while (ember__now_ns() < until) {
-        free_slots = 0;
-        for (uint32_t i = 0; i < ember__client_view(c)->nslots; i++)
-            free_slots += ember__st(atomic_load(&ember__client_view(c)->slots[i].state)) == EMBER_SLOT_FREE;
-        used_pages = 0;
-        ember__pages_lock(ember__client_view(c));
-        for (uint32_t i = 0; i < ember__client_view(c)->npages; i++) used_pages += ember__client_view(c)->page_owner[i] != 0;
-        ember__pages_unlock(ember__client_view(c));
-        if (free_slots == ember__client_view(c)->nslots && used_pages == 0 &&
-            atomic_load(&ember__client_view(c)->hdr->callers_reaped) >= caller_kills)
-            break;
-        struct timespec ts = { 0, 20000000 };
-        nanosleep(&ts, NULL); /* polling a condition the supervisor reaches on its own */
-    }
-    assert_int_equal(free_slots, ember__client_view(c)->nslots);
-    assert_int_equal(used_pages, 0);
-    assert_true(atomic_load(&ember__client_view(c)->hdr->callers_reaped) >= caller_kills);
+    struct ember__view *v = ember__client_view(c);
+    uint32_t slots = 0, pages = 0;
+    struct pool_wait w = pool_wait_start(c, 5000);
+    do {
+        slots = free_slots(c);
+        pages = used_pages(c);
+    } while ((slots != v->nslots || pages != 0 || atomic_load(&v->hdr->callers_reaped) < caller_kills) &&
+             pool_wait_next(&w));
+    assert_int_equal(slots, v->nslots);
+    assert_int_equal(pages, 0);
+    assert_true(atomic_load(&v->hdr->callers_reaped) >= caller_kills);
     /* and it still serves */
     assert_int_equal(ember_pool_wait_ready(g_pool, cfg.min, 5000000000ll), 0);
     ember_result r;

@@ -51,14 +51,6 @@ static ember_call_id submit_gate(ember_client *c, uint32_t k, int64_t timeout)
     return id;
 }
 
-static uint32_t free_slots(ember_client *c)
-{
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < ember__client_view(c)->nslots; i++)
-        n += ember__st(atomic_load(&ember__client_view(c)->slots[i].state)) == EMBER_SLOT_FREE;
-    return n;
-}
-
 /* Start a pool of RUNNERS runners and SLOTS slots (0: the fixture's), its
  * gates closed, and attach to it. */
 static void start_pool(struct fixture *f, const char *tag, unsigned runners, unsigned slots)
@@ -174,9 +166,8 @@ static void claim_of_a_dead_claimer_is_freed(void **st)
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     struct ember__view *v = ember__client_view(f.c);
     assert_int_equal(ember__st(atomic_load(&v->slots[0].state)), EMBER_SLOT_CLAIMED);
-    uint64_t until = ember__now_ns() + 10 * EMBER_SECOND;
-    while (ember__st(atomic_load(&v->slots[0].state)) != EMBER_SLOT_FREE && ember__now_ns() < until)
-        ember__futex_wait(&v->hdr->epoch, atomic_load(&v->hdr->epoch), ember__now_ns() + 50000000ull);
+    struct pool_wait w = pool_wait_start(f.c, 10000);
+    while (ember__st(atomic_load(&v->slots[0].state)) != EMBER_SLOT_FREE && pool_wait_next(&w)) {}
     assert_int_equal(ember__st(atomic_load(&v->slots[0].state)), EMBER_SLOT_FREE);
     assert_int_equal(free_slots(f.c), v->nslots);
     fixture_stop(&f);
@@ -337,8 +328,7 @@ static void *collect_thread(void *arg)
             if (k->seen[n]++) k->dup++;
         }
         ember_result_release(k->c, &r);
-        atomic_fetch_add(k->collected, 1);
-        ember__futex_wake(k->collected, INT_MAX);
+        bump(k->collected);
     }
     return NULL;
 }
@@ -359,8 +349,7 @@ static void wait_any_from_two_threads_collects_each_call_once(void **st)
     }
     int h = ember_handler(f.c, "echo");
     for (uint32_t n = 0; n < CALLS; n++) {
-        while (n - atomic_load(&collected) >= INFLIGHT)
-            ember__futex_wait(&collected, atomic_load(&collected), ember__now_ns() + 10000000ull);
+        if (n >= INFLIGHT) assert_true(await_count(&collected, n - INFLIGHT + 1, 10000));
         ember_call_id id;
         assert_int_equal(ember_submit(f.c, h, &n, sizeof n, EMBER_NEVER, &id), 0);
     }

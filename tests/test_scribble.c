@@ -156,14 +156,6 @@ static void join_honest(void)
     while (g_threads > 0) pthread_join(g_th[--g_threads], NULL);
 }
 
-static uint32_t free_slots(struct ember__view *v)
-{
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < v->nslots; i++)
-        n += ember__st(atomic_load(&v->slots[i].state)) == EMBER_SLOT_FREE;
-    return n;
-}
-
 /* For a failure's log: the slots not FREE. */
 static void print_held(struct ember__view *v)
 {
@@ -175,15 +167,6 @@ static void print_held(struct ember__view *v)
                 "detail %d\n", i, w, ember__st(w), ember__gen(w),
                 (unsigned long long)atomic_load(&sl->owner), sl->status, sl->detail);
     }
-}
-
-static uint32_t used_pages(struct ember__view *v)
-{
-    uint32_t n = 0;
-    ember__pages_lock(v);
-    for (uint32_t i = 0; i < v->npages; i++) n += v->page_owner[i] != 0;
-    ember__pages_unlock(v);
-    return n;
 }
 
 static void stray_writes(void **st)
@@ -250,12 +233,8 @@ static void stray_writes(void **st)
     assert_int_equal(atomic_load(&h->runners_started), started);
     /* a call the repair failed that nobody collects is freed 2 s later
      * (awaited, at most 5 s) */
-    uint64_t until = ember__now_ns() + 5000000000ull;
-    while (atomic_load(&v->slots[lone].state) == ember__mk(lone_gen, EMBER_SLOT_DONE) &&
-           ember__now_ns() < until) {
-        struct timespec ts = { 0, 20000000 };
-        nanosleep(&ts, NULL); /* polling a state the supervisor reaches on its own */
-    }
+    struct pool_wait w = pool_wait_start(F.c, 5000);
+    while (atomic_load(&v->slots[lone].state) == ember__mk(lone_gen, EMBER_SLOT_DONE) && pool_wait_next(&w)) {}
     assert_int_not_equal(atomic_load(&v->slots[lone].state), ember__mk(lone_gen, EMBER_SLOT_DONE));
     /* and nothing is left behind once the callers go. A stray write can
      * make a FREE slot look like its last owner's call (CLAIMED, QUEUED,
@@ -266,14 +245,11 @@ static void stray_writes(void **st)
     ember_detach(F.c);
     assert_int_equal(ember_attach(F.name, &F.c), 0);
     v = ember__client_view(F.c);
-    until = ember__now_ns() + 5000000000ull;
-    while ((free_slots(v) != v->nslots || used_pages(v) != 0) && ember__now_ns() < until) {
-        struct timespec ts = { 0, 20000000 };
-        nanosleep(&ts, NULL); /* polling a state the supervisor reaches on its own */
-    }
-    if (free_slots(v) != v->nslots) print_held(v);
-    assert_int_equal(free_slots(v), v->nslots);
-    assert_int_equal(used_pages(v), 0);
+    w = pool_wait_start(F.c, 5000);
+    while ((free_slots(F.c) != v->nslots || used_pages(F.c) != 0) && pool_wait_next(&w)) {}
+    if (free_slots(F.c) != v->nslots) print_held(v);
+    assert_int_equal(free_slots(F.c), v->nslots);
+    assert_int_equal(used_pages(F.c), 0);
     for (uint32_t i = 0; i < 4 * v->nslots; i++, k++) assert_int_equal(honest_call(k, call_len(k), buf, true), 0);
     g_started = false;
     fixture_stop(&F);
