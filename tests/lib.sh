@@ -18,6 +18,14 @@
 #                                        background, its files in DIR; sets
 #                                        redis_pid; returns once it answers
 #                                        (status 1 if it never does)
+#   redis_test DIR [OPTIONS...]          the test's own redis-server: redis_up
+#                                        on a free port; sets PORT, and URL
+#                                        (redis://127.0.0.1:PORT); status 1 if
+#                                        it never answers. The test's EXIT
+#                                        trap stops it (redis_down)
+#   redis_down                           stop (SIGKILL) and reap the server
+#                                        redis_up started, if it still runs
+#   R ARGS...                            redis-cli on the test's server
 
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 
@@ -65,3 +73,18 @@ redis_up() {
     redis_pid=$!
     await "redis-server answers on port $port (see $dir/redis.log)" 10 redis_pongs "$port"
 }
+
+redis_test() {
+    local dir=$1; shift
+    PORT=$(free_port)
+    URL=redis://127.0.0.1:$PORT
+    redis_up "$PORT" "$dir" "$@"
+}
+
+redis_down() {
+    [ -n "${redis_pid:-}" ] || return 0
+    { kill -KILL "$redis_pid"; wait "$redis_pid"; } 2>/dev/null
+    redis_pid=
+}
+
+R() { redis-cli -p "$PORT" "$@"; }

@@ -16,7 +16,7 @@ set -u
 EMBER=$1
 unset EMBER_PLUGIN_PATH
 failures=0
-. "$(dirname "$0")/lib.sh" # fail, check, expect, await, free_port, redis_up
+. "$(dirname "$0")/lib.sh" # fail, check, expect, await, redis_test, redis_up, R
 # must DESCRIPTION SECONDS COMMAND...: await it; what follows depends on it,
 # so if it never comes, stop there, with the bridges' logs
 must() {
@@ -29,24 +29,21 @@ work=$(mktemp -d)
 PA=bridgeA-$$ PB=bridgeB-$$
 S=jobs G=hosts
 declare -A BPID=()
-redis_pid=
 cleanup() {
     local n
     for n in "${!BPID[@]}"; do { kill -KILL "${BPID[$n]}"; wait "${BPID[$n]}"; } 2>/dev/null; done
     "$EMBER" pool stop "$PA" --shutdown_timeout 100ms >/dev/null 2>&1
     "$EMBER" pool stop "$PB" --shutdown_timeout 100ms >/dev/null 2>&1
-    [ -n "$redis_pid" ] && { kill -KILL "$redis_pid"; wait "$redis_pid"; } 2>/dev/null
+    redis_down
     rm -f /dev/shm/ember-bridge."$(id -u)".{"$PA","$PB"}.* # the SIGKILLed bridge's figures
     if [ "$failures" -ne 0 ] && [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
-# a free loopback port, and Redis on it (append-only, every write synced)
-PORT=$(free_port)
-R() { redis-cli -p "$PORT" "$@"; }
-redis_start() { redis_up "$PORT" "$work" --appendonly yes --appendfsync always; }
-redis_start || exit 1
-URL=redis://127.0.0.1:$PORT
+# Redis on a free loopback port, append-only, every write synced (started
+# again on the same port below)
+aof=(--appendonly yes --appendfsync always)
+redis_test "$work" "${aof[@]}" || exit 1
 
 # bridge_start NAME POOL [OPTIONS...]: a bridge in the background, consumer NAME
 bridge_start() {
@@ -121,7 +118,7 @@ must "bA saw Redis fail" 5 grep -q "Redis failed" "$work/bA.log"
 must "bB saw Redis fail" 5 grep -q "Redis failed" "$work/bB.log"
 # the calls end meanwhile and their results wait in the bridges
 must "bB holds results while Redis is down" 10 grep -qE "running=0 unposted=[1-9][0-9]* redis=down" "$work/bB.log"
-redis_start || exit 1
+redis_up "$PORT" "$work" "${aof[@]}" || exit 1
 must "1300 results after the restart" 30 eval '[ "$(results)" = 1300 ]'
 must "nothing pending after the restart" 10 eval '[ "$(pending)" = 0 ]'
 must "bB reconnected (backoff up to 5 s)" 15 grep -q "connected to Redis again" "$work/bB.log"

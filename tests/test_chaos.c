@@ -2,8 +2,8 @@
  * while callers keep calls in flight. Every call ends with its result or
  * EMBER_ECRASHED (never a hang, never a wrong result), and when the dust
  * settles every slot and every shared page is free again and the pool still
- * serves. EMBER_CHAOS_SECONDS sets the length (default 2 s, the suite's
- * short version; tools/chaos runs a long one). */
+ * serves. EMBER_CHAOS_KILLS sets the length in kills (default 60, about
+ * 2 s: the suite's short version; tools/chaos runs a long one). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 #include "lib/testing.h"
+#include "fixture.h"
 
 static char g_name[40];
 static ember_pool *g_pool;
@@ -116,7 +117,7 @@ static void run_chaos(bool elastic)
     atomic_store(&g_ok, 0);
     atomic_store(&g_crashed, 0);
     atomic_store(&g_bad, 0);
-    double seconds = getenv("EMBER_CHAOS_SECONDS") ? atof(getenv("EMBER_CHAOS_SECONDS")) : 2.0;
+    unsigned kills = getenv("EMBER_CHAOS_KILLS") ? (unsigned)atoi(getenv("EMBER_CHAOS_KILLS")) : 60;
     struct ember_pool_config cfg;
     ember_pool_config_init(&cfg);
     snprintf(g_name, sizeof g_name, "tchaos-%d%s", (int)getpid(), elastic ? "-e" : "");
@@ -142,10 +143,13 @@ static void run_chaos(bool elastic)
         pthread_create(&th[i], NULL, caller_thread, &ca[i]);
     }
 
-    unsigned runner_kills = 0, caller_kills = 0;
-    uint64_t end = ember__now_ns() + (uint64_t)(seconds * 1e9);
+    /* KILLS kills, a round every 10 to 30 ms: two in three kill a runner
+     * that has booted (when one has), one in three a caller process; at
+     * most ten rounds a kill */
+    unsigned runner_kills = 0, caller_kills = 0, rounds = 0;
+    uint64_t began = ember__now_ns();
     unsigned seed = (unsigned)getpid();
-    while (ember__now_ns() < end) {
+    for (; runner_kills + caller_kills < kills && rounds < 10 * kills; rounds++) {
         struct timespec ts = { 0, 10000000 + (long)(rand_r(&seed) % 20000000) };
         nanosleep(&ts, NULL);
         if (rand_r(&seed) % 3) { /* kill a runner */
@@ -183,33 +187,27 @@ static void run_chaos(bool elastic)
     }
     atomic_store(&g_stop, 1);
     for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
-    fprintf(stderr, "chaos%s %.1f s: %u runner kills, %u caller kills; %llu ok, %llu crashed, %llu bad\n",
-            elastic ? " (elastic)" : "", seconds, runner_kills, caller_kills, (unsigned long long)g_ok,
-            (unsigned long long)g_crashed, (unsigned long long)g_bad);
+    fprintf(stderr, "chaos%s %.1f s: %u runner kills, %u caller kills in %u rounds; %llu ok, %llu crashed, "
+            "%llu bad\n", elastic ? " (elastic)" : "", (double)(ember__now_ns() - began) / 1e9, runner_kills,
+            caller_kills, rounds, (unsigned long long)g_ok, (unsigned long long)g_crashed,
+            (unsigned long long)g_bad);
     assert_int_equal(atomic_load(&g_bad), 0);
+    assert_int_equal(runner_kills + caller_kills, kills);
     assert_true(atomic_load(&g_ok) > 0);
     assert_true(runner_kills > 0);
 
     /* settle: the supervisor has reaped every killed caller and runner */
-    uint64_t until = ember__now_ns() + 5000000000ull;
-    uint32_t free_slots = 0, used_pages = 0;
-    while (ember__now_ns() < until) {
-        free_slots = 0;
-        for (uint32_t i = 0; i < ember__client_view(c)->nslots; i++)
-            free_slots += ember__st(atomic_load(&ember__client_view(c)->slots[i].state)) == EMBER_SLOT_FREE;
-        used_pages = 0;
-        ember__pages_lock(ember__client_view(c));
-        for (uint32_t i = 0; i < ember__client_view(c)->npages; i++) used_pages += ember__client_view(c)->page_owner[i] != 0;
-        ember__pages_unlock(ember__client_view(c));
-        if (free_slots == ember__client_view(c)->nslots && used_pages == 0 &&
-            atomic_load(&ember__client_view(c)->hdr->callers_reaped) >= caller_kills)
-            break;
-        struct timespec ts = { 0, 20000000 };
-        nanosleep(&ts, NULL); /* polling a condition the supervisor reaches on its own */
-    }
-    assert_int_equal(free_slots, ember__client_view(c)->nslots);
-    assert_int_equal(used_pages, 0);
-    assert_true(atomic_load(&ember__client_view(c)->hdr->callers_reaped) >= caller_kills);
+    struct ember__view *v = ember__client_view(c);
+    uint32_t slots = 0, pages = 0;
+    struct pool_wait w = pool_wait_start(c, 5000);
+    do {
+        slots = free_slots(c);
+        pages = used_pages(c);
+    } while ((slots != v->nslots || pages != 0 || atomic_load(&v->hdr->callers_reaped) < caller_kills) &&
+             pool_wait_next(&w));
+    assert_int_equal(slots, v->nslots);
+    assert_int_equal(pages, 0);
+    assert_true(atomic_load(&v->hdr->callers_reaped) >= caller_kills);
     /* and it still serves */
     assert_int_equal(ember_pool_wait_ready(g_pool, cfg.min, 5000000000ll), 0);
     ember_result r;

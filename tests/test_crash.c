@@ -32,14 +32,6 @@ static int h_exit(const void *a, size_t n, ember_out *o, const ember_job *j)
     if (n == sizeof st) memcpy(&st, a, sizeof st);
     exit(st);
 }
-static int h_crash(const void *a, size_t n, ember_out *o, const ember_job *j)
-{
-    (void)o, (void)j;
-    int sig = 0;
-    if (n == sizeof sig) memcpy(&sig, a, sizeof sig);
-    raise(sig);
-    return 0;
-}
 /* "hog": maps its argument's bytes and touches every page */
 static int h_hog(const void *a, size_t n, ember_out *o, const ember_job *j)
 {
@@ -379,7 +371,7 @@ static void over_memory_max_is_eoom(void **st)
 int main(int argc, char **argv)
 {
     ember_handler_register("exit", h_exit);
-    ember_handler_register("crash", h_crash);
+    ember_handler_register("crash", h_raise);
     ember_handler_register("hog", h_hog);
     ember_handler_register("spin", h_spin);
     ember_handler_register("limits", h_limits);

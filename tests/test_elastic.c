@@ -35,8 +35,7 @@ static struct shared *S;
 static int h_block(const void *a, size_t n, ember_out *o, const ember_job *j)
 {
     (void)a, (void)n, (void)o;
-    atomic_fetch_add(&S->started, 1);
-    ember__futex_wake(&S->started, INT_MAX);
+    bump(&S->started);
     while (atomic_load(&S->hold) && !ember_job_cancelled(j))
         ember__futex_wait(&S->hold, 1, ember__now_ns() + 10000000ull);
     return 0;
@@ -44,8 +43,7 @@ static int h_block(const void *a, size_t n, ember_out *o, const ember_job *j)
 static int h_pid(const void *a, size_t n, ember_out *o, const ember_job *j)
 {
     (void)a, (void)n, (void)j;
-    atomic_fetch_add(&S->ran, 1);
-    ember__futex_wake(&S->ran, INT_MAX);
+    bump(&S->ran);
     int pid = getpid();
     return ember_out_write(o, &pid, sizeof pid);
 }
@@ -54,19 +52,17 @@ static int h_sleep(const void *a, size_t n, ember_out *o, const ember_job *j)
     (void)o, (void)j;
     uint32_t us = 0;
     if (n == sizeof us) memcpy(&us, a, sizeof us);
-    atomic_fetch_add(&S->started, 1);
-    ember__futex_wake(&S->started, INT_MAX);
+    bump(&S->started);
     struct timespec ts = { us / 1000000, (long)(us % 1000000) * 1000 };
     nanosleep(&ts, NULL);
-    atomic_fetch_add(&S->ran, 1);
+    bump(&S->ran);
     return 0;
 }
 /* never looks at its cancel flag */
 static int h_deaf_spin(const void *a, size_t n, ember_out *o, const ember_job *j)
 {
     (void)a, (void)n, (void)o, (void)j;
-    atomic_fetch_add(&S->started, 1);
-    ember__futex_wake(&S->started, INT_MAX);
+    bump(&S->started);
     for (;;) pause();
     return 0;
 }
@@ -74,11 +70,8 @@ static int h_deaf_spin(const void *a, size_t n, ember_out *o, const ember_job *j
 static int h_polite(const void *a, size_t n, ember_out *o, const ember_job *j)
 {
     (void)a, (void)n, (void)o;
-    while (!ember_job_cancelled(j)) {
-        struct timespec ts = { 0, 1000000 };
-        nanosleep(&ts, NULL);
-    }
-    atomic_fetch_add(&S->ran, 1);
+    await_cancel(j);
+    bump(&S->ran);
     return 0;
 }
 
@@ -104,19 +97,18 @@ static int boot_cb(void *arg, char *msg, size_t len)
 static bool idle_check(void *arg)
 {
     (void)arg;
-    atomic_fetch_add(&S->checks, 1);
-    ember__futex_wake(&S->checks, INT_MAX);
+    bump(&S->checks);
     return !atomic_load(&S->keep);
 }
 static void on_grow_end(const ember_event *ev, void *arg)
 {
     (void)ev, (void)arg;
-    atomic_fetch_add(&S->grow_end_cb, 1);
+    bump(&S->grow_end_cb);
 }
 static void on_shrink(const ember_event *ev, void *arg)
 {
     (void)ev, (void)arg;
-    atomic_fetch_add(&S->shrink_cb, 1);
+    bump(&S->shrink_cb);
 }
 
 static void config(struct ember_pool_config *cfg, struct fixture *f, const char *tag)
@@ -145,19 +137,16 @@ static uint32_t live_runners(struct fixture *f)
  * supervisor has published it. */
 static bool await_serving(struct fixture *f, uint32_t n, unsigned ms)
 {
-    uint64_t until = ember__now_ns() + ms * 1000000ull;
-    while (ember__now_ns() < until) {
-        uint32_t ep = atomic_load(&hdr(f)->epoch);
-        if (serving(f) == n && live_runners(f) == n) return true;
-        ember__futex_wait(&hdr(f)->epoch, ep, ember__now_ns() + 5000000ull);
-    }
-    return false;
+    struct pool_wait w = pool_wait_start(f->c, ms);
+    bool there;
+    while (!(there = serving(f) == n && live_runners(f) == n) && pool_wait_next(&w)) {}
+    return there;
 }
 
-/* Count events of TYPE (and REASON, unless -1) read from the pool since the
- * last call. */
+/* Count the events of each type read from the pool since the last call
+ * (each must name the pool). */
 struct evcount { int grow_start, grow_ok, grow_fail, shrink, last_fail_count; char last_msg[64]; };
-static struct evcount read_events(struct fixture *f, int shrink_reason)
+static struct evcount read_events(struct fixture *f)
 {
     struct evcount n = { 0 };
     ember_event ev[32];
@@ -172,23 +161,9 @@ static struct evcount read_events(struct fixture *f, int shrink_reason)
                 n.last_fail_count = ev[i].count;
                 memcpy(n.last_msg, ev[i].msg, sizeof n.last_msg);
             }
-            if (ev[i].type == EMBER_EV_SHRINK && (shrink_reason < 0 || ev[i].reason == shrink_reason))
-                n.shrink++;
+            if (ev[i].type == EMBER_EV_SHRINK) n.shrink++;
         }
     return n;
-}
-
-/* Wait (up to MS) until WANT shrink events of REASON have come. */
-static int await_shrinks(struct fixture *f, int reason, int want, unsigned ms)
-{
-    uint64_t until = ember__now_ns() + ms * 1000000ull;
-    int n = 0;
-    for (;;) {
-        uint32_t ep = atomic_load(&hdr(f)->epoch);
-        n += read_events(f, reason).shrink;
-        if (n >= want || ember__now_ns() > until) return n;
-        ember__futex_wait(&hdr(f)->epoch, ep, ember__now_ns() + 5000000ull);
-    }
 }
 
 static void min_at_start_growth_when_full_max_bounds(void **st)
@@ -205,7 +180,7 @@ static void min_at_start_growth_when_full_max_bounds(void **st)
     /* one call on an idle runner: no growth */
     assert_int_equal(ember_call(f.c, ember_handler(f.c, "pid"), NULL, 0, &r, EMBER_TIMEOUT_DEFAULT), 0);
     ember_result_release(f.c, &r);
-    struct evcount e = read_events(&f, -1);
+    struct evcount e = read_events(&f);
     assert_int_equal(e.grow_start, 1);
     int grown = e.grow_ok; /* its GROW_END may come after its first call */
     /* every runner full: one more each time, up to max */
@@ -233,7 +208,7 @@ static void min_at_start_growth_when_full_max_bounds(void **st)
     }
     assert_int_equal(atomic_load(&S->ran), ran); /* the expired call never ran */
     assert_true(await_count(&S->grow_end_cb, 3, 2000));
-    e = read_events(&f, -1);
+    e = read_events(&f);
     assert_int_equal(e.grow_start, 2);
     assert_int_equal(grown + e.grow_ok, 3);
     fixture_stop(&f);
@@ -313,7 +288,7 @@ static void two_calls_while_booting_share_the_runner(void **st)
     ember_result_release(f.c, &ra);
     ember_result_release(f.c, &rb);
     assert_int_equal(atomic_load(&S->boots), 1);
-    assert_int_equal(read_events(&f, -1).grow_start, 1);
+    assert_int_equal(read_events(&f).grow_start, 1);
     fixture_stop(&f);
 }
 
@@ -331,7 +306,7 @@ static void failed_boot_is_retried_and_the_cast_runs(void **st)
     assert_true(await_count(&S->ran, 1, 5000));
     assert_int_equal(atomic_load(&S->boots), 2);
     assert_true(await_count(&S->grow_end_cb, 2, 2000)); /* the callbacks ran too */
-    struct evcount e = read_events(&f, -1);
+    struct evcount e = read_events(&f);
     assert_int_equal(e.grow_fail, 1);
     assert_int_equal(e.last_fail_count, 1);
     assert_string_equal(e.last_msg, "first boot fails");
@@ -398,7 +373,7 @@ static void idle_shutdown_keeps_min_and_obeys_the_check(void **st)
      * after another idle period; the pool stays at three throughout */
     assert_true(await_count(&S->checks, 4, 5000));
     assert_int_equal(serving(&f), 3);
-    assert_int_equal(read_events(&f, -1).shrink, 0);
+    assert_int_equal(read_events(&f).shrink, 0);
     atomic_store(&S->keep, 0);
     assert_true(await_serving(&f, 1, 3000)); /* grown runners go, min stays */
     assert_int_equal(await_shrinks(&f, EMBER_WHY_IDLE, 2, 3000), 2);
@@ -410,7 +385,7 @@ static void idle_shutdown_keeps_min_and_obeys_the_check(void **st)
     assert_int_equal(ember_call(f.c, ember_handler(f.c, "pid"), NULL, 0, &r2, EMBER_TIMEOUT_DEFAULT), 0);
     ember_result_release(f.c, &r2);
     assert_int_equal(atomic_load(&S->boots), boots);
-    assert_int_equal(read_events(&f, -1).grow_start, 0);
+    assert_int_equal(read_events(&f).grow_start, 0);
     fixture_stop(&f);
 }
 

@@ -51,14 +51,6 @@ static ember_call_id submit_gate(ember_client *c, uint32_t k, int64_t timeout)
     return id;
 }
 
-static uint32_t free_slots(ember_client *c)
-{
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < ember__client_view(c)->nslots; i++)
-        n += ember__st(atomic_load(&ember__client_view(c)->slots[i].state)) == EMBER_SLOT_FREE;
-    return n;
-}
-
 /* Start a pool of RUNNERS runners and SLOTS slots (0: the fixture's), its
  * gates closed, and attach to it. */
 static void start_pool(struct fixture *f, const char *tag, unsigned runners, unsigned slots)
@@ -71,12 +63,20 @@ static void start_pool(struct fixture *f, const char *tag, unsigned runners, uns
     fixture_start(f, &cfg, runners);
 }
 
+/* Calls queued in C's pool so far (by every client). */
+static uint64_t accepted(ember_client *c)
+{
+    ember_metrics m;
+    assert_true(ember_metrics_read(c, &m, NULL, 0) >= 0);
+    return m.calls_accepted;
+}
+
 /* -- the claim race: 4 clients, 8 threads, 2 slots ------------------------ */
 
 struct racer {
     ember_client *c;
-    _Atomic uint32_t *stop;
-    unsigned calls, stale, other;
+    unsigned calls;            /* to make */
+    unsigned ok, stale, other; /* how they ended */
     int other_rc;
 };
 
@@ -84,9 +84,9 @@ static void *race_thread(void *arg)
 {
     struct racer *r = arg;
     int h = ember_handler(r->c, "echo");
-    while (!atomic_load(r->stop)) {
+    for (unsigned k = 0; k < r->calls; k++) {
         char msg[16];
-        int n = snprintf(msg, sizeof msg, "%u", r->calls);
+        int n = snprintf(msg, sizeof msg, "%u", k);
         ember_result res;
         /* submit and wait: ember_wait checks that the call is this client's */
         ember_call_id id;
@@ -96,9 +96,9 @@ static void *race_thread(void *arg)
         if (rc == 0 && (res.len != (size_t)n || memcmp(res.data, msg, (size_t)n) != 0))
             rc = -EMBER_ECORRUPT; /* somebody else's result */
         ember_result_release(r->c, &res);
-        if (rc == -EMBER_ESTALE) r->stale++;
-        else if (rc) r->other++, r->other_rc = rc;
-        r->calls++;
+        if (rc == 0) r->ok++;
+        else if (rc == -EMBER_ESTALE) r->stale++;
+        else r->other++, r->other_rc = rc;
     }
     return NULL;
 }
@@ -108,33 +108,33 @@ static void claim_race_leaves_no_stale_call(void **st)
     (void)st;
     struct fixture f;
     start_pool(&f, "claim", 2, 2);
-    enum { CLIENTS = 4, THREADS = 8 };
+    /* the race needs a losing claimer's stores to land after the winner's,
+     * which takes many rounds on two CPUs: 720,000 calls, about 3 s on two
+     * idle ones */
+    enum { CLIENTS = 4, THREADS = 8, CALLS = 90000 };
     ember_client *c[CLIENTS];
     for (int i = 0; i < CLIENTS; i++) assert_int_equal(ember_attach(f.name, &c[i]), 0);
-    _Atomic uint32_t stop = 0;
+    uint64_t before = accepted(f.c);
     struct racer r[THREADS];
     pthread_t th[THREADS];
     for (int i = 0; i < THREADS; i++) {
-        r[i] = (struct racer){ .c = c[i % CLIENTS], .stop = &stop };
+        r[i] = (struct racer){ .c = c[i % CLIENTS], .calls = CALLS };
         assert_int_equal(pthread_create(&th[i], NULL, race_thread, &r[i]), 0);
     }
-    /* a few seconds of contention: the race needs a losing claimer's stores
-     * to land after the winner's, which takes many rounds on two CPUs */
-    struct timespec ts = { 3, 0 };
-    nanosleep(&ts, NULL);
-    atomic_store(&stop, 1);
-    unsigned calls = 0, stale = 0, other = 0;
+    unsigned ok = 0, stale = 0, other = 0;
     int other_rc = 0;
     for (int i = 0; i < THREADS; i++) {
         pthread_join(th[i], NULL);
-        calls += r[i].calls, stale += r[i].stale, other += r[i].other;
+        ok += r[i].ok, stale += r[i].stale, other += r[i].other;
         if (r[i].other) other_rc = r[i].other_rc;
     }
-    print_message("%u calls, %u stale, %u other failures (%s)\n", calls, stale, other,
-                  other ? ember_errname(other_rc) : "-");
-    assert_true(calls > 1000);
+    print_message("%u calls: %u ok, %u stale, %u other failures (%s)\n", THREADS * CALLS, ok, stale,
+                  other, other ? ember_errname(other_rc) : "-");
     assert_int_equal(stale, 0);
     assert_int_equal(other, 0);
+    /* every call came back with its own result, and the pool queued each once */
+    assert_int_equal(ok, THREADS * CALLS);
+    assert_int_equal(accepted(f.c) - before, (uint64_t)THREADS * CALLS);
     /* every slot is free again, with all clients still attached */
     assert_int_equal(free_slots(f.c), ember__client_view(f.c)->nslots);
     for (int i = 0; i < CLIENTS; i++) ember_detach(c[i]);
@@ -166,9 +166,8 @@ static void claim_of_a_dead_claimer_is_freed(void **st)
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     struct ember__view *v = ember__client_view(f.c);
     assert_int_equal(ember__st(atomic_load(&v->slots[0].state)), EMBER_SLOT_CLAIMED);
-    uint64_t until = ember__now_ns() + 10 * EMBER_SECOND;
-    while (ember__st(atomic_load(&v->slots[0].state)) != EMBER_SLOT_FREE && ember__now_ns() < until)
-        ember__futex_wait(&v->hdr->epoch, atomic_load(&v->hdr->epoch), ember__now_ns() + 50000000ull);
+    struct pool_wait w = pool_wait_start(f.c, 10000);
+    while (ember__st(atomic_load(&v->slots[0].state)) != EMBER_SLOT_FREE && pool_wait_next(&w)) {}
     assert_int_equal(ember__st(atomic_load(&v->slots[0].state)), EMBER_SLOT_FREE);
     assert_int_equal(free_slots(f.c), v->nslots);
     fixture_stop(&f);
@@ -329,8 +328,7 @@ static void *collect_thread(void *arg)
             if (k->seen[n]++) k->dup++;
         }
         ember_result_release(k->c, &r);
-        atomic_fetch_add(k->collected, 1);
-        ember__futex_wake(k->collected, INT_MAX);
+        bump(k->collected);
     }
     return NULL;
 }
@@ -351,8 +349,7 @@ static void wait_any_from_two_threads_collects_each_call_once(void **st)
     }
     int h = ember_handler(f.c, "echo");
     for (uint32_t n = 0; n < CALLS; n++) {
-        while (n - atomic_load(&collected) >= INFLIGHT)
-            ember__futex_wait(&collected, atomic_load(&collected), ember__now_ns() + 10000000ull);
+        if (n >= INFLIGHT) assert_true(await_count(&collected, n - INFLIGHT + 1, 10000));
         ember_call_id id;
         assert_int_equal(ember_submit(f.c, h, &n, sizeof n, EMBER_NEVER, &id), 0);
     }
@@ -382,13 +379,6 @@ static void *call_thread(void *arg)
         ember_result_release(t->c, &r);
     }
     return NULL;
-}
-
-static uint64_t accepted(ember_client *c)
-{
-    ember_metrics m;
-    assert_true(ember_metrics_read(c, &m, NULL, 0) >= 0);
-    return m.calls_accepted;
 }
 
 /* More threads share a client than the caller entry has counters of their

@@ -33,12 +33,6 @@ static struct shared *S;
 enum { POLITE = 0, HOLD = 1, MARK = 2, DEAF = 3 };
 struct job { uint32_t id, mode; };
 
-static void bump(_Atomic uint32_t *w)
-{
-    atomic_fetch_add(w, 1);
-    ember__futex_wake(w, INT_MAX);
-}
-
 /* POLITE runs until cancelled; HOLD until S->hold drops (noting a cancel it
  * saw); MARK returns at once; DEAF never returns and ignores its flag. */
 static int h_work(const void *a, size_t n, ember_out *o, const ember_job *j)
@@ -52,7 +46,7 @@ static int h_work(const void *a, size_t n, ember_out *o, const ember_job *j)
     bump(&S->nstarted);
     switch (jb.mode) {
     case POLITE:
-        while (!ember_job_cancelled(j)) ember__futex_wait(&S->hold, 12345, ember__now_ns() + 2000000ull);
+        await_cancel(j);
         bump(&S->cancelled[jb.id]);
         break;
     case HOLD:
@@ -88,22 +82,6 @@ static int cast(ember_client *c, int h, uint32_t id, uint32_t mode, unsigned fla
 {
     struct job jb = { id, mode };
     return ember_cast_flags(c, h, &jb, sizeof jb, EMBER_TIMEOUT_DEFAULT, flags);
-}
-
-/* Shrink events of REASON seen until WANT came or MS passed. */
-static int await_shrinks(struct fixture *f, int reason, int want, unsigned ms)
-{
-    uint64_t until = ember__now_ns() + ms * 1000000ull;
-    int n = 0;
-    for (;;) {
-        uint32_t ep = atomic_load(&hdr(f)->epoch);
-        ember_event ev[16];
-        int k;
-        while ((k = ember_events_read(f->c, &f->cursor, ev, 16)) > 0)
-            for (int i = 0; i < k; i++) n += ev[i].type == EMBER_EV_SHRINK && ev[i].reason == reason;
-        if (n >= want || ember__now_ns() > until) return n;
-        ember__futex_wait(&hdr(f)->epoch, ep, ember__now_ns() + 5000000ull);
-    }
 }
 
 /* Fork a caller that attaches, runs BODY, then waits to be killed. */
@@ -316,12 +294,7 @@ static void child_stops_with_its_caller_unless_unlinked(void **st)
     assert_true(await_count(&S->nstarted, 2, 5000));
     kill_caller(pid);
     assert_true(await_count(&S->cancelled[0], 1, 3000)); /* linked: stopped */
-    for (uint64_t until = ember__now_ns() + 3000000000ull; /* the death is handled */
-         !atomic_load(&hdr(&f)->callers_reaped) && ember__now_ns() < until;) {
-        uint32_t ep = atomic_load(&hdr(&f)->epoch);
-        if (!atomic_load(&hdr(&f)->callers_reaped))
-            ember__futex_wait(&hdr(&f)->epoch, ep, ember__now_ns() + 5000000ull);
-    }
+    assert_true(await_reaped(f.c, 0, 3000)); /* the death is handled */
     assert_int_equal(atomic_load(&hdr(&f)->callers_reaped), 1);
     /* the unlinked child still runs, not cancelled: an orphan */
     struct ember__view *v = ember__pool_view(f.pool);

@@ -159,8 +159,7 @@ static int h_note(const void *a, size_t n, ember_out *o, const ember_job *j)
     if (from >= 0 && from < 2 && j->node >= 0 && j->node < 2) atomic_fetch_add(&S->ran_on[from][j->node], 1);
     struct timespec ts = { 0, 200000 }; /* some work: 0.2 ms */
     nanosleep(&ts, NULL);
-    atomic_fetch_add(&S->done, 1);
-    ember__futex_wake(&S->done, INT_MAX);
+    bump(&S->done);
     return 0;
 }
 
@@ -224,15 +223,13 @@ static void calls_queue_on_their_node_and_are_served_there(void **st)
     assert_int_equal(ring_len(v, 1), 60);
     /* growth booted one runner on each node (both have demand, quota 1 each) */
     int nodes_seen[2] = { 0, 0 };
-    for (uint64_t until = ember__now_ns() + 5000000000ull; ember__now_ns() < until;) {
+    struct pool_wait w = pool_wait_start(f.c, 5000);
+    do {
         nodes_seen[0] = nodes_seen[1] = 0;
         for (uint32_t r = 0; r < v->nrunners; r++)
             if (atomic_load(&v->runners[r].pid) && v->runners[r].node >= 0 && v->runners[r].node < 2)
                 nodes_seen[v->runners[r].node]++;
-        if (nodes_seen[0] + nodes_seen[1] == 2) break;
-        uint32_t ep = atomic_load(&v->hdr->epoch);
-        ember__futex_wait(&v->hdr->epoch, ep, ember__now_ns() + 5000000ull);
-    }
+    } while (nodes_seen[0] + nodes_seen[1] != 2 && pool_wait_next(&w));
     assert_int_equal(nodes_seen[0], 1);
     assert_int_equal(nodes_seen[1], 1);
     for (uint32_t r = 0; r < v->nrunners; r++)
@@ -240,8 +237,7 @@ static void calls_queue_on_their_node_and_are_served_there(void **st)
     /* the runners come up and each serves its own node's ring first */
     atomic_store(&S->go, 1);
     ember__futex_wake(&S->go, INT_MAX);
-    for (uint32_t d; (d = atomic_load(&S->done)) < 120;)
-        ember__futex_wait(&S->done, d, ember__now_ns() + 100000000ull);
+    assert_true(await_count(&S->done, 120, 10000));
     unsigned local = S->ran_on[0][0] + S->ran_on[1][1], total = 0;
     for (int i = 0; i < 2; i++) total += S->ran_on[i][0] + S->ran_on[i][1];
     assert_int_equal(total, 120);
@@ -265,10 +261,7 @@ static void calls_queue_on_their_node_and_are_served_there(void **st)
 static int h_hold(const void *a, size_t n, ember_out *o, const ember_job *j)
 {
     (void)a, (void)n, (void)o;
-    while (!ember_job_cancelled(j)) {
-        struct timespec ts = { 0, 1000000 };
-        nanosleep(&ts, NULL);
-    }
+    await_cancel(j);
     return 0;
 }
 

@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -45,16 +44,13 @@ static int h_window(const void *a, size_t n, ember_out *o, const ember_job *j)
     if (ember__pages_alloc(v, o->idx, 100000, &run)) return 1;
     atomic_store(&S->idx, o->idx);
     atomic_store(&S->runner, j->runner);
-    atomic_fetch_add(&S->started, 1);
-    ember__futex_wake(&S->started, INT_MAX);
-    while (atomic_load(&S->hold)) ember__futex_wait(&S->hold, 1, 0);
+    gate_wait(&S->hold, &S->started);
     ember__pages_lock(v);
     bool kept = v->page_owner[run] == o->idx + 1;
     ember__pages_unlock(v);
     if (kept) ember__pages_free(v, o->idx, run);
     atomic_fetch_add(&S->kept, kept);
-    atomic_fetch_add(&S->ended, 1);
-    ember__futex_wake(&S->ended, INT_MAX);
+    bump(&S->ended);
     return kept ? 0 : 2;
 }
 
@@ -81,15 +77,6 @@ static void start(struct fixture *f, const char *tag, unsigned runners)
     atomic_store(&S->ended, 0);
     atomic_store(&S->kept, 0);
     fixture_start(f, &cfg, runners);
-}
-
-static uint32_t used_pages(struct ember__view *v)
-{
-    uint32_t n = 0;
-    ember__pages_lock(v);
-    for (uint32_t i = 0; i < v->npages; i++) n += v->page_owner[i] != 0;
-    ember__pages_unlock(v);
-    return n;
 }
 
 /* A run tagged with a FREE slot other than the window's: what a process
@@ -135,16 +122,13 @@ static void repair_after_a_holders_death(struct ember__view *v)
 /* Wait (up to 5 s) for a SHRINK event of runner R: its death repaired. */
 static bool await_shrink_of(struct fixture *f, uint32_t r)
 {
-    struct ember__view *v = ember__client_view(f->c);
-    uint64_t until = ember__now_ns() + 5000000000ull;
-    for (;;) {
-        uint32_t ep = atomic_load(&v->hdr->epoch);
+    struct pool_wait w = pool_wait_start(f->c, 5000);
+    do {
         ember_event ev;
         while (ember_events_read(f->c, &f->cursor, &ev, 1) == 1)
             if (ev.type == EMBER_EV_SHRINK && ev.runner == r) return true;
-        if (ember__now_ns() > until) return false;
-        ember__futex_wait(&v->hdr->epoch, ep, ember__now_ns() + 5000000ull);
-    }
+    } while (pool_wait_next(&w));
+    return false;
 }
 
 static void held_run_survives_a_lock_holders_death(void **st)
@@ -164,7 +148,7 @@ static void held_run_survives_a_lock_holders_death(void **st)
     int rc = ember_wait(f.c, id, &r);
     if (rc) fail_msg("the held call's run was freed by the repair: %s", ember_last_error());
     ember_result_release(f.c, &r);
-    assert_int_equal(used_pages(v), 0);
+    assert_int_equal(used_pages(f.c), 0);
     fixture_stop(&f);
 }
 
@@ -195,12 +179,10 @@ static void held_run_survives_the_sweep_after_a_runners_death(void **st)
     if (rc) fail_msg("the held call's run was freed by the sweep: %s", ember_last_error());
     ember_result_release(f.c, &r);
     /* the supervisor's next housekeeping tick (1 s) frees the earlier one */
-    uint64_t until = ember__now_ns() + 5000000000ull;
-    while (!run_is_free(v, earlier) && ember__now_ns() < until) {
-        struct timespec ts = { 0, 20000000 };
-        nanosleep(&ts, NULL); /* polling a state the supervisor reaches on its own */
-    }
-    assert_int_equal(used_pages(v), 0);
+    struct pool_wait w = pool_wait_start(f.c, 5000);
+    while (!run_is_free(v, earlier) && pool_wait_next(&w)) {}
+    assert_true(run_is_free(v, earlier));
+    assert_int_equal(used_pages(f.c), 0);
     fixture_stop(&f);
 }
 
@@ -225,13 +207,7 @@ static void abandoned_run_survives_repair(void **st)
     assert_true(await_count(&S->started, 1, 5000));
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
-    uint64_t until = ember__now_ns() + 5000000000ull; /* reaped: its call disowned */
-    while (atomic_load(&v->hdr->callers_reaped) == reaped && ember__now_ns() < until) {
-        uint32_t ep = atomic_load(&v->hdr->epoch);
-        if (atomic_load(&v->hdr->callers_reaped) == reaped)
-            ember__futex_wait(&v->hdr->epoch, ep, ember__now_ns() + 20000000ull);
-    }
-    assert_true(atomic_load(&v->hdr->callers_reaped) > reaped);
+    assert_true(await_reaped(f.c, reaped, 5000)); /* reaped: its call disowned */
     uint32_t w = atomic_load(&v->slots[atomic_load(&S->idx)].state);
     assert_int_equal(ember__st(w), EMBER_SLOT_ABANDONED);
     uint32_t orphan = orphan_run(v);
@@ -240,7 +216,7 @@ static void abandoned_run_survives_repair(void **st)
     gate_release(&S->hold);
     assert_true(await_count(&S->ended, 1, 5000));
     assert_int_equal(atomic_load(&S->kept), 1);
-    assert_int_equal(used_pages(v), 0);
+    assert_int_equal(used_pages(f.c), 0);
     fixture_stop(&f);
 }
 
@@ -249,14 +225,13 @@ static void dead_runners_unrecorded_run_is_freed(void **st)
     (void)st;
     struct fixture f;
     start(&f, "die", 1);
-    struct ember__view *v = ember__client_view(f.c);
     ember_result r;
     assert_int_equal(ember_call(f.c, ember_handler(f.c, "die"), NULL, 0, &r, EMBER_TIMEOUT_DEFAULT),
                      -EMBER_ECRASHED);
     ember_result_release(f.c, &r);
     /* freed by the time the call ended crashed (the supervisor frees it
      * before it ends the call) */
-    assert_int_equal(used_pages(v), 0);
+    assert_int_equal(used_pages(f.c), 0);
     fixture_stop(&f);
 }
 

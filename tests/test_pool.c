@@ -37,24 +37,13 @@ static struct shared *S;
 static int h_block(const void *a, size_t n, ember_out *o, const ember_job *j)
 {
     (void)a, (void)n, (void)o, (void)j;
-    atomic_fetch_add(&S->started, 1);
-    ember__futex_wake(&S->started, INT_MAX);
-    while (atomic_load(&S->hold)) ember__futex_wait(&S->hold, 1, 0);
+    gate_wait(&S->hold, &S->started);
     return 0;
 }
 static int h_mark(const void *a, size_t n, ember_out *o, const ember_job *j)
 {
     (void)a, (void)n, (void)o, (void)j;
-    atomic_fetch_add(&S->marks, 1);
-    ember__futex_wake(&S->marks, INT_MAX);
-    return 0;
-}
-static int h_crash(const void *a, size_t n, ember_out *o, const ember_job *j)
-{
-    (void)o, (void)j;
-    int sig = 0;
-    if (n == sizeof sig) memcpy(&sig, a, sizeof sig);
-    raise(sig);
+    bump(&S->marks);
     return 0;
 }
 static int h_bigout(const void *a, size_t n, ember_out *o, const ember_job *j)
@@ -97,23 +86,6 @@ static void start(struct fixture *f, const char *tag, unsigned runners, unsigned
     atomic_store(&S->started, 0);
     atomic_store(&S->marks, 0);
     fixture_start(f, &cfg, runners);
-}
-
-static uint32_t free_slots(ember_client *c)
-{
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < ember__client_view(c)->nslots; i++)
-        n += ember__st(atomic_load(&ember__client_view(c)->slots[i].state)) == EMBER_SLOT_FREE;
-    return n;
-}
-
-static uint32_t used_pages(ember_client *c)
-{
-    uint32_t n = 0;
-    ember__pages_lock(ember__client_view(c));
-    for (uint32_t i = 0; i < ember__client_view(c)->npages; i++) n += ember__client_view(c)->page_owner[i] != 0;
-    ember__pages_unlock(ember__client_view(c));
-    return n;
 }
 
 static void backend_is_the_one_asked(void **st)
@@ -258,10 +230,7 @@ static void dead_caller_queued_calls_never_run(void **st)
     assert_true(used_pages(f.c) > 0);
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
-    uint64_t until = ember__now_ns() + 5000000000ull;
-    while (atomic_load(&ember__client_view(f.c)->hdr->callers_reaped) == reaped0 && ember__now_ns() < until)
-        ember__futex_wait(&ember__client_view(f.c)->hdr->epoch, atomic_load(&ember__client_view(f.c)->hdr->epoch), ember__now_ns() + 20000000ull);
-    assert_int_not_equal(atomic_load(&ember__client_view(f.c)->hdr->callers_reaped), reaped0);
+    assert_true(await_reaped(f.c, reaped0, 5000));
     gate_release(&S->hold);
     ember_result r;
     assert_int_equal(ember_wait(f.c, blk, &r), 0);
@@ -293,9 +262,8 @@ static void caller_dead_before_doorbell_is_reaped(void **st)
     uint32_t z = 0;
     assert_true(atomic_compare_exchange_strong(&ce->pid, &z, (uint32_t)child));
     atomic_fetch_add(&ce->gen, 1); /* claimed; no doorbell */
-    uint64_t until = ember__now_ns() + 3000000000ull;
-    while (atomic_load(&ce->pid) != 0 && ember__now_ns() < until)
-        ember__futex_wait(&ember__client_view(f.c)->hdr->epoch, atomic_load(&ember__client_view(f.c)->hdr->epoch), ember__now_ns() + 20000000ull);
+    struct pool_wait w = pool_wait_start(f.c, 3000);
+    while (atomic_load(&ce->pid) != 0 && pool_wait_next(&w)) {}
     assert_int_equal(atomic_load(&ce->pid), 0);
     fixture_stop(&f);
 }
@@ -357,12 +325,8 @@ static void caller_not_watchable_yet_is_not_reaped(void **st)
     assert_int_equal(prlimit(sup, RLIMIT_NOFILE, &old, NULL), 0);
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
-    uint64_t until = ember__now_ns() + 5 * EMBER_SECOND;
-    do {
-        ember_stats_read(f.c, &s, NULL, 0);
-        if (s.callers_reaped == 1) break;
-        ember_stats_wait(f.c, s.epoch, 100 * 1000000ll);
-    } while (ember__now_ns() < until);
+    assert_true(await_reaped(f.c, 0, 5000));
+    ember_stats_read(f.c, &s, NULL, 0);
     assert_int_equal(s.callers_reaped, 1);
     assert_int_equal(s.callers, 1);
     close(pfd[0]);
@@ -391,16 +355,13 @@ static void runner_not_watchable_is_a_failed_boot(void **st)
     assert_int_equal(ember_submit(f.c, ember_handler(f.c, "echo"), &x, sizeof x,
                                   10 * EMBER_SECOND, &id), 0);
     /* the first boot's end: failed, and why */
-    uint64_t cursor = 0, until = ember__now_ns() + 5 * EMBER_SECOND;
+    struct pool_wait w = pool_wait_start(f.c, 5000);
     ember_event ev;
     bool failed = false;
-    while (!failed && ember__now_ns() < until) {
-        ember_stats s;
-        ember_stats_read(f.c, &s, NULL, 0);
-        while (!failed && ember_events_read(f.c, &cursor, &ev, 1) == 1)
+    do {
+        while (!failed && ember_events_read(f.c, &f.cursor, &ev, 1) == 1)
             failed = ev.type == EMBER_EV_GROW_END && !ev.ok;
-        if (!failed) ember_stats_wait(f.c, s.epoch, 100 * 1000000ll);
-    }
+    } while (!failed && pool_wait_next(&w));
     assert_true(failed);
     assert_non_null(strstr(ev.msg, "could not watch"));
     assert_int_equal(prlimit(sup, RLIMIT_NOFILE, &old, NULL), 0);
@@ -522,14 +483,11 @@ static void *stop_thread(void *arg)
 /* Wait until the pool seen by C is in STATE, at most MS milliseconds. */
 static bool await_pool_state(ember_client *c, int state, unsigned ms)
 {
-    uint64_t until = ember__now_ns() + ms * 1000000ull;
-    for (;;) {
-        ember_stats s;
-        ember_stats_read(c, &s, NULL, 0);
-        if (s.state == state) return true;
-        if (ember__now_ns() > until) return false;
-        ember_stats_wait(c, s.epoch, 5000000);
-    }
+    struct pool_wait w = pool_wait_start(c, ms);
+    ember_stats s;
+    do ember_stats_read(c, &s, NULL, 0);
+    while (s.state != state && pool_wait_next(&w));
+    return s.state == state;
 }
 
 /* How many times thread TID of this process has gone to sleep (its
@@ -792,7 +750,7 @@ int main(void)
     S = mmap(NULL, sizeof *S, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     ember_handler_register("block", h_block);
     ember_handler_register("mark", h_mark);
-    ember_handler_register("crash", h_crash);
+    ember_handler_register("crash", h_raise);
     ember_handler_register("bigout", h_bigout);
     ember_handler_register("fail", h_fail);
     ember_handler_register("deaf", h_deaf);

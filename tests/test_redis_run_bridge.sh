@@ -12,27 +12,25 @@ set -u
 EMBER=$(realpath "${1:?usage: test_redis_run_bridge.sh EMBER}")
 unset EMBER_PLUGIN_PATH
 failures=0
-. "$(dirname "$0")/lib.sh" # fail, expect, free_port, redis_up
+. "$(dirname "$0")/lib.sh" # fail, expect, redis_test, R
 
 work=$(mktemp -d)
 PA=rbA-$$ PB=rbB-$$
-redis_pid= ba= bb=
+ba= bb=
 cleanup() {
     local p
     for p in $ba $bb; do { kill -KILL "$p"; wait "$p"; } 2>/dev/null; done
     "$EMBER" pool stop "$PA" --shutdown_timeout 100ms >/dev/null 2>&1
     "$EMBER" pool stop "$PB" --shutdown_timeout 100ms >/dev/null 2>&1
-    [ -n "$redis_pid" ] && { kill -KILL "$redis_pid"; wait "$redis_pid"; } 2>/dev/null
+    redis_down
     rm -rf "$work"
 }
 trap cleanup EXIT
 cd "$work" || exit 1
 export SHELL=/bin/bash
 
-PORT=$(free_port)
-R() { redis-cli -p "$PORT" "$@"; }
-redis_up "$PORT" "$work" --appendonly no || exit 1
-URL=redis://127.0.0.1:$PORT S=jobs
+redis_test "$work" --appendonly no || exit 1
+S=jobs
 "$EMBER" pool start "$PA" --max 2 --plugin sample --log 0 >/dev/null || fail "pool A starts"
 "$EMBER" pool start "$PB" --max 2 --plugin sample --log 0 >/dev/null || fail "pool B starts"
 "$EMBER" bridge "$PA" --redis "$URL" --stream $S --group hosts --consumer a --stats-interval 0 \

@@ -17,26 +17,22 @@ set -u
 EMBER=$(realpath "${1:?usage: test_redis_submit.sh EMBER FAKE_BRIDGE}")
 FAKE=$(realpath "${2:?usage: test_redis_submit.sh EMBER FAKE_BRIDGE}")
 failures=0
-. "$(dirname "$0")/lib.sh" # fail, expect, await, free_port, redis_up
+. "$(dirname "$0")/lib.sh" # fail, expect, await, free_port, redis_test, R
 
 work=$(mktemp -d)
-redis_pid=
 fakes=()
 bg=()
 cleanup() {
     local p
     for p in "${fakes[@]}" "${bg[@]}"; do { kill -KILL "$p"; wait "$p"; } 2>/dev/null; done
-    [ -n "$redis_pid" ] && { kill -KILL "$redis_pid"; wait "$redis_pid"; } 2>/dev/null
+    redis_down
     rm -rf "$work"
 }
 trap cleanup EXIT
 cd "$work" || exit 1
 export SHELL=/bin/bash
 
-PORT=$(free_port)
-R() { redis-cli -p "$PORT" "$@"; }
-redis_up "$PORT" "$work" --appendonly no || exit 1
-URL=redis://127.0.0.1:$PORT
+redis_test "$work" --appendonly no || exit 1
 S=jobs
 fake() { # fake STREAM NAME: a stand-in bridge in the background
     "$FAKE" 127.0.0.1 "$PORT" "$1" "$2" 2>>"$work/fake.log" &
@@ -107,7 +103,7 @@ wait "$waiter"; st=$?
     fail "after a cut connection: status $st, out '$(cat cut.out)', err '$(cat cut.err)'"
 
 # ---- what cannot be reached or used
-closed=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+closed=$(free_port)
 expect "Redis unreachable: clear, status 1" 1 "cannot reach Redis at redis://127.0.0.1:$closed: Connection refused" \
     "$EMBER" submit --redis "redis://127.0.0.1:$closed" --stream $S echo x
 expect "Redis unreachable, exec: 125" 125 "cannot reach Redis" \

@@ -40,8 +40,7 @@ static int h_once(const void *a, size_t n, ember_out *o, const ember_job *j)
     uint32_t run = atomic_fetch_add(&S->runs, 1) + 1;
     if (run == 1) {
         atomic_store(&S->first_pid, (int32_t)getpid());
-        atomic_fetch_add(&S->started, 1);
-        ember__futex_wake(&S->started, INT_MAX);
+        bump(&S->started);
         for (;;) ember__futex_wait(&S->hold, atomic_load(&S->hold), 0);
     }
     return ember_out_write(o, &run, sizeof run);
@@ -55,17 +54,10 @@ static int h_crash(const void *a, size_t n, ember_out *o, const ember_job *j)
     raise(SIGSEGV);
     return 0;
 }
-static int h_echo(const void *a, size_t n, ember_out *o, const ember_job *j)
-{
-    (void)j;
-    return ember_out_write(o, a, n);
-}
 static int h_block(const void *a, size_t n, ember_out *o, const ember_job *j)
 {
     (void)a, (void)n, (void)o, (void)j;
-    atomic_fetch_add(&S->started, 1);
-    ember__futex_wake(&S->started, INT_MAX);
-    while (atomic_load(&S->hold)) ember__futex_wait(&S->hold, 1, 0);
+    gate_wait(&S->hold, &S->started);
     return 0;
 }
 
@@ -369,16 +361,15 @@ static void retries_end_before_poison_after(void **st)
 static void await_replacement_ready(struct fixture *f)
 {
     int32_t dead = atomic_load(&S->crashed_pid);
-    uint64_t until = ember__now_ns() + 10 * EMBER_SECOND;
-    for (;;) {
+    struct pool_wait w = pool_wait_start(f->c, 10000);
+    do {
         ember_stats st;
         ember_runner_stats rs[4];
         int n = ember_stats_read(f->c, &st, rs, 4);
         for (int i = 0; i < n && i < 4; i++)
             if (rs[i].state == EMBER_RUNNER_READY && rs[i].pid != dead) return;
-        if (ember__now_ns() > until) fail_msg("no ready runner after the crash");
-        ember_stats_wait(f->c, st.epoch, 100000000);
-    }
+    } while (pool_wait_next(&w));
+    fail_msg("no ready runner after the crash");
 }
 
 /* Wait for the pool's epoch to move from E (bounded), return the new one. */
@@ -452,9 +443,8 @@ static void await_two_evaluations(struct fixture *f)
     for (int k = 0; k < 2; k++) {
         atomic_store(&v->hdr->grow_req, 1);
         ember__ring_doorbell(v);
-        uint64_t until = ember__now_ns() + 10 * EMBER_SECOND;
-        while (atomic_load(&v->hdr->grow_req) && ember__now_ns() < until)
-            ember__futex_wait(&v->hdr->epoch, atomic_load(&v->hdr->epoch), ember__now_ns() + 1000000);
+        struct pool_wait w = pool_wait_start(f->c, 10000);
+        while (atomic_load(&v->hdr->grow_req) && pool_wait_next(&w)) {}
         assert_int_equal(atomic_load(&v->hdr->grow_req), 0);
     }
 }
@@ -505,7 +495,6 @@ int main(void)
     S = mmap(NULL, sizeof *S, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     ember_handler_register("once", h_once);
     ember_handler_register("crash", h_crash);
-    ember_handler_register("echo", h_echo);
     ember_handler_register("block", h_block);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(retried_call_survives_its_runner),

@@ -1,9 +1,9 @@
-/* Description: stray writes - random bytes written for 2 s over every part
- * of the segment a caller can write (run rings and their counters, the
- * free ring, slots, the page table, payload pages) while honest caller
- * threads keep calls of mixed sizes in flight; at the end, the breakages
- * that used to stop a pool for good are written on purpose (a cell of a
- * previous lap at the run ring's tail, the free ring's counters far apart,
+/* Description: stray writes - 3,000 random writes, about 2 s of them, over
+ * every part of the segment a caller can write (run rings and their
+ * counters, the free ring, slots, the page table, payload pages) while
+ * honest caller threads keep calls of mixed sizes in flight; at the end,
+ * the breakages that used to stop a pool for good are written on purpose (a
+ * cell of a previous lap at the run ring's tail, the free ring's counters far apart,
  * a slot in an unknown state, a RUNNING slot no runner holds (one of them
  * FREE before, so that no caller waits for it), pages tagged
  * with a slot that does not name them). Meanwhile no call returns a value
@@ -26,6 +26,7 @@
 #include "fixture.h"
 
 #define HONEST 3            /* honest caller threads */
+#define WRITES 3000         /* stray writes, about 2,000 a second */
 #define CALL_TIMEOUT_NS 300000000ll
 
 static struct fixture F;
@@ -155,14 +156,6 @@ static void join_honest(void)
     while (g_threads > 0) pthread_join(g_th[--g_threads], NULL);
 }
 
-static uint32_t free_slots(struct ember__view *v)
-{
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < v->nslots; i++)
-        n += ember__st(atomic_load(&v->slots[i].state)) == EMBER_SLOT_FREE;
-    return n;
-}
-
 /* For a failure's log: the slots not FREE. */
 static void print_held(struct ember__view *v)
 {
@@ -174,15 +167,6 @@ static void print_held(struct ember__view *v)
                 "detail %d\n", i, w, ember__st(w), ember__gen(w),
                 (unsigned long long)atomic_load(&sl->owner), sl->status, sl->detail);
     }
-}
-
-static uint32_t used_pages(struct ember__view *v)
-{
-    uint32_t n = 0;
-    ember__pages_lock(v);
-    for (uint32_t i = 0; i < v->npages; i++) n += v->page_owner[i] != 0;
-    ember__pages_unlock(v);
-    return n;
 }
 
 static void stray_writes(void **st)
@@ -211,13 +195,12 @@ static void stray_writes(void **st)
         assert_int_equal(pthread_create(&g_th[g_threads++], NULL, honest_thread, (void *)i), 0);
     struct part parts[2 * EMBER_MAX_RINGS + 6];
     unsigned nparts = segment_parts(v, parts);
-    uint64_t x = seed, writes = 0, end = ember__now_ns() + 2000000000ull;
-    while (ember__now_ns() < end) {
+    uint64_t x = seed, began = ember__now_ns();
+    for (unsigned writes = 0; writes < WRITES; writes++) {
         /* rings and the page table are small next to slots and pages: each
          * part is chosen alike, so that every one is hit often */
         scribble_once(&parts[next_rand(&x) % nparts], &x);
-        writes++;
-        struct timespec ts = { 0, 500000 }; /* about 2,000 writes a second */
+        struct timespec ts = { 0, 500000 }; /* the rate: calls go on between writes */
         nanosleep(&ts, NULL);
     }
     uint32_t lone, lone_gen = 0;
@@ -236,9 +219,9 @@ static void stray_writes(void **st)
         if (all) recovered = ember__now_ns();
     }
     join_honest();
-    fprintf(stderr, "%llu stray writes in 2 s; %llu calls ok, %llu failed, %llu outside the table; "
+    fprintf(stderr, "%u stray writes in %.1f s; %llu calls ok, %llu failed, %llu outside the table; "
             "recovered %.0f ms after the writes stopped\n",
-            (unsigned long long)writes, (unsigned long long)g_ok, (unsigned long long)g_failed,
+            WRITES, (double)(stopped - began) / 1e9, (unsigned long long)g_ok, (unsigned long long)g_failed,
             (unsigned long long)g_outside, recovered ? (double)(recovered - stopped) / 1e6 : -1.0);
     assert_int_equal(atomic_load(&g_outside), 0);
     assert_true(recovered != 0);
@@ -250,12 +233,8 @@ static void stray_writes(void **st)
     assert_int_equal(atomic_load(&h->runners_started), started);
     /* a call the repair failed that nobody collects is freed 2 s later
      * (awaited, at most 5 s) */
-    uint64_t until = ember__now_ns() + 5000000000ull;
-    while (atomic_load(&v->slots[lone].state) == ember__mk(lone_gen, EMBER_SLOT_DONE) &&
-           ember__now_ns() < until) {
-        struct timespec ts = { 0, 20000000 };
-        nanosleep(&ts, NULL); /* polling a state the supervisor reaches on its own */
-    }
+    struct pool_wait w = pool_wait_start(F.c, 5000);
+    while (atomic_load(&v->slots[lone].state) == ember__mk(lone_gen, EMBER_SLOT_DONE) && pool_wait_next(&w)) {}
     assert_int_not_equal(atomic_load(&v->slots[lone].state), ember__mk(lone_gen, EMBER_SLOT_DONE));
     /* and nothing is left behind once the callers go. A stray write can
      * make a FREE slot look like its last owner's call (CLAIMED, QUEUED,
@@ -266,14 +245,11 @@ static void stray_writes(void **st)
     ember_detach(F.c);
     assert_int_equal(ember_attach(F.name, &F.c), 0);
     v = ember__client_view(F.c);
-    until = ember__now_ns() + 5000000000ull;
-    while ((free_slots(v) != v->nslots || used_pages(v) != 0) && ember__now_ns() < until) {
-        struct timespec ts = { 0, 20000000 };
-        nanosleep(&ts, NULL); /* polling a state the supervisor reaches on its own */
-    }
-    if (free_slots(v) != v->nslots) print_held(v);
-    assert_int_equal(free_slots(v), v->nslots);
-    assert_int_equal(used_pages(v), 0);
+    w = pool_wait_start(F.c, 5000);
+    while ((free_slots(F.c) != v->nslots || used_pages(F.c) != 0) && pool_wait_next(&w)) {}
+    if (free_slots(F.c) != v->nslots) print_held(v);
+    assert_int_equal(free_slots(F.c), v->nslots);
+    assert_int_equal(used_pages(F.c), 0);
     for (uint32_t i = 0; i < 4 * v->nslots; i++, k++) assert_int_equal(honest_call(k, call_len(k), buf, true), 0);
     g_started = false;
     fixture_stop(&F);

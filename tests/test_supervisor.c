@@ -40,9 +40,7 @@ static struct shared *S;
 static int h_block(const void *a, size_t n, ember_out *o, const ember_job *j)
 {
     (void)a, (void)n, (void)o, (void)j;
-    atomic_fetch_add(&S->started, 1);
-    ember__futex_wake(&S->started, INT_MAX);
-    while (atomic_load(&S->hold)) ember__futex_wait(&S->hold, 1, 0);
+    gate_wait(&S->hold, &S->started);
     return 0;
 }
 
@@ -62,17 +60,6 @@ static void set_faults(uint32_t mode, uint32_t pid)
     atomic_store(&S->fail_mode, mode);
     atomic_store(&S->fails, 0);
 }
-
-/* Stats of F's pool once COND holds, at most 10 s (awaited on the epoch). */
-#define AWAIT_STATS(f, s, cond)                                                     \
-    do {                                                                             \
-        uint64_t until_ = ember__now_ns() + 10 * EMBER_SECOND;                       \
-        for (;;) {                                                                   \
-            ember_stats_read((f)->c, &(s), NULL, 0);                                 \
-            if ((cond) || ember__now_ns() > until_) break;                           \
-            ember_stats_wait((f)->c, (s).epoch, 100 * 1000000ll);                    \
-        }                                                                            \
-    } while (0)
 
 /* Every watch of one attached caller fails, again and again past the
  * housekeeping looks: it is not reaped, and its calls work; once its
@@ -113,7 +100,8 @@ static void failed_caller_watch_is_not_a_death(void **st)
     set_faults(FAIL_NONE, 0);
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
-    AWAIT_STATS(&f, s, s.callers_reaped == 1);
+    assert_true(await_reaped(f.c, 0, 10000));
+    ember_stats_read(f.c, &s, NULL, 0);
     assert_int_equal(s.callers_reaped, 1);
     assert_int_equal(s.callers, 1);
     close(pfd[0]);
@@ -147,7 +135,9 @@ static void failed_runner_watches_do_not_block(void **st)
     assert_true(victim > 0);
     kill(victim, SIGKILL);
     ember_stats s;
-    AWAIT_STATS(&f, s, s.runners_died == 1 && s.ready == 3);
+    struct pool_wait w = pool_wait_start(f.c, 10000);
+    do ember_stats_read(f.c, &s, NULL, 0);
+    while (!(s.runners_died == 1 && s.ready == 3) && pool_wait_next(&w));
     assert_int_equal(s.runners_died, 1);
     assert_int_equal(s.ready, 3);
     assert_int_equal(ember_call(f.c, ember_handler(f.c, "echo"), &x, sizeof x, &r, 5 * EMBER_SECOND), 0);
@@ -366,8 +356,7 @@ static void on_grow_start_blocks(const ember_event *ev, void *arg)
 {
     (void)ev, (void)arg;
     atomic_store(&S->cb_pid, (uint32_t)getpid());
-    atomic_fetch_add(&S->cb_entered, 1);
-    ember__futex_wake(&S->cb_entered, INT_MAX);
+    bump(&S->cb_entered);
     while (atomic_load(&S->cb_hold)) ember__futex_wait(&S->cb_hold, 1, 0);
 }
 
