@@ -282,7 +282,7 @@ static void a_call_named_twice_is_decided_once_the_live_name_goes(void **st)
 }
 
 /* The same with a name that never goes (a stray write into B's line): it
- * never turned into a take, so after a few seconds the call is A's. */
+ * never turned into a take, so after a second the call is A's. */
 static void a_name_that_never_turns_into_a_take_does_not_hold_a_call(void **st)
 {
     (void)st;

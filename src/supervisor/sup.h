@@ -22,7 +22,7 @@
 #define EMBER__HOUSEKEEPING_NS 1000000000ull /* 1 s: what no event reports */
 #define EMBER__TICK_MIN_NS 10000000ull       /* 10 ms */
 #define EMBER__REPAIR_NS 250000000ull        /* the repair look (repair.c) */
-#define EMBER__UNSURE_NS 3000000000ull       /* a live name that never turns into a take (runners.c) */
+#define EMBER__UNSURE_NS 1000000000ull       /* a live name that never turns into a take (runners.c) */
 #define EMBER__REPAIR_CONFIRM_NS 50000000ull /* the next one, after a look that found something */
 #define EMBER__REPAIR_UNCOLLECTED_NS 2000000000ull /* a call the repair failed, if nobody collects it */
 /* while a watch that failed waits to be armed again (or a runner that
