@@ -123,6 +123,13 @@ for f in bt.log bu.log; do
     grep -q "final stats: taken=[1-9]" $f || { fail "bridge $f took work"; show $f; }
 done
 
+# ---- an ACL user with no password (USER:@) logs in as that user, not as
+# the default one (which requires the password)
+R acl setuser "bob-$$" on nopass '~*' '&*' +@all >/dev/null
+expect "submit as an ACL user with no password" 0 "^[0-9]+-[0-9]+$" \
+    "$EMBER" submit --redis "redis://bob-$$:@$HP" --stream acl --no-wait echo as-bob
+[ "$(R xlen acl)" = 1 ] || fail "the entry submitted as bob is in the stream"
+
 # ---- up but not serving yet (BUSY with a script here; LOADING its dataset
 # at boot is the same): an outage the bridge waits out, not a refusal
 R config set busy-reply-threshold 50 >/dev/null

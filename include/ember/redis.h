@@ -66,7 +66,9 @@ const char *ember_redis_strerror(int err);
  *   redis://[[[USER]:]PASSWORD@]HOST[:PORT][/DB]   (PORT 6379, DB 0 by default;
  *                                                   HOST may be [IPv6])
  *   unix://[[[USER]:]PASSWORD@]/PATH/TO/SOCKET[?db=N] (or unix:PATH, no password)
- * A password is sent with AUTH on every connect; %XX in it, in the user and
+ * A password is sent with AUTH on every connect, and so is a user with an
+ * empty password (USER:@: an ACL user without one logs in as itself, not
+ * as the default user); %XX in it, in the user and
  * in PATH stands for that byte. The credentials end at the URL's last '@'
  * (unix://: the last '@' followed by '/', the socket's absolute path; a
  * unix:/// path may hold '@'). A server that requires a password the URL

@@ -119,7 +119,7 @@ int ember_redis__connect(const struct ember_redis_url *u, int connect_ms, int io
     if (!u->unix_socket) redisEnableKeepAlive(c); /* TCP only: on a unix socket it fails the context */
     int rc = 0;
     redisReply *rep;
-    if (u->password[0]) {
+    if (u->password[0] || u->user[0]) { /* a user logs in as itself, even with no password */
         const char *a[] = { "AUTH", u->user, u->password };
         int n = 3;
         if (!u->user[0]) a[1] = u->password, n = 2; /* AUTH PASSWORD: the default user */
