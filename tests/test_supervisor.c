@@ -248,24 +248,35 @@ static void *let_go_late(void *arg)
     return NULL;
 }
 
+/* Pool F (CFG, name tagged TAG, one runner) with its supervisor SIGKILLed
+ * and left unreaped, its lock byte held by *LH as a late runner would.
+ * Returns a pidfd of the dead supervisor. */
+static int dead_pool_lock_held(struct fixture *f, struct ember_pool_config *cfg, const char *tag,
+                               struct late_holder *lh)
+{
+    fixture_config(f, cfg, "s", tag);
+    cfg->min = cfg->max = 1;
+    fixture_start(f, cfg, 1);
+    char shm[96];
+    ember__shm_name(shm, sizeof shm, f->name);
+    pid_t sup = ember_pool_supervisor_pid(f->pool);
+    int pidfd = ember__pidfd_open(sup);
+    assert_true(pidfd >= 0);
+    kill(sup, SIGKILL);
+    assert_true(await_exit(pidfd));
+    lh->fd = shm_open(shm, O_RDWR | O_CLOEXEC, 0);
+    assert_true(lh->fd >= 0);
+    assert_int_equal(ember__ofd_lock(lh->fd, EMBER__LOCK_SUPERVISOR), 0);
+    return pidfd;
+}
+
 static void dead_supervisors_lock_held_by_a_forked_runner_frees_its_name(void **st)
 {
     (void)st;
     struct fixture f, g;
     struct ember_pool_config cfg;
-    fixture_config(&f, &cfg, "s", "fork");
-    cfg.min = cfg.max = 1;
-    fixture_start(&f, &cfg, 1);
-    char shm[96];
-    ember__shm_name(shm, sizeof shm, f.name);
-    pid_t sup = ember_pool_supervisor_pid(f.pool);
-    int pidfd = ember__pidfd_open(sup);
-    assert_true(pidfd >= 0);
-    kill(sup, SIGKILL);
-    assert_true(await_exit(pidfd));
-    struct late_holder lh = { .fd = shm_open(shm, O_RDWR | O_CLOEXEC, 0) };
-    assert_true(lh.fd >= 0);
-    assert_int_equal(ember__ofd_lock(lh.fd, EMBER__LOCK_SUPERVISOR), 0);
+    struct late_holder lh;
+    int pidfd = dead_pool_lock_held(&f, &cfg, "fork", &lh);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, let_go_late, &lh), 0);
     /* the same name starts: the lock is no live supervisor's */
@@ -288,19 +299,8 @@ static void two_starts_over_a_dead_pool_make_one_pool(void **st)
     (void)st;
     struct fixture f;
     struct ember_pool_config cfg;
-    fixture_config(&f, &cfg, "s", "two");
-    cfg.min = cfg.max = 1;
-    fixture_start(&f, &cfg, 1);
-    char shm[96];
-    ember__shm_name(shm, sizeof shm, f.name);
-    pid_t sup = ember_pool_supervisor_pid(f.pool);
-    int pidfd = ember__pidfd_open(sup);
-    assert_true(pidfd >= 0);
-    kill(sup, SIGKILL);
-    assert_true(await_exit(pidfd));
-    struct late_holder lh = { .fd = shm_open(shm, O_RDWR | O_CLOEXEC, 0) };
-    assert_true(lh.fd >= 0);
-    assert_int_equal(ember__ofd_lock(lh.fd, EMBER__LOCK_SUPERVISOR), 0);
+    struct late_holder lh;
+    int pidfd = dead_pool_lock_held(&f, &cfg, "two", &lh);
     /* two starters, each a process of its own that reports its start's
      * result and its supervisor's pid, then keeps its pool until told */
     int res[2], go[2];

@@ -536,22 +536,6 @@ static void seen_add(pid_t pid)
     g_seen[g_nseen++] = (struct seen){ pid, start };
 }
 
-/* Alive and not a zombie, and the same process (its start time)? */
-static bool alive(pid_t pid, uint64_t start)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return false;
-    buf[n] = 0;
-    char *p = strrchr(buf, ')');
-    if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X') return false;
-    return !start || ember__proc_start_ticks(pid) == start;
-}
-
 static struct ember__view *view(void) { return ember__pool_view(g_pool); }
 
 /* The pid each runner entry had at the last look (0: none). */
@@ -843,7 +827,7 @@ static unsigned children_left(bool report)
         char *e;
         long pid = strtol(p, &e, 10);
         if (e == p) break;
-        if (alive((pid_t)pid, 0)) {
+        if (ember__proc_alive((pid_t)pid, 0)) {
             count++;
             if (report) fprintf(stderr, "ember-chaos: process %ld, reparented to this one, outlived the pool\n", pid);
         }
@@ -1087,13 +1071,13 @@ static unsigned orphans(void)
     for (;;) {
         reap(false);
         n = children_left(false);
-        for (size_t i = 0; i < g_nseen; i++) n += alive(g_seen[i].pid, g_seen[i].start);
+        for (size_t i = 0; i < g_nseen; i++) n += ember__proc_alive(g_seen[i].pid, g_seen[i].start);
         if (!n || now_ns() > until) break;
         pause_ns(5000000);
     }
     if (n) children_left(true);
     for (size_t i = 0; i < g_nseen; i++)
-        if (alive(g_seen[i].pid, g_seen[i].start)) {
+        if (ember__proc_alive(g_seen[i].pid, g_seen[i].start)) {
             fprintf(stderr, "ember-chaos: process %d outlived the pool\n", (int)g_seen[i].pid);
             kill(g_seen[i].pid, SIGKILL);
         }

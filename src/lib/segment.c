@@ -41,17 +41,7 @@ static bool named_supervisor_gone(int fd)
             (ssize_t)sizeof ticks ||
         pid == 0 || pid > INT32_MAX)
         return false;
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)pid);
-    int sf = open(path, O_RDONLY | O_CLOEXEC);
-    if (sf < 0) return true;
-    ssize_t n = read(sf, buf, sizeof buf - 1);
-    close(sf);
-    if (n <= 0) return true;
-    buf[n] = 0;
-    const char *p = strrchr(buf, ')'); /* then " STATE ..." */
-    if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X') return true;
-    return ember__proc_start_ticks((pid_t)pid) != ticks;
+    return !ember__proc_alive((pid_t)pid, ticks);
 }
 
 /* Is the segment SHM left by a supervisor that is gone? Neither its

@@ -53,6 +53,23 @@ static inline uint64_t ember__proc_start_ticks(pid_t pid)
     return strtoull(p, NULL, 10);
 }
 
+/* Does PID live, not as a zombie, and (START not 0) with that start time
+ * (ember__proc_start_ticks), so that it is the same process? */
+static inline bool ember__proc_alive(pid_t pid, uint64_t start)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return false;
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* then " STATE ..." */
+    if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X') return false;
+    return !start || ember__proc_start_ticks(pid) == start;
+}
+
 #define EMBER__LOCK_SUPERVISOR 0
 #define EMBER__LOCK_STARTING 1
 /* Linux's numbers, for a client compiled without _GNU_SOURCE */
