@@ -305,8 +305,13 @@ static void caller_not_watchable_yet_is_not_reaped(void **st)
     if (child == 0) { /* attached while the supervisor cannot open its pidfd */
         ember_client *c;
         if (ember_attach(f.name, &c)) _exit(1);
-        uint64_t x = 7, until = ember__now_ns() + 1500000000ull; /* past a periodic scan */
-        while (ember__now_ns() < until) {
+        /* calls until the supervisor's periodic scan has come round twice
+         * (the first may have begun before the attach) */
+        struct ember_shm_header *h = ember__client_view(c)->hdr;
+        uint32_t s0 = atomic_load_explicit(&h->sup_scans, memory_order_relaxed);
+        uint64_t x = 7, hang = ember__now_ns() + 10 * EMBER_SECOND;
+        while (atomic_load_explicit(&h->sup_scans, memory_order_relaxed) - s0 < 2) {
+            if (ember__now_ns() > hang) _exit(4);
             ember_result r;
             int rc = ember_call(c, ember_handler(c, "echo"), &x, sizeof x, &r, EMBER_SECOND);
             ember_result_release(c, &r);

@@ -79,8 +79,13 @@ static void failed_caller_watch_is_not_a_death(void **st)
         set_faults(FAIL_PID, (uint32_t)getpid()); /* before the supervisor sees us */
         ember_client *c;
         if (ember_attach(f.name, &c)) _exit(1);
-        uint64_t x = 7, until = ember__now_ns() + 2500000000ull; /* past two housekeeping looks */
-        while (ember__now_ns() < until) {
+        /* calls until the housekeeping look has come round three times
+         * (the first may have begun before the attach) */
+        struct ember_shm_header *h = ember__client_view(c)->hdr;
+        uint32_t s0 = atomic_load_explicit(&h->sup_scans, memory_order_relaxed);
+        uint64_t x = 7, hang = ember__now_ns() + 10 * EMBER_SECOND;
+        while (atomic_load_explicit(&h->sup_scans, memory_order_relaxed) - s0 < 3) {
+            if (ember__now_ns() > hang) _exit(4);
             ember_result r;
             int rc = ember_call(c, ember_handler(c, "echo"), &x, sizeof x, &r, EMBER_SECOND);
             ember_result_release(c, &r);

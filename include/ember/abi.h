@@ -285,6 +285,10 @@ struct ember_shm_header {
      * supervisor_silent_ns). Relaxed on both sides: no data rides on it.
      * (In this line's padding: the layout is unchanged.) */
     EMBER_ATOMIC(uint64_t) sup_alive_ns;
+    /* housekeeping looks made so far (one a second: callers scanned,
+     * unowned slots and pages repaired), written by the supervisor alone,
+     * relaxed: a count to await, no data rides on it (in padding too) */
+    EMBER_ATOMIC(uint32_t) sup_scans;
 
     /* event ring: written by the supervisor only; see ember_events_read() */
     EMBER_ALIGNAS(EMBER_CACHELINE) EMBER_ATOMIC(uint64_t) ev_next; /* sequence of the next event */

@@ -372,6 +372,10 @@ _Noreturn void ember__supervisor_main(struct ember__view *v, pid_t app,
             sup_cgroup_tick(&s);
             sup_log_refused(&s);
             next_scan = ember__now_ns() + EMBER__HOUSEKEEPING_NS;
+            /* relaxed, its only writer: a count (abi.h) */
+            atomic_store_explicit(&v->hdr->sup_scans,
+                                  atomic_load_explicit(&v->hdr->sup_scans, memory_order_relaxed) + 1,
+                                  memory_order_relaxed);
         }
         if (ember__now_ns() >= next_repair) { /* stray writes (repair.c) */
             uint64_t after = sup_repair(&s);
