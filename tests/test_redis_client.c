@@ -138,6 +138,11 @@ static void url_bad(void **state)
     if (strstr(msg, "cret")) fail_msg("a message quotes the password: %s", msg);
     refused("unix:///s?x=1", "db=N");
     refused("unix://:pw@", "the socket's absolute path");
+    /* credentials whose '@' was forgotten are not a relative socket path
+     * (which a connect error would print) */
+    refused("unix://:s3cret/run/redis.sock", "end with '@'");
+    ember_redis_url_parse("unix://:s3cret/run/redis.sock", &v, msg, sizeof msg);
+    if (strstr(msg, "s3cret")) fail_msg("a message quotes the password: %s", msg);
     refused("unix://:pw@run/r.sock", "unix://[[USER]:PASSWORD@]/PATH");
     refused("unix://:%zz@/s", "password");
     refused("unix://:pw@/s?x=1", "unix://***@/s?x=1");

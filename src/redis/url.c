@@ -91,6 +91,11 @@ static const char *unix_at(const char *p)
 static int parse_unix(const char *url, const char *p, bool slashes, struct ember_redis_url *u, char *err,
                       size_t errlen)
 {
+    /* unix://:... is credentials with their '@' forgotten, not a relative
+     * socket path (a connect error would print it): said without the URL */
+    if (slashes && *p == ':' && !strchr(p, '@'))
+        return bad(err, errlen, "a unix:// URL's credentials end with '@' before the socket's absolute "
+                   "path: unix://[[USER]:PASSWORD@]/PATH/TO/SOCKET");
     if (slashes && *p != '/' && strchr(p, '@')) { /* unix://CREDENTIALS@/PATH */
         const char *at = unix_at(p);
         if (!at)
