@@ -145,7 +145,8 @@ run 2 "$EMBER" call "$NAME" sleep abc && grep -q "sleep takes a number of millis
 # the runner killed mid-job: its job's group dies with it
 "$EMBER" call "$NAME" exec --timeout never sh -c "sleep 35.$M & sleep 36.$M" >/dev/null 2>"$work/killed.err" &
 caller=$!
-await "the job starts" 5 running "sleep 36\.$M"
+# (the sleep itself: the caller's own command line holds its words too)
+await "the job starts" 5 running "^sleep 36\.$M"
 runner=$("$EMBER" stats "$NAME" --json | grep -oE '"pid":[0-9]+,"state":"[a-z]+","node":-?[0-9]+,"cpus":"[^"]*","busy":[1-9]' |
          head -1 | sed 's/"pid":\([0-9]*\).*/\1/')
 if [ -n "$runner" ]; then
